@@ -1,0 +1,161 @@
+//! Upstream channels: the cc-bridge `UpstreamConfig` fields, in one of four pools.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::crypto::SealedSecret;
+
+/// The four channel pools; the endpoint a client calls decides the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pool {
+    /// `/v1/messages` (cc-bridge `upstream`).
+    Messages,
+    /// `/v1/responses` (cc-bridge `responsesUpstream`).
+    Responses,
+    /// Gemini endpoints (cc-bridge `geminiUpstream`).
+    Gemini,
+    /// `/v1/chat/completions` (cc-bridge `chatUpstream`).
+    Chat,
+}
+
+impl Pool {
+    pub const ALL: [Pool; 4] = [Pool::Messages, Pool::Responses, Pool::Gemini, Pool::Chat];
+
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pool::Messages => "messages",
+            Pool::Responses => "responses",
+            Pool::Gemini => "gemini",
+            Pool::Chat => "chat",
+        }
+    }
+
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Pool> {
+        Pool::ALL.into_iter().find(|pool| pool.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelStatus {
+    #[default]
+    Active,
+    /// Paused, manually or by a failover `suspend` action.
+    Suspended,
+    /// In the standby pool; never routed to.
+    Disabled,
+}
+
+/// Where a channel came from: `config.json` re-imports replace only the channels they own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ChannelOrigin {
+    #[default]
+    Admin,
+    ConfigFile,
+    Import,
+}
+
+/// Cost multipliers for one model prefix (`_default` multiplies with the specific match).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PriceMultiplier {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_multiplier: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_multiplier: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_creation_multiplier: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_read_multiplier: Option<f64>,
+}
+
+/// One upstream. Secrets (`apiKeys`, `oauthTokens`) are always sealed in this type; only the
+/// live snapshot holds them opened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Channel {
+    pub id: String,
+    pub pool: Pool,
+    pub name: String,
+    pub service_type: String,
+    pub base_url: String,
+    #[serde(default)]
+    pub api_keys: Vec<SealedSecret>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub key_load_balance: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub website: String,
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    #[serde(default)]
+    pub model_mapping: BTreeMap<String, String>,
+    /// Seconds to wait for upstream response headers (cc-bridge default 120).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_header_timeout: Option<u64>,
+    #[serde(default)]
+    pub priority: i64,
+    #[serde(default)]
+    pub status: ChannelStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion_until: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub price_multipliers: BTreeMap<String, PriceMultiplier>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth_tokens: Option<SealedSecret>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub quota_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_limit: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_reset_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_reset_interval: Option<i64>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub quota_reset_unit: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub quota_reset_mode: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quota_models: Vec<String>,
+    #[serde(default)]
+    pub rate_limit_rpm: u32,
+    #[serde(default)]
+    pub queue_enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_timeout: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub composite_mappings: Vec<Value>,
+    /// Order inside the pool as in the source file (ties in priority keep file order).
+    #[serde(default)]
+    pub position: u32,
+    #[serde(default)]
+    pub origin: ChannelOrigin,
+    /// Optimistic-concurrency version; bumped by every write.
+    #[serde(default)]
+    pub version: u64,
+    /// Every other field of the source (cc-bridge has many that relaybox keeps but does not
+    /// act on yet: contentFilter, codexServiceTierOverride, …).
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Channel {
+    /// Whether relaybox may route requests to this channel at all.
+    #[must_use]
+    pub fn is_routable(&self) -> bool {
+        self.status == ChannelStatus::Active
+    }
+}

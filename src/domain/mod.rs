@@ -1,0 +1,28 @@
+//! Plain data types and rules of relaybox: no IO, no HTTP, no storage engine.
+//!
+//! Field names follow cc-bridge (camelCase) wherever it has them, so its files import unchanged
+//! and the admin API speaks the same names.
+
+pub mod channel;
+pub mod key;
+pub mod pricing;
+pub mod settings;
+
+pub use channel::{Channel, ChannelStatus, Pool};
+pub use key::{ClientKey, KeyStatus};
+pub use pricing::{ModelAliases, ModelPrice, PricingTable};
+pub use settings::Settings;
+
+use time::OffsetDateTime;
+
+/// Current wall-clock time in UTC; one place so tests and code agree on the clock source.
+#[must_use]
+pub fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+/// A new time-ordered identifier (UUIDv7, simple hex form).
+#[must_use]
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}

@@ -1,0 +1,151 @@
+//! Global settings: the non-channel part of cc-bridge's `config.json` plus relaybox's own knobs.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::Pool;
+
+/// One step of a failover action chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionStep {
+    /// `retry`, `failover`, `suspend` or `none`.
+    pub action: String,
+    /// Seconds to wait before a retry; 0 = use the upstream's reset hint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_seconds: Option<u64>,
+    /// Attempts for a retry step; 99 = unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+}
+
+/// `errorCodes` such as `"429:QUOTA_EXHAUSTED"`, `"500,502"` or `"others"`, and what to do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailoverRule {
+    pub error_codes: String,
+    #[serde(default)]
+    pub action_chain: Vec<ActionStep>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailoverSettings {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub rules: Vec<FailoverRule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generic_resource_wait_seconds: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_cooldown_extra_seconds: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_cooldown_max_wait_seconds: Option<u64>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for FailoverSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            rules: Vec::new(),
+            generic_resource_wait_seconds: None,
+            model_cooldown_extra_seconds: None,
+            model_cooldown_max_wait_seconds: None,
+            extra: Map::new(),
+        }
+    }
+}
+
+pub const DEFAULT_KEY_PREFIX: &str = "cr_";
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 32 * 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Settings {
+    /// `failover` (default), `round-robin` or `random`, per pool.
+    #[serde(default = "failover")]
+    pub load_balance: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub responses_load_balance: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub gemini_load_balance: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub chat_load_balance: String,
+    #[serde(default)]
+    pub failover: FailoverSettings,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debug_log: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbound_header_policy: Option<Value>,
+    /// Currency of `pricing.json` (cc-bridge: always USD).
+    #[serde(default = "usd")]
+    pub pricing_currency: String,
+    /// Prefix of newly created client keys.
+    #[serde(default = "default_key_prefix")]
+    pub key_prefix: String,
+    /// Largest request body the relay accepts.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: u64,
+    #[serde(default)]
+    pub version: u64,
+    /// cc-bridge fields relaybox keeps but does not act on (legacy `currentUpstream`, …).
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+fn failover() -> String {
+    "failover".to_string()
+}
+fn usd() -> String {
+    "USD".to_string()
+}
+fn default_key_prefix() -> String {
+    DEFAULT_KEY_PREFIX.to_string()
+}
+fn default_max_body() -> u64 {
+    DEFAULT_MAX_BODY_BYTES
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            load_balance: failover(),
+            responses_load_balance: String::new(),
+            gemini_load_balance: String::new(),
+            chat_load_balance: String::new(),
+            failover: FailoverSettings::default(),
+            debug_log: None,
+            user_agent: None,
+            outbound_header_policy: None,
+            pricing_currency: usd(),
+            key_prefix: default_key_prefix(),
+            max_body_bytes: default_max_body(),
+            version: 0,
+            extra: Map::new(),
+        }
+    }
+}
+
+impl Settings {
+    /// The load-balance strategy of a pool (empty falls back to `loadBalance`, as in cc-bridge).
+    #[must_use]
+    pub fn load_balance_for(&self, pool: Pool) -> &str {
+        let specific = match pool {
+            Pool::Messages => "",
+            Pool::Responses => &self.responses_load_balance,
+            Pool::Gemini => &self.gemini_load_balance,
+            Pool::Chat => &self.chat_load_balance,
+        };
+        if specific.is_empty() { &self.load_balance } else { specific }
+    }
+}

@@ -1,0 +1,237 @@
+//! Storage behind small traits.
+//!
+//! - [`ConfigStore`]: keys, channels, pricing, aliases, settings, keyring — `relaybox.redb`
+//!   ([`redb_store::RedbStore`]) or memory ([`memory::MemoryStore`], for unit tests).
+//! - [`LogStore`](sqlite::LogStore): request logs, usage, quota usage, import history —
+//!   `logs.sqlite`, written by one background writer with group commit.
+//!
+//! Every config change is a list of [`ConfigOp`]s applied in one transaction. The semantics of
+//! an op (optimistic versions, unique key hashes) live in one pure function,
+//! [`ConfigState::apply_ops`], which both engines use.
+
+pub mod memory;
+pub mod redb_store;
+pub mod sqlite;
+
+use std::collections::BTreeMap;
+
+use crate::crypto::KeyringRecord;
+use crate::domain::{Channel, ClientKey, ModelAliases, ModelPrice, Settings};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{kind} '{id}' does not exist")]
+    NotFound { kind: &'static str, id: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error(
+        "this data dir was written by a newer relaybox ({store} schema {found}, this binary supports up to {supported}); upgrade relaybox or restore a backup"
+    )]
+    SchemaTooNew { store: &'static str, found: u64, supported: u64 },
+    #[error(
+        "the data dir is in use by another relaybox process ({0}); stop it first, or use its admin API"
+    )]
+    Locked(String),
+    #[error("storage error: {0}")]
+    Backend(String),
+}
+
+/// What an op expects to find: the optimistic-concurrency precondition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Create: the record must not exist.
+    Absent,
+    /// Update: the record must exist at this version (stale → conflict).
+    Version(u64),
+    /// Update: the record must exist, any version.
+    Exists,
+    /// Upsert (imports).
+    Any,
+}
+
+#[derive(Debug, Clone)]
+pub enum ConfigOp {
+    PutKey(ClientKey, Expect),
+    DeleteKey(String, Expect),
+    PutChannel(Channel, Expect),
+    DeleteChannel(String, Expect),
+    PutPrice(String, ModelPrice, Expect),
+    DeletePrice(String, Expect),
+    PutAliases(ModelAliases, Expect),
+    PutSettings(Settings, Expect),
+}
+
+/// Everything in the config store, as loaded at start and after each change.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigState {
+    pub keys: BTreeMap<String, ClientKey>,
+    /// SHA-256 hex → key id (unique).
+    pub key_hashes: BTreeMap<String, String>,
+    pub channels: BTreeMap<String, Channel>,
+    pub pricing: BTreeMap<String, ModelPrice>,
+    pub aliases: ModelAliases,
+    pub settings: Settings,
+    /// Bumped by every committed change; the live snapshot records the revision it was built from.
+    pub revision: u64,
+}
+
+/// A row-level write produced by [`ConfigState::apply_ops`], for engines that store per record.
+#[derive(Debug, Clone)]
+pub enum RecordWrite {
+    Key(String, Option<ClientKey>),
+    KeyHash(String, Option<String>),
+    Channel(String, Option<Channel>),
+    Price(String, Option<ModelPrice>),
+    Aliases(ModelAliases),
+    Settings(Settings),
+}
+
+fn check(kind: &'static str, id: &str, current: Option<u64>, expect: Expect) -> Result<u64, StoreError> {
+    match (expect, current) {
+        (Expect::Absent, Some(_)) => Err(StoreError::Conflict(format!("{kind} '{id}' already exists"))),
+        (Expect::Version(_) | Expect::Exists, None) => {
+            Err(StoreError::NotFound { kind, id: id.to_string() })
+        }
+        (Expect::Version(want), Some(have)) if want != have => Err(StoreError::Conflict(format!(
+            "{kind} '{id}' was changed by someone else (version {have}, you sent {want}); reload and retry"
+        ))),
+        (_, current) => Ok(current.unwrap_or(0) + 1),
+    }
+}
+
+impl ConfigState {
+    /// Apply `ops` in order, all or nothing: on error `self` is unchanged. Returns the record
+    /// writes an engine must persist. Versions are set here, so callers never pick them.
+    pub fn apply_ops(&mut self, ops: &[ConfigOp]) -> Result<Vec<RecordWrite>, StoreError> {
+        let mut next = self.clone();
+        let mut writes = Vec::new();
+        for op in ops {
+            next.apply_one(op, &mut writes)?;
+        }
+        next.revision += 1;
+        *self = next;
+        Ok(writes)
+    }
+
+    fn apply_one(&mut self, op: &ConfigOp, writes: &mut Vec<RecordWrite>) -> Result<(), StoreError> {
+        match op {
+            ConfigOp::PutKey(key, expect) => {
+                let current = self.keys.get(&key.id);
+                let version = check("key", &key.id, current.map(|k| k.version), *expect)?;
+                if let Some(owner) = self.key_hashes.get(&key.hash)
+                    && owner != &key.id
+                {
+                    return Err(StoreError::Conflict(format!(
+                        "another key ('{owner}') already has this key's hash"
+                    )));
+                }
+                if let Some(old) = current
+                    && old.hash != key.hash
+                {
+                    self.key_hashes.remove(&old.hash);
+                    writes.push(RecordWrite::KeyHash(old.hash.clone(), None));
+                }
+                let mut key = key.clone();
+                key.version = version;
+                self.key_hashes.insert(key.hash.clone(), key.id.clone());
+                writes.push(RecordWrite::KeyHash(key.hash.clone(), Some(key.id.clone())));
+                writes.push(RecordWrite::Key(key.id.clone(), Some(key.clone())));
+                self.keys.insert(key.id.clone(), key);
+            }
+            ConfigOp::DeleteKey(id, expect) => {
+                let current = self.keys.get(id).map(|k| k.version);
+                check("key", id, current, delete_expect(*expect))?;
+                if let Some(old) = self.keys.remove(id) {
+                    self.key_hashes.remove(&old.hash);
+                    writes.push(RecordWrite::KeyHash(old.hash, None));
+                    writes.push(RecordWrite::Key(id.clone(), None));
+                }
+            }
+            ConfigOp::PutChannel(channel, expect) => {
+                let current = self.channels.get(&channel.id).map(|c| c.version);
+                let version = check("channel", &channel.id, current, *expect)?;
+                let clash = self.channels.values().find(|c| {
+                    c.id != channel.id
+                        && c.pool == channel.pool
+                        && c.name.eq_ignore_ascii_case(&channel.name)
+                });
+                if let Some(clash) = clash {
+                    return Err(StoreError::Conflict(format!(
+                        "the {} pool already has a channel named '{}' (id {})",
+                        channel.pool, clash.name, clash.id
+                    )));
+                }
+                let mut channel = channel.clone();
+                channel.version = version;
+                writes.push(RecordWrite::Channel(channel.id.clone(), Some(channel.clone())));
+                self.channels.insert(channel.id.clone(), channel);
+            }
+            ConfigOp::DeleteChannel(id, expect) => {
+                let current = self.channels.get(id).map(|c| c.version);
+                check("channel", id, current, delete_expect(*expect))?;
+                if self.channels.remove(id).is_some() {
+                    writes.push(RecordWrite::Channel(id.clone(), None));
+                }
+            }
+            ConfigOp::PutPrice(model, price, expect) => {
+                let current = self.pricing.get(model).map(|p| p.version);
+                let version = check("price", model, current, *expect)?;
+                let mut price = price.clone();
+                price.version = version;
+                writes.push(RecordWrite::Price(model.clone(), Some(price.clone())));
+                self.pricing.insert(model.clone(), price);
+            }
+            ConfigOp::DeletePrice(model, expect) => {
+                let current = self.pricing.get(model).map(|p| p.version);
+                check("price", model, current, delete_expect(*expect))?;
+                if self.pricing.remove(model).is_some() {
+                    writes.push(RecordWrite::Price(model.clone(), None));
+                }
+            }
+            ConfigOp::PutAliases(aliases, expect) => {
+                let version = check("aliases", "aliases", Some(self.aliases.version), *expect)?;
+                self.aliases = ModelAliases { version, ..aliases.clone() };
+                writes.push(RecordWrite::Aliases(self.aliases.clone()));
+            }
+            ConfigOp::PutSettings(settings, expect) => {
+                let version = check("settings", "settings", Some(self.settings.version), *expect)?;
+                self.settings = Settings { version, ..settings.clone() };
+                writes.push(RecordWrite::Settings(self.settings.clone()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Deleting with `Any` tolerates a missing record (idempotent imports); `Absent` makes no sense.
+fn delete_expect(expect: Expect) -> Expect {
+    match expect {
+        Expect::Absent => Expect::Exists,
+        other => other,
+    }
+}
+
+/// Keys, channels, pricing, aliases, settings and the keyring.
+pub trait ConfigStore: Send + Sync {
+    /// The whole configuration (it is small; the request path never calls this).
+    fn load(&self) -> Result<ConfigState, StoreError>;
+    /// Apply all ops in one durable transaction; returns the new revision.
+    fn apply(&self, ops: &[ConfigOp]) -> Result<u64, StoreError>;
+    /// The current revision without loading everything (cheap; polled for cross-process changes).
+    fn revision(&self) -> Result<u64, StoreError>;
+    fn keyring(&self) -> Result<Option<KeyringRecord>, StoreError>;
+    /// Store the keyring of a new data dir; refuses to replace an existing one.
+    fn init_keyring(&self, record: &KeyringRecord) -> Result<(), StoreError>;
+}
+
+/// Run blocking store work off the async runtime; a panic in it is resumed in the caller.
+pub async fn blocking<T, F>(work: F) -> T
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::task::spawn_blocking(work).await {
+        Ok(value) => value,
+        Err(err) => std::panic::resume_unwind(err.into_panic()),
+    }
+}

@@ -1,0 +1,261 @@
+//! `relaybox.redb`: the config store. One `Immediate` write transaction per change; values are
+//! serde_json (evolvable with `#[serde(default)]`), the file carries a schema version.
+
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{ConfigOp, ConfigState, ConfigStore, RecordWrite, StoreError};
+use crate::crypto::KeyringRecord;
+
+const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("keys");
+const KEY_HASHES: TableDefinition<&str, &str> = TableDefinition::new("key_hashes");
+const CHANNELS: TableDefinition<&str, &[u8]> = TableDefinition::new("channels");
+const PRICING: TableDefinition<&str, &[u8]> = TableDefinition::new("pricing");
+/// Single documents: `aliases`, `settings`.
+const DOCUMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("documents");
+const KEYRING: TableDefinition<&str, &[u8]> = TableDefinition::new("keyring");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+const META_SCHEMA: &str = "schema_version";
+const META_REVISION: &str = "revision";
+const KEYRING_ACTIVE: &str = "active";
+
+/// The schema this binary writes. Bump it with an `upgrade_from_vN` step below.
+pub const SCHEMA_VERSION: u64 = 1;
+
+impl From<redb::Error> for StoreError {
+    fn from(err: redb::Error) -> Self {
+        StoreError::Backend(format!("relaybox.redb: {err}"))
+    }
+}
+
+macro_rules! backend_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(err: $t) -> Self {
+                StoreError::from(redb::Error::from(err))
+            }
+        }
+    )*};
+}
+backend_from!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::DatabaseError
+);
+
+pub struct RedbStore {
+    db: Database,
+}
+
+impl std::fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RedbStore")
+    }
+}
+
+impl RedbStore {
+    /// Open (or create) the store, verify its integrity and bring its schema up to date.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut db = Database::builder().set_cache_size(32 * 1024 * 1024).create(path).map_err(
+            |err| match err {
+                redb::DatabaseError::DatabaseAlreadyOpen => {
+                    StoreError::Locked(format!("{} is open elsewhere", path.display()))
+                }
+                other => StoreError::from(other),
+            },
+        )?;
+        if !db.check_integrity()? {
+            tracing::warn!(path = %path.display(), "relaybox.redb was repaired at open");
+        }
+        let store = Self { db };
+        store.upgrade()?;
+        Ok(store)
+    }
+
+    fn upgrade(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let found = meta.get(META_SCHEMA)?.map(|v| v.value());
+            match found {
+                None => {
+                    meta.insert(META_SCHEMA, SCHEMA_VERSION)?;
+                    meta.insert(META_REVISION, 0)?;
+                }
+                Some(found) if found > SCHEMA_VERSION => {
+                    return Err(StoreError::SchemaTooNew {
+                        store: "relaybox.redb",
+                        found,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+                // Older schemas are upgraded here one step at a time, in this transaction
+                // (none exist yet: version 1 is the first released schema).
+                Some(_) => {}
+            }
+            // Create every table so readers never meet a missing one.
+            txn.open_table(KEYS)?;
+            txn.open_table(KEY_HASHES)?;
+            txn.open_table(CHANNELS)?;
+            txn.open_table(PRICING)?;
+            txn.open_table(DOCUMENTS)?;
+            txn.open_table(KEYRING)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The schema version recorded in the file.
+    pub fn schema_version(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        Ok(meta.get(META_SCHEMA)?.map_or(0, |v| v.value()))
+    }
+
+    /// Test and repair support: set the recorded schema version.
+    #[doc(hidden)]
+    pub fn force_schema_version(&self, version: u64) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(META)?.insert(META_SCHEMA, version)?;
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+fn decode<T: DeserializeOwned>(table: &str, id: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| StoreError::Backend(format!("relaybox.redb: record {table}/{id} is unreadable: {e}")))
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Backend(format!("encoding a record: {e}")))
+}
+
+fn read_map<T, Tbl>(name: &str, table: &Tbl) -> Result<std::collections::BTreeMap<String, T>, StoreError>
+where
+    T: DeserializeOwned,
+    Tbl: ReadableTable<&'static str, &'static [u8]>,
+{
+    let mut out = std::collections::BTreeMap::new();
+    for entry in table.range::<&str>(..)? {
+        let (id, bytes) = entry?;
+        out.insert(id.value().to_string(), decode(name, id.value(), bytes.value())?);
+    }
+    Ok(out)
+}
+
+/// Read the whole state through any transaction kind.
+macro_rules! read_state {
+    ($txn:expr) => {{
+        let txn = $txn;
+        let keys = read_map("keys", &txn.open_table(KEYS)?)?;
+        let mut key_hashes = std::collections::BTreeMap::new();
+        for entry in txn.open_table(KEY_HASHES)?.range::<&str>(..)? {
+            let (hash, id) = entry?;
+            key_hashes.insert(hash.value().to_string(), id.value().to_string());
+        }
+        let channels = read_map("channels", &txn.open_table(CHANNELS)?)?;
+        let pricing = read_map("pricing", &txn.open_table(PRICING)?)?;
+        let documents = txn.open_table(DOCUMENTS)?;
+        let aliases = match documents.get("aliases")? {
+            Some(bytes) => decode("documents", "aliases", bytes.value())?,
+            None => Default::default(),
+        };
+        let settings = match documents.get("settings")? {
+            Some(bytes) => decode("documents", "settings", bytes.value())?,
+            None => Default::default(),
+        };
+        let revision = txn.open_table(META)?.get(META_REVISION)?.map_or(0, |v| v.value());
+        ConfigState { keys, key_hashes, channels, pricing, aliases, settings, revision }
+    }};
+}
+
+impl ConfigStore for RedbStore {
+    fn load(&self) -> Result<ConfigState, StoreError> {
+        let txn = self.db.begin_read()?;
+        Ok(read_state!(&txn))
+    }
+
+    fn apply(&self, ops: &[ConfigOp]) -> Result<u64, StoreError> {
+        let txn = self.db.begin_write()?;
+        let mut state = read_state!(&txn);
+        let writes = state.apply_ops(ops)?;
+        {
+            let mut keys = txn.open_table(KEYS)?;
+            let mut hashes = txn.open_table(KEY_HASHES)?;
+            let mut channels = txn.open_table(CHANNELS)?;
+            let mut pricing = txn.open_table(PRICING)?;
+            let mut documents = txn.open_table(DOCUMENTS)?;
+            for write in &writes {
+                match write {
+                    RecordWrite::Key(id, Some(key)) => {
+                        keys.insert(id.as_str(), encode(key)?.as_slice())?;
+                    }
+                    RecordWrite::Key(id, None) => {
+                        keys.remove(id.as_str())?;
+                    }
+                    RecordWrite::KeyHash(hash, Some(id)) => {
+                        hashes.insert(hash.as_str(), id.as_str())?;
+                    }
+                    RecordWrite::KeyHash(hash, None) => {
+                        hashes.remove(hash.as_str())?;
+                    }
+                    RecordWrite::Channel(id, Some(channel)) => {
+                        channels.insert(id.as_str(), encode(channel)?.as_slice())?;
+                    }
+                    RecordWrite::Channel(id, None) => {
+                        channels.remove(id.as_str())?;
+                    }
+                    RecordWrite::Price(model, Some(price)) => {
+                        pricing.insert(model.as_str(), encode(price)?.as_slice())?;
+                    }
+                    RecordWrite::Price(model, None) => {
+                        pricing.remove(model.as_str())?;
+                    }
+                    RecordWrite::Aliases(aliases) => {
+                        documents.insert("aliases", encode(aliases)?.as_slice())?;
+                    }
+                    RecordWrite::Settings(settings) => {
+                        documents.insert("settings", encode(settings)?.as_slice())?;
+                    }
+                }
+            }
+            txn.open_table(META)?.insert(META_REVISION, state.revision)?;
+        }
+        txn.commit()?;
+        Ok(state.revision)
+    }
+
+    fn revision(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(META)?.get(META_REVISION)?.map_or(0, |v| v.value()))
+    }
+
+    fn keyring(&self) -> Result<Option<KeyringRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(KEYRING)?;
+        match table.get(KEYRING_ACTIVE)? {
+            Some(bytes) => Ok(Some(decode("keyring", KEYRING_ACTIVE, bytes.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    fn init_keyring(&self, record: &KeyringRecord) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(KEYRING)?;
+            if table.get(KEYRING_ACTIVE)?.is_some() {
+                return Err(StoreError::Conflict("this data dir already has a keyring".into()));
+            }
+            table.insert(KEYRING_ACTIVE, encode(record)?.as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}

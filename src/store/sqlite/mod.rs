@@ -1,0 +1,277 @@
+//! `logs.sqlite`: request logs, usage roll-ups, channel quota usage, import history.
+//!
+//! One connection, shared behind a mutex: the background [`writer`] holds it only for one
+//! group-commit transaction at a time, admin reads and imports take it in between. One
+//! connection also works with `locking_mode=EXCLUSIVE`, which network and FUSE file systems need.
+
+pub mod migrate;
+pub mod writer;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use super::StoreError;
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> Self {
+        StoreError::Backend(format!("logs.sqlite: {err}"))
+    }
+}
+
+/// One request-log row (SPEC §3). Times are RFC 3339 UTC with milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RequestLog {
+    pub id: String,
+    /// `success`, `error`, `client_disconnect`, `rejected`, …
+    pub status: String,
+    pub initial_time: String,
+    pub first_token_time: Option<String>,
+    pub complete_time: Option<String>,
+    pub duration_ms: i64,
+    pub provider: String,
+    pub provider_name: String,
+    pub model: String,
+    pub response_model: String,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_creation_input_tokens: i64,
+    pub cache_read_input_tokens: i64,
+    pub total_tokens: i64,
+    pub price: f64,
+    pub input_cost: f64,
+    pub output_cost: f64,
+    pub cache_creation_cost: f64,
+    pub cache_read_cost: f64,
+    pub http_status: i64,
+    pub stream: bool,
+    pub channel_id: String,
+    pub channel_name: String,
+    pub endpoint: String,
+    pub client_id: String,
+    pub session_id: String,
+    pub error: String,
+    pub upstream_error: String,
+    pub failover_info: String,
+}
+
+/// How the database is opened.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenOptions {
+    /// WAL with `locking_mode=EXCLUSIVE` (no `-shm` file): needed on FUSE and network shares.
+    pub exclusive_locking: bool,
+}
+
+/// The shared handle to `logs.sqlite`.
+#[derive(Clone)]
+pub struct LogDb {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for LogDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogDb")
+    }
+}
+
+impl LogDb {
+    /// Open (or create) and migrate to the latest schema; refuse a newer one.
+    pub fn open(path: &Path, options: OpenOptions) -> Result<Self, StoreError> {
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        if options.exclusive_locking {
+            conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
+        }
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(mode, "logs.sqlite could not switch to WAL");
+        }
+        // FULL + group commit: an acknowledged batch survives power loss, and batching keeps
+        // it cheap (see DESIGN.md).
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        migrate::run(&mut conn)?;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    /// The connection, for one short unit of work. Never hold it across an `.await`.
+    pub fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Insert rows and update the usage roll-ups in one transaction. Rows whose `id` already
+    /// exists are skipped (imports are idempotent); returns how many were new.
+    pub fn insert_logs(&self, rows: &[RequestLog]) -> Result<usize, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let inserted = insert_logs_tx(&tx, rows)?;
+        tx.commit()?;
+        Ok(inserted)
+    }
+
+    pub fn count_logs(&self) -> Result<u64, StoreError> {
+        let conn = self.lock();
+        Ok(conn.query_row("SELECT COUNT(*) FROM request_log", [], |r| r.get::<_, i64>(0))?
+            .try_into()
+            .unwrap_or(0))
+    }
+
+    /// The newest rows first, at most `limit`, optionally of one client key.
+    pub fn recent_logs(&self, limit: u32, client_id: Option<&str>) -> Result<Vec<RequestLog>, StoreError> {
+        let conn = self.lock();
+        let sql = format!(
+            "SELECT {LOG_COLUMNS} FROM request_log WHERE (?1 IS NULL OR client_id = ?1) ORDER BY seq DESC LIMIT ?2"
+        );
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map(params![client_id, limit], row_to_log)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Record that `item` of `source` with content `sha256` was applied (or rejected).
+    pub fn record_import(
+        &self,
+        source: &str,
+        item: &str,
+        sha256: &str,
+        outcome: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        let conn = self.lock();
+        conn.execute(
+            "INSERT INTO import_history (source, item, sha256, applied_at, outcome, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![source, item, sha256, crate::domain::now().to_string(), outcome, detail],
+        )?;
+        Ok(())
+    }
+
+    /// The hash of the last successfully applied content of `item`, if any.
+    pub fn last_applied(&self, source: &str, item: &str) -> Result<Option<String>, StoreError> {
+        let conn = self.lock();
+        Ok(conn
+            .query_row(
+                "SELECT sha256 FROM import_history WHERE source = ?1 AND item = ?2 AND outcome = 'applied' ORDER BY id DESC LIMIT 1",
+                params![source, item],
+                |row| row.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Set a channel's quota counter (imports; the relay keeps its own in memory).
+    pub fn put_channel_quota(&self, channel_id: &str, used: f64, last_reset_at: &str) -> Result<(), StoreError> {
+        let conn = self.lock();
+        conn.execute(
+            "INSERT INTO channel_quota_usage (channel_id, used, last_reset_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (channel_id) DO UPDATE SET used = excluded.used, last_reset_at = excluded.last_reset_at",
+            params![channel_id, used, last_reset_at],
+        )?;
+        Ok(())
+    }
+
+    pub fn channel_quota(&self, channel_id: &str) -> Result<Option<(f64, String)>, StoreError> {
+        let conn = self.lock();
+        Ok(conn
+            .query_row(
+                "SELECT used, last_reset_at FROM channel_quota_usage WHERE channel_id = ?1",
+                params![channel_id],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    pub fn put_user_alias(&self, user_id: &str, alias: &str, created_at: &str, updated_at: &str) -> Result<bool, StoreError> {
+        let conn = self.lock();
+        let changed = conn.execute(
+            "INSERT INTO user_aliases (user_id, alias, created_at, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (user_id) DO UPDATE SET alias = excluded.alias, updated_at = excluded.updated_at
+             WHERE user_aliases.alias != excluded.alias",
+            params![user_id, alias, created_at, updated_at],
+        )?;
+        Ok(changed > 0)
+    }
+
+    /// Consistent online copy of the database (`VACUUM INTO`).
+    pub fn backup_to(&self, target: &Path) -> Result<(), StoreError> {
+        let conn = self.lock();
+        conn.execute("VACUUM INTO ?1", params![target.to_string_lossy()])?;
+        Ok(())
+    }
+}
+
+pub(crate) const LOG_COLUMNS: &str = "id, status, initial_time, first_token_time, complete_time, duration_ms, provider, provider_name, model, response_model, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, total_tokens, price, input_cost, output_cost, cache_creation_cost, cache_read_cost, http_status, stream, channel_id, channel_name, endpoint, client_id, session_id, error, upstream_error, failover_info";
+
+fn row_to_log(row: &rusqlite::Row<'_>) -> rusqlite::Result<RequestLog> {
+    Ok(RequestLog {
+        id: row.get(0)?,
+        status: row.get(1)?,
+        initial_time: row.get(2)?,
+        first_token_time: row.get(3)?,
+        complete_time: row.get(4)?,
+        duration_ms: row.get(5)?,
+        provider: row.get(6)?,
+        provider_name: row.get(7)?,
+        model: row.get(8)?,
+        response_model: row.get(9)?,
+        input_tokens: row.get(10)?,
+        output_tokens: row.get(11)?,
+        cache_creation_input_tokens: row.get(12)?,
+        cache_read_input_tokens: row.get(13)?,
+        total_tokens: row.get(14)?,
+        price: row.get(15)?,
+        input_cost: row.get(16)?,
+        output_cost: row.get(17)?,
+        cache_creation_cost: row.get(18)?,
+        cache_read_cost: row.get(19)?,
+        http_status: row.get(20)?,
+        stream: row.get(21)?,
+        channel_id: row.get(22)?,
+        channel_name: row.get(23)?,
+        endpoint: row.get(24)?,
+        client_id: row.get(25)?,
+        session_id: row.get(26)?,
+        error: row.get(27)?,
+        upstream_error: row.get(28)?,
+        failover_info: row.get(29)?,
+    })
+}
+
+/// Insert rows (skipping known ids) and add them to `usage_daily`, inside the caller's transaction.
+pub(crate) fn insert_logs_tx(tx: &rusqlite::Transaction<'_>, rows: &[RequestLog]) -> Result<usize, StoreError> {
+    let mut insert = tx.prepare_cached(&format!(
+        "INSERT OR IGNORE INTO request_log ({LOG_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)"
+    ))?;
+    let mut usage = tx.prepare_cached(
+        "INSERT INTO usage_daily (key_id, model, day, requests, input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, cost)
+         VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (key_id, model, day) DO UPDATE SET
+           requests = requests + 1,
+           input_tokens = input_tokens + excluded.input_tokens,
+           output_tokens = output_tokens + excluded.output_tokens,
+           cache_creation_tokens = cache_creation_tokens + excluded.cache_creation_tokens,
+           cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
+           cost = cost + excluded.cost",
+    )?;
+    let mut inserted = 0;
+    for r in rows {
+        let changed = insert.execute(params![
+            r.id, r.status, r.initial_time, r.first_token_time, r.complete_time, r.duration_ms,
+            r.provider, r.provider_name, r.model, r.response_model, r.input_tokens, r.output_tokens,
+            r.cache_creation_input_tokens, r.cache_read_input_tokens, r.total_tokens, r.price,
+            r.input_cost, r.output_cost, r.cache_creation_cost, r.cache_read_cost, r.http_status,
+            r.stream, r.channel_id, r.channel_name, r.endpoint, r.client_id, r.session_id, r.error,
+            r.upstream_error, r.failover_info
+        ])?;
+        if changed == 0 {
+            continue;
+        }
+        inserted += 1;
+        if !r.client_id.is_empty() {
+            let day = r.initial_time.get(..10).unwrap_or("");
+            usage.execute(params![
+                r.client_id, r.model, day, r.input_tokens, r.output_tokens,
+                r.cache_creation_input_tokens, r.cache_read_input_tokens, r.price
+            ])?;
+        }
+    }
+    Ok(inserted)
+}

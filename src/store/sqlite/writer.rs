@@ -1,0 +1,216 @@
+//! The request-log writer: one OS thread, group commit.
+//!
+//! The request path calls [`LogWriter::submit`], which never blocks and never waits for a disk:
+//! a full queue drops the row and counts it. The thread commits a batch when it holds
+//! `max_batch` rows or the first row of the batch is `max_delay` old, in one transaction
+//! (`synchronous=FULL`), together with the usage roll-ups. [`LogWriter::close`] drains the
+//! queue and commits the rest, so a graceful stop loses no row.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::{LogDb, RequestLog, insert_logs_tx};
+
+#[derive(Debug, Clone, Copy)]
+pub struct WriterConfig {
+    pub max_batch: usize,
+    pub max_delay: Duration,
+    pub capacity: usize,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        Self { max_batch: 500, max_delay: Duration::from_millis(100), capacity: 65_536 }
+    }
+}
+
+enum Message {
+    Row(Box<RequestLog>),
+    /// Reply once everything sent before this is committed.
+    Flush(SyncSender<()>),
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    submitted: AtomicU64,
+    written: AtomicU64,
+    dropped: AtomicU64,
+    failed: AtomicU64,
+    batches: AtomicU64,
+}
+
+/// Figures for `/metrics` and `/health`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct WriterStats {
+    pub queued: u64,
+    pub written: u64,
+    pub dropped: u64,
+    pub failed: u64,
+    pub batches: u64,
+}
+
+pub struct LogWriter {
+    sender: Mutex<Option<SyncSender<Message>>>,
+    counters: Arc<Counters>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for LogWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogWriter").field("stats", &self.stats()).finish()
+    }
+}
+
+impl LogWriter {
+    pub fn start(db: LogDb, config: WriterConfig) -> std::io::Result<Self> {
+        let (sender, receiver) = sync_channel(config.capacity);
+        let counters = Arc::new(Counters::default());
+        let thread_counters = Arc::clone(&counters);
+        let thread = std::thread::Builder::new()
+            .name("log-writer".into())
+            .spawn(move || run(&db, &receiver, config, &thread_counters))?;
+        Ok(Self {
+            sender: Mutex::new(Some(sender)),
+            counters,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    fn sender(&self) -> Option<SyncSender<Message>> {
+        self.sender.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Queue a row; never blocks. Returns false (and counts a drop) when the queue is full or
+    /// the writer is closed.
+    pub fn submit(&self, row: RequestLog) -> bool {
+        let Some(sender) = self.sender() else {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        };
+        match sender.try_send(Message::Row(Box::new(row))) {
+            Ok(()) => {
+                self.counters.submitted.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("request-log queue full: a log row was dropped");
+                false
+            }
+        }
+    }
+
+    /// Block until every row submitted before this call is committed (or failed).
+    pub fn flush(&self) {
+        let Some(sender) = self.sender() else { return };
+        let (done_tx, done_rx) = sync_channel(1);
+        if sender.send(Message::Flush(done_tx)).is_ok() {
+            let _ = done_rx.recv();
+        }
+    }
+
+    /// Commit everything queued, stop the thread. Later submits are counted as drops.
+    pub fn close(&self) {
+        let sender = self.sender.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        drop(sender);
+        let thread = self.thread.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(thread) = thread
+            && thread.join().is_err()
+        {
+            tracing::error!("the log writer thread panicked");
+        }
+    }
+
+    #[must_use]
+    pub fn stats(&self) -> WriterStats {
+        let c = &self.counters;
+        let submitted = c.submitted.load(Ordering::Relaxed);
+        let written = c.written.load(Ordering::Relaxed);
+        let failed = c.failed.load(Ordering::Relaxed);
+        WriterStats {
+            queued: submitted.saturating_sub(written + failed),
+            written,
+            dropped: c.dropped.load(Ordering::Relaxed),
+            failed,
+            batches: c.batches.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn run(db: &LogDb, receiver: &Receiver<Message>, config: WriterConfig, counters: &Counters) {
+    let mut batch: Vec<RequestLog> = Vec::with_capacity(config.max_batch);
+    let mut waiters: Vec<SyncSender<()>> = Vec::new();
+    loop {
+        // Wait for the first message of a batch.
+        let first = match receiver.recv() {
+            Ok(message) => message,
+            Err(_) => return, // closed and fully drained
+        };
+        let deadline = Instant::now() + config.max_delay;
+        let mut message = Some(first);
+        let mut closed = false;
+        while let Some(current) = message.take() {
+            match current {
+                Message::Row(row) => batch.push(*row),
+                Message::Flush(waiter) => {
+                    waiters.push(waiter);
+                    break; // commit now so the flusher is answered promptly
+                }
+            }
+            if batch.len() >= config.max_batch {
+                break;
+            }
+            let wait = deadline.saturating_duration_since(Instant::now());
+            match receiver.recv_timeout(wait) {
+                Ok(next) => message = Some(next),
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        commit(db, &mut batch, counters);
+        for waiter in waiters.drain(..) {
+            let _ = waiter.send(());
+        }
+        if closed {
+            // Nothing can arrive any more; whatever was buffered is committed above.
+            return;
+        }
+    }
+}
+
+fn commit(db: &LogDb, batch: &mut Vec<RequestLog>, counters: &Counters) {
+    if batch.is_empty() {
+        return;
+    }
+    let count = batch.len() as u64;
+    let result = (|| {
+        let mut conn = db.lock();
+        let tx = conn.transaction()?;
+        insert_logs_tx(&tx, batch)?;
+        tx.commit()?;
+        Ok::<_, crate::store::StoreError>(())
+    })();
+    match result {
+        Ok(()) => {
+            counters.written.fetch_add(count, Ordering::Relaxed);
+            counters.batches.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(err) => {
+            counters.failed.fetch_add(count, Ordering::Relaxed);
+            tracing::error!(error = %err, rows = count, "request-log batch could not be written");
+        }
+    }
+    batch.clear();
+}
