@@ -44,6 +44,12 @@ impl SealedSecret {
         &self.0
     }
 
+    /// A placeholder shown instead of a sealed value that must never leave the server.
+    #[must_use]
+    pub fn redacted() -> Self {
+        Self("(redacted)".to_string())
+    }
+
     /// Whether the text has the sealed form (used to tell sealed from plaintext input).
     #[must_use]
     pub fn looks_sealed(text: &str) -> bool {

@@ -2,6 +2,12 @@
 //!
 //! See `ARCHITECTURE.md` for the map of this crate.
 
+pub mod app;
+pub mod cli;
 pub mod crypto;
 pub mod domain;
+pub mod fsguard;
+pub mod http;
+pub mod importers;
 pub mod store;
+pub mod telemetry;

@@ -26,3 +26,11 @@ pub fn now() -> OffsetDateTime {
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }
+
+/// A short random channel id (8 hex characters, the cc-bridge form).
+#[must_use]
+pub fn new_channel_id() -> String {
+    // The tail of a UUIDv7 is random; its head is the timestamp and would repeat.
+    let id = new_id();
+    id[id.len() - 8..].to_string()
+}

@@ -1,0 +1,269 @@
+//! cc-bridge JSON files in the data dir: imported at start and again whenever their *content*
+//! changes, found by polling.
+//!
+//! Polling is the mechanism because file-system events do not arrive on Docker Desktop mounts,
+//! network shares or Unraid's FUSE `/mnt/user`. Each poll compares a cheap signature (length,
+//! mtime, inode, ctime) and hashes the content when it differs (and every 30th poll anyway, in
+//! case a copy kept every attribute). A new content is applied only once it has been identical
+//! on two consecutive polls, so a half-written file is never imported. A file that does not
+//! parse or validate is rejected whole; the running configuration stays.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::Core;
+use crate::domain::channel::ChannelOrigin;
+use crate::importers::cc_bridge::{self, ConfigFile, FileError};
+use crate::store::ConfigOp;
+
+const IMPORT_SOURCE: &str = "cc-bridge";
+const FULL_HASH_EVERY: u32 = 30;
+
+/// What `/health` and the admin API show about the config files.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReloadStatus {
+    pub poll_interval_ms: u64,
+    pub files: BTreeMap<String, FileStatus>,
+    pub last_reload_at: Option<String>,
+    pub last_error: Option<FileError>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileStatus {
+    pub present: bool,
+    pub applied_sha256: Option<String>,
+    pub applied_at: Option<String>,
+    pub error: Option<FileError>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Signature {
+    len: u64,
+    mtime_ns: i128,
+    ino: u64,
+    ctime_ns: i128,
+}
+
+#[derive(Debug, Default)]
+struct Watched {
+    signature: Option<Signature>,
+    /// Hash of the content last read.
+    seen: Option<String>,
+    /// How many consecutive polls saw `seen`.
+    seen_polls: u32,
+    /// Hash of the content last applied or rejected (never retried until it changes).
+    settled: Option<String>,
+}
+
+pub struct Reloader {
+    core: Arc<Core>,
+    dir: PathBuf,
+    interval: Duration,
+    status: Mutex<ReloadStatus>,
+    watched: Mutex<BTreeMap<&'static str, Watched>>,
+    wake: Notify,
+    polls: Mutex<u32>,
+}
+
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reloader").field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn signature(meta: &std::fs::Metadata) -> Signature {
+    Signature {
+        len: meta.len(),
+        mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+        ino: meta.ino(),
+        ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+    }
+}
+
+impl Reloader {
+    pub fn new(core: Arc<Core>, interval: Duration) -> Arc<Self> {
+        let dir = core.data.path.clone();
+        Arc::new(Self {
+            core,
+            dir,
+            interval,
+            status: Mutex::new(ReloadStatus {
+                poll_interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
+                ..ReloadStatus::default()
+            }),
+            watched: Mutex::new(BTreeMap::new()),
+            wake: Notify::new(),
+            polls: Mutex::new(0),
+        })
+    }
+
+    #[must_use]
+    pub fn status(&self) -> ReloadStatus {
+        self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Poll now instead of at the next tick (SIGHUP, `POST /admin/api/reload`).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The start-up import: apply whatever differs from what was applied last time, without
+    /// waiting for the settle poll (nothing is writing the files while we start).
+    pub fn initial_sync(&self) {
+        for file in ConfigFile::ALL {
+            self.check(file, true);
+        }
+    }
+
+    /// The poll loop; returns when `shutdown` is cancelled.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) -> anyhow::Result<()> {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                () = tokio::time::sleep(self.interval) => {}
+                () = self.wake.notified() => {}
+            }
+            let this = Arc::clone(&self);
+            crate::store::blocking(move || this.poll_once()).await;
+        }
+    }
+
+    /// One poll over every file (blocking IO; also called directly by tests).
+    pub fn poll_once(&self) {
+        let full_hash = {
+            let mut polls = self.polls.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            *polls = polls.wrapping_add(1);
+            *polls % FULL_HASH_EVERY == 0
+        };
+        for file in ConfigFile::ALL {
+            self.check(file, full_hash);
+        }
+    }
+
+    fn check(&self, file: ConfigFile, force_hash: bool) {
+        let name = file.file_name();
+        let path = self.dir.join(name);
+        let meta = std::fs::metadata(&path).ok();
+        self.update_status(name, |s| s.present = meta.is_some());
+        let Some(meta) = meta else { return };
+        let mut watched = self.watched.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = watched.entry(name).or_default();
+        if entry.settled.is_none() {
+            entry.settled = self.core.stores().logs.last_applied(IMPORT_SOURCE, name).ok().flatten();
+        }
+        let sig = signature(&meta);
+        let initial = entry.signature.is_none();
+        if entry.signature.as_ref() == Some(&sig) && !force_hash && entry.seen_polls >= 2 {
+            return;
+        }
+        entry.signature = Some(sig);
+        let Ok(bytes) = std::fs::read(&path) else { return };
+        let hash = sha256_hex(&bytes);
+        if entry.seen.as_deref() == Some(hash.as_str()) {
+            entry.seen_polls += 1;
+        } else {
+            entry.seen = Some(hash.clone());
+            entry.seen_polls = 1;
+        }
+        let settled_now = entry.seen_polls >= 2 || (initial && force_hash);
+        if entry.settled.as_deref() == Some(hash.as_str()) || !settled_now {
+            return;
+        }
+        entry.settled = Some(hash.clone());
+        drop(watched);
+        self.apply(file, &bytes, &hash);
+    }
+
+    fn apply(&self, file: ConfigFile, bytes: &[u8], hash: &str) {
+        let name = file.file_name();
+        // quota_usage.json seeds the counters once; afterwards relaybox owns them.
+        if file == ConfigFile::QuotaUsage
+            && matches!(self.core.stores().logs.last_applied(IMPORT_SOURCE, name), Ok(Some(_)))
+        {
+            tracing::info!(file = name, "already imported once; later changes are not re-imported");
+            return;
+        }
+        let result = self.plan_and_apply(file, bytes);
+        let at = crate::domain::now().to_string();
+        let logs = &self.core.stores().logs;
+        match result {
+            Ok(changes) => {
+                tracing::info!(file = name, changes, "applied config file");
+                if let Err(err) = logs.record_import(IMPORT_SOURCE, name, hash, "applied", "") {
+                    tracing::warn!(error = %err, "could not record the import");
+                }
+                let mut status = self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                status.last_reload_at = Some(at.clone());
+                if status.last_error.as_ref().is_some_and(|e| e.file == name) {
+                    status.last_error = None;
+                }
+                let file_status = status.files.entry(name.to_string()).or_default();
+                file_status.applied_sha256 = Some(hash.to_string());
+                file_status.applied_at = Some(at);
+                file_status.error = None;
+            }
+            Err(error) => {
+                tracing::error!(file = name, error = %error, "config file rejected; the running configuration stays");
+                let detail = error.to_string();
+                if let Err(err) = logs.record_import(IMPORT_SOURCE, name, hash, "rejected", &detail) {
+                    tracing::warn!(error = %err, "could not record the rejection");
+                }
+                let mut status = self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                status.last_error = Some(error.clone());
+                status.files.entry(name.to_string()).or_default().error = Some(error);
+            }
+        }
+    }
+
+    /// Parse, validate and apply one file; returns how many records changed.
+    fn plan_and_apply(&self, file: ConfigFile, bytes: &[u8]) -> Result<usize, FileError> {
+        let state = self.core.live().state.clone();
+        let store_error = |e: &dyn std::fmt::Display| FileError {
+            file: file.file_name().to_string(),
+            line: None,
+            column: None,
+            field: None,
+            reason: format!("could not be applied: {e}"),
+        };
+        let ops: Vec<ConfigOp> = match file {
+            ConfigFile::Config => cc_bridge::plan_config(bytes, &state, self.core.cipher(), ChannelOrigin::ConfigFile)?,
+            ConfigFile::Pricing => cc_bridge::plan_pricing(bytes, &state)?,
+            ConfigFile::Aliases => cc_bridge::plan_aliases(bytes, &state)?,
+            ConfigFile::QuotaUsage => {
+                let config = std::fs::read(self.dir.join(ConfigFile::Config.file_name())).unwrap_or_default();
+                let entries = cc_bridge::plan_quota_usage(bytes, &config)?;
+                for entry in &entries {
+                    self.core
+                        .stores()
+                        .logs
+                        .put_channel_quota(&entry.channel_id, entry.used, &entry.last_reset_at)
+                        .map_err(|e| store_error(&e))?;
+                }
+                return Ok(entries.len());
+            }
+        };
+        if !ops.is_empty() {
+            self.core.apply(&ops).map_err(|e| store_error(&e))?;
+        }
+        Ok(ops.len())
+    }
+
+    fn update_status(&self, name: &str, change: impl FnOnce(&mut FileStatus)) {
+        let mut status = self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        change(status.files.entry(name.to_string()).or_default());
+    }
+}

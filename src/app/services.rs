@@ -1,0 +1,458 @@
+//! Use cases shared by the admin API and the offline CLI: they generate ids, timestamps and
+//! hashes, seal secrets, check rules, then apply one change through [`Core::apply`].
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use zeroize::Zeroizing;
+
+use super::Core;
+use super::live::{api_key_aad, oauth_aad};
+use crate::crypto::{self, CryptoError, SealedSecret};
+use crate::domain::channel::ChannelOrigin;
+use crate::domain::key::{Expiry, KeyAllowlists, KeyLimits};
+use crate::domain::{Channel, ClientKey, KeyStatus, ModelAliases, ModelPrice, Pool, Settings, new_id, now};
+use crate::store::{ConfigOp, Expect, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{kind} '{id}' does not exist")]
+    NotFound { kind: &'static str, id: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Store(StoreError),
+    #[error("{0}")]
+    Crypto(#[from] CryptoError),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound { kind, id } => ServiceError::NotFound { kind, id },
+            StoreError::Conflict(message) => ServiceError::Conflict(message),
+            other => ServiceError::Store(other),
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, ServiceError>;
+
+fn invalid(message: impl Into<String>) -> ServiceError {
+    ServiceError::Invalid(message.into())
+}
+
+// ---- client keys ------------------------------------------------------------------------------
+
+/// Fields of a new key; everything but the name is optional.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewKey {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub is_admin: bool,
+    #[serde(default)]
+    pub expiry: Option<Expiry>,
+    #[serde(default)]
+    pub limits: KeyLimits,
+    #[serde(default)]
+    pub allow: KeyAllowlists,
+}
+
+/// A key as shown to admins: never the hash's secret, never the key itself.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyView {
+    #[serde(flatten)]
+    pub key: ClientKey,
+}
+
+impl KeyView {
+    #[must_use]
+    pub fn of(key: &ClientKey) -> Self {
+        let mut key = key.clone();
+        if let Some(legacy) = key.legacy_hash.as_mut() {
+            // The salt is claude-relay-service's ENCRYPTION_KEY: never shown.
+            legacy.salt = SealedSecret::redacted();
+        }
+        Self { key }
+    }
+}
+
+/// Create a key; the plaintext is returned once and never stored.
+pub fn create_key(core: &Core, new: NewKey) -> Result<(ClientKey, Zeroizing<String>)> {
+    let name = new.name.trim();
+    if name.is_empty() {
+        return Err(invalid("a key needs a name"));
+    }
+    let prefix = core.live().settings.key_prefix.clone();
+    let plaintext = crypto::generate_client_key(&prefix)?;
+    let at = now();
+    let key = ClientKey {
+        id: new_id(),
+        name: name.to_string(),
+        description: new.description,
+        status: KeyStatus::Active,
+        is_admin: new.is_admin,
+        hash: crypto::hash_client_key(&plaintext),
+        display_prefix: crypto::display_prefix(&plaintext),
+        legacy_hash: None,
+        created_at: at,
+        updated_at: at,
+        expiry: new.expiry,
+        first_used_at: None,
+        limits: new.limits,
+        allow: new.allow,
+        version: 0,
+        extra: Map::new(),
+    };
+    core.apply(&[ConfigOp::PutKey(key.clone(), Expect::Absent)])?;
+    let stored = get_key(core, &key.id)?;
+    Ok((stored, plaintext))
+}
+
+pub fn list_keys(core: &Core) -> Vec<ClientKey> {
+    core.live().state.keys.values().cloned().collect()
+}
+
+pub fn get_key(core: &Core, id: &str) -> Result<ClientKey> {
+    core.live()
+        .state
+        .keys
+        .get(id)
+        .cloned()
+        .ok_or_else(|| ServiceError::NotFound { kind: "key", id: id.to_string() })
+}
+
+/// Find a key by id, or by name when exactly one key has it (CLI convenience).
+pub fn resolve_key(core: &Core, id_or_name: &str) -> Result<ClientKey> {
+    if let Ok(key) = get_key(core, id_or_name) {
+        return Ok(key);
+    }
+    let live = core.live();
+    let matches: Vec<_> = live.state.keys.values().filter(|k| k.name == id_or_name).collect();
+    match matches.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(ServiceError::NotFound { kind: "key", id: id_or_name.to_string() }),
+        _ => Err(invalid(format!("several keys are named '{id_or_name}'; use the id"))),
+    }
+}
+
+/// Fields a key patch may change.
+const KEY_PATCHABLE: &[&str] =
+    &["name", "description", "status", "isAdmin", "expiry", "limits", "allow"];
+
+/// Merge `patch` (JSON object of patchable fields) into the key. `version` (optimistic
+/// concurrency) comes from the patch's `version` field or the caller.
+pub fn update_key(core: &Core, id: &str, patch: &Value, version: Option<u64>) -> Result<ClientKey> {
+    let current = get_key(core, id)?;
+    let (merged, patch_version) = merge_patch(&current, patch, KEY_PATCHABLE)?;
+    let mut key: ClientKey = merged;
+    if key.name.trim().is_empty() {
+        return Err(invalid("a key needs a name"));
+    }
+    key.updated_at = now();
+    let expect = version.or(patch_version).map_or(Expect::Exists, Expect::Version);
+    core.apply(&[ConfigOp::PutKey(key, expect)])?;
+    get_key(core, id)
+}
+
+pub fn set_key_status(core: &Core, id: &str, status: KeyStatus) -> Result<ClientKey> {
+    update_key(core, id, &serde_json::json!({ "status": status }), None)
+}
+
+pub fn delete_key(core: &Core, id: &str, version: Option<u64>) -> Result<()> {
+    let expect = version.map_or(Expect::Exists, Expect::Version);
+    core.apply(&[ConfigOp::DeleteKey(id.to_string(), expect)])?;
+    Ok(())
+}
+
+// ---- channels ---------------------------------------------------------------------------------
+
+/// A channel as shown to admins: upstream keys masked, OAuth tokens never shown.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelView {
+    #[serde(flatten)]
+    pub channel: Value,
+}
+
+/// Mask a secret for display: enough to recognise it, never enough to use it.
+#[must_use]
+pub fn mask_secret(secret: &str) -> String {
+    let chars: Vec<char> = secret.chars().collect();
+    if chars.len() <= 12 {
+        return "…".to_string();
+    }
+    let head: String = chars[..6].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}…{tail}")
+}
+
+fn is_masked(text: &str) -> bool {
+    text.contains('…')
+}
+
+pub fn channel_view(core: &Core, channel: &Channel) -> Result<ChannelView> {
+    let mut value = serde_json::to_value(channel).map_err(|e| invalid(e.to_string()))?;
+    let masked: Vec<String> = channel
+        .api_keys
+        .iter()
+        .map(|sealed| core.cipher().open(&api_key_aad(&channel.id), sealed).map(|k| mask_secret(&k)))
+        .collect::<std::result::Result<_, _>>()?;
+    if let Some(object) = value.as_object_mut() {
+        object.insert("apiKeys".into(), serde_json::json!(masked));
+        if channel.oauth_tokens.is_some() {
+            object.insert("oauthTokens".into(), Value::String("(set)".into()));
+        }
+    }
+    Ok(ChannelView { channel: value })
+}
+
+pub fn list_channels(core: &Core, pool: Option<Pool>) -> Vec<Channel> {
+    let live = core.live();
+    let mut channels: Vec<Channel> = live
+        .state
+        .channels
+        .values()
+        .filter(|c| pool.is_none_or(|p| c.pool == p))
+        .cloned()
+        .collect();
+    channels.sort_by(|a, b| (a.pool, a.priority, a.position, &a.name).cmp(&(b.pool, b.priority, b.position, &b.name)));
+    channels
+}
+
+pub fn get_channel(core: &Core, id: &str) -> Result<Channel> {
+    core.live()
+        .state
+        .channels
+        .get(id)
+        .cloned()
+        .ok_or_else(|| ServiceError::NotFound { kind: "channel", id: id.to_string() })
+}
+
+/// Find a channel by id, or by name when exactly one channel has it.
+pub fn resolve_channel(core: &Core, id_or_name: &str) -> Result<Channel> {
+    if let Ok(channel) = get_channel(core, id_or_name) {
+        return Ok(channel);
+    }
+    let live = core.live();
+    let matches: Vec<_> =
+        live.state.channels.values().filter(|c| c.name.eq_ignore_ascii_case(id_or_name)).collect();
+    match matches.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(ServiceError::NotFound { kind: "channel", id: id_or_name.to_string() }),
+        _ => Err(invalid(format!("several channels are named '{id_or_name}'; use the id"))),
+    }
+}
+
+/// Build a channel from admin JSON: plaintext `apiKeys` (masked entries keep the stored key at
+/// that position) and an `oauthTokens` object are sealed here.
+fn channel_from_json(core: &Core, mut body: Value, existing: Option<&Channel>) -> Result<Channel> {
+    let object = body.as_object_mut().ok_or_else(|| invalid("a channel must be a JSON object"))?;
+    for forbidden in ["version", "origin"] {
+        object.remove(forbidden);
+    }
+    let id = match existing {
+        Some(channel) => channel.id.clone(),
+        None => match object.get("id").and_then(Value::as_str) {
+            Some(id) if !id.trim().is_empty() => id.trim().to_string(),
+            _ => crate::domain::new_channel_id(),
+        },
+    };
+    object.insert("id".into(), Value::String(id.clone()));
+    let plaintext_keys: Vec<String> = match object.remove("apiKeys") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .map(|item| match item {
+                Value::String(s) => Ok(s),
+                _ => Err(invalid("apiKeys must be a list of strings")),
+            })
+            .collect::<Result<_>>()?,
+        Some(_) => return Err(invalid("apiKeys must be a list of strings")),
+    };
+    let oauth = object.remove("oauthTokens");
+    let mut channel: Channel = serde_json::from_value(body).map_err(|e| invalid(format!("channel: {e}")))?;
+    if channel.name.trim().is_empty() {
+        return Err(invalid("a channel needs a name"));
+    }
+    if !channel.base_url.starts_with("http://") && !channel.base_url.starts_with("https://") {
+        return Err(invalid("baseUrl must start with http:// or https://"));
+    }
+    let mut sealed = Vec::with_capacity(plaintext_keys.len());
+    for (index, key) in plaintext_keys.iter().enumerate() {
+        if is_masked(key) {
+            let kept = existing.and_then(|c| c.api_keys.get(index)).ok_or_else(|| {
+                invalid("apiKeys contains a masked value where no key is stored; send the full key")
+            })?;
+            sealed.push(kept.clone());
+        } else {
+            sealed.push(core.cipher().seal(&api_key_aad(&id), key)?);
+        }
+    }
+    channel.api_keys = sealed;
+    channel.oauth_tokens = match oauth {
+        None => existing.and_then(|c| c.oauth_tokens.clone()),
+        Some(Value::Null) => None,
+        Some(Value::String(s)) if s == "(set)" => existing.and_then(|c| c.oauth_tokens.clone()),
+        Some(tokens @ Value::Object(_)) => Some(core.cipher().seal(&oauth_aad(&id), &tokens.to_string())?),
+        Some(_) => return Err(invalid("oauthTokens must be an object")),
+    };
+    if let Some(existing) = existing {
+        channel.origin = existing.origin;
+        channel.position = existing.position;
+    } else {
+        channel.origin = ChannelOrigin::Admin;
+    }
+    Ok(channel)
+}
+
+pub fn create_channel(core: &Core, body: Value) -> Result<Channel> {
+    let mut channel = channel_from_json(core, body, None)?;
+    let live = core.live();
+    channel.position = u32::try_from(live.channels(channel.pool).len()).unwrap_or(u32::MAX);
+    core.apply(&[ConfigOp::PutChannel(channel.clone(), Expect::Absent)])?;
+    get_channel(core, &channel.id)
+}
+
+pub fn update_channel(core: &Core, id: &str, patch: &Value, version: Option<u64>) -> Result<Channel> {
+    let current = get_channel(core, id)?;
+    let patch_object = patch.as_object().ok_or_else(|| invalid("a patch must be a JSON object"))?;
+    for fixed in ["id", "pool"] {
+        if let Some(value) = patch_object.get(fixed)
+            && serde_json::to_value(&current).ok().and_then(|c| c.get(fixed).cloned()).as_ref() != Some(value)
+        {
+            return Err(invalid(format!("{fixed} cannot be changed; create a new channel instead")));
+        }
+    }
+    let patch_version = patch_object.get("version").and_then(Value::as_u64);
+    // Start from the admin view (masked keys), so untouched keys round-trip as masked.
+    let mut merged = channel_view(core, &current)?.channel;
+    if let Some(object) = merged.as_object_mut() {
+        for (field, value) in patch_object {
+            object.insert(field.clone(), value.clone());
+        }
+    }
+    let channel = channel_from_json(core, merged, Some(&current))?;
+    let expect = version.or(patch_version).map_or(Expect::Exists, Expect::Version);
+    core.apply(&[ConfigOp::PutChannel(channel, expect)])?;
+    get_channel(core, id)
+}
+
+pub fn delete_channel(core: &Core, id: &str, version: Option<u64>) -> Result<()> {
+    let expect = version.map_or(Expect::Exists, Expect::Version);
+    core.apply(&[ConfigOp::DeleteChannel(id.to_string(), expect)])?;
+    Ok(())
+}
+
+// ---- pricing, aliases, settings ---------------------------------------------------------------
+
+pub fn list_pricing(core: &Core) -> Vec<(String, ModelPrice)> {
+    core.live().state.pricing.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+pub fn get_price(core: &Core, model: &str) -> Result<ModelPrice> {
+    core.live()
+        .state
+        .pricing
+        .get(model)
+        .cloned()
+        .ok_or_else(|| ServiceError::NotFound { kind: "price", id: model.to_string() })
+}
+
+fn validate_price(price: &ModelPrice) -> Result<()> {
+    let values = [
+        Some(price.input_price),
+        Some(price.output_price),
+        price.cache_creation_price,
+        price.cache_read_price,
+    ];
+    if values.into_iter().flatten().any(|v| !v.is_finite() || v < 0.0) {
+        return Err(invalid("prices must be non-negative numbers (USD per million tokens)"));
+    }
+    Ok(())
+}
+
+pub fn create_price(core: &Core, model: &str, price: ModelPrice) -> Result<ModelPrice> {
+    if model.trim().is_empty() {
+        return Err(invalid("a price needs a model id or prefix"));
+    }
+    validate_price(&price)?;
+    core.apply(&[ConfigOp::PutPrice(model.to_string(), price, Expect::Absent)])?;
+    get_price(core, model)
+}
+
+const PRICE_PATCHABLE: &[&str] =
+    &["inputPrice", "outputPrice", "cacheCreationPrice", "cacheReadPrice", "description", "exportToModels"];
+
+pub fn update_price(core: &Core, model: &str, patch: &Value, version: Option<u64>) -> Result<ModelPrice> {
+    let current = get_price(core, model)?;
+    let (price, patch_version): (ModelPrice, _) = merge_patch(&current, patch, PRICE_PATCHABLE)?;
+    validate_price(&price)?;
+    let expect = version.or(patch_version).map_or(Expect::Exists, Expect::Version);
+    core.apply(&[ConfigOp::PutPrice(model.to_string(), price, expect)])?;
+    get_price(core, model)
+}
+
+pub fn delete_price(core: &Core, model: &str, version: Option<u64>) -> Result<()> {
+    let expect = version.map_or(Expect::Exists, Expect::Version);
+    core.apply(&[ConfigOp::DeletePrice(model.to_string(), expect)])?;
+    Ok(())
+}
+
+pub fn put_aliases(core: &Core, aliases: ModelAliases, version: Option<u64>) -> Result<ModelAliases> {
+    let expect = version.map_or(Expect::Any, Expect::Version);
+    core.apply(&[ConfigOp::PutAliases(aliases, expect)])?;
+    Ok(core.live().aliases.clone())
+}
+
+pub fn put_settings(core: &Core, settings: Settings, version: Option<u64>) -> Result<Settings> {
+    if settings.key_prefix.len() > 16 || settings.key_prefix.chars().any(char::is_whitespace) {
+        return Err(invalid("keyPrefix must be at most 16 characters without spaces"));
+    }
+    for (pool, strategy) in Pool::ALL.iter().map(|p| (p, settings.load_balance_for(*p))) {
+        if !matches!(strategy, "failover" | "round-robin" | "random") {
+            return Err(invalid(format!(
+                "load balance of the {pool} pool must be failover, round-robin or random (got '{strategy}')"
+            )));
+        }
+    }
+    let expect = version.map_or(Expect::Any, Expect::Version);
+    core.apply(&[ConfigOp::PutSettings(settings, expect)])?;
+    Ok(core.live().settings.clone())
+}
+
+/// Merge the patchable fields of a JSON patch into `current`; unknown fields are refused so a
+/// typo never silently does nothing. Returns the merged value and the patch's `version`.
+fn merge_patch<T>(current: &T, patch: &Value, patchable: &[&str]) -> Result<(T, Option<u64>)>
+where
+    T: Serialize + serde::de::DeserializeOwned,
+{
+    let patch = patch.as_object().ok_or_else(|| invalid("a patch must be a JSON object"))?;
+    let mut merged = serde_json::to_value(current).map_err(|e| invalid(e.to_string()))?;
+    let mut version = None;
+    let object = merged.as_object_mut().ok_or_else(|| invalid("not an object"))?;
+    for (field, value) in patch {
+        if field == "version" {
+            version = value.as_u64();
+            continue;
+        }
+        if !patchable.contains(&field.as_str()) {
+            return Err(invalid(format!(
+                "field '{field}' cannot be changed (changeable: {})",
+                patchable.join(", ")
+            )));
+        }
+        if value.is_null() {
+            object.remove(field);
+        } else {
+            object.insert(field.clone(), value.clone());
+        }
+    }
+    let merged = serde_json::from_value(merged).map_err(|e| invalid(e.to_string()))?;
+    Ok((merged, version))
+}

@@ -1,0 +1,33 @@
+//! `relaybox healthcheck`: exit 0 when the server's `/health` answers 200, else 1.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use super::HealthcheckArgs;
+
+pub async fn run(args: HealthcheckArgs) -> anyhow::Result<ExitCode> {
+    let address = args.listen.replace("0.0.0.0", "127.0.0.1").replace("[::]", "[::1]");
+    let uri = format!("http://{address}/health");
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let request = hyper::Request::get(&uri).body(Empty::new())?;
+    match tokio::time::timeout(Duration::from_secs(5), client.request(request)).await {
+        Ok(Ok(response)) if response.status().is_success() => Ok(ExitCode::SUCCESS),
+        Ok(Ok(response)) => {
+            tracing::error!(status = %response.status(), "{uri} is unhealthy");
+            Ok(ExitCode::FAILURE)
+        }
+        Ok(Err(err)) => {
+            tracing::error!(error = %err, "{uri} is unreachable");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(_) => {
+            tracing::error!("{uri} did not answer within 5 s");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! The admin JSON API under `/admin/api`, authenticated with an admin key
+//! (`Authorization: Bearer`) or the local control token. Route table only; handlers are in
+//! `handlers.rs`.
+
+mod handlers;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+
+use super::error::AdminError;
+use crate::app::server::Server;
+use crate::crypto::digests_equal;
+use crate::domain::KeyStatus;
+
+pub fn routes(server: Arc<Server>) -> Router<Arc<Server>> {
+    use handlers as h;
+    Router::new()
+        .route("/keys", get(h::list_keys).post(h::create_key))
+        .route("/keys/{id}", get(h::get_key).patch(h::update_key).delete(h::delete_key))
+        .route("/channels", get(h::list_channels).post(h::create_channel))
+        .route("/channels/{id}", get(h::get_channel).patch(h::update_channel).delete(h::delete_channel))
+        .route("/pricing", get(h::list_pricing).post(h::create_price))
+        .route("/pricing/{model}", get(h::get_price).patch(h::update_price).delete(h::delete_price))
+        .route("/aliases", get(h::get_aliases).put(h::put_aliases).post(h::add_alias))
+        .route("/aliases/{pool}/{value}", axum::routing::delete(h::delete_alias))
+        .route("/settings", get(h::get_settings).put(h::put_settings))
+        .route("/reload", get(h::reload_status).post(h::reload_now))
+        .route("/logs", get(h::recent_logs))
+        .layer(middleware::from_fn_with_state(server, require_admin))
+}
+
+/// Admin auth: an active admin client key, or the control token of `data/control.json`.
+async fn require_admin(
+    State(server): State<Arc<Server>>,
+    request: Request,
+    next: Next,
+) -> Result<Response, AdminError> {
+    let presented = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or(AdminError::Unauthorized)?;
+    let is_control = digests_equal(presented, &server.control_token);
+    let is_admin_key = server
+        .core
+        .live()
+        .find_key(presented)
+        .is_some_and(|key| key.is_admin && key.status == KeyStatus::Active);
+    if !(is_control || is_admin_key) {
+        return Err(AdminError::Unauthorized);
+    }
+    Ok(next.run(request).await)
+}

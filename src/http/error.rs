@@ -1,0 +1,62 @@
+//! Errors of the admin API and their one mapping to HTTP. Relay endpoints shape their errors
+//! in the protocol the client speaks (see `relay`).
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::app::services::ServiceError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("missing or invalid admin key: send `Authorization: Bearer <admin key>`")]
+    Unauthorized,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+}
+
+impl AdminError {
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AdminError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AdminError::Service(err) => match err {
+                ServiceError::NotFound { .. } => StatusCode::NOT_FOUND,
+                ServiceError::Conflict(_) => StatusCode::CONFLICT,
+                ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
+                ServiceError::Store(StoreError::Locked(_)) => StatusCode::SERVICE_UNAVAILABLE,
+                ServiceError::Store(_) | ServiceError::Crypto(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self.status() {
+            StatusCode::UNAUTHORIZED => "unauthorized",
+            StatusCode::NOT_FOUND => "not_found",
+            StatusCode::CONFLICT => "conflict",
+            StatusCode::BAD_REQUEST => "invalid_request",
+            StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+            _ => "internal_error",
+        }
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = if status.is_server_error() {
+            // Internals (paths, engine messages) stay in the server log.
+            tracing::error!(error = %self, "admin request failed");
+            "internal error; see the server log".to_string()
+        } else {
+            self.to_string()
+        };
+        (status, Json(json!({ "error": { "code": self.code(), "message": message } }))).into_response()
+    }
+}

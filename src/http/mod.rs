@@ -1,0 +1,45 @@
+//! HTTP: the router and the serve loop. Route tables live in `admin.rs` (and `relay` for the
+//! client-facing API); this file only nests them and applies the shared layers.
+
+pub mod admin;
+pub mod error;
+pub mod health;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::app::server::Server;
+
+pub fn router(server: Arc<Server>) -> Router {
+    Router::new()
+        .merge(health::routes())
+        .nest("/admin/api", admin::routes(Arc::clone(&server)))
+        .with_state(server)
+}
+
+/// Serve until `shutdown` resolves or a supervised task fails; then drain in-flight requests
+/// and run the shutdown sequence ([`Server::finish`]).
+pub async fn serve(
+    server: Arc<Server>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    server.start_background(addr).map_err(std::io::Error::other)?;
+    let token = server.tasks.shutdown_token();
+    let stop = async move {
+        tokio::select! {
+            () = shutdown => {}
+            () = token.cancelled() => {}
+        }
+        tracing::info!("shutting down: finishing in-flight requests");
+    };
+    let result = axum::serve(listener, router(Arc::clone(&server)))
+        .with_graceful_shutdown(stop)
+        .await;
+    server.finish().await;
+    result
+}
