@@ -1,0 +1,12 @@
+//! Integration tests: the mock served on a real socket, spoken to over HTTP.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+mod anthropic;
+mod binary;
+mod common;
+mod gemini;
+mod openai;
+mod responses;
+mod scenarios;
+mod stats;
