@@ -9,5 +9,8 @@ pub mod domain;
 pub mod fsguard;
 pub mod http;
 pub mod importers;
+pub mod metrics;
+pub mod providers;
+pub mod relay;
 pub mod store;
 pub mod telemetry;

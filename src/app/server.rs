@@ -39,6 +39,9 @@ impl Default for ServerOptions {
 
 pub struct Server {
     pub core: Arc<Core>,
+    pub upstream: crate::relay::upstream::UpstreamClient,
+    pub health: crate::relay::routing::Health,
+    pub metrics: crate::metrics::Metrics,
     pub writer: LogWriter,
     pub reloader: Arc<Reloader>,
     pub tasks: Tasks,
@@ -63,8 +66,12 @@ impl Server {
         let reloader = Reloader::new(Arc::clone(&core), options.poll_interval);
         reloader.initial_sync();
         let token = crate::crypto::generate_client_key("ctl_").map_err(StartupError::Crypto)?;
+        let upstream = crate::relay::upstream::UpstreamClient::new().map_err(|e| StartupError::FileSystem(format!("cannot set up the upstream HTTP client: {e}")))?;
         Ok(Arc::new(Server {
             core,
+            upstream,
+            health: crate::relay::routing::Health::default(),
+            metrics: crate::metrics::Metrics::default(),
             writer,
             reloader,
             tasks: Tasks::new(),

@@ -96,6 +96,15 @@ pub struct Settings {
     /// Largest request body the relay accepts.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: u64,
+    /// Consecutive failures after which a channel's circuit opens (it is skipped).
+    #[serde(default = "default_breaker_threshold")]
+    pub circuit_breaker_threshold: u32,
+    /// How long an open circuit stays open before one trial request is let through.
+    #[serde(default = "default_breaker_cooldown")]
+    pub circuit_breaker_cooldown_seconds: u64,
+    /// How long a `suspend` failover action parks a channel when the upstream gives no reset time.
+    #[serde(default = "default_suspend")]
+    pub suspend_seconds: u64,
     #[serde(default)]
     pub version: u64,
     /// cc-bridge fields relaybox keeps but does not act on (legacy `currentUpstream`, …).
@@ -115,6 +124,15 @@ fn default_key_prefix() -> String {
 fn default_max_body() -> u64 {
     DEFAULT_MAX_BODY_BYTES
 }
+fn default_breaker_threshold() -> u32 {
+    5
+}
+fn default_breaker_cooldown() -> u64 {
+    30
+}
+fn default_suspend() -> u64 {
+    300
+}
 
 impl Default for Settings {
     fn default() -> Self {
@@ -130,6 +148,9 @@ impl Default for Settings {
             pricing_currency: usd(),
             key_prefix: default_key_prefix(),
             max_body_bytes: default_max_body(),
+            circuit_breaker_threshold: default_breaker_threshold(),
+            circuit_breaker_cooldown_seconds: default_breaker_cooldown(),
+            suspend_seconds: default_suspend(),
             version: 0,
             extra: Map::new(),
         }

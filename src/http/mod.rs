@@ -16,6 +16,7 @@ use crate::app::server::Server;
 pub fn router(server: Arc<Server>) -> Router {
     Router::new()
         .merge(health::routes())
+        .merge(crate::relay::routes())
         .nest("/admin/api", admin::routes(Arc::clone(&server)))
         .with_state(server)
 }

@@ -1,0 +1,301 @@
+//! Allocation-light JSON helpers shared by the protocol files: tolerant token counts, and
+//! byte-level look-ups that find one key's value without parsing the whole document.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use memchr::memmem;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+/// A token count as upstreams send it. Tolerant: `null`, negative numbers, booleans, objects and
+/// unparsable strings count as 0; floats are rounded; numeric strings are read. One odd field
+/// must not cost the whole usage record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Count(pub u64);
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(CountVisitor)
+    }
+}
+
+struct CountVisitor;
+
+impl<'de> Visitor<'de> for CountVisitor {
+    type Value = Count;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a token count")
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Count, E> {
+        Ok(Count(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Count, E> {
+        Ok(Count(u64::try_from(v).unwrap_or(0)))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Count, E> {
+        // A float-to-int `as` cast saturates: NaN and negatives become 0, huge values u64::MAX.
+        Ok(Count(v.round() as u64))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Count, E> {
+        Ok(Count(v.trim().parse().unwrap_or(0)))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Count, E> {
+        Ok(Count(0))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Count, E> {
+        Ok(Count(0))
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Count, E> {
+        Ok(Count(0))
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Count, D::Error> {
+        Count::deserialize(d)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Count, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Count(0))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Count, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Count(0))
+    }
+}
+
+/// Reads an optional count as a plain number (absent or `null` = 0).
+pub(crate) fn count(c: Option<Count>) -> u64 {
+    c.map_or(0, |c| c.0)
+}
+
+/// Only the `type` of an event object.
+#[derive(Deserialize)]
+struct TypeOnly<'a> {
+    #[serde(borrow, default, rename = "type")]
+    kind: Option<Cow<'a, str>>,
+}
+
+/// The `"type"` of an event's JSON object. Cheap when `type` is the first key (the usual
+/// layout): read straight off the bytes. Otherwise the object is parsed for that one field.
+pub(crate) fn event_type(data: &[u8]) -> Option<Cow<'_, [u8]>> {
+    if let Some(kind) = leading_type(data) {
+        return Some(Cow::Borrowed(kind));
+    }
+    let parsed: TypeOnly<'_> = serde_json::from_slice(data).ok()?;
+    match parsed.kind? {
+        Cow::Borrowed(s) => Some(Cow::Borrowed(s.as_bytes())),
+        Cow::Owned(s) => Some(Cow::Owned(s.into_bytes())),
+    }
+}
+
+/// `{"type":"X"` at the start of `data` (whitespace allowed, no escapes in X) → `X`.
+fn leading_type(data: &[u8]) -> Option<&[u8]> {
+    let rest = skip_ws(data, 0);
+    let rest = expect(data, rest, b'{')?;
+    let rest = skip_ws(data, rest);
+    let rest = data
+        .get(rest..)?
+        .strip_prefix(b"\"type\"")
+        .map(|r| data.len() - r.len())?;
+    let rest = skip_ws(data, rest);
+    let rest = expect(data, rest, b':')?;
+    let rest = skip_ws(data, rest);
+    let start = expect(data, rest, b'"')?;
+    let len = memchr::memchr2(b'"', b'\\', data.get(start..)?)?;
+    (data.get(start + len) == Some(&b'"')).then(|| &data[start..start + len])
+}
+
+fn skip_ws(data: &[u8], mut i: usize) -> usize {
+    while data.get(i).is_some_and(u8::is_ascii_whitespace) {
+        i += 1;
+    }
+    i
+}
+
+fn expect(data: &[u8], i: usize, byte: u8) -> Option<usize> {
+    (data.get(i) == Some(&byte)).then_some(i + 1)
+}
+
+/// The raw JSON value of the first `"key": value` pair found anywhere in `json`, located by a
+/// byte search instead of a parse. `quoted_key` includes the quotes (`b"\"usageMetadata\""`).
+///
+/// Sound for keys that only occur as object keys: a string value cannot contain the quoted key
+/// unescaped, so any hit followed by `:` is a real key. The value's extent is found by a
+/// string-aware bracket scan.
+pub(crate) fn find_value<'a>(json: &'a [u8], quoted_key: &[u8]) -> Option<&'a [u8]> {
+    let mut from = 0;
+    while let Some(at) = memmem::find(json.get(from..)?, quoted_key) {
+        let after_key = from + at + quoted_key.len();
+        let colon = skip_ws(json, after_key);
+        if json.get(colon) == Some(&b':') {
+            let start = skip_ws(json, colon + 1);
+            let end = value_end(json, start)?;
+            return Some(&json[start..end]);
+        }
+        from = after_key;
+    }
+    None
+}
+
+/// True when `quoted_key` occurs as a key whose value is not `null`.
+pub(crate) fn has_non_null(json: &[u8], quoted_key: &[u8]) -> bool {
+    find_value(json, quoted_key).is_some_and(|v| v != b"null")
+}
+
+/// End (exclusive) of the JSON value starting at `start`.
+fn value_end(json: &[u8], start: usize) -> Option<usize> {
+    match *json.get(start)? {
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut i = start;
+            while i < json.len() {
+                match json[i] {
+                    b'"' => i = string_end(json, i)? - 1,
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            None
+        }
+        b'"' => string_end(json, start),
+        _ => {
+            let len = json[start..]
+                .iter()
+                .position(|&b| matches!(b, b',' | b'}' | b']') || b.is_ascii_whitespace())
+                .unwrap_or(json.len() - start);
+            (len > 0).then_some(start + len)
+        }
+    }
+}
+
+/// End (exclusive, after the closing quote) of the JSON string whose opening quote is at `start`.
+fn string_end(json: &[u8], start: usize) -> Option<usize> {
+    let mut i = start + 1;
+    loop {
+        let at = memchr::memchr2(b'"', b'\\', json.get(i..)?)?;
+        i += at;
+        if json[i] == b'\\' {
+            i += 2;
+        } else {
+            return Some(i + 1);
+        }
+    }
+}
+
+/// True for a raw JSON array value with at least one element.
+pub(crate) fn non_empty_array(raw: &[u8]) -> bool {
+    raw.first() == Some(&b'[') && raw.get(skip_ws(raw, 1)).is_some_and(|&b| b != b']')
+}
+
+/// `data` without surrounding ASCII whitespace.
+pub(crate) fn trim(data: &[u8]) -> &[u8] {
+    data.trim_ascii()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Counts {
+        a: Option<Count>,
+        b: Option<Count>,
+        c: Option<Count>,
+        d: Option<Count>,
+        e: Option<Count>,
+        f: Option<Count>,
+        g: Option<Count>,
+    }
+
+    #[test]
+    fn counts_are_tolerant() {
+        let c: Counts = serde_json::from_str(
+            r#"{"a":12,"b":null,"c":-3,"d":7.6,"e":"41","f":{"x":1},"g":[1,2]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            [c.a, c.b, c.c, c.d, c.e, c.f, c.g].map(count),
+            [12, 0, 0, 8, 41, 0, 0]
+        );
+        let missing: Counts = serde_json::from_str("{}").unwrap();
+        assert_eq!(count(missing.a), 0);
+    }
+
+    #[test]
+    fn event_type_fast_and_slow_path() {
+        assert_eq!(
+            event_type(br#"{"type":"message_start","message":{}}"#).as_deref(),
+            Some(&b"message_start"[..])
+        );
+        assert_eq!(
+            event_type(b" { \"type\" : \"ping\" }").as_deref(),
+            Some(&b"ping"[..])
+        );
+        // Not the first key: parsed.
+        assert_eq!(
+            event_type(br#"{"sequence_number":3,"type":"response.output_text.delta"}"#).as_deref(),
+            Some(&b"response.output_text.delta"[..])
+        );
+        // Escapes in the value: parsed (and unescaped).
+        assert_eq!(
+            event_type(br#"{"type":"a\u0062c"}"#).as_deref(),
+            Some(&b"abc"[..])
+        );
+        assert_eq!(event_type(b"[DONE]"), None);
+        assert_eq!(event_type(br#"{"other":1}"#), None);
+    }
+
+    #[test]
+    fn find_value_locates_nested_values() {
+        let json = br#"{"candidates":[{"content":{"parts":[{"text":"say \"usageMetadata\": {x}"}]}}],
+            "usageMetadata" : {"promptTokenCount": 5, "promptTokensDetails":[{"modality":"TEXT","tokenCount":5}]},
+            "modelVersion":"gemini-2.5-flash","n":12,"z":null}"#;
+        assert_eq!(
+            find_value(json, b"\"usageMetadata\""),
+            Some(
+                &br#"{"promptTokenCount": 5, "promptTokensDetails":[{"modality":"TEXT","tokenCount":5}]}"#[..]
+            )
+        );
+        assert_eq!(
+            find_value(json, b"\"modelVersion\""),
+            Some(&br#""gemini-2.5-flash""#[..])
+        );
+        assert_eq!(find_value(json, b"\"n\""), Some(&b"12"[..]));
+        assert_eq!(
+            find_value(json, b"\"parts\""),
+            Some(&br#"[{"text":"say \"usageMetadata\": {x}"}]"#[..])
+        );
+        assert!(has_non_null(json, b"\"n\""));
+        assert!(!has_non_null(json, b"\"z\""));
+        assert!(!has_non_null(json, b"\"missing\""));
+        // A truncated document has no value end.
+        assert_eq!(find_value(br#"{"a":{"b":1"#, b"\"a\""), None);
+        assert_eq!(find_value(br#"{"a":"#, b"\"a\""), None);
+    }
+
+    #[test]
+    fn non_empty_arrays() {
+        assert!(non_empty_array(b"[1]"));
+        assert!(non_empty_array(b"[ {\"text\":\"\"} ]"));
+        assert!(!non_empty_array(b"[ ]"));
+        assert!(!non_empty_array(b"[]"));
+        assert!(!non_empty_array(b"{}"));
+    }
+}

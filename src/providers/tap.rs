@@ -1,0 +1,592 @@
+//! [`StreamTap`]: watches a streamed response as the relay forwards it, reading usage, the
+//! answering model, first-token time, proper completion and in-stream errors.
+//!
+//! The bytes are forwarded as they come: `feed` returns the very `Bytes` it was given. The one
+//! exception is an OpenAI Chat stream where the relay asked for `include_usage` on the client's
+//! behalf; there the usage-only chunk is cut out, and so that it can be, incomplete events are
+//! held back until their end arrives (the client could not use half an event anyway).
+//!
+//! Cost: events are framed with SIMD byte searches; an event is JSON-parsed only when it can
+//! change what the tap reports (see each protocol's `on_stream_event`), and then into small
+//! typed structs that skip everything else without allocating.
+
+use bytes::{Bytes, BytesMut};
+
+use super::errors::{self, ErrorKind};
+use super::sse::{self, ArraySplitter, DEFAULT_MAX_EVENT_BYTES, RawEvent, Splitter};
+use super::{Protocol, Usage, anthropic, gemini, openai, responses};
+
+/// Longest in-stream error message kept (characters).
+const MAX_ERROR_CHARS: usize = 2000;
+
+/// Watches one streamed response. See the module docs.
+#[derive(Debug)]
+pub struct StreamTap {
+    protocol: Protocol,
+    framing: Framing,
+    sse: Splitter,
+    array: Option<ArraySplitter>,
+    max_event: usize,
+    /// Reused between `feed` calls when hiding.
+    segments: Vec<Segment>,
+    state: TapState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// Gemini before the first non-blank byte: SSE (`alt=sse`) or a JSON array.
+    Undecided,
+    Sse,
+    JsonArray,
+}
+
+/// A piece of the bytes to forward for one chunk.
+#[derive(Debug)]
+enum Segment {
+    Range(usize, usize),
+    Owned(Vec<u8>),
+}
+
+/// What the protocol handlers learn from the events.
+#[derive(Debug, Default)]
+pub(crate) struct TapState {
+    /// Cut the OpenAI usage-only chunk out of the stream.
+    pub hide_usage_chunk: bool,
+    pub usage: Usage,
+    pub usage_seen: bool,
+    pub usage_since_overflow: bool,
+    pub overflowed: bool,
+    pub first_token: bool,
+    pub completed: bool,
+    pub model: Option<String>,
+    pub error: Option<String>,
+    pub error_code: Option<String>,
+    /// Events with data seen so far.
+    pub events: u64,
+    /// Events that were JSON-parsed (the tap's main cost).
+    pub parsed: u64,
+    /// Events cut out of the stream.
+    pub hidden: u64,
+}
+
+impl TapState {
+    pub(crate) fn set_usage(&mut self, usage: Usage) {
+        self.usage = usage;
+        self.usage_seen = true;
+        self.usage_since_overflow = true;
+    }
+
+    pub(crate) fn set_model(&mut self, model: &str) {
+        let model = model.trim();
+        if self.model.is_none() && !model.is_empty() {
+            self.model = Some(model.to_owned());
+        }
+    }
+
+    /// Records an in-stream error; the first one is kept.
+    pub(crate) fn set_error(&mut self, message: Option<&str>, code: Option<&str>) {
+        if self.error.is_some() {
+            return;
+        }
+        let message = message.map(str::trim).filter(|m| !m.is_empty());
+        let code = code.map(str::trim).filter(|c| !c.is_empty());
+        let text = message.or(code).unwrap_or("error event without a message");
+        self.error = Some(errors::truncate_chars(text, MAX_ERROR_CHARS));
+        self.error_code = code.map(str::to_owned);
+    }
+
+    fn mark_overflow(&mut self) {
+        self.overflowed = true;
+        self.usage_since_overflow = false;
+    }
+
+    /// One framed event; returns true when it must be cut out of the stream.
+    fn on_event(&mut self, protocol: Protocol, event: &RawEvent<'_>) -> bool {
+        let Some(raw) = event.bytes else {
+            self.mark_overflow();
+            return false;
+        };
+        let fields = sse::fields(raw);
+        if !fields.has_data {
+            return false;
+        }
+        self.events += 1;
+        match protocol {
+            Protocol::Anthropic => anthropic::on_stream_event(self, fields.event, &fields.data),
+            Protocol::OpenAiChat => return openai::on_stream_event(self, &fields.data),
+            Protocol::OpenAiResponses => {
+                responses::on_stream_event(self, fields.event, &fields.data);
+            }
+            Protocol::Gemini => gemini::on_stream_event(self, &fields.data),
+        }
+        false
+    }
+
+    /// One element of a Gemini JSON-array stream.
+    fn on_element(&mut self, event: &RawEvent<'_>) {
+        match event.bytes {
+            Some(raw) => {
+                self.events += 1;
+                gemini::on_stream_event(self, raw);
+            }
+            None => self.mark_overflow(),
+        }
+    }
+}
+
+impl StreamTap {
+    /// A tap for a stream in `protocol`. `hide_usage_chunk` (OpenAI Chat only; ignored for the
+    /// others): the relay added `stream_options.include_usage` although the client did not ask,
+    /// so the usage-only chunk is removed from what the client receives.
+    #[must_use]
+    pub fn new(protocol: Protocol, hide_usage_chunk: bool) -> Self {
+        Self::with_max_event_len(protocol, hide_usage_chunk, DEFAULT_MAX_EVENT_BYTES)
+    }
+
+    /// As [`StreamTap::new`], keeping events of up to `max_event` bytes for parsing. A larger
+    /// event is forwarded unparsed, and usage counts as unknown unless usage arrives after it.
+    #[must_use]
+    pub fn with_max_event_len(
+        protocol: Protocol,
+        hide_usage_chunk: bool,
+        max_event: usize,
+    ) -> Self {
+        Self {
+            protocol,
+            framing: if protocol == Protocol::Gemini {
+                Framing::Undecided
+            } else {
+                Framing::Sse
+            },
+            sse: Splitter::new(max_event),
+            array: None,
+            max_event,
+            segments: Vec::new(),
+            state: TapState {
+                hide_usage_chunk: hide_usage_chunk && protocol == Protocol::OpenAiChat,
+                ..TapState::default()
+            },
+        }
+    }
+
+    /// The protocol this tap reads.
+    #[must_use]
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// Feeds the next upstream chunk; returns the bytes to forward to the client: the same
+    /// `Bytes` (no copy) unless the usage chunk is being hidden, in which case every byte but
+    /// that event's is forwarded, in order (incomplete events wait for their end).
+    pub fn feed(&mut self, chunk: Bytes) -> Bytes {
+        if chunk.is_empty() {
+            return chunk;
+        }
+        if self.framing == Framing::Undecided {
+            match chunk.iter().find(|b| !b.is_ascii_whitespace()) {
+                None => return chunk,
+                Some(b'[') => {
+                    self.framing = Framing::JsonArray;
+                    self.array = Some(ArraySplitter::new(self.max_event));
+                }
+                Some(_) => self.framing = Framing::Sse,
+            }
+        }
+        let protocol = self.protocol;
+        let state = &mut self.state;
+        match self.framing {
+            Framing::JsonArray => {
+                if let Some(array) = &mut self.array {
+                    array.split(&chunk, |event| state.on_element(&event));
+                }
+                chunk
+            }
+            _ if !state.hide_usage_chunk => {
+                self.sse.split(&chunk, |event| {
+                    state.on_event(protocol, &event);
+                });
+                chunk
+            }
+            _ => self.feed_hiding(chunk),
+        }
+    }
+
+    fn feed_hiding(&mut self, chunk: Bytes) -> Bytes {
+        let protocol = self.protocol;
+        let state = &mut self.state;
+        let segments = &mut self.segments;
+        segments.clear();
+        let end = self.sse.split(&chunk, |event| {
+            if state.on_event(protocol, &event) {
+                state.hidden += 1;
+                return;
+            }
+            match (event.carried, event.bytes) {
+                // Its earlier part was held back: forward the whole event now.
+                (true, Some(bytes)) => segments.push(Segment::Owned(bytes.to_vec())),
+                // In this chunk only, or skipped (its earlier part was already forwarded).
+                _ => push_range(segments, event.start, event.end),
+            }
+        });
+        if let Some(released) = end.released {
+            segments.push(Segment::Owned(released));
+        }
+        if end.skipping {
+            push_range(segments, end.tail_start, chunk.len());
+        }
+        assemble(chunk, segments)
+    }
+
+    /// Call when the upstream body ends. Reads an unterminated last event, and returns bytes
+    /// still to forward (non-empty only when hiding held back that unterminated event).
+    pub fn finish(&mut self) -> Bytes {
+        if self.framing != Framing::Sse {
+            return Bytes::new();
+        }
+        let Some(rest) = self.sse.finish() else {
+            return Bytes::new();
+        };
+        let event = RawEvent {
+            bytes: Some(&rest),
+            start: 0,
+            end: rest.len(),
+            carried: true,
+        };
+        let hide = self.state.on_event(self.protocol, &event);
+        if hide {
+            self.state.hidden += 1;
+        }
+        if self.state.hide_usage_chunk && !hide {
+            Bytes::from(rest)
+        } else {
+            Bytes::new()
+        }
+    }
+
+    /// True once the first content token has been seen (for time-to-first-token).
+    #[must_use]
+    pub fn saw_first_token(&self) -> bool {
+        self.state.first_token
+    }
+
+    /// Whether the stream reached its proper end: Anthropic `message_stop`, OpenAI `[DONE]`,
+    /// Responses `response.completed` / `.failed` / `.incomplete`, Gemini a `finishReason`.
+    #[must_use]
+    pub fn completed(&self) -> bool {
+        self.state.completed
+    }
+
+    /// Best knowledge of the usage so far.
+    #[must_use]
+    pub fn usage(&self) -> Usage {
+        self.state.usage
+    }
+
+    /// Usage figures were read, and none could have been missed: no event since the last
+    /// figures was too large to parse.
+    #[must_use]
+    pub fn usage_known(&self) -> bool {
+        self.state.usage_seen && (!self.state.overflowed || self.state.usage_since_overflow)
+    }
+
+    /// At least one event was too large to parse and was forwarded unread.
+    #[must_use]
+    pub fn overflowed(&self) -> bool {
+        self.state.overflowed
+    }
+
+    /// The model the upstream says is answering.
+    #[must_use]
+    pub fn response_model(&self) -> Option<&str> {
+        self.state.model.as_deref()
+    }
+
+    /// The message of an error event inside the stream (Anthropic `event: error`, Responses
+    /// `error` / `response.failed`, OpenAI and Gemini `{"error":…}` data), for the log.
+    #[must_use]
+    pub fn stream_error(&self) -> Option<&str> {
+        self.state.error.as_deref()
+    }
+
+    /// The type or code of that error (`overloaded_error`, `rate_limit_exceeded`,
+    /// `RESOURCE_EXHAUSTED`, …), when it had one.
+    #[must_use]
+    pub fn stream_error_code(&self) -> Option<&str> {
+        self.state.error_code.as_deref()
+    }
+
+    /// How many data events have been seen.
+    #[must_use]
+    pub fn events_seen(&self) -> u64 {
+        self.state.events
+    }
+
+    /// The error event to send when relaybox must end this stream early: as
+    /// [`errors::stream_error_event`], with the Responses `sequence_number` continuing the
+    /// stream's own numbering.
+    #[must_use]
+    pub fn error_event(&self, kind: ErrorKind, message: &str) -> Bytes {
+        errors::stream_error_event_numbered(self.protocol, kind, message, self.state.events)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn parsed_events(&self) -> u64 {
+        self.state.parsed
+    }
+
+    #[cfg(test)]
+    pub(crate) fn hidden_events(&self) -> u64 {
+        self.state.hidden
+    }
+}
+
+fn push_range(segments: &mut Vec<Segment>, start: usize, end: usize) {
+    if start == end {
+        return;
+    }
+    if let Some(Segment::Range(_, last_end)) = segments.last_mut()
+        && *last_end == start
+    {
+        *last_end = end;
+        return;
+    }
+    segments.push(Segment::Range(start, end));
+}
+
+fn assemble(chunk: Bytes, segments: &mut Vec<Segment>) -> Bytes {
+    let out = match segments.as_slice() {
+        [] => Bytes::new(),
+        [Segment::Range(0, end)] if *end == chunk.len() => chunk,
+        [Segment::Range(start, end)] => chunk.slice(*start..*end),
+        parts => {
+            let len = parts
+                .iter()
+                .map(|s| match s {
+                    Segment::Range(a, b) => b - a,
+                    Segment::Owned(v) => v.len(),
+                })
+                .sum();
+            let mut out = BytesMut::with_capacity(len);
+            for part in parts {
+                match part {
+                    Segment::Range(a, b) => out.extend_from_slice(&chunk[*a..*b]),
+                    Segment::Owned(v) => out.extend_from_slice(v),
+                }
+            }
+            out.freeze()
+        }
+    };
+    segments.clear();
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    //! Drives a tap over a fixture cut in every possible way.
+
+    use bytes::Bytes;
+
+    use super::StreamTap;
+    use crate::providers::{Protocol, Usage};
+
+    /// What a tap reported after a whole stream.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub(crate) struct Outcome {
+        pub forwarded: Vec<u8>,
+        pub usage: Usage,
+        pub usage_known: bool,
+        pub first_token: bool,
+        pub completed: bool,
+        pub model: Option<String>,
+        pub error: Option<String>,
+        pub error_code: Option<String>,
+    }
+
+    pub(crate) fn run(protocol: Protocol, hide: bool, input: &[u8], cuts: &[usize]) -> Outcome {
+        let mut tap = StreamTap::new(protocol, hide);
+        run_tap(&mut tap, input, cuts)
+    }
+
+    pub(crate) fn run_tap(tap: &mut StreamTap, input: &[u8], cuts: &[usize]) -> Outcome {
+        let mut forwarded = Vec::new();
+        let mut from = 0;
+        for &cut in cuts.iter().chain(std::iter::once(&input.len())) {
+            let out = tap.feed(Bytes::copy_from_slice(&input[from..cut]));
+            forwarded.extend_from_slice(&out);
+            from = cut;
+        }
+        forwarded.extend_from_slice(&tap.finish());
+        Outcome {
+            forwarded,
+            usage: tap.usage(),
+            usage_known: tap.usage_known(),
+            first_token: tap.saw_first_token(),
+            completed: tap.completed(),
+            model: tap.response_model().map(str::to_owned),
+            error: tap.stream_error().map(str::to_owned),
+            error_code: tap.stream_error_code().map(str::to_owned),
+        }
+    }
+
+    /// Runs the stream whole, cut once at every position, cut at every position pairwise
+    /// around the middle, and byte by byte; every run must report the same as the whole run.
+    pub(crate) fn run_every_split(protocol: Protocol, hide: bool, input: &[u8]) -> Outcome {
+        let whole = run(protocol, hide, input, &[]);
+        for cut in 0..=input.len() {
+            assert_eq!(
+                run(protocol, hide, input, &[cut]),
+                whole,
+                "one cut at {cut}"
+            );
+        }
+        let mid = input.len() / 2;
+        let step = (input.len() / 300).max(7);
+        for a in mid.saturating_sub(40)..mid {
+            for b in (a..input.len()).step_by(step) {
+                assert_eq!(
+                    run(protocol, hide, input, &[a, b]),
+                    whole,
+                    "cuts at {a}, {b}"
+                );
+            }
+        }
+        let every: Vec<usize> = (1..input.len()).collect();
+        assert_eq!(run(protocol, hide, input, &every), whole, "byte by byte");
+        whole
+    }
+
+    /// `\n` line ends turned into `\r\n`.
+    pub(crate) fn crlf(input: &str) -> String {
+        input.replace('\n', "\r\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{crlf, run, run_every_split};
+    use super::*;
+
+    #[test]
+    fn forwards_the_same_bytes_without_copying() {
+        let mut tap = StreamTap::new(Protocol::OpenAiChat, false);
+        let chunk =
+            Bytes::from_static(b"data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n");
+        let out = tap.feed(chunk.clone());
+        assert_eq!(out.as_ptr(), chunk.as_ptr());
+        assert_eq!(out.len(), chunk.len());
+        assert!(tap.saw_first_token());
+        // Even when hiding, a chunk with nothing to hide comes back as is.
+        let mut tap = StreamTap::new(Protocol::OpenAiChat, true);
+        let out = tap.feed(chunk.clone());
+        assert_eq!(out.as_ptr(), chunk.as_ptr());
+        assert_eq!(out.len(), chunk.len());
+    }
+
+    #[test]
+    fn hide_flag_only_applies_to_openai_chat() {
+        let input = "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+        let outcome = run(Protocol::Anthropic, true, input.as_bytes(), &[10]);
+        assert_eq!(outcome.forwarded, input.as_bytes());
+        assert!(outcome.completed);
+    }
+
+    #[test]
+    fn empty_chunks_and_unknown_events_pass() {
+        let mut tap = StreamTap::new(Protocol::Anthropic, false);
+        assert!(tap.feed(Bytes::new()).is_empty());
+        let input = ": keep-alive\n\nevent: future_event\ndata: {\"type\":\"future_event\"}\n\n";
+        let outcome = run_every_split(Protocol::Anthropic, false, crlf(input).as_bytes());
+        assert_eq!(outcome.forwarded, crlf(input).as_bytes());
+        assert!(!outcome.completed && !outcome.first_token && !outcome.usage_known);
+    }
+
+    #[test]
+    fn oversized_event_is_forwarded_and_marks_usage_unknown() {
+        // The final usage arrives after the oversized event: usage is known again.
+        let big = "x".repeat(200);
+        let input = format!(
+            "event: message_start\ndata: {{\"type\":\"message_start\",\"message\":{{\"model\":\"m\",\"usage\":{{\"input_tokens\":5,\"output_tokens\":1}}}}}}\n\n\
+             event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"delta\":{{\"type\":\"text_delta\",\"text\":\"{big}\"}}}}\n\n\
+             event: message_delta\ndata: {{\"type\":\"message_delta\",\"usage\":{{\"output_tokens\":9}}}}\n\n"
+        );
+        // Chunks of 40 bytes: the big event is held piece by piece until it outgrows 100.
+        let cuts: Vec<usize> = (40..input.len()).step_by(40).collect();
+        let mut tap = StreamTap::with_max_event_len(Protocol::Anthropic, false, 100);
+        let outcome = test_support::run_tap(&mut tap, input.as_bytes(), &cuts);
+        assert!(tap.overflowed());
+        assert_eq!(outcome.forwarded, input.as_bytes());
+        assert!(outcome.usage_known);
+        assert_eq!(
+            outcome.usage,
+            Usage {
+                input: 5,
+                output: 9,
+                ..Usage::default()
+            }
+        );
+        // Cut before the message_delta arrives: the oversized event may have held usage.
+        let mut tap = StreamTap::with_max_event_len(Protocol::Anthropic, false, 100);
+        let end = input.find("event: message_delta").unwrap();
+        let cuts: Vec<usize> = cuts.into_iter().filter(|&c| c < end).collect();
+        test_support::run_tap(&mut tap, &input.as_bytes()[..end], &cuts);
+        assert!(tap.overflowed());
+        assert!(!tap.usage_known());
+        assert_eq!(tap.usage().input, 5);
+    }
+
+    #[test]
+    fn oversized_event_while_hiding_is_forwarded_whole() {
+        let big = "y".repeat(300);
+        let input = format!(
+            "data: {{\"model\":\"gpt-4o\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{big}\"}}}}]}}\n\n\
+             data: {{\"model\":\"gpt-4o\",\"choices\":[],\"usage\":{{\"prompt_tokens\":3,\"completion_tokens\":4}}}}\n\n\
+             data: [DONE]\n\n"
+        );
+        let usage_event = input
+            .find("data: {\"model\":\"gpt-4o\",\"choices\":[]")
+            .unwrap();
+        let done = input.find("data: [DONE]").unwrap();
+        let mut expected = input.as_bytes()[..usage_event].to_vec();
+        expected.extend_from_slice(&input.as_bytes()[done..]);
+        let every = |n: usize| (n..input.len()).step_by(n).collect::<Vec<_>>();
+        for cuts in [every(1), every(30), every(45), vec![50, 120, 200, 300]] {
+            let mut tap = StreamTap::with_max_event_len(Protocol::OpenAiChat, true, 100);
+            let outcome = test_support::run_tap(&mut tap, input.as_bytes(), &cuts);
+            assert_eq!(outcome.forwarded, expected, "cuts {cuts:?}");
+            assert!(tap.overflowed());
+            assert!(outcome.usage_known);
+            assert_eq!(outcome.usage.output, 4);
+            assert!(outcome.completed);
+        }
+    }
+
+    #[test]
+    fn unterminated_last_event_is_read_at_finish() {
+        let input = b"data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: [DONE]";
+        let outcome = run_every_split(Protocol::OpenAiChat, true, input);
+        assert!(outcome.completed);
+        assert_eq!(outcome.forwarded, input);
+    }
+
+    #[test]
+    fn error_event_numbers_responses_events() {
+        let mut tap = StreamTap::new(Protocol::OpenAiResponses, false);
+        tap.feed(Bytes::from_static(
+            b"event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"model\":\"gpt-5\"}}\n\n\
+              event: response.in_progress\ndata: {\"type\":\"response.in_progress\",\"sequence_number\":1}\n\n",
+        ));
+        assert_eq!(tap.events_seen(), 2);
+        let event = tap.error_event(ErrorKind::Timeout, "upstream stalled");
+        let text = std::str::from_utf8(&event).unwrap();
+        assert!(text.starts_with("event: error\ndata: "), "{text}");
+        let data: serde_json::Value = serde_json::from_str(
+            text.trim_end()
+                .strip_prefix("event: error\ndata: ")
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(data["sequence_number"], 2);
+        assert_eq!(data["message"], "upstream stalled");
+        assert_eq!(tap.response_model(), Some("gpt-5"));
+    }
+}

@@ -1,0 +1,52 @@
+//! Errors the relay itself produces, shaped in the protocol the client speaks.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::providers::{self, ErrorKind, Protocol};
+
+#[derive(Debug, Clone)]
+pub struct RelayError {
+    pub kind: ErrorKind,
+    /// A short machine-readable code (`invalid_api_key`, `model_not_allowed`, …).
+    pub code: &'static str,
+    /// What happened and what to do; never contains secrets or internal paths.
+    pub message: String,
+    pub retry_after: Option<u64>,
+}
+
+impl RelayError {
+    pub fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
+        Self { kind, code, message: message.into(), retry_after: None }
+    }
+
+    #[must_use]
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// The response in `protocol`'s error shape.
+    #[must_use]
+    pub fn into_response_for(self, protocol: Protocol) -> Response {
+        let body = providers::error_body(protocol, self.kind, self.code, &self.message);
+        let mut response = (self.status(), axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after
+            && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+    }
+}
+
+impl std::fmt::Display for RelayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}

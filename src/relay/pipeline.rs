@@ -1,0 +1,451 @@
+//! The request path, top to bottom. Each stage is a plain function call in this order:
+//!
+//! 1. `auth::authenticate`  — the presented key → an active, unexpired `ClientKey`
+//!    (no key or an unknown key: refused, no log row). From here on a [`Recorder`] exists and
+//!    every outcome, including a client disconnect, writes exactly one log row.
+//! 2. `parse`               — body size limit, JSON, the protocol's facts (model, stream, session)
+//! 3. `auth::authorize`     — the key's allowlists: endpoint, model globs, user agent
+//! 4. `routing::plan`       — ordered candidate channels (status, allowlist, conversions, health)
+//! 5. `attempt`             — per candidate: model mapping, URL, credentials; send; on failure the
+//!    failover rules decide: retry (wait) / next channel / suspend / give the error back
+//! 6. `respond`             — non-stream: read the body, read usage; stream: [`RelayStream`]
+//!    passes events through while reading usage and the first token
+//! 7. `Recorder::finish`    — cost from pricing × channel multipliers; the row goes to the
+//!    batching log writer (never awaited)
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use super::Endpoint;
+use super::auth;
+use super::error::RelayError;
+use super::failover::{self, ChainState, Decision, Failure};
+use super::record::{Outcome, Recorder};
+use super::routing::{self, Candidate};
+use super::stream::RelayStream;
+use super::upstream;
+use crate::app::Live;
+use crate::app::server::Server;
+use crate::domain::ClientKey;
+use crate::domain::key::Expiry;
+use crate::providers::{self, ErrorKind, Protocol, RequestFacts};
+
+/// How much of an upstream error body is read (for the log and failover matching).
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A client request as the handlers hand it over.
+#[derive(Debug)]
+pub struct Incoming {
+    pub endpoint: Endpoint,
+    pub headers: HeaderMap,
+    pub query: Option<String>,
+    /// Gemini: the model from the path.
+    pub path_model: Option<String>,
+    pub body: Bytes,
+}
+
+pub async fn relay(server: Arc<Server>, incoming: Incoming) -> Response {
+    let protocol = incoming.endpoint.protocol();
+    let live = server.core.live();
+    let now = crate::domain::now();
+
+    // 1. authenticate
+    let presented = auth::presented_key(&incoming.headers, incoming.query.as_deref(), incoming.endpoint);
+    let key = match auth::authenticate(&live, presented, now) {
+        Ok(key) => key,
+        Err(error) => return error.into_response_for(protocol),
+    };
+    let mut recorder = Recorder::start(Arc::clone(&server), Arc::clone(&live), incoming.endpoint.log_name(), &key.id);
+
+    // 2. parse
+    let (mut body, facts) = match parse(&live, &incoming) {
+        Ok(parsed) => parsed,
+        Err(error) => return reject(recorder, error, protocol),
+    };
+    recorder.set_request(&facts.model, facts.stream, facts.session_id.as_deref());
+
+    // 3. authorize
+    let user_agent = incoming.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if let Err(error) = auth::authorize(&key, incoming.endpoint, &facts.model, user_agent) {
+        return reject(recorder, error, protocol);
+    }
+    stamp_first_use(&server, &key);
+
+    // 4. route
+    let Some(pool) = incoming.endpoint.pool() else {
+        return reject(recorder, RelayError::new(ErrorKind::NotFound, "not_found", "unknown endpoint"), protocol);
+    };
+    let plan = routing::plan(&live, &server.health, pool, &key, now);
+    if plan.candidates.is_empty() {
+        let detail = if plan.skipped.is_empty() {
+            format!("no channel is configured for the {pool} pool; add one to config.json or through the admin API")
+        } else {
+            let reasons: Vec<String> = plan.skipped.iter().map(|(name, why)| format!("{name}: {why}")).collect();
+            format!("no channel of the {pool} pool can serve this request ({})", reasons.join("; "))
+        };
+        let error = RelayError::new(ErrorKind::Overloaded, "no_channel_available", detail);
+        return fail(recorder, error, protocol);
+    }
+
+    // OpenAI Chat streams carry usage only when asked: ask, and hide it if the client did not.
+    let hide_usage_chunk = protocol == Protocol::OpenAiChat && facts.stream && !providers::ensure_include_usage(&mut body);
+
+    // 5. attempt, 6. respond
+    attempt(server, live, incoming, recorder, plan.candidates, body, facts, hide_usage_chunk).await
+}
+
+/// Stage 2: size limit, JSON, protocol facts.
+fn parse(live: &Live, incoming: &Incoming) -> Result<(Value, RequestFacts), RelayError> {
+    let limit = live.settings.max_body_bytes;
+    if incoming.body.len() as u64 > limit {
+        return Err(RelayError::new(
+            ErrorKind::RequestTooLarge,
+            "request_too_large",
+            format!("the request body is {} bytes; this relay accepts at most {limit} bytes", incoming.body.len()),
+        ));
+    }
+    let body: Value = serde_json::from_slice(&incoming.body).map_err(|e| {
+        RelayError::new(ErrorKind::InvalidRequest, "invalid_json", format!("the request body is not valid JSON: {e}"))
+    })?;
+    if !body.is_object() {
+        return Err(RelayError::new(ErrorKind::InvalidRequest, "invalid_json", "the request body must be a JSON object"));
+    }
+    let mut facts = providers::request_facts(incoming.endpoint.protocol(), &body);
+    if let Some(model) = &incoming.path_model {
+        facts.model.clone_from(model);
+    }
+    if incoming.endpoint == Endpoint::GeminiStream {
+        facts.stream = true;
+    }
+    if facts.model.trim().is_empty() {
+        return Err(RelayError::new(ErrorKind::InvalidRequest, "model_required", "the request has no \"model\"; name the model to use"));
+    }
+    Ok((body, facts))
+}
+
+#[derive(Debug, serde::Serialize)]
+struct AttemptNote {
+    channel: String,
+    status: u16,
+    action: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wait_ms: Option<u64>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    error: String,
+}
+
+/// What the last failed attempt said, for the client when every channel failed.
+struct LastFailure {
+    failure: Failure,
+    channel: String,
+    content_type: Option<HeaderValue>,
+}
+
+#[expect(clippy::too_many_arguments, reason = "the stage hands over everything the request has gathered")]
+async fn attempt(
+    server: Arc<Server>,
+    live: Arc<Live>,
+    incoming: Incoming,
+    mut recorder: Recorder,
+    candidates: Vec<Candidate>,
+    body: Value,
+    facts: RequestFacts,
+    hide_usage_chunk: bool,
+) -> Response {
+    let protocol = incoming.endpoint.protocol();
+    let settings = &live.settings;
+    let mut notes: Vec<AttemptNote> = Vec::new();
+    let mut last: Option<LastFailure> = None;
+    let query = upstream_query(&incoming);
+    let suspend_default = Duration::from_secs(settings.suspend_seconds);
+    let breaker_cooldown = Duration::from_secs(settings.circuit_breaker_cooldown_seconds);
+
+    for candidate in &candidates {
+        let channel = &candidate.channel;
+        let name = channel.channel.name.clone();
+        let upstream_model = providers::map_model(&channel.channel.model_mapping, &facts.model).unwrap_or_else(|| facts.model.clone());
+        let payload = match upstream_body(&incoming, &body, &facts.model, &upstream_model) {
+            Ok(bytes) => bytes,
+            Err(error) => return fail(recorder, error, protocol),
+        };
+        let url = upstream::upstream_url(&channel.channel.base_url, &incoming.endpoint.upstream_path(&upstream_model), query.as_deref());
+        let header_timeout = channel.channel.response_header_timeout.map_or(DEFAULT_HEADER_TIMEOUT, Duration::from_secs);
+        let mut chain = ChainState::default();
+        let mut key_index = 0usize;
+        loop {
+            let Some(headers) = upstream::upstream_headers(&incoming.headers, candidate.kind, channel, key_index) else {
+                notes.push(AttemptNote { channel: name.clone(), status: 0, action: "skip", wait_ms: None, error: "no upstream credential configured".into() });
+                break;
+            };
+            let sent = tokio::time::timeout(header_timeout, server.upstream.send(channel, &url, headers, payload.clone())).await;
+            let (failure, content_type) = match sent {
+                Ok(Ok(response)) if response.status().is_success() => {
+                    server.health.record_success(&channel.channel.id);
+                    recorder.set_channel(&channel.channel);
+                    if !notes.is_empty() {
+                        notes.push(AttemptNote { channel: name.clone(), status: response.status().as_u16(), action: "success", wait_ms: None, error: String::new() });
+                        recorder.set_failover_info(serde_json::to_string(&notes).unwrap_or_default());
+                    }
+                    return respond(response, recorder, protocol, facts.stream, hide_usage_chunk).await;
+                }
+                Ok(Ok(response)) => {
+                    let status = response.status().as_u16();
+                    let retry_after = response
+                        .headers()
+                        .get(header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
+                    let body = read_limited(response, ERROR_BODY_LIMIT).await;
+                    (Failure { status, body, retry_after }, content_type)
+                }
+                Ok(Err(err)) => {
+                    let status = if err.is_timeout() { 504 } else { 502 };
+                    (Failure { status, body: format!("no response from the upstream: {}", describe(&err)), retry_after: None }, None)
+                }
+                Err(_) => (
+                    Failure { status: 504, body: format!("no response headers within {} s", header_timeout.as_secs()), retry_after: None },
+                    None,
+                ),
+            };
+            server.metrics.upstream_error(&name, failure.status);
+            let decision = failover::decide(&settings.failover, &failure, &mut chain, suspend_default);
+            let excerpt = providers::upstream_error_text(failure.body.as_bytes());
+            let (action, wait_ms) = match decision {
+                Decision::Retry(wait) => ("retry", Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX))),
+                Decision::Failover => ("failover", None),
+                Decision::Suspend(d) => ("suspend", Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))),
+                Decision::GiveUp => ("return", None),
+            };
+            notes.push(AttemptNote { channel: name.clone(), status: failure.status, action, wait_ms, error: excerpt.clone() });
+            recorder.set_channel(&channel.channel);
+            recorder.set_upstream_error(excerpt);
+            recorder.set_failover_info(serde_json::to_string(&notes).unwrap_or_default());
+            last = Some(LastFailure { failure, channel: name.clone(), content_type });
+            match decision {
+                Decision::Retry(wait) => {
+                    server.metrics.retry();
+                    tokio::time::sleep(wait).await;
+                    key_index += 1;
+                }
+                Decision::Failover => {
+                    server.metrics.failover();
+                    server.health.record_failure(&channel.channel.id, settings.circuit_breaker_threshold, breaker_cooldown);
+                    break;
+                }
+                Decision::Suspend(duration) => {
+                    server.metrics.failover();
+                    tracing::warn!(channel = %name, seconds = duration.as_secs(), "channel suspended by a failover rule");
+                    server.health.suspend(&channel.channel.id, duration);
+                    break;
+                }
+                Decision::GiveUp => {
+                    let Some(last) = last else { break };
+                    return give_back(recorder, last, protocol);
+                }
+            }
+        }
+    }
+    match last {
+        Some(last) => exhausted(recorder, &last, candidates.len(), protocol),
+        None => {
+            let error = RelayError::new(ErrorKind::Overloaded, "no_channel_available", "no channel could be tried (none has an upstream credential)");
+            fail(recorder, error, protocol)
+        }
+    }
+}
+
+/// The body for one channel: the client's bytes when nothing changed, else re-serialised.
+fn upstream_body(incoming: &Incoming, body: &Value, model: &str, upstream_model: &str) -> Result<Bytes, RelayError> {
+    let mut body = body.clone();
+    if incoming.endpoint.protocol() != Protocol::Gemini && model != upstream_model
+        && let Some(object) = body.as_object_mut()
+    {
+        object.insert("model".into(), Value::String(upstream_model.to_string()));
+    }
+    serde_json::to_vec(&body)
+        .map(Bytes::from)
+        .map_err(|e| RelayError::new(ErrorKind::Internal, "internal_error", format!("could not encode the request: {e}")))
+}
+
+/// The client's query string minus its credential (`key=` for Gemini).
+fn upstream_query(incoming: &Incoming) -> Option<String> {
+    let query = incoming.query.as_deref()?;
+    let kept: Vec<&str> = query.split('&').filter(|pair| !pair.is_empty() && !pair.starts_with("key=")).collect();
+    (!kept.is_empty()).then(|| kept.join("&"))
+}
+
+async fn read_limited(response: reqwest::Response, limit: usize) -> String {
+    use futures_util::StreamExt as _;
+    let mut stream = response.bytes_stream();
+    let mut out = Vec::new();
+    while let Some(Ok(chunk)) = stream.next().await {
+        out.extend_from_slice(&chunk[..chunk.len().min(limit - out.len())]);
+        if out.len() >= limit {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A transport error without URLs (they could carry a credential in a query string).
+fn describe(err: &reqwest::Error) -> &'static str {
+    if err.is_timeout() {
+        "timed out"
+    } else if err.is_connect() {
+        "connection failed"
+    } else if err.is_body() || err.is_decode() {
+        "the response body broke off"
+    } else {
+        "request failed"
+    }
+}
+
+/// Stage 6: hand the upstream's successful answer to the client.
+async fn respond(response: reqwest::Response, mut recorder: Recorder, protocol: Protocol, stream: bool, hide_usage_chunk: bool) -> Response {
+    let status = response.status();
+    let is_event_stream = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let mut builder = Response::builder().status(status.as_u16());
+    for (name, value) in response.headers() {
+        if !upstream::is_hop_by_hop(name) {
+            builder = builder.header(name, value);
+        }
+    }
+    if stream && is_event_stream {
+        let body = RelayStream::new(Box::pin(response.bytes_stream()), protocol, hide_usage_chunk, recorder, status.as_u16());
+        return builder.body(Body::from_stream(body)).unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+    }
+    match response.bytes().await {
+        Ok(bytes) => {
+            let summary = providers::summarize_body(protocol, &bytes);
+            recorder.set_usage(summary.usage.unwrap_or_default(), summary.response_model.as_deref());
+            recorder.mark_first_token();
+            recorder.finish(Outcome::Success, status.as_u16(), "");
+            builder.body(Body::from(bytes)).unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+        }
+        Err(err) => {
+            recorder.set_upstream_error(format!("reading the response failed: {}", describe(&err)));
+            let error = RelayError::new(ErrorKind::Upstream, "upstream_error", "the upstream response broke off; retry the request");
+            fail(recorder, error, protocol)
+        }
+    }
+}
+
+/// The client's own mistake according to the upstream (400, 404, …): its answer, as it is.
+fn give_back(recorder: Recorder, last: LastFailure, protocol: Protocol) -> Response {
+    let status = last.failure.status;
+    if matches!(status, 401 | 403) || !(400..600).contains(&status) {
+        return exhausted(recorder, &last, 1, protocol);
+    }
+    recorder.finish(Outcome::Error, status, "the upstream refused the request");
+    let mut response = Response::new(Body::from(last.failure.body));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let content_type = last.content_type.unwrap_or(HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(header::CONTENT_TYPE, content_type);
+    if let Some(wait) = last.failure.retry_after
+        && let Ok(value) = HeaderValue::from_str(&wait.as_secs().to_string())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+/// Every candidate failed: say so in the client's protocol, with the right status.
+fn exhausted(recorder: Recorder, last: &LastFailure, tried: usize, protocol: Protocol) -> Response {
+    let failure = &last.failure;
+    let (kind, code) = match failure.status {
+        429 => (ErrorKind::RateLimited, "upstream_rate_limited"),
+        504 => (ErrorKind::Timeout, "upstream_timeout"),
+        503 | 529 => (ErrorKind::Overloaded, "upstream_overloaded"),
+        _ => (ErrorKind::Upstream, "upstream_error"),
+    };
+    let what = match failure.status {
+        401 | 403 => "rejected the relay's upstream credential (the relay's admin must fix the channel's key)".to_string(),
+        status => format!("answered HTTP {status}"),
+    };
+    let plural = if tried == 1 { "channel" } else { "channels" };
+    let message = format!("{tried} {plural} tried; the last one ('{}') {what}. Retry later.", last.channel);
+    let mut error = RelayError::new(kind, code, message);
+    if let Some(wait) = failure.retry_after {
+        error = error.with_retry_after(wait.as_secs().max(1));
+    } else if kind == ErrorKind::RateLimited {
+        error = error.with_retry_after(5);
+    }
+    fail(recorder, error, protocol)
+}
+
+/// A refusal before any upstream was contacted.
+fn reject(recorder: Recorder, error: RelayError, protocol: Protocol) -> Response {
+    recorder.finish(Outcome::Rejected, error.status().as_u16(), &error.message);
+    error.into_response_for(protocol)
+}
+
+/// A failure after routing began.
+fn fail(recorder: Recorder, error: RelayError, protocol: Protocol) -> Response {
+    recorder.finish(Outcome::Error, error.status().as_u16(), &error.message);
+    error.into_response_for(protocol)
+}
+
+/// "N days after first use" keys: remember the first use (once; a rare config write, off the
+/// request path).
+fn stamp_first_use(server: &Arc<Server>, key: &Arc<ClientKey>) {
+    if !matches!(key.expiry, Some(Expiry::AfterFirstUse { .. })) || key.first_used_at.is_some() {
+        return;
+    }
+    let core = Arc::clone(&server.core);
+    let id = key.id.clone();
+    server.tasks.spawn("stamp-first-use", async move {
+        crate::store::blocking(move || {
+            let Some(mut key) = core.live().state.keys.get(&id).cloned() else { return };
+            if key.first_used_at.is_some() {
+                return;
+            }
+            key.first_used_at = Some(crate::domain::now());
+            let version = key.version;
+            if let Err(err) = core.apply(&[crate::store::ConfigOp::PutKey(key, crate::store::Expect::Version(version))]) {
+                tracing::debug!(error = %err, "first use was stamped concurrently");
+            }
+        })
+        .await;
+        Ok(())
+    });
+}
+
+/// `GET /v1/models`: the models this key may use, from aliases, pricing and channel mappings.
+pub fn models(server: &Arc<Server>, headers: &HeaderMap, query: Option<&str>) -> Response {
+    let live = server.core.live();
+    let presented = auth::presented_key(headers, query, Endpoint::Models);
+    let key = match auth::authenticate(&live, presented, crate::domain::now()) {
+        Ok(key) => key,
+        Err(error) => return error.into_response_for(Protocol::OpenAiChat),
+    };
+    let mut ids = std::collections::BTreeSet::new();
+    let aliases = &live.aliases;
+    for list in [&aliases.messages_models, &aliases.responses_models, &aliases.gemini_models, &aliases.chat_models] {
+        ids.extend(list.iter().map(|a| a.value.clone()));
+    }
+    ids.extend(live.state.pricing.iter().filter(|(_, p)| p.export_to_models != Some(false)).map(|(m, _)| m.clone()));
+    for channels in live.pools.values() {
+        for channel in channels {
+            ids.extend(channel.channel.model_mapping.keys().cloned());
+        }
+    }
+    let data: Vec<Value> = ids
+        .into_iter()
+        .filter(|id| key.allow.models.is_empty() || key.allow.models.iter().any(|g| auth::glob_match(g, id)))
+        .map(|id| json!({ "id": id, "object": "model", "created": 0, "owned_by": "relaybox" }))
+        .collect();
+    axum::Json(json!({ "object": "list", "data": data })).into_response()
+}

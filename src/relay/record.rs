@@ -1,0 +1,215 @@
+//! Stage 8: the request-log row. A [`Recorder`] is created as soon as a request has passed
+//! authentication and is finished exactly once — with the outcome, or, if the request is dropped
+//! first (the client went away), from its `Drop` as `client_disconnect`. Rows go to the
+//! batching writer; nothing here waits for a disk.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use time::OffsetDateTime;
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+
+use crate::app::Live;
+use crate::app::server::Server;
+use crate::domain::Channel;
+use crate::providers::Usage;
+use crate::store::sqlite::RequestLog;
+
+const TIMESTAMP: &[BorrowedFormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+
+/// RFC 3339 UTC with milliseconds: fixed width, so text order is time order.
+#[must_use]
+pub fn timestamp(at: OffsetDateTime) -> String {
+    at.to_offset(time::UtcOffset::UTC).format(TIMESTAMP).unwrap_or_default()
+}
+
+/// USD cost of `usage`, split by token kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Costs {
+    pub input: f64,
+    pub output: f64,
+    pub cache_creation: f64,
+    pub cache_read: f64,
+}
+
+impl Costs {
+    #[must_use]
+    pub fn total(&self) -> f64 {
+        self.input + self.output + self.cache_creation + self.cache_read
+    }
+}
+
+fn multiplier(value: Option<f64>) -> f64 {
+    match value {
+        Some(v) if v > 0.0 => v,
+        _ => 1.0,
+    }
+}
+
+/// Longest-prefix price × the channel's multipliers (`_default` × the longest specific prefix).
+#[must_use]
+pub fn costs(live: &Live, channel: Option<&Channel>, model: &str, usage: Usage) -> Costs {
+    let Some((_, price)) = live.pricing.lookup(model) else { return Costs::default() };
+    let mut factors = [1.0f64; 4];
+    if let Some(channel) = channel {
+        let specific = channel
+            .price_multipliers
+            .iter()
+            .filter(|(prefix, _)| prefix.as_str() != "_default" && model.starts_with(prefix.as_str()))
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map(|(_, m)| m);
+        for m in channel.price_multipliers.get("_default").into_iter().chain(specific) {
+            factors[0] *= multiplier(m.input_multiplier);
+            factors[1] *= multiplier(m.output_multiplier);
+            factors[2] *= multiplier(m.cache_creation_multiplier);
+            factors[3] *= multiplier(m.cache_read_multiplier);
+        }
+    }
+    #[expect(clippy::cast_precision_loss, reason = "token counts are far below 2^52")]
+    let per_million = |tokens: u64, price: f64, factor: f64| tokens as f64 * price * factor / 1_000_000.0;
+    Costs {
+        input: per_million(usage.input, price.input_price, factors[0]),
+        output: per_million(usage.output, price.output_price, factors[1]),
+        cache_creation: per_million(usage.cache_creation, price.cache_creation(), factors[2]),
+        cache_read: per_million(usage.cache_read, price.cache_read(), factors[3]),
+    }
+}
+
+/// How a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Error,
+    Rejected,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Error => "error",
+            Outcome::Rejected => "rejected",
+        }
+    }
+}
+
+pub struct Recorder {
+    server: Arc<Server>,
+    live: Arc<Live>,
+    row: RequestLog,
+    started: Instant,
+    channel: Option<Channel>,
+    usage: Usage,
+    finished: bool,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder").field("id", &self.row.id).finish_non_exhaustive()
+    }
+}
+
+impl Recorder {
+    pub fn start(server: Arc<Server>, live: Arc<Live>, endpoint: &str, client_id: &str) -> Self {
+        let row = RequestLog {
+            id: crate::domain::new_id(),
+            status: "pending".into(),
+            initial_time: timestamp(crate::domain::now()),
+            endpoint: endpoint.to_string(),
+            client_id: client_id.to_string(),
+            ..RequestLog::default()
+        };
+        Self { server, live, row, started: Instant::now(), channel: None, usage: Usage::default(), finished: false }
+    }
+
+    pub fn set_request(&mut self, model: &str, stream: bool, session_id: Option<&str>) {
+        self.row.model = model.to_string();
+        self.row.stream = stream;
+        self.row.session_id = session_id.unwrap_or_default().to_string();
+    }
+
+    pub fn set_channel(&mut self, channel: &Channel) {
+        self.row.channel_id.clone_from(&channel.id);
+        self.row.channel_name.clone_from(&channel.name);
+        self.row.provider.clone_from(&channel.service_type);
+        self.row.provider_name = host_of(&channel.base_url);
+        self.channel = Some(channel.clone());
+    }
+
+    pub fn set_failover_info(&mut self, info: String) {
+        self.row.failover_info = info;
+    }
+
+    pub fn set_upstream_error(&mut self, text: String) {
+        self.row.upstream_error = text;
+    }
+
+    pub fn set_usage(&mut self, usage: Usage, response_model: Option<&str>) {
+        self.usage = usage;
+        if let Some(model) = response_model {
+            self.row.response_model = model.to_string();
+        }
+    }
+
+    pub fn mark_first_token(&mut self) {
+        if self.row.first_token_time.is_none() {
+            self.row.first_token_time = Some(timestamp(crate::domain::now()));
+        }
+    }
+
+    /// Write the row (once).
+    pub fn finish(mut self, outcome: Outcome, http_status: u16, error: &str) {
+        self.complete(outcome.as_str(), http_status, error);
+    }
+
+    fn complete(&mut self, status: &str, http_status: u16, error: &str) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let elapsed = self.started.elapsed();
+        let row = &mut self.row;
+        row.status = status.to_string();
+        row.http_status = i64::from(http_status);
+        row.error = error.to_string();
+        row.complete_time = Some(timestamp(crate::domain::now()));
+        row.duration_ms = i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX);
+        let usage = self.usage;
+        let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        row.input_tokens = to_i64(usage.input);
+        row.output_tokens = to_i64(usage.output);
+        row.cache_creation_input_tokens = to_i64(usage.cache_creation);
+        row.cache_read_input_tokens = to_i64(usage.cache_read);
+        row.total_tokens = to_i64(usage.total());
+        // Priced by the model the upstream served when we know it and have a price for it.
+        let priced_model = if !row.response_model.is_empty() && self.live.pricing.lookup(&row.response_model).is_some() {
+            row.response_model.as_str()
+        } else {
+            row.model.as_str()
+        };
+        let costs = costs(&self.live, self.channel.as_ref(), priced_model, usage);
+        row.input_cost = costs.input;
+        row.output_cost = costs.output;
+        row.cache_creation_cost = costs.cache_creation;
+        row.cache_read_cost = costs.cache_read;
+        row.price = costs.total();
+        let metrics = &self.server.metrics;
+        metrics.request(&row.endpoint, http_status, &row.channel_name, elapsed);
+        metrics.tokens(usage.input, usage.output, usage.cache_creation, usage.cache_read, row.price);
+        self.server.writer.submit(std::mem::take(&mut self.row));
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        // Dropped unfinished: the client went away (axum drops the handler or the body).
+        self.complete("client_disconnect", 499, "the client closed the connection before the response was complete");
+    }
+}
+
+fn host_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split(['/', '?']).next().unwrap_or("").to_string()
+}

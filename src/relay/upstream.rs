@@ -1,0 +1,199 @@
+//! Talking to upstreams: which channel types can serve which pool, the upstream URL, headers
+//! and credentials, and the one pooled HTTP client.
+
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use bytes::Bytes;
+
+use crate::app::live::LiveChannel;
+use crate::domain::Pool;
+
+/// How relaybox talks to a channel (only pass-through kinds exist so far).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamKind {
+    /// Anthropic Messages, `x-api-key`.
+    Anthropic,
+    /// OpenAI-compatible Chat Completions, `Authorization: Bearer`.
+    OpenAiChat,
+    /// OpenAI Responses, `Authorization: Bearer`.
+    OpenAiResponses,
+    /// Codex OAuth (`openai-oauth`): Responses with the OAuth access token and account id.
+    CodexOAuth,
+    /// Gemini, `x-goog-api-key`.
+    Gemini,
+}
+
+/// Whether a channel of `service_type` can serve requests of `pool` without a conversion.
+pub fn kind_for(pool: Pool, service_type: &str) -> Result<UpstreamKind, String> {
+    let kind = match (pool, service_type) {
+        (Pool::Messages, "claude") => UpstreamKind::Anthropic,
+        (Pool::Chat, "openai" | "openai_chat" | "openaiold") => UpstreamKind::OpenAiChat,
+        (Pool::Responses, "responses") => UpstreamKind::OpenAiResponses,
+        (Pool::Responses, "openai-oauth") => UpstreamKind::CodexOAuth,
+        (Pool::Gemini, "gemini") => UpstreamKind::Gemini,
+        (_, other) => {
+            return Err(format!(
+                "serviceType '{other}' in the {pool} pool needs a protocol conversion relaybox does not do yet"
+            ));
+        }
+    };
+    Ok(kind)
+}
+
+/// cc-bridge's URL rule: a base URL that already ends in a version segment (`/v1`, `/v1beta`)
+/// gets the endpoint path without its own version prefix; the client's query string is kept.
+#[must_use]
+pub fn upstream_url(base_url: &str, endpoint_path: &str, query: Option<&str>) -> String {
+    let base = base_url.trim_end_matches('/');
+    let last = base.rsplit('/').next().unwrap_or("");
+    let ends_in_version = last.len() > 1
+        && last.starts_with('v')
+        && last[1..].chars().next().is_some_and(|c| c.is_ascii_digit())
+        && last[1..].trim_start_matches(|c: char| c.is_ascii_digit()).chars().all(|c| c.is_ascii_lowercase());
+    let path = if ends_in_version {
+        let rest = endpoint_path.trim_start_matches('/');
+        rest.find('/').map_or("", |i| &rest[i..])
+    } else {
+        endpoint_path
+    };
+    match query.filter(|q| !q.is_empty()) {
+        Some(query) => format!("{base}{path}?{query}"),
+        None => format!("{base}{path}"),
+    }
+}
+
+/// Client headers that are never forwarded: hop-by-hop headers, the client's credentials,
+/// proxy traces, and `accept-encoding` (usage is read from the body, so it must arrive plain).
+fn is_dropped(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "host"
+            | "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authorization"
+            | "proxy-authenticate"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "content-length"
+            | "authorization"
+            | "x-api-key"
+            | "x-goog-api-key"
+            | "cookie"
+            | "accept-encoding"
+            | "forwarded"
+            | "x-real-ip"
+    ) || name.as_str().starts_with("x-forwarded-")
+        || name.as_str().starts_with("cf-")
+}
+
+/// Headers of an upstream response that must not be copied to the client.
+#[must_use]
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection" | "keep-alive" | "transfer-encoding" | "te" | "trailer" | "upgrade" | "content-length" | "proxy-connection"
+    )
+}
+
+/// Headers for the upstream request: the client's (minus the dropped ones) plus the channel's
+/// credential. Returns `None` when the channel has no credential to send.
+pub fn upstream_headers(client: &HeaderMap, kind: UpstreamKind, channel: &LiveChannel, key_index: usize) -> Option<HeaderMap> {
+    let mut headers = HeaderMap::with_capacity(client.len() + 2);
+    for (name, value) in client {
+        if !is_dropped(name) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let api_key = || {
+        let keys = &channel.api_keys;
+        (!keys.is_empty()).then(|| keys[key_index % keys.len()].as_str())
+    };
+    match kind {
+        UpstreamKind::Anthropic => {
+            headers.insert("x-api-key", HeaderValue::from_str(api_key()?).ok()?);
+            if !headers.contains_key("anthropic-version") {
+                headers.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
+            }
+        }
+        UpstreamKind::OpenAiChat | UpstreamKind::OpenAiResponses => {
+            headers.insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {}", api_key()?)).ok()?);
+        }
+        UpstreamKind::CodexOAuth => {
+            let tokens: serde_json::Value = serde_json::from_str(channel.oauth_tokens.as_deref()?).ok()?;
+            let access = tokens.get("access_token")?.as_str()?;
+            headers.insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {access}")).ok()?);
+            if let Some(account) = tokens.get("account_id").and_then(|a| a.as_str()) {
+                headers.insert("chatgpt-account-id", HeaderValue::from_str(account).ok()?);
+            }
+        }
+        UpstreamKind::Gemini => {
+            headers.insert("x-goog-api-key", HeaderValue::from_str(api_key()?).ok()?);
+        }
+    }
+    Some(headers)
+}
+
+/// The pooled HTTP clients (one normal, one for channels with `insecureSkipVerify`).
+#[derive(Debug, Clone)]
+pub struct UpstreamClient {
+    verified: reqwest::Client,
+    insecure: reqwest::Client,
+}
+
+fn build_client(insecure: bool) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .connect_timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .danger_accept_invalid_certs(insecure)
+        .build()
+}
+
+impl UpstreamClient {
+    pub fn new() -> reqwest::Result<Self> {
+        Ok(Self { verified: build_client(false)?, insecure: build_client(true)? })
+    }
+
+    /// Send; resolves when the response headers arrive (the body streams afterwards).
+    pub async fn send(
+        &self,
+        channel: &LiveChannel,
+        url: &str,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        let client = if channel.channel.insecure_skip_verify { &self.insecure } else { &self.verified };
+        client.post(url).headers(headers).body(body).send().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_joining_follows_cc_bridge() {
+        assert_eq!(upstream_url("https://api.anthropic.com", "/v1/messages", None), "https://api.anthropic.com/v1/messages");
+        assert_eq!(upstream_url("https://api.anthropic.com/", "/v1/messages", None), "https://api.anthropic.com/v1/messages");
+        assert_eq!(upstream_url("https://x.ai/api/v1", "/v1/chat/completions", None), "https://x.ai/api/v1/chat/completions");
+        assert_eq!(upstream_url("https://g.dev/v1beta", "/v1beta/models/g:generateContent", Some("alt=sse")), "https://g.dev/v1beta/models/g:generateContent?alt=sse");
+        assert_eq!(upstream_url("http://127.0.0.1:9/s/status=429", "/v1/messages", None), "http://127.0.0.1:9/s/status=429/v1/messages");
+        assert_eq!(upstream_url("https://h/v2", "/v1/responses", None), "https://h/v2/responses");
+        assert_eq!(upstream_url("https://h/version", "/v1/responses", None), "https://h/version/v1/responses");
+    }
+
+    #[test]
+    fn service_types_per_pool() {
+        assert_eq!(kind_for(Pool::Messages, "claude"), Ok(UpstreamKind::Anthropic));
+        assert!(kind_for(Pool::Messages, "openai").is_err());
+        assert_eq!(kind_for(Pool::Chat, "openaiold"), Ok(UpstreamKind::OpenAiChat));
+        assert!(kind_for(Pool::Chat, "claude").unwrap_err().contains("conversion"));
+    }
+}

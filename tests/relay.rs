@@ -1,0 +1,314 @@
+//! The relay end to end through the real binary and the in-process mock upstream: failover,
+//! retries, suspension, circuit-breaker recovery, client disconnects, bad input and graceful
+//! stop. (The official-SDK tests are in tests/sdk.)
+
+mod common;
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{TestServer, eventually, request, request_raw};
+use relaybox_mock_upstream::{MockOptions, MockUpstream};
+use serde_json::{Value, json};
+
+const UPSTREAM_KEY: &str = "sk-upstream-secret-relay-test-0001";
+
+struct Setup {
+    // Field order: the server stops before the mock's runtime goes away.
+    server: TestServer,
+    mock: MockUpstream,
+    _runtime: tokio::runtime::Runtime,
+    key: String,
+    key_id: String,
+    _tmp: tempfile::TempDir,
+}
+
+fn setup(settings_patch: Value) -> Setup {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mock = runtime.block_on(MockUpstream::start(MockOptions::default())).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&tmp.path().join("data"), &[]);
+    let (_, mut settings) = server.admin("GET", "/settings", None);
+    for (k, v) in settings_patch.as_object().unwrap() {
+        settings[k] = v.clone();
+    }
+    let (status, body) = server.admin("PUT", "/settings", Some(&settings));
+    assert_eq!(status, 200, "{body}");
+    let (_, created) = server.admin("POST", "/keys", Some(&json!({"name": "tester"})));
+    let key = created["plaintext"].as_str().unwrap().to_string();
+    let key_id = created["key"]["id"].as_str().unwrap().to_string();
+    server.admin("POST", "/pricing", Some(&json!({"model": "claude-sonnet-4-5", "inputPrice": 3.0, "outputPrice": 15.0})));
+    Setup { server, mock, _runtime: runtime, key, key_id, _tmp: tmp }
+}
+
+impl Setup {
+    fn channel(&self, pool: &str, name: &str, service_type: &str, directives: Option<&str>, priority: i64) -> String {
+        let base = directives.map_or_else(|| self.mock.base_url(), |d| self.mock.scenario_url(d));
+        let (status, body) = self.server.admin(
+            "POST",
+            "/channels",
+            Some(&json!({"pool": pool, "name": name, "serviceType": service_type, "baseUrl": base, "apiKeys": [UPSTREAM_KEY], "priority": priority})),
+        );
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_str().unwrap().to_string()
+    }
+
+    fn messages(&self, body: &Value) -> (u16, Value) {
+        request("POST", &format!("{}/v1/messages", self.server.url), &[("x-api-key", &self.key), ("anthropic-version", "2023-06-01")], Some(body)).unwrap()
+    }
+
+    fn path_count(&self, fragment: &str) -> u64 {
+        self.mock.stats().per_path.iter().filter(|(p, _)| p.contains(fragment)).map(|(_, n)| n).sum()
+    }
+
+    /// The newest log rows (polls: rows are group-committed within ~100 ms).
+    fn rows(&self, at_least: usize) -> Vec<Value> {
+        let mut rows = Vec::new();
+        eventually(Duration::from_secs(5), || {
+            rows = self.server.admin("GET", "/logs?limit=1000", None).1["logs"].as_array().cloned().unwrap_or_default();
+            rows.len() >= at_least
+        });
+        rows
+    }
+}
+
+fn hello() -> Value {
+    json!({"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": "Hello there, relay"}]})
+}
+
+fn fast_failover_rules() -> Value {
+    json!({"enabled": true, "rules": [
+        {"errorCodes": "429:QUOTA_EXHAUSTED", "actionChain": [{"action": "suspend"}]},
+        {"errorCodes": "500,502,503,504", "actionChain": [{"action": "retry", "waitSeconds": 1, "maxAttempts": 1}, {"action": "failover"}]},
+        {"errorCodes": "401,403,429", "actionChain": [{"action": "failover"}]}
+    ]})
+}
+
+#[test]
+fn a_request_is_relayed_logged_and_costed() {
+    let s = setup(json!({}));
+    s.channel("messages", "main", "claude", None, 1);
+    let (status, body) = s.messages(&hello());
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["type"], "message");
+    let input = body["usage"]["input_tokens"].as_i64().unwrap();
+    let output = body["usage"]["output_tokens"].as_i64().unwrap();
+    let rows = s.rows(1);
+    let row = &rows[0];
+    assert_eq!(row["status"], "success");
+    assert_eq!(row["http_status"], 200);
+    assert_eq!(row["client_id"], s.key_id.as_str());
+    assert_eq!(row["channel_name"], "main");
+    assert_eq!(row["endpoint"], "/v1/messages");
+    assert_eq!((row["input_tokens"].as_i64().unwrap(), row["output_tokens"].as_i64().unwrap()), (input, output));
+    let expected = input as f64 * 3.0 / 1e6 + output as f64 * 15.0 / 1e6;
+    assert!((row["price"].as_f64().unwrap() - expected).abs() < 1e-12, "{row}");
+    // The upstream saw the channel's key, never the client's.
+    let seen = s.mock.requests();
+    let last = seen.last().unwrap();
+    assert_eq!(last.header("x-api-key"), Some(UPSTREAM_KEY));
+    assert!(seen.iter().all(|r| r.headers.iter().all(|(_, v)| !v.contains(&s.key))));
+}
+
+#[test]
+fn failover_moves_to_the_next_channel_after_retrying() {
+    let s = setup(json!({"failover": fast_failover_rules()}));
+    s.channel("messages", "broken", "claude", Some("status=500"), 1);
+    s.channel("messages", "healthy", "claude", None, 2);
+    let started = Instant::now();
+    let (status, body) = s.messages(&hello());
+    assert_eq!(status, 200, "{body}");
+    assert!(started.elapsed() >= Duration::from_secs(1), "the retry waited");
+    assert_eq!(s.path_count("status=500"), 2, "one attempt + one retry on the broken channel");
+    let row = &s.rows(1)[0];
+    assert_eq!(row["channel_name"], "healthy");
+    let info: Vec<Value> = serde_json::from_str(row["failover_info"].as_str().unwrap()).unwrap();
+    let actions: Vec<&str> = info.iter().map(|n| n["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["retry", "failover", "success"], "{info:?}");
+    assert_eq!(info[0]["channel"], "broken");
+}
+
+#[test]
+fn retry_with_wait_succeeds_on_the_same_channel() {
+    let s = setup(json!({"failover": fast_failover_rules()}));
+    s.channel("messages", "flaky", "claude", Some("status=503,fail_times=1"), 1);
+    let started = Instant::now();
+    let (status, _) = s.messages(&hello());
+    assert_eq!(status, 200);
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(s.path_count("fail_times=1"), 2);
+    let row = &s.rows(1)[0];
+    assert_eq!(row["channel_name"], "flaky");
+    assert!(row["failover_info"].as_str().unwrap().contains("\"retry\""));
+}
+
+#[test]
+fn quota_exhausted_suspends_the_channel() {
+    let s = setup(json!({"failover": fast_failover_rules()}));
+    s.channel("messages", "exhausted", "claude", Some("status=429,error_code=QUOTA_EXHAUSTED"), 1);
+    s.channel("messages", "backup", "claude", None, 2);
+    for _ in 0..3 {
+        let (status, _) = s.messages(&hello());
+        assert_eq!(status, 200);
+    }
+    assert_eq!(s.path_count("QUOTA_EXHAUSTED"), 1, "a suspended channel is not contacted again");
+    let rows = s.rows(3);
+    assert!(rows.iter().all(|r| r["channel_name"] == "backup"));
+    assert!(rows.iter().any(|r| r["failover_info"].as_str().unwrap().contains("suspend")));
+}
+
+#[test]
+fn the_circuit_breaker_opens_and_recovers_by_itself() {
+    let rules = json!({"enabled": true, "rules": [{"errorCodes": "500", "actionChain": [{"action": "failover"}]}]});
+    let s = setup(json!({"failover": rules, "circuitBreakerThreshold": 2, "circuitBreakerCooldownSeconds": 1}));
+    s.channel("messages", "wobbly", "claude", Some("status=500,fail_times=2"), 1);
+    s.channel("messages", "steady", "claude", None, 2);
+    for _ in 0..3 {
+        assert_eq!(s.messages(&hello()).0, 200);
+    }
+    assert_eq!(s.path_count("fail_times=2"), 2, "after 2 failures the circuit is open: the third request skips it");
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(s.messages(&hello()).0, 200);
+    assert_eq!(s.path_count("fail_times=2"), 3, "after the cooldown the channel is tried again");
+    let rows = s.rows(4);
+    assert_eq!(rows[0]["channel_name"], "wobbly", "and it serves again once healthy");
+}
+
+/// Read an HTTP response head plus a little body, then hang up.
+fn start_stream_and_hang_up(url: &str, key: &str, body: &Value) -> String {
+    let rest = url.strip_prefix("http://").unwrap();
+    let mut stream = TcpStream::connect(rest).unwrap();
+    let payload = body.to_string();
+    write!(stream, "POST /v1/messages HTTP/1.1\r\nhost: {rest}\r\nx-api-key: {key}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{payload}", payload.len()).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 512];
+    while !String::from_utf8_lossy(&seen).contains("content_block_delta") {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "stream ended early");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    drop(stream);
+    String::from_utf8_lossy(&seen).to_string()
+}
+
+#[test]
+fn a_client_disconnect_cancels_the_upstream_and_is_logged() {
+    let s = setup(json!({}));
+    s.channel("messages", "slow-stream", "claude", Some("chunks=50,chunk_delay=100"), 1);
+    let mut body = hello();
+    body["stream"] = json!(true);
+    let seen = start_stream_and_hang_up(&s.server.url, &s.key, &body);
+    assert!(seen.contains("message_start"));
+    assert!(eventually(Duration::from_secs(5), || s.mock.stats().streams_cancelled == 1), "upstream stream was not cancelled: {:?}", s.mock.stats());
+    let row = &s.rows(1)[0];
+    assert_eq!(row["status"], "client_disconnect");
+    assert_eq!(row["stream"], true);
+    assert!(row["input_tokens"].as_i64().unwrap() > 0, "usage seen before the disconnect is kept");
+    assert_eq!(s.mock.stats().streams_completed, 0);
+}
+
+#[test]
+fn bad_input_gets_clear_protocol_shaped_errors() {
+    let s = setup(json!({"maxBodyBytes": 4096}));
+    s.channel("messages", "main", "claude", None, 1);
+    let url = &s.server.url;
+    let anthropic = |status: u16, body: &Value, kind: &str| {
+        assert_eq!(body["type"], "error", "{body}");
+        assert_eq!(body["error"]["type"], kind, "{status} {body}");
+        assert!(!body.to_string().contains(UPSTREAM_KEY));
+    };
+
+    // malformed JSON
+    let (status, text) = request_raw("POST", &format!("{url}/v1/messages"), &[("x-api-key", &s.key)], Some("{not json")).unwrap();
+    assert_eq!(status, 400);
+    anthropic(status, &serde_json::from_str(&text).unwrap(), "invalid_request_error");
+    // no model
+    let (status, body) = s.messages(&json!({"messages": []}));
+    assert_eq!(status, 400);
+    assert!(body["error"]["message"].as_str().unwrap().contains("model"));
+    // too large
+    let big = json!({"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "x".repeat(10_000)}]});
+    let (status, body) = s.messages(&big);
+    assert_eq!(status, 413);
+    anthropic(status, &body, "request_too_large");
+    // no key / bad key (Anthropic and OpenAI shapes)
+    let (status, body) = request("POST", &format!("{url}/v1/messages"), &[], Some(&hello())).unwrap();
+    assert_eq!(status, 401);
+    anthropic(status, &body, "authentication_error");
+    let (status, body) = request("POST", &format!("{url}/v1/chat/completions"), &[("authorization", "Bearer cr_wrong")], Some(&json!({"model": "gpt-5", "messages": []}))).unwrap();
+    assert_eq!(status, 401);
+    assert_eq!(body["error"]["code"], "invalid_api_key", "{body}");
+    // no channel in the pool
+    let (status, body) = request("POST", &format!("{url}/v1/chat/completions"), &[("authorization", &format!("Bearer {}", s.key))], Some(&json!({"model": "gpt-5", "messages": [{"role": "user", "content": "hi"}]}))).unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("no channel"), "{body}");
+    // unknown Gemini method
+    let (status, body) = request("POST", &format!("{url}/v1beta/models/gemini-2.5-pro:explode"), &[("x-goog-api-key", &s.key)], Some(&json!({}))).unwrap();
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["status"], "NOT_FOUND", "{body}");
+    // a model the key may not use, a disabled key
+    let (_, limited) = s.server.admin("POST", "/keys", Some(&json!({"name": "haiku-only", "allow": {"models": ["claude-haiku-*"]}})));
+    let limited_key = limited["plaintext"].as_str().unwrap();
+    let (status, body) = request("POST", &format!("{url}/v1/messages"), &[("x-api-key", limited_key)], Some(&hello())).unwrap();
+    assert_eq!(status, 403);
+    anthropic(status, &body, "permission_error");
+    s.server.admin("PATCH", &format!("/keys/{}", limited["key"]["id"].as_str().unwrap()), Some(&json!({"status": "disabled"})));
+    let (status, body) = request("POST", &format!("{url}/v1/messages"), &[("x-api-key", limited_key)], Some(&hello())).unwrap();
+    assert_eq!(status, 403);
+    assert!(body["error"]["message"].as_str().unwrap().contains("disabled"));
+    // an upstream 400 is given back as it is
+    s.server.admin("DELETE", &format!("/channels/{}", s.server.admin("GET", "/channels", None).1["channels"][0]["id"].as_str().unwrap()), None);
+    s.channel("messages", "picky", "claude", Some("status=400"), 1);
+    let (status, body) = s.messages(&hello());
+    assert_eq!(status, 400);
+    anthropic(status, &body, "invalid_request_error");
+
+    // None of this changed the configuration, and every authenticated request has a row.
+    assert_eq!(s.server.admin("GET", "/channels", None).1["channels"].as_array().unwrap().len(), 1);
+    let rows = s.rows(7);
+    assert!(rows.iter().all(|r| r["http_status"].as_i64().unwrap() >= 400));
+}
+
+#[test]
+fn graceful_stop_under_load_loses_no_row() {
+    let s = setup(json!({}));
+    s.channel("messages", "main", "claude", Some("latency=30"), 1);
+    let url = s.server.url.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..8)
+        .map(|i| {
+            let (url, key, stop) = (url.clone(), s.key.clone(), std::sync::Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut responses = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let mut body = hello();
+                    body["stream"] = json!(i % 2 == 0);
+                    match request("POST", &format!("{url}/v1/messages"), &[("x-api-key", &key)], Some(&body)) {
+                        Ok((status, _)) if status > 0 => responses += 1,
+                        _ => break, // the listener is closed
+                    }
+                }
+                responses
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(700));
+    let data_dir = s.server.data_dir.clone();
+    let Setup { server, mock, _runtime, .. } = s;
+    let status = server.stop();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answered: u64 = clients.into_iter().map(|c| c.join().unwrap()).sum();
+    assert!(status.success(), "{status}");
+    assert!(answered > 20, "too little load to mean anything: {answered}");
+    let rows = count_rows(&data_dir);
+    assert_eq!(rows, answered, "one row per answered request");
+    drop(mock);
+}
+
+fn count_rows(data_dir: &Path) -> u64 {
+    let conn = rusqlite::Connection::open(data_dir.join("logs.sqlite")).unwrap();
+    conn.query_row("SELECT COUNT(*) FROM request_log", [], |r| r.get::<_, i64>(0)).unwrap() as u64
+}

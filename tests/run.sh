@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian 12 machine or a developer's box:
+#
+#   bash tests/run.sh
+#
+# As root (CI) or as a user with sudo (used only for apt-get). Safe to run again: it installs
+# only what is missing (redis-server, postgresql, python3-venv, a C compiler), starts a
+# throwaway Redis and PostgreSQL on 127.0.0.1 (tests/services.sh), stops them on exit, and
+# fails at the first failing step:
+#   1. cargo fmt --check   2. cargo clippy -D warnings   3. cargo build (debug)
+#   4. cargo test          5. pytest tests/sdk (when it has tests)
+# Needs a Rust toolchain (cargo, rustfmt, clippy) on PATH.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+RUN_STARTED=$SECONDS
+CURRENT_STEP="setup"
+section() { CURRENT_STEP="$*"; printf '\n==== %s ====\n' "$*"; }
+step_done() { printf -- '---- %s: ok (%ss)\n' "$1" "$((SECONDS - $2))"; }
+die() { printf 'run.sh: %s\n' "$*" >&2; exit 1; }
+
+command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust (rustup, with the rustfmt and clippy components) and open a new shell"
+
+# shellcheck source=tests/services.sh
+. "$ROOT/tests/services.sh"
+
+section "system packages"
+t=$SECONDS
+services_install
+step_done "system packages" "$t"
+
+section "Redis and PostgreSQL (throwaway, 127.0.0.1)"
+t=$SECONDS
+on_exit() {
+    local rc=$?
+    services_down
+    if ((rc != 0)); then
+        printf '\nrun.sh: FAILED in step "%s" (exit code %d)\n' "$CURRENT_STEP" "$rc" >&2
+    fi
+    return "$rc"
+}
+trap on_exit EXIT
+services_up
+step_done "services" "$t"
+
+section "Python virtualenv (.venv)"
+t=$SECONDS
+SDK_DIR="$ROOT/tests/sdk"
+if [[ ! -x $ROOT/.venv/bin/python ]]; then
+    rm -rf "$ROOT/.venv"
+    python3 -m venv "$ROOT/.venv"
+fi
+SDK_TESTS=()
+if [[ -d $SDK_DIR ]]; then
+    mapfile -t SDK_TESTS < <(find "$SDK_DIR" -type f \( -name 'test_*.py' -o -name '*_test.py' \) | sort)
+fi
+if [[ -f $SDK_DIR/requirements.txt ]]; then
+    "$ROOT/.venv/bin/python" -m pip install -q --disable-pip-version-check -r "$SDK_DIR/requirements.txt"
+fi
+if ((${#SDK_TESTS[@]} > 0)) && ! "$ROOT/.venv/bin/python" -c 'import pytest' 2>/dev/null; then
+    "$ROOT/.venv/bin/python" -m pip install -q --disable-pip-version-check pytest
+fi
+step_done "virtualenv" "$t"
+
+section "cargo fmt --check"
+t=$SECONDS
+cargo fmt --all -- --check
+step_done "fmt" "$t"
+
+section "cargo clippy (-D warnings)"
+t=$SECONDS
+cargo clippy --workspace --all-targets -- -D warnings
+step_done "clippy" "$t"
+
+section "cargo build"
+t=$SECONDS
+cargo build --workspace --bins
+step_done "build" "$t"
+
+section "cargo test"
+t=$SECONDS
+TEST_LOG="$(mktemp "${TMPDIR:-/tmp}/relaybox-cargo-test.XXXXXX")"
+cargo test --workspace 2>&1 | tee "$TEST_LOG"
+passed=0 failed=0 ignored=0
+while read -r line; do
+    [[ $line =~ ([0-9]+)\ passed\;\ ([0-9]+)\ failed\;\ ([0-9]+)\ ignored ]] || continue
+    passed=$((passed + BASH_REMATCH[1]))
+    failed=$((failed + BASH_REMATCH[2]))
+    ignored=$((ignored + BASH_REMATCH[3]))
+done < <(grep -E '^test result:' "$TEST_LOG")
+printf '\ncargo test summary:\n'
+awk '/^ *Running / { target = $0; sub(/^ *Running /, "", target); sub(/ \(.*$/, "", target) }
+     /^ *Doc-tests / { target = "doc-tests " $2 }
+     /^test result:/ { sub(/^test result: /, ""); sub(/; [0-9]+ measured.*/, ""); printf "  %-60s %s\n", target, $0 }' "$TEST_LOG"
+rm -f "$TEST_LOG"
+step_done "cargo test" "$t"
+
+py_passed=0 py_skipped=0
+section "pytest tests/sdk"
+if ((${#SDK_TESTS[@]} > 0)); then
+    t=$SECONDS
+    PY_LOG="$(mktemp "${TMPDIR:-/tmp}/relaybox-pytest.XXXXXX")"
+    # Exit code 5 ("no tests collected") is a failure here: test files exist.
+    "$ROOT/.venv/bin/python" -m pytest -q "$SDK_DIR" 2>&1 | tee "$PY_LOG"
+    summary="$(tail -n 1 "$PY_LOG")"
+    [[ $summary =~ ([0-9]+)\ passed ]] && py_passed=${BASH_REMATCH[1]}
+    [[ $summary =~ ([0-9]+)\ skipped ]] && py_skipped=${BASH_REMATCH[1]}
+    rm -f "$PY_LOG"
+    step_done "pytest" "$t"
+else
+    printf 'no test files in tests/sdk; skipped\n'
+fi
+
+services_down
+section "done in $((SECONDS - RUN_STARTED))s"
+printf 'cargo test: %d passed, %d failed, %d ignored; pytest: %d passed, %d skipped\n' \
+    "$passed" "$failed" "$ignored" "$py_passed" "$py_skipped"
+printf 'total: %d passed, %d failed, %d skipped\n' \
+    "$((passed + py_passed))" "$failed" "$((ignored + py_skipped))"
