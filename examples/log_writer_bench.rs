@@ -41,8 +41,8 @@ fn realistic_row(n: u64, client_id: &str, channel_id: &str) -> RequestLog {
     let complete = start + Duration::from_millis(u64::try_from(duration_ms).unwrap_or(0));
     let input_tokens = 800 + i64::try_from(n % 4000).unwrap_or(0);
     let output_tokens = 40 + i64::try_from(n % 600).unwrap_or(0);
-    let cache_read = if n % 3 == 0 { 2048 } else { 0 };
-    let cache_creation = if n % 7 == 0 { 1024 } else { 0 };
+    let cache_read = if n.is_multiple_of(3) { 2048 } else { 0 };
+    let cache_creation = if n.is_multiple_of(7) { 1024 } else { 0 };
     #[expect(
         clippy::cast_precision_loss,
         reason = "token counts are far below 2^52"
@@ -53,7 +53,7 @@ fn realistic_row(n: u64, client_id: &str, channel_id: &str) -> RequestLog {
     let cache_creation_cost = cost(cache_creation, 3.75);
     let cache_read_cost = cost(cache_read, 0.3);
     let model = MODELS[usize::try_from(n).unwrap_or(0) % MODELS.len()];
-    let stream = n % 2 == 0;
+    let stream = n.is_multiple_of(2);
     RequestLog {
         id: new_id(),
         status: "success".into(),

@@ -148,18 +148,24 @@ pub struct Cipher {
 
 impl std::fmt::Debug for Cipher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cipher").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("Cipher")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
 impl Cipher {
     /// A new keyring for an empty data dir: random DEK, wrapped under the KEK.
     pub fn create(master: &MasterSecret) -> Result<(Cipher, KeyringRecord), CryptoError> {
-        let kdf = if master.is_passphrase() { Kdf::Argon2id } else { Kdf::Hkdf };
+        let kdf = if master.is_passphrase() {
+            Kdf::Argon2id
+        } else {
+            Kdf::Hkdf
+        };
         let salt = random_array::<32>()?;
         let kek = master.derive_kek(&kdf, &salt)?;
         let dek = Zeroizing::new(random_array::<32>()?);
-        let kid = hex::encode(&random_array::<4>()?);
+        let kid = hex::encode(random_array::<4>()?);
         let wrapped = seal_raw(&aead_for(&kek[..])?, wrap_aad(&kid).as_bytes(), &dek[..])?;
         let record = KeyringRecord {
             keycheck: keycheck(&kek),
@@ -169,7 +175,13 @@ impl Cipher {
             wrapped_dek: wrapped,
             created_at: crate::domain::now().to_string(),
         };
-        Ok((Cipher { kid, aead: aead_for(&dek[..])? }, record))
+        Ok((
+            Cipher {
+                kid,
+                aead: aead_for(&dek[..])?,
+            },
+            record,
+        ))
     }
 
     /// Unwrap the DEK of an existing keyring; a wrong master secret is refused by the key check.
@@ -177,7 +189,9 @@ impl Cipher {
         master: &MasterSecret,
         record: &KeyringRecord,
     ) -> Result<Cipher, CryptoError> {
-        let salt = STANDARD.decode(&record.salt).map_err(|_| CryptoError::Decrypt("keyring salt"))?;
+        let salt = STANDARD
+            .decode(&record.salt)
+            .map_err(|_| CryptoError::Decrypt("keyring salt"))?;
         let kek = match master.derive_kek(&record.kdf, &salt) {
             Ok(kek) => kek,
             Err(CryptoError::WrongKey) => return Err(CryptoError::WrongKey),
@@ -192,7 +206,10 @@ impl Cipher {
             wrap_aad(&record.kid).as_bytes(),
             &record.wrapped_dek,
         )?);
-        Ok(Cipher { kid: record.kid.clone(), aead: aead_for(&dek)? })
+        Ok(Cipher {
+            kid: record.kid.clone(),
+            aead: aead_for(&dek)?,
+        })
     }
 
     /// Seal `plaintext`, bound to `aad` (e.g. `channel/<id>/apiKey`): a ciphertext copied to
@@ -203,8 +220,13 @@ impl Cipher {
     }
 
     pub fn open(&self, aad: &str, sealed: &SealedSecret) -> Result<Zeroizing<String>, CryptoError> {
-        let rest = sealed.0.strip_prefix(SEALED_PREFIX).ok_or(CryptoError::Decrypt("not sealed"))?;
-        let (kid, body) = rest.split_once(':').ok_or(CryptoError::Decrypt("malformed"))?;
+        let rest = sealed
+            .0
+            .strip_prefix(SEALED_PREFIX)
+            .ok_or(CryptoError::Decrypt("not sealed"))?;
+        let (kid, body) = rest
+            .split_once(':')
+            .ok_or(CryptoError::Decrypt("malformed"))?;
         if kid != self.kid {
             return Err(CryptoError::Decrypt("sealed under an unknown key id"));
         }
@@ -246,7 +268,13 @@ fn seal_raw(aead: &Aes256Gcm, aad: &[u8], plaintext: &[u8]) -> Result<String, Cr
     let nonce_bytes = random_array::<12>()?;
     let nonce = Nonce::from(nonce_bytes);
     let ciphertext = aead
-        .encrypt(&nonce, Payload { msg: plaintext, aad })
+        .encrypt(
+            &nonce,
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .map_err(|_| CryptoError::Decrypt("encryption failed"))?;
     let mut out = nonce_bytes.to_vec();
     out.extend_from_slice(&ciphertext);
@@ -254,14 +282,24 @@ fn seal_raw(aead: &Aes256Gcm, aad: &[u8], plaintext: &[u8]) -> Result<String, Cr
 }
 
 fn open_raw(aead: &Aes256Gcm, aad: &[u8], body: &str) -> Result<Vec<u8>, CryptoError> {
-    let raw = URL_SAFE_NO_PAD.decode(body).map_err(|_| CryptoError::Decrypt("not base64"))?;
+    let raw = URL_SAFE_NO_PAD
+        .decode(body)
+        .map_err(|_| CryptoError::Decrypt("not base64"))?;
     if raw.len() < 12 + 16 {
         return Err(CryptoError::Decrypt("too short"));
     }
     let (nonce, ciphertext) = raw.split_at(12);
-    let nonce: [u8; 12] = nonce.try_into().map_err(|_| CryptoError::Decrypt("nonce"))?;
-    aead.decrypt(&Nonce::from(nonce), Payload { msg: ciphertext, aad })
-        .map_err(|_| CryptoError::Decrypt("authentication failed (wrong key or moved ciphertext)"))
+    let nonce: [u8; 12] = nonce
+        .try_into()
+        .map_err(|_| CryptoError::Decrypt("nonce"))?;
+    aead.decrypt(
+        &Nonce::from(nonce),
+        Payload {
+            msg: ciphertext,
+            aad,
+        },
+    )
+    .map_err(|_| CryptoError::Decrypt("authentication failed (wrong key or moved ciphertext)"))
 }
 
 fn random_array<const N: usize>() -> Result<[u8; N], CryptoError> {
@@ -275,7 +313,10 @@ fn random_array<const N: usize>() -> Result<[u8; N], CryptoError> {
 /// A new client key: `prefix` + 32 random bytes as 64 hex characters.
 pub fn generate_client_key(prefix: &str) -> Result<Zeroizing<String>, CryptoError> {
     let bytes = Zeroizing::new(random_array::<32>()?);
-    Ok(Zeroizing::new(format!("{prefix}{}", hex::encode(&bytes[..]))))
+    Ok(Zeroizing::new(format!(
+        "{prefix}{}",
+        hex::encode(&bytes[..])
+    )))
 }
 
 /// SHA-256 of the whole key, lowercase hex (the same as cc-bridge's `key_hash`).
@@ -317,11 +358,20 @@ mod tests {
         assert_eq!(record.kdf, Kdf::Hkdf);
         let sealed = cipher.seal("channel/a/apiKey", "sk-ant-secret").unwrap();
         assert!(!sealed.as_str().contains("sk-ant-secret"));
-        assert_eq!(cipher.open("channel/a/apiKey", &sealed).unwrap().as_str(), "sk-ant-secret");
-        assert!(cipher.open("channel/b/apiKey", &sealed).is_err(), "moved ciphertext must not open");
+        assert_eq!(
+            cipher.open("channel/a/apiKey", &sealed).unwrap().as_str(),
+            "sk-ant-secret"
+        );
+        assert!(
+            cipher.open("channel/b/apiKey", &sealed).is_err(),
+            "moved ciphertext must not open"
+        );
 
         let reopened = Cipher::open_keyring(&master, &record).unwrap();
-        assert_eq!(reopened.open("channel/a/apiKey", &sealed).unwrap().as_str(), "sk-ant-secret");
+        assert_eq!(
+            reopened.open("channel/a/apiKey", &sealed).unwrap().as_str(),
+            "sk-ant-secret"
+        );
     }
 
     #[test]
@@ -329,9 +379,15 @@ mod tests {
         let master = MasterSecret::from_text(&MasterSecret::generate_text().unwrap());
         let (_, record) = Cipher::create(&master).unwrap();
         let other = MasterSecret::from_text(&MasterSecret::generate_text().unwrap());
-        assert!(matches!(Cipher::open_keyring(&other, &record), Err(CryptoError::WrongKey)));
+        assert!(matches!(
+            Cipher::open_keyring(&other, &record),
+            Err(CryptoError::WrongKey)
+        ));
         let passphrase = MasterSecret::from_text("correct horse battery staple");
-        assert!(matches!(Cipher::open_keyring(&passphrase, &record), Err(CryptoError::WrongKey)));
+        assert!(matches!(
+            Cipher::open_keyring(&passphrase, &record),
+            Err(CryptoError::WrongKey)
+        ));
     }
 
     #[test]

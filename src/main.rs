@@ -11,7 +11,9 @@ async fn main() -> ExitCode {
     let args = Cli::parse();
     relaybox::telemetry::init(args.log_format, &args.log_level);
     for name in cli::unknown_env(std::env::vars().map(|(name, _)| name)) {
-        tracing::warn!("unknown environment variable {name} is ignored (typo? see relaybox --help)");
+        tracing::warn!(
+            "unknown environment variable {name} is ignored (typo? see relaybox --help)"
+        );
     }
     match cli::run(args.command).await {
         Ok(code) => code,

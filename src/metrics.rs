@@ -10,7 +10,9 @@ use std::time::Duration;
 use crate::store::sqlite::writer::WriterStats;
 
 /// Upper bounds of the latency histogram, in seconds.
-const LATENCY_BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
 
 #[derive(Debug, Default)]
 struct Histogram {
@@ -44,7 +46,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Metrics {
     pub fn request(&self, endpoint: &str, status: u16, channel: &str, elapsed: Duration) {
-        *lock(&self.requests).entry((endpoint.to_string(), status, channel.to_string())).or_default() += 1;
+        *lock(&self.requests)
+            .entry((endpoint.to_string(), status, channel.to_string()))
+            .or_default() += 1;
         let seconds = elapsed.as_secs_f64();
         let mut latency = lock(&self.latency);
         let histogram = latency.entry(endpoint.to_string()).or_default();
@@ -57,19 +61,34 @@ impl Metrics {
         }
     }
 
-    pub fn tokens(&self, input: u64, output: u64, cache_creation: u64, cache_read: u64, cost_usd: f64) {
+    pub fn tokens(
+        &self,
+        input: u64,
+        output: u64,
+        cache_creation: u64,
+        cache_read: u64,
+        cost_usd: f64,
+    ) {
         self.input_tokens.fetch_add(input, Ordering::Relaxed);
         self.output_tokens.fetch_add(output, Ordering::Relaxed);
-        self.cache_creation_tokens.fetch_add(cache_creation, Ordering::Relaxed);
-        self.cache_read_tokens.fetch_add(cache_read, Ordering::Relaxed);
+        self.cache_creation_tokens
+            .fetch_add(cache_creation, Ordering::Relaxed);
+        self.cache_read_tokens
+            .fetch_add(cache_read, Ordering::Relaxed);
         // Rounded to micro-USD; negative or NaN costs are impossible by construction.
-        #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "cost is finite and non-negative")]
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "cost is finite and non-negative"
+        )]
         let micros = (cost_usd * 1e6).round().max(0.0) as u64;
         self.cost_micros.fetch_add(micros, Ordering::Relaxed);
     }
 
     pub fn upstream_error(&self, channel: &str, status: u16) {
-        *lock(&self.upstream_errors).entry((channel.to_string(), status)).or_default() += 1;
+        *lock(&self.upstream_errors)
+            .entry((channel.to_string(), status))
+            .or_default() += 1;
     }
 
     pub fn retry(&self) {
@@ -81,7 +100,9 @@ impl Metrics {
     }
 
     pub fn limit_refusal(&self, limit: &str) {
-        *lock(&self.limit_refusals).entry(limit.to_string()).or_default() += 1;
+        *lock(&self.limit_refusals)
+            .entry(limit.to_string())
+            .or_default() += 1;
     }
 
     /// The text exposition format.
@@ -90,17 +111,37 @@ impl Metrics {
         let mut out = String::with_capacity(4096);
         out.push_str("# HELP relaybox_requests_total Relayed requests by endpoint, HTTP status and channel.\n# TYPE relaybox_requests_total counter\n");
         for ((endpoint, status, channel), count) in lock(&self.requests).iter() {
-            let _ = writeln!(out, "relaybox_requests_total{{endpoint=\"{}\",status=\"{status}\",channel=\"{}\"}} {count}", escape(endpoint), escape(channel));
+            let _ = writeln!(
+                out,
+                "relaybox_requests_total{{endpoint=\"{}\",status=\"{status}\",channel=\"{}\"}} {count}",
+                escape(endpoint),
+                escape(channel)
+            );
         }
         out.push_str("# HELP relaybox_request_duration_seconds Time from request to the end of the response.\n# TYPE relaybox_request_duration_seconds histogram\n");
         for (endpoint, h) in lock(&self.latency).iter() {
             let endpoint = escape(endpoint);
             for (bound, count) in LATENCY_BUCKETS.iter().zip(h.buckets.iter()) {
-                let _ = writeln!(out, "relaybox_request_duration_seconds_bucket{{endpoint=\"{endpoint}\",le=\"{bound}\"}} {count}");
+                let _ = writeln!(
+                    out,
+                    "relaybox_request_duration_seconds_bucket{{endpoint=\"{endpoint}\",le=\"{bound}\"}} {count}"
+                );
             }
-            let _ = writeln!(out, "relaybox_request_duration_seconds_bucket{{endpoint=\"{endpoint}\",le=\"+Inf\"}} {}", h.count);
-            let _ = writeln!(out, "relaybox_request_duration_seconds_sum{{endpoint=\"{endpoint}\"}} {}", h.sum_seconds);
-            let _ = writeln!(out, "relaybox_request_duration_seconds_count{{endpoint=\"{endpoint}\"}} {}", h.count);
+            let _ = writeln!(
+                out,
+                "relaybox_request_duration_seconds_bucket{{endpoint=\"{endpoint}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "relaybox_request_duration_seconds_sum{{endpoint=\"{endpoint}\"}} {}",
+                h.sum_seconds
+            );
+            let _ = writeln!(
+                out,
+                "relaybox_request_duration_seconds_count{{endpoint=\"{endpoint}\"}} {}",
+                h.count
+            );
         }
         out.push_str("# HELP relaybox_tokens_total Tokens relayed, by kind.\n# TYPE relaybox_tokens_total counter\n");
         for (kind, value) in [
@@ -109,7 +150,11 @@ impl Metrics {
             ("cache_creation", &self.cache_creation_tokens),
             ("cache_read", &self.cache_read_tokens),
         ] {
-            let _ = writeln!(out, "relaybox_tokens_total{{kind=\"{kind}\"}} {}", value.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "relaybox_tokens_total{{kind=\"{kind}\"}} {}",
+                value.load(Ordering::Relaxed)
+            );
         }
         out.push_str("# HELP relaybox_cost_usd_total Cost of relayed requests in USD.\n# TYPE relaybox_cost_usd_total counter\n");
         #[expect(clippy::cast_precision_loss, reason = "display only")]
@@ -117,22 +162,57 @@ impl Metrics {
         let _ = writeln!(out, "relaybox_cost_usd_total {cost}");
         out.push_str("# HELP relaybox_upstream_errors_total Failed upstream attempts by channel and status (0 = no response).\n# TYPE relaybox_upstream_errors_total counter\n");
         for ((channel, status), count) in lock(&self.upstream_errors).iter() {
-            let _ = writeln!(out, "relaybox_upstream_errors_total{{channel=\"{}\",status=\"{status}\"}} {count}", escape(channel));
+            let _ = writeln!(
+                out,
+                "relaybox_upstream_errors_total{{channel=\"{}\",status=\"{status}\"}} {count}",
+                escape(channel)
+            );
         }
-        let _ = writeln!(out, "# HELP relaybox_upstream_retries_total Retries of the same channel.\n# TYPE relaybox_upstream_retries_total counter\nrelaybox_upstream_retries_total {}", self.retries.load(Ordering::Relaxed));
-        let _ = writeln!(out, "# HELP relaybox_failovers_total Moves to the next channel.\n# TYPE relaybox_failovers_total counter\nrelaybox_failovers_total {}", self.failovers.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "# HELP relaybox_upstream_retries_total Retries of the same channel.\n# TYPE relaybox_upstream_retries_total counter\nrelaybox_upstream_retries_total {}",
+            self.retries.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP relaybox_failovers_total Moves to the next channel.\n# TYPE relaybox_failovers_total counter\nrelaybox_failovers_total {}",
+            self.failovers.load(Ordering::Relaxed)
+        );
         out.push_str("# HELP relaybox_limit_refusals_total Requests refused by a key or channel limit.\n# TYPE relaybox_limit_refusals_total counter\n");
         for (limit, count) in lock(&self.limit_refusals).iter() {
-            let _ = writeln!(out, "relaybox_limit_refusals_total{{limit=\"{}\"}} {count}", escape(limit));
+            let _ = writeln!(
+                out,
+                "relaybox_limit_refusals_total{{limit=\"{}\"}} {count}",
+                escape(limit)
+            );
         }
-        let _ = writeln!(out, "# HELP relaybox_log_queue_depth Request-log rows waiting for the writer.\n# TYPE relaybox_log_queue_depth gauge\nrelaybox_log_queue_depth {}", writer.queued);
-        let _ = writeln!(out, "# HELP relaybox_log_rows_written_total Request-log rows committed.\n# TYPE relaybox_log_rows_written_total counter\nrelaybox_log_rows_written_total {}", writer.written);
-        let _ = writeln!(out, "# HELP relaybox_log_rows_dropped_total Request-log rows dropped because the queue was full.\n# TYPE relaybox_log_rows_dropped_total counter\nrelaybox_log_rows_dropped_total {}", writer.dropped);
-        let _ = writeln!(out, "# HELP relaybox_log_rows_failed_total Request-log rows whose batch failed to commit.\n# TYPE relaybox_log_rows_failed_total counter\nrelaybox_log_rows_failed_total {}", writer.failed);
+        let _ = writeln!(
+            out,
+            "# HELP relaybox_log_queue_depth Request-log rows waiting for the writer.\n# TYPE relaybox_log_queue_depth gauge\nrelaybox_log_queue_depth {}",
+            writer.queued
+        );
+        let _ = writeln!(
+            out,
+            "# HELP relaybox_log_rows_written_total Request-log rows committed.\n# TYPE relaybox_log_rows_written_total counter\nrelaybox_log_rows_written_total {}",
+            writer.written
+        );
+        let _ = writeln!(
+            out,
+            "# HELP relaybox_log_rows_dropped_total Request-log rows dropped because the queue was full.\n# TYPE relaybox_log_rows_dropped_total counter\nrelaybox_log_rows_dropped_total {}",
+            writer.dropped
+        );
+        let _ = writeln!(
+            out,
+            "# HELP relaybox_log_rows_failed_total Request-log rows whose batch failed to commit.\n# TYPE relaybox_log_rows_failed_total counter\nrelaybox_log_rows_failed_total {}",
+            writer.failed
+        );
         out
     }
 }
 
 fn escape(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

@@ -2,6 +2,8 @@
 //! retries, suspension, circuit-breaker recovery, client disconnects, bad input and graceful
 //! stop. (The official-SDK tests are in tests/sdk.)
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
 mod common;
 
 use std::io::{Read as _, Write as _};
@@ -26,8 +28,14 @@ struct Setup {
 }
 
 fn setup(settings_patch: Value) -> Setup {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let mock = runtime.block_on(MockUpstream::start(MockOptions::default())).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mock = runtime
+        .block_on(MockUpstream::start(MockOptions::default()))
+        .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let server = TestServer::start(&tmp.path().join("data"), &[]);
     let (_, mut settings) = server.admin("GET", "/settings", None);
@@ -39,12 +47,30 @@ fn setup(settings_patch: Value) -> Setup {
     let (_, created) = server.admin("POST", "/keys", Some(&json!({"name": "tester"})));
     let key = created["plaintext"].as_str().unwrap().to_string();
     let key_id = created["key"]["id"].as_str().unwrap().to_string();
-    server.admin("POST", "/pricing", Some(&json!({"model": "claude-sonnet-4-5", "inputPrice": 3.0, "outputPrice": 15.0})));
-    Setup { server, mock, _runtime: runtime, key, key_id, _tmp: tmp }
+    server.admin(
+        "POST",
+        "/pricing",
+        Some(&json!({"model": "claude-sonnet-4-5", "inputPrice": 3.0, "outputPrice": 15.0})),
+    );
+    Setup {
+        server,
+        mock,
+        _runtime: runtime,
+        key,
+        key_id,
+        _tmp: tmp,
+    }
 }
 
 impl Setup {
-    fn channel(&self, pool: &str, name: &str, service_type: &str, directives: Option<&str>, priority: i64) -> String {
+    fn channel(
+        &self,
+        pool: &str,
+        name: &str,
+        service_type: &str,
+        directives: Option<&str>,
+        priority: i64,
+    ) -> String {
         let base = directives.map_or_else(|| self.mock.base_url(), |d| self.mock.scenario_url(d));
         let (status, body) = self.server.admin(
             "POST",
@@ -56,18 +82,36 @@ impl Setup {
     }
 
     fn messages(&self, body: &Value) -> (u16, Value) {
-        request("POST", &format!("{}/v1/messages", self.server.url), &[("x-api-key", &self.key), ("anthropic-version", "2023-06-01")], Some(body)).unwrap()
+        request(
+            "POST",
+            &format!("{}/v1/messages", self.server.url),
+            &[
+                ("x-api-key", &self.key),
+                ("anthropic-version", "2023-06-01"),
+            ],
+            Some(body),
+        )
+        .unwrap()
     }
 
     fn path_count(&self, fragment: &str) -> u64 {
-        self.mock.stats().per_path.iter().filter(|(p, _)| p.contains(fragment)).map(|(_, n)| n).sum()
+        self.mock
+            .stats()
+            .per_path
+            .iter()
+            .filter(|(p, _)| p.contains(fragment))
+            .map(|(_, n)| n)
+            .sum()
     }
 
     /// The newest log rows (polls: rows are group-committed within ~100 ms).
     fn rows(&self, at_least: usize) -> Vec<Value> {
         let mut rows = Vec::new();
         eventually(Duration::from_secs(5), || {
-            rows = self.server.admin("GET", "/logs?limit=1000", None).1["logs"].as_array().cloned().unwrap_or_default();
+            rows = self.server.admin("GET", "/logs?limit=1000", None).1["logs"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             rows.len() >= at_least
         });
         rows
@@ -102,14 +146,26 @@ fn a_request_is_relayed_logged_and_costed() {
     assert_eq!(row["client_id"], s.key_id.as_str());
     assert_eq!(row["channel_name"], "main");
     assert_eq!(row["endpoint"], "/v1/messages");
-    assert_eq!((row["input_tokens"].as_i64().unwrap(), row["output_tokens"].as_i64().unwrap()), (input, output));
+    assert_eq!(
+        (
+            row["input_tokens"].as_i64().unwrap(),
+            row["output_tokens"].as_i64().unwrap()
+        ),
+        (input, output)
+    );
     let expected = input as f64 * 3.0 / 1e6 + output as f64 * 15.0 / 1e6;
-    assert!((row["price"].as_f64().unwrap() - expected).abs() < 1e-12, "{row}");
+    assert!(
+        (row["price"].as_f64().unwrap() - expected).abs() < 1e-12,
+        "{row}"
+    );
     // The upstream saw the channel's key, never the client's.
     let seen = s.mock.requests();
     let last = seen.last().unwrap();
     assert_eq!(last.header("x-api-key"), Some(UPSTREAM_KEY));
-    assert!(seen.iter().all(|r| r.headers.iter().all(|(_, v)| !v.contains(&s.key))));
+    assert!(
+        seen.iter()
+            .all(|r| r.headers.iter().all(|(_, v)| !v.contains(&s.key)))
+    );
 }
 
 #[test]
@@ -120,8 +176,15 @@ fn failover_moves_to_the_next_channel_after_retrying() {
     let started = Instant::now();
     let (status, body) = s.messages(&hello());
     assert_eq!(status, 200, "{body}");
-    assert!(started.elapsed() >= Duration::from_secs(1), "the retry waited");
-    assert_eq!(s.path_count("status=500"), 2, "one attempt + one retry on the broken channel");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "the retry waited"
+    );
+    assert_eq!(
+        s.path_count("status=500"),
+        2,
+        "one attempt + one retry on the broken channel"
+    );
     let row = &s.rows(1)[0];
     assert_eq!(row["channel_name"], "healthy");
     let info: Vec<Value> = serde_json::from_str(row["failover_info"].as_str().unwrap()).unwrap();
@@ -133,7 +196,13 @@ fn failover_moves_to_the_next_channel_after_retrying() {
 #[test]
 fn retry_with_wait_succeeds_on_the_same_channel() {
     let s = setup(json!({"failover": fast_failover_rules()}));
-    s.channel("messages", "flaky", "claude", Some("status=503,fail_times=1"), 1);
+    s.channel(
+        "messages",
+        "flaky",
+        "claude",
+        Some("status=503,fail_times=1"),
+        1,
+    );
     let started = Instant::now();
     let (status, _) = s.messages(&hello());
     assert_eq!(status, 200);
@@ -147,33 +216,65 @@ fn retry_with_wait_succeeds_on_the_same_channel() {
 #[test]
 fn quota_exhausted_suspends_the_channel() {
     let s = setup(json!({"failover": fast_failover_rules()}));
-    s.channel("messages", "exhausted", "claude", Some("status=429,error_code=QUOTA_EXHAUSTED"), 1);
+    s.channel(
+        "messages",
+        "exhausted",
+        "claude",
+        Some("status=429,error_code=QUOTA_EXHAUSTED"),
+        1,
+    );
     s.channel("messages", "backup", "claude", None, 2);
     for _ in 0..3 {
         let (status, _) = s.messages(&hello());
         assert_eq!(status, 200);
     }
-    assert_eq!(s.path_count("QUOTA_EXHAUSTED"), 1, "a suspended channel is not contacted again");
+    assert_eq!(
+        s.path_count("QUOTA_EXHAUSTED"),
+        1,
+        "a suspended channel is not contacted again"
+    );
     let rows = s.rows(3);
     assert!(rows.iter().all(|r| r["channel_name"] == "backup"));
-    assert!(rows.iter().any(|r| r["failover_info"].as_str().unwrap().contains("suspend")));
+    assert!(
+        rows.iter()
+            .any(|r| r["failover_info"].as_str().unwrap().contains("suspend"))
+    );
 }
 
 #[test]
 fn the_circuit_breaker_opens_and_recovers_by_itself() {
     let rules = json!({"enabled": true, "rules": [{"errorCodes": "500", "actionChain": [{"action": "failover"}]}]});
-    let s = setup(json!({"failover": rules, "circuitBreakerThreshold": 2, "circuitBreakerCooldownSeconds": 1}));
-    s.channel("messages", "wobbly", "claude", Some("status=500,fail_times=2"), 1);
+    let s = setup(
+        json!({"failover": rules, "circuitBreakerThreshold": 2, "circuitBreakerCooldownSeconds": 1}),
+    );
+    s.channel(
+        "messages",
+        "wobbly",
+        "claude",
+        Some("status=500,fail_times=2"),
+        1,
+    );
     s.channel("messages", "steady", "claude", None, 2);
     for _ in 0..3 {
         assert_eq!(s.messages(&hello()).0, 200);
     }
-    assert_eq!(s.path_count("fail_times=2"), 2, "after 2 failures the circuit is open: the third request skips it");
+    assert_eq!(
+        s.path_count("fail_times=2"),
+        2,
+        "after 2 failures the circuit is open: the third request skips it"
+    );
     std::thread::sleep(Duration::from_millis(1200));
     assert_eq!(s.messages(&hello()).0, 200);
-    assert_eq!(s.path_count("fail_times=2"), 3, "after the cooldown the channel is tried again");
+    assert_eq!(
+        s.path_count("fail_times=2"),
+        3,
+        "after the cooldown the channel is tried again"
+    );
     let rows = s.rows(4);
-    assert_eq!(rows[0]["channel_name"], "wobbly", "and it serves again once healthy");
+    assert_eq!(
+        rows[0]["channel_name"], "wobbly",
+        "and it serves again once healthy"
+    );
 }
 
 /// Read an HTTP response head plus a little body, then hang up.
@@ -182,7 +283,9 @@ fn start_stream_and_hang_up(url: &str, key: &str, body: &Value) -> String {
     let mut stream = TcpStream::connect(rest).unwrap();
     let payload = body.to_string();
     write!(stream, "POST /v1/messages HTTP/1.1\r\nhost: {rest}\r\nx-api-key: {key}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{payload}", payload.len()).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut seen = Vec::new();
     let mut buf = [0u8; 512];
     while !String::from_utf8_lossy(&seen).contains("content_block_delta") {
@@ -197,16 +300,30 @@ fn start_stream_and_hang_up(url: &str, key: &str, body: &Value) -> String {
 #[test]
 fn a_client_disconnect_cancels_the_upstream_and_is_logged() {
     let s = setup(json!({}));
-    s.channel("messages", "slow-stream", "claude", Some("chunks=50,chunk_delay=100"), 1);
+    s.channel(
+        "messages",
+        "slow-stream",
+        "claude",
+        Some("chunks=50,chunk_delay=100"),
+        1,
+    );
     let mut body = hello();
     body["stream"] = json!(true);
     let seen = start_stream_and_hang_up(&s.server.url, &s.key, &body);
     assert!(seen.contains("message_start"));
-    assert!(eventually(Duration::from_secs(5), || s.mock.stats().streams_cancelled == 1), "upstream stream was not cancelled: {:?}", s.mock.stats());
+    assert!(
+        eventually(Duration::from_secs(5), || s.mock.stats().streams_cancelled
+            == 1),
+        "upstream stream was not cancelled: {:?}",
+        s.mock.stats()
+    );
     let row = &s.rows(1)[0];
     assert_eq!(row["status"], "client_disconnect");
     assert_eq!(row["stream"], true);
-    assert!(row["input_tokens"].as_i64().unwrap() > 0, "usage seen before the disconnect is kept");
+    assert!(
+        row["input_tokens"].as_i64().unwrap() > 0,
+        "usage seen before the disconnect is kept"
+    );
     assert_eq!(s.mock.stats().streams_completed, 0);
 }
 
@@ -222,9 +339,19 @@ fn bad_input_gets_clear_protocol_shaped_errors() {
     };
 
     // malformed JSON
-    let (status, text) = request_raw("POST", &format!("{url}/v1/messages"), &[("x-api-key", &s.key)], Some("{not json")).unwrap();
+    let (status, text) = request_raw(
+        "POST",
+        &format!("{url}/v1/messages"),
+        &[("x-api-key", &s.key)],
+        Some("{not json"),
+    )
+    .unwrap();
     assert_eq!(status, 400);
-    anthropic(status, &serde_json::from_str(&text).unwrap(), "invalid_request_error");
+    anthropic(
+        status,
+        &serde_json::from_str(&text).unwrap(),
+        "invalid_request_error",
+    );
     // no model
     let (status, body) = s.messages(&json!({"messages": []}));
     assert_eq!(status, 400);
@@ -235,41 +362,109 @@ fn bad_input_gets_clear_protocol_shaped_errors() {
     assert_eq!(status, 413);
     anthropic(status, &body, "request_too_large");
     // no key / bad key (Anthropic and OpenAI shapes)
-    let (status, body) = request("POST", &format!("{url}/v1/messages"), &[], Some(&hello())).unwrap();
+    let (status, body) =
+        request("POST", &format!("{url}/v1/messages"), &[], Some(&hello())).unwrap();
     assert_eq!(status, 401);
     anthropic(status, &body, "authentication_error");
-    let (status, body) = request("POST", &format!("{url}/v1/chat/completions"), &[("authorization", "Bearer cr_wrong")], Some(&json!({"model": "gpt-5", "messages": []}))).unwrap();
+    let (status, body) = request(
+        "POST",
+        &format!("{url}/v1/chat/completions"),
+        &[("authorization", "Bearer cr_wrong")],
+        Some(&json!({"model": "gpt-5", "messages": []})),
+    )
+    .unwrap();
     assert_eq!(status, 401);
     assert_eq!(body["error"]["code"], "invalid_api_key", "{body}");
     // no channel in the pool
-    let (status, body) = request("POST", &format!("{url}/v1/chat/completions"), &[("authorization", &format!("Bearer {}", s.key))], Some(&json!({"model": "gpt-5", "messages": [{"role": "user", "content": "hi"}]}))).unwrap();
+    let (status, body) = request(
+        "POST",
+        &format!("{url}/v1/chat/completions"),
+        &[("authorization", &format!("Bearer {}", s.key))],
+        Some(&json!({"model": "gpt-5", "messages": [{"role": "user", "content": "hi"}]})),
+    )
+    .unwrap();
     assert_eq!(status, 503, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("no channel"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no channel"),
+        "{body}"
+    );
     // unknown Gemini method
-    let (status, body) = request("POST", &format!("{url}/v1beta/models/gemini-2.5-pro:explode"), &[("x-goog-api-key", &s.key)], Some(&json!({}))).unwrap();
+    let (status, body) = request(
+        "POST",
+        &format!("{url}/v1beta/models/gemini-2.5-pro:explode"),
+        &[("x-goog-api-key", &s.key)],
+        Some(&json!({})),
+    )
+    .unwrap();
     assert_eq!(status, 404);
     assert_eq!(body["error"]["status"], "NOT_FOUND", "{body}");
     // a model the key may not use, a disabled key
-    let (_, limited) = s.server.admin("POST", "/keys", Some(&json!({"name": "haiku-only", "allow": {"models": ["claude-haiku-*"]}})));
+    let (_, limited) = s.server.admin(
+        "POST",
+        "/keys",
+        Some(&json!({"name": "haiku-only", "allow": {"models": ["claude-haiku-*"]}})),
+    );
     let limited_key = limited["plaintext"].as_str().unwrap();
-    let (status, body) = request("POST", &format!("{url}/v1/messages"), &[("x-api-key", limited_key)], Some(&hello())).unwrap();
+    let (status, body) = request(
+        "POST",
+        &format!("{url}/v1/messages"),
+        &[("x-api-key", limited_key)],
+        Some(&hello()),
+    )
+    .unwrap();
     assert_eq!(status, 403);
     anthropic(status, &body, "permission_error");
-    s.server.admin("PATCH", &format!("/keys/{}", limited["key"]["id"].as_str().unwrap()), Some(&json!({"status": "disabled"})));
-    let (status, body) = request("POST", &format!("{url}/v1/messages"), &[("x-api-key", limited_key)], Some(&hello())).unwrap();
+    s.server.admin(
+        "PATCH",
+        &format!("/keys/{}", limited["key"]["id"].as_str().unwrap()),
+        Some(&json!({"status": "disabled"})),
+    );
+    let (status, body) = request(
+        "POST",
+        &format!("{url}/v1/messages"),
+        &[("x-api-key", limited_key)],
+        Some(&hello()),
+    )
+    .unwrap();
     assert_eq!(status, 403);
-    assert!(body["error"]["message"].as_str().unwrap().contains("disabled"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("disabled")
+    );
     // an upstream 400 is given back as it is
-    s.server.admin("DELETE", &format!("/channels/{}", s.server.admin("GET", "/channels", None).1["channels"][0]["id"].as_str().unwrap()), None);
+    s.server.admin(
+        "DELETE",
+        &format!(
+            "/channels/{}",
+            s.server.admin("GET", "/channels", None).1["channels"][0]["id"]
+                .as_str()
+                .unwrap()
+        ),
+        None,
+    );
     s.channel("messages", "picky", "claude", Some("status=400"), 1);
     let (status, body) = s.messages(&hello());
     assert_eq!(status, 400);
     anthropic(status, &body, "invalid_request_error");
 
     // None of this changed the configuration, and every authenticated request has a row.
-    assert_eq!(s.server.admin("GET", "/channels", None).1["channels"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        s.server.admin("GET", "/channels", None).1["channels"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     let rows = s.rows(7);
-    assert!(rows.iter().all(|r| r["http_status"].as_i64().unwrap() >= 400));
+    assert!(
+        rows.iter()
+            .all(|r| r["http_status"].as_i64().unwrap() >= 400)
+    );
 }
 
 #[test]
@@ -286,7 +481,12 @@ fn graceful_stop_under_load_loses_no_row() {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let mut body = hello();
                     body["stream"] = json!(i % 2 == 0);
-                    match request("POST", &format!("{url}/v1/messages"), &[("x-api-key", &key)], Some(&body)) {
+                    match request(
+                        "POST",
+                        &format!("{url}/v1/messages"),
+                        &[("x-api-key", &key)],
+                        Some(&body),
+                    ) {
                         Ok((status, _)) if status > 0 => responses += 1,
                         _ => break, // the listener is closed
                     }
@@ -297,12 +497,20 @@ fn graceful_stop_under_load_loses_no_row() {
         .collect();
     std::thread::sleep(Duration::from_millis(700));
     let data_dir = s.server.data_dir.clone();
-    let Setup { server, mock, _runtime, .. } = s;
+    let Setup {
+        server,
+        mock,
+        _runtime,
+        ..
+    } = s;
     let status = server.stop();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let answered: u64 = clients.into_iter().map(|c| c.join().unwrap()).sum();
     assert!(status.success(), "{status}");
-    assert!(answered > 20, "too little load to mean anything: {answered}");
+    assert!(
+        answered > 20,
+        "too little load to mean anything: {answered}"
+    );
     let rows = count_rows(&data_dir);
     assert_eq!(rows, answered, "one row per answered request");
     drop(mock);
@@ -310,5 +518,8 @@ fn graceful_stop_under_load_loses_no_row() {
 
 fn count_rows(data_dir: &Path) -> u64 {
     let conn = rusqlite::Connection::open(data_dir.join("logs.sqlite")).unwrap();
-    conn.query_row("SELECT COUNT(*) FROM request_log", [], |r| r.get::<_, i64>(0)).unwrap() as u64
+    conn.query_row("SELECT COUNT(*) FROM request_log", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .unwrap() as u64
 }

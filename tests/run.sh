@@ -25,6 +25,17 @@ command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust (rustup, 
 
 # shellcheck source=tests/services.sh
 . "$ROOT/tests/services.sh"
+TEST_LOG="" PY_LOG=""
+on_exit() {
+    local rc=$?
+    services_down
+    rm -f "$TEST_LOG" "$PY_LOG"
+    if ((rc != 0)); then
+        printf '\nrun.sh: FAILED in step "%s" (exit code %d)\n' "$CURRENT_STEP" "$rc" >&2
+    fi
+    return "$rc"
+}
+trap on_exit EXIT
 
 section "system packages"
 t=$SECONDS
@@ -33,15 +44,6 @@ step_done "system packages" "$t"
 
 section "Redis and PostgreSQL (throwaway, 127.0.0.1)"
 t=$SECONDS
-on_exit() {
-    local rc=$?
-    services_down
-    if ((rc != 0)); then
-        printf '\nrun.sh: FAILED in step "%s" (exit code %d)\n' "$CURRENT_STEP" "$rc" >&2
-    fi
-    return "$rc"
-}
-trap on_exit EXIT
 services_up
 step_done "services" "$t"
 
@@ -91,7 +93,11 @@ while read -r line; do
     ignored=$((ignored + BASH_REMATCH[3]))
 done < <(grep -E '^test result:' "$TEST_LOG")
 printf '\ncargo test summary:\n'
-awk '/^ *Running / { target = $0; sub(/^ *Running /, "", target); sub(/ \(.*$/, "", target) }
+awk '/^ *Running / {
+         target = $0; sub(/^ *Running /, "", target); sub(/ \(.*$/, "", target)
+         crate = $0; sub(/.*\(/, "", crate); sub(/\).*/, "", crate)
+         n = split(crate, parts, "/"); crate = parts[n]; sub(/-[0-9a-f]+$/, "", crate)
+         target = crate ": " target }
      /^ *Doc-tests / { target = "doc-tests " $2 }
      /^test result:/ { sub(/^test result: /, ""); sub(/; [0-9]+ measured.*/, ""); printf "  %-60s %s\n", target, $0 }' "$TEST_LOG"
 rm -f "$TEST_LOG"

@@ -43,8 +43,11 @@ pub struct LiveChannel {
 /// key costs one hash per distinct salt (usually one).
 #[derive(Debug, Default)]
 pub struct LegacyIndex {
-    pub by_salt: Vec<(Zeroizing<String>, HashMap<String, Arc<ClientKey>>)>,
+    pub by_salt: Vec<(Zeroizing<String>, KeysByHash)>,
 }
+
+/// Hex digest → key.
+pub type KeysByHash = HashMap<String, Arc<ClientKey>>;
 
 #[derive(Debug, Default)]
 pub struct Live {
@@ -91,11 +94,14 @@ impl Live {
                 .as_ref()
                 .map(|sealed| cipher.open(&oauth_aad(&channel.id), sealed))
                 .transpose()?;
-            pools.entry(channel.pool).or_default().push(Arc::new(LiveChannel {
-                channel: channel.clone(),
-                api_keys,
-                oauth_tokens,
-            }));
+            pools
+                .entry(channel.pool)
+                .or_default()
+                .push(Arc::new(LiveChannel {
+                    channel: channel.clone(),
+                    api_keys,
+                    oauth_tokens,
+                }));
         }
         for channels in pools.values_mut() {
             channels.sort_by(|a, b| {
@@ -125,9 +131,10 @@ impl Live {
         if let Some(key) = self.keys_by_hash.get(&hash) {
             return Some(key);
         }
-        self.legacy.by_salt.iter().find_map(|(salt, map)| {
-            map.get(&crate::crypto::legacy_hash(presented, salt))
-        })
+        self.legacy
+            .by_salt
+            .iter()
+            .find_map(|(salt, map)| map.get(&crate::crypto::legacy_hash(presented, salt)))
     }
 
     #[must_use]

@@ -46,7 +46,11 @@ pub enum StartupError {
     #[error("{0}")]
     Locked(String),
     #[error("{what} {path}: {source}")]
-    Io { what: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// How to open a data dir.
@@ -72,12 +76,14 @@ pub struct DataDir {
     pub stores: Stores,
     pub cipher: Arc<Cipher>,
     pub exclusive_locking: bool,
-    _lock: InstanceLock,
+    lock: InstanceLock,
 }
 
 impl std::fmt::Debug for DataDir {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DataDir").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("DataDir")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -94,20 +100,32 @@ impl DataDir {
         if let Some(warning) = &verdict.warning {
             tracing::warn!("{warning}");
         }
-        let lock = InstanceLock::acquire(&path, purpose).map_err(|e| StartupError::Locked(e.to_string()))?;
+        let lock = InstanceLock::acquire(&path, purpose)
+            .map_err(|e| StartupError::Locked(e.to_string()))?;
         let config = RedbStore::open(&path.join(CONFIG_DB_FILE))?;
         let logs = LogDb::open(
             &path.join(LOG_DB_FILE),
-            OpenOptions { exclusive_locking: verdict.exclusive_locking },
+            OpenOptions {
+                exclusive_locking: verdict.exclusive_locking,
+            },
         )?;
         let cipher = unlock_keyring(&config, &path, options.encryption_key.as_deref())?;
         Ok(DataDir {
             path,
-            stores: Stores { config: Arc::new(config), logs },
+            stores: Stores {
+                config: Arc::new(config),
+                logs,
+            },
             cipher: Arc::new(cipher),
             exclusive_locking: verdict.exclusive_locking,
-            _lock: lock,
+            lock,
         })
+    }
+
+    /// The instance lock held on this data dir.
+    #[must_use]
+    pub fn lock(&self) -> &InstanceLock {
+        &self.lock
     }
 }
 
@@ -136,7 +154,11 @@ fn unlock_keyring(
         None => {
             let text = MasterSecret::generate_text().map_err(StartupError::Crypto)?;
             write_private_file(&key_file, format!("{}\n", text.as_str()).as_bytes()).map_err(
-                |source| StartupError::Io { what: "cannot write", path: key_file.clone(), source },
+                |source| StartupError::Io {
+                    what: "cannot write",
+                    path: key_file.clone(),
+                    source,
+                },
             )?;
             tracing::info!(path = %key_file.display(), "generated a new master secret; back it up with the data dir");
             MasterSecret::from_text(&text)
@@ -184,7 +206,9 @@ pub struct Core {
 
 impl std::fmt::Debug for Core {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Core").field("data", &self.data).finish_non_exhaustive()
+        f.debug_struct("Core")
+            .field("data", &self.data)
+            .finish_non_exhaustive()
     }
 }
 
@@ -192,7 +216,10 @@ impl Core {
     pub fn new(data: DataDir) -> Result<Core, StartupError> {
         let state = data.stores.config.load()?;
         let live = Live::prepare(state, &data.cipher).map_err(StartupError::Crypto)?;
-        Ok(Core { data, live: ArcSwap::from_pointee(live) })
+        Ok(Core {
+            data,
+            live: ArcSwap::from_pointee(live),
+        })
     }
 
     /// The current snapshot; take it once per request and use it throughout.
@@ -230,7 +257,10 @@ impl Core {
     }
 
     /// [`Core::apply`] off the async runtime.
-    pub async fn apply_async(self: &Arc<Self>, ops: Vec<ConfigOp>) -> Result<u64, services::ServiceError> {
+    pub async fn apply_async(
+        self: &Arc<Self>,
+        ops: Vec<ConfigOp>,
+    ) -> Result<u64, services::ServiceError> {
         let core = Arc::clone(self);
         blocking(move || core.apply(&ops)).await
     }

@@ -24,7 +24,8 @@ use crate::domain::channel::ChannelOrigin;
 use crate::importers::cc_bridge::{self, ConfigFile, FileError};
 use crate::store::ConfigOp;
 
-const IMPORT_SOURCE: &str = "cc-bridge";
+/// The import-history namespace of the data dir's own files (the CLI import uses `cc-bridge`).
+const IMPORT_SOURCE: &str = "data-dir";
 const FULL_HASH_EVERY: u32 = 30;
 
 /// What `/health` and the admin API show about the config files.
@@ -77,7 +78,9 @@ pub struct Reloader {
 
 impl std::fmt::Debug for Reloader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reloader").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("Reloader")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -113,7 +116,10 @@ impl Reloader {
 
     #[must_use]
     pub fn status(&self) -> ReloadStatus {
-        self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Poll now instead of at the next tick (SIGHUP, `POST /admin/api/reload`).
@@ -145,9 +151,12 @@ impl Reloader {
     /// One poll over every file (blocking IO; also called directly by tests).
     pub fn poll_once(&self) {
         let full_hash = {
-            let mut polls = self.polls.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut polls = self
+                .polls
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             *polls = polls.wrapping_add(1);
-            *polls % FULL_HASH_EVERY == 0
+            polls.is_multiple_of(FULL_HASH_EVERY)
         };
         for file in ConfigFile::ALL {
             self.check(file, full_hash);
@@ -160,10 +169,19 @@ impl Reloader {
         let meta = std::fs::metadata(&path).ok();
         self.update_status(name, |s| s.present = meta.is_some());
         let Some(meta) = meta else { return };
-        let mut watched = self.watched.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut watched = self
+            .watched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let entry = watched.entry(name).or_default();
         if entry.settled.is_none() {
-            entry.settled = self.core.stores().logs.last_applied(IMPORT_SOURCE, name).ok().flatten();
+            entry.settled = self
+                .core
+                .stores()
+                .logs
+                .last_applied(IMPORT_SOURCE, name)
+                .ok()
+                .flatten();
         }
         let sig = signature(&meta);
         let initial = entry.signature.is_none();
@@ -171,7 +189,9 @@ impl Reloader {
             return;
         }
         entry.signature = Some(sig);
-        let Ok(bytes) = std::fs::read(&path) else { return };
+        let Ok(bytes) = std::fs::read(&path) else {
+            return;
+        };
         let hash = sha256_hex(&bytes);
         if entry.seen.as_deref() == Some(hash.as_str()) {
             entry.seen_polls += 1;
@@ -192,9 +212,15 @@ impl Reloader {
         let name = file.file_name();
         // quota_usage.json seeds the counters once; afterwards relaybox owns them.
         if file == ConfigFile::QuotaUsage
-            && matches!(self.core.stores().logs.last_applied(IMPORT_SOURCE, name), Ok(Some(_)))
+            && matches!(
+                self.core.stores().logs.last_applied(IMPORT_SOURCE, name),
+                Ok(Some(_))
+            )
         {
-            tracing::info!(file = name, "already imported once; later changes are not re-imported");
+            tracing::info!(
+                file = name,
+                "already imported once; later changes are not re-imported"
+            );
             return;
         }
         let result = self.plan_and_apply(file, bytes);
@@ -206,7 +232,10 @@ impl Reloader {
                 if let Err(err) = logs.record_import(IMPORT_SOURCE, name, hash, "applied", "") {
                     tracing::warn!(error = %err, "could not record the import");
                 }
-                let mut status = self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut status = self
+                    .status
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 status.last_reload_at = Some(at.clone());
                 if status.last_error.as_ref().is_some_and(|e| e.file == name) {
                     status.last_error = None;
@@ -219,10 +248,14 @@ impl Reloader {
             Err(error) => {
                 tracing::error!(file = name, error = %error, "config file rejected; the running configuration stays");
                 let detail = error.to_string();
-                if let Err(err) = logs.record_import(IMPORT_SOURCE, name, hash, "rejected", &detail) {
+                if let Err(err) = logs.record_import(IMPORT_SOURCE, name, hash, "rejected", &detail)
+                {
                     tracing::warn!(error = %err, "could not record the rejection");
                 }
-                let mut status = self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut status = self
+                    .status
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 status.last_error = Some(error.clone());
                 status.files.entry(name.to_string()).or_default().error = Some(error);
             }
@@ -240,11 +273,17 @@ impl Reloader {
             reason: format!("could not be applied: {e}"),
         };
         let ops: Vec<ConfigOp> = match file {
-            ConfigFile::Config => cc_bridge::plan_config(bytes, &state, self.core.cipher(), ChannelOrigin::ConfigFile)?,
+            ConfigFile::Config => cc_bridge::plan_config(
+                bytes,
+                &state,
+                self.core.cipher(),
+                ChannelOrigin::ConfigFile,
+            )?,
             ConfigFile::Pricing => cc_bridge::plan_pricing(bytes, &state)?,
             ConfigFile::Aliases => cc_bridge::plan_aliases(bytes, &state)?,
             ConfigFile::QuotaUsage => {
-                let config = std::fs::read(self.dir.join(ConfigFile::Config.file_name())).unwrap_or_default();
+                let config = std::fs::read(self.dir.join(ConfigFile::Config.file_name()))
+                    .unwrap_or_default();
                 let entries = cc_bridge::plan_quota_usage(bytes, &config)?;
                 for entry in &entries {
                     self.core
@@ -263,7 +302,10 @@ impl Reloader {
     }
 
     fn update_status(&self, name: &str, change: impl FnOnce(&mut FileStatus)) {
-        let mut status = self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut status = self
+            .status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         change(status.files.entry(name.to_string()).or_default());
     }
 }

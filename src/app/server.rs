@@ -33,7 +33,10 @@ pub struct ServerOptions {
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        Self { poll_interval: Duration::from_secs(2), writer: WriterConfig::default() }
+        Self {
+            poll_interval: Duration::from_secs(2),
+            writer: WriterConfig::default(),
+        }
     }
 }
 
@@ -51,7 +54,9 @@ pub struct Server {
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server").field("core", &self.core).finish_non_exhaustive()
+        f.debug_struct("Server")
+            .field("core", &self.core)
+            .finish_non_exhaustive()
     }
 }
 
@@ -60,13 +65,20 @@ impl Server {
     /// [`Server::start_background`].
     pub fn new(core: Core, options: &ServerOptions) -> Result<Arc<Server>, StartupError> {
         let core = Arc::new(core);
-        let writer = LogWriter::start(core.stores().logs.clone(), options.writer).map_err(|source| {
-            StartupError::Io { what: "cannot start the log writer in", path: core.data.path.clone(), source }
-        })?;
+        let writer =
+            LogWriter::start(core.stores().logs.clone(), options.writer).map_err(|source| {
+                StartupError::Io {
+                    what: "cannot start the log writer in",
+                    path: core.data.path.clone(),
+                    source,
+                }
+            })?;
         let reloader = Reloader::new(Arc::clone(&core), options.poll_interval);
         reloader.initial_sync();
         let token = crate::crypto::generate_client_key("ctl_").map_err(StartupError::Crypto)?;
-        let upstream = crate::relay::upstream::UpstreamClient::new().map_err(|e| StartupError::FileSystem(format!("cannot set up the upstream HTTP client: {e}")))?;
+        let upstream = crate::relay::upstream::UpstreamClient::new().map_err(|e| {
+            StartupError::FileSystem(format!("cannot set up the upstream HTTP client: {e}"))
+        })?;
         Ok(Arc::new(Server {
             core,
             upstream,
@@ -87,9 +99,27 @@ impl Server {
     /// Start the supervised workers and publish the control file for `addr`.
     pub fn start_background(self: &Arc<Self>, addr: SocketAddr) -> Result<(), StartupError> {
         let shutdown = self.tasks.shutdown_token();
-        self.tasks.spawn("config-file-poller", Arc::clone(&self.reloader).run(shutdown.clone()));
-        let host = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
-        let host = if host.contains(':') { format!("[{host}]") } else { host };
+        self.tasks.spawn(
+            "config-file-poller",
+            Arc::clone(&self.reloader).run(shutdown.clone()),
+        );
+        if let Err(err) = self.core.data.lock().set_listen(&addr.to_string()) {
+            tracing::warn!(error = %err, "could not record the listen address in the instance lock");
+        }
+        self.tasks.spawn(
+            "instance-lock-heartbeat",
+            heartbeat(Arc::clone(&self.core), shutdown.clone()),
+        );
+        let host = if addr.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            addr.ip().to_string()
+        };
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host
+        };
         let control = ControlFile {
             url: format!("http://{host}:{}", addr.port()),
             token: self.control_token.clone(),
@@ -97,13 +127,19 @@ impl Server {
         };
         let body = serde_json::to_vec_pretty(&control).unwrap_or_default();
         let path = self.control_path();
-        super::write_private_file(&path, &body)
-            .map_err(|source| StartupError::Io { what: "cannot write", path, source })?;
+        super::write_private_file(&path, &body).map_err(|source| StartupError::Io {
+            what: "cannot write",
+            path,
+            source,
+        })?;
         Ok(())
     }
 
     /// The shutdown sequence after the HTTP server has drained its in-flight requests:
-    /// 1. stop background workers, 2. commit every queued log row, 3. remove the control file.
+    /// 1. stop background workers,
+    /// 2. commit every queued log row,
+    /// 3. remove the control file.
+    ///
     /// The stores close when the last reference to the core drops.
     pub async fn finish(&self) {
         self.tasks.begin_shutdown();
@@ -113,5 +149,27 @@ impl Server {
         self.writer.close();
         let _ = std::fs::remove_file(self.control_path());
         tracing::info!(written = self.writer.stats().written, "stopped cleanly");
+    }
+}
+
+/// Refresh the instance lock every few seconds; a lock taken over by another process (the same
+/// files reached through another path, where file locks do not see each other) stops this one.
+async fn heartbeat(
+    core: Arc<Core>,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            () = tokio::time::sleep(crate::fsguard::HEARTBEAT_INTERVAL) => {}
+        }
+        let core = Arc::clone(&core);
+        crate::store::blocking(move || core.data.lock().heartbeat())
+            .await
+            .map_err(|err| {
+                anyhow::anyhow!(
+                    "{err}; stopping so two relaybox processes never write one data dir"
+                )
+            })?;
     }
 }

@@ -10,7 +10,9 @@ use super::live::{api_key_aad, oauth_aad};
 use crate::crypto::{self, CryptoError, SealedSecret};
 use crate::domain::channel::ChannelOrigin;
 use crate::domain::key::{Expiry, KeyAllowlists, KeyLimits};
-use crate::domain::{Channel, ClientKey, KeyStatus, ModelAliases, ModelPrice, Pool, Settings, new_id, now};
+use crate::domain::{
+    Channel, ClientKey, KeyStatus, ModelAliases, ModelPrice, Pool, Settings, new_id, now,
+};
 use crate::store::{ConfigOp, Expect, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -124,7 +126,10 @@ pub fn get_key(core: &Core, id: &str) -> Result<ClientKey> {
         .keys
         .get(id)
         .cloned()
-        .ok_or_else(|| ServiceError::NotFound { kind: "key", id: id.to_string() })
+        .ok_or_else(|| ServiceError::NotFound {
+            kind: "key",
+            id: id.to_string(),
+        })
 }
 
 /// Find a key by id, or by name when exactly one key has it (CLI convenience).
@@ -133,17 +138,34 @@ pub fn resolve_key(core: &Core, id_or_name: &str) -> Result<ClientKey> {
         return Ok(key);
     }
     let live = core.live();
-    let matches: Vec<_> = live.state.keys.values().filter(|k| k.name == id_or_name).collect();
+    let matches: Vec<_> = live
+        .state
+        .keys
+        .values()
+        .filter(|k| k.name == id_or_name)
+        .collect();
     match matches.as_slice() {
         [one] => Ok((*one).clone()),
-        [] => Err(ServiceError::NotFound { kind: "key", id: id_or_name.to_string() }),
-        _ => Err(invalid(format!("several keys are named '{id_or_name}'; use the id"))),
+        [] => Err(ServiceError::NotFound {
+            kind: "key",
+            id: id_or_name.to_string(),
+        }),
+        _ => Err(invalid(format!(
+            "several keys are named '{id_or_name}'; use the id"
+        ))),
     }
 }
 
 /// Fields a key patch may change.
-const KEY_PATCHABLE: &[&str] =
-    &["name", "description", "status", "isAdmin", "expiry", "limits", "allow"];
+const KEY_PATCHABLE: &[&str] = &[
+    "name",
+    "description",
+    "status",
+    "isAdmin",
+    "expiry",
+    "limits",
+    "allow",
+];
 
 /// Merge `patch` (JSON object of patchable fields) into the key. `version` (optimistic
 /// concurrency) comes from the patch's `version` field or the caller.
@@ -155,7 +177,9 @@ pub fn update_key(core: &Core, id: &str, patch: &Value, version: Option<u64>) ->
         return Err(invalid("a key needs a name"));
     }
     key.updated_at = now();
-    let expect = version.or(patch_version).map_or(Expect::Exists, Expect::Version);
+    let expect = version
+        .or(patch_version)
+        .map_or(Expect::Exists, Expect::Version);
     core.apply(&[ConfigOp::PutKey(key, expect)])?;
     get_key(core, id)
 }
@@ -201,7 +225,11 @@ pub fn channel_view(core: &Core, channel: &Channel) -> Result<ChannelView> {
     let masked: Vec<String> = channel
         .api_keys
         .iter()
-        .map(|sealed| core.cipher().open(&api_key_aad(&channel.id), sealed).map(|k| mask_secret(&k)))
+        .map(|sealed| {
+            core.cipher()
+                .open(&api_key_aad(&channel.id), sealed)
+                .map(|k| mask_secret(&k))
+        })
         .collect::<std::result::Result<_, _>>()?;
     if let Some(object) = value.as_object_mut() {
         object.insert("apiKeys".into(), serde_json::json!(masked));
@@ -221,7 +249,9 @@ pub fn list_channels(core: &Core, pool: Option<Pool>) -> Vec<Channel> {
         .filter(|c| pool.is_none_or(|p| c.pool == p))
         .cloned()
         .collect();
-    channels.sort_by(|a, b| (a.pool, a.priority, a.position, &a.name).cmp(&(b.pool, b.priority, b.position, &b.name)));
+    channels.sort_by(|a, b| {
+        (a.pool, a.priority, a.position, &a.name).cmp(&(b.pool, b.priority, b.position, &b.name))
+    });
     channels
 }
 
@@ -231,7 +261,10 @@ pub fn get_channel(core: &Core, id: &str) -> Result<Channel> {
         .channels
         .get(id)
         .cloned()
-        .ok_or_else(|| ServiceError::NotFound { kind: "channel", id: id.to_string() })
+        .ok_or_else(|| ServiceError::NotFound {
+            kind: "channel",
+            id: id.to_string(),
+        })
 }
 
 /// Find a channel by id, or by name when exactly one channel has it.
@@ -240,19 +273,30 @@ pub fn resolve_channel(core: &Core, id_or_name: &str) -> Result<Channel> {
         return Ok(channel);
     }
     let live = core.live();
-    let matches: Vec<_> =
-        live.state.channels.values().filter(|c| c.name.eq_ignore_ascii_case(id_or_name)).collect();
+    let matches: Vec<_> = live
+        .state
+        .channels
+        .values()
+        .filter(|c| c.name.eq_ignore_ascii_case(id_or_name))
+        .collect();
     match matches.as_slice() {
         [one] => Ok((*one).clone()),
-        [] => Err(ServiceError::NotFound { kind: "channel", id: id_or_name.to_string() }),
-        _ => Err(invalid(format!("several channels are named '{id_or_name}'; use the id"))),
+        [] => Err(ServiceError::NotFound {
+            kind: "channel",
+            id: id_or_name.to_string(),
+        }),
+        _ => Err(invalid(format!(
+            "several channels are named '{id_or_name}'; use the id"
+        ))),
     }
 }
 
 /// Build a channel from admin JSON: plaintext `apiKeys` (masked entries keep the stored key at
 /// that position) and an `oauthTokens` object are sealed here.
 fn channel_from_json(core: &Core, mut body: Value, existing: Option<&Channel>) -> Result<Channel> {
-    let object = body.as_object_mut().ok_or_else(|| invalid("a channel must be a JSON object"))?;
+    let object = body
+        .as_object_mut()
+        .ok_or_else(|| invalid("a channel must be a JSON object"))?;
     for forbidden in ["version", "origin"] {
         object.remove(forbidden);
     }
@@ -276,7 +320,8 @@ fn channel_from_json(core: &Core, mut body: Value, existing: Option<&Channel>) -
         Some(_) => return Err(invalid("apiKeys must be a list of strings")),
     };
     let oauth = object.remove("oauthTokens");
-    let mut channel: Channel = serde_json::from_value(body).map_err(|e| invalid(format!("channel: {e}")))?;
+    let mut channel: Channel =
+        serde_json::from_value(body).map_err(|e| invalid(format!("channel: {e}")))?;
     if channel.name.trim().is_empty() {
         return Err(invalid("a channel needs a name"));
     }
@@ -286,9 +331,13 @@ fn channel_from_json(core: &Core, mut body: Value, existing: Option<&Channel>) -
     let mut sealed = Vec::with_capacity(plaintext_keys.len());
     for (index, key) in plaintext_keys.iter().enumerate() {
         if is_masked(key) {
-            let kept = existing.and_then(|c| c.api_keys.get(index)).ok_or_else(|| {
-                invalid("apiKeys contains a masked value where no key is stored; send the full key")
-            })?;
+            let kept = existing
+                .and_then(|c| c.api_keys.get(index))
+                .ok_or_else(|| {
+                    invalid(
+                        "apiKeys contains a masked value where no key is stored; send the full key",
+                    )
+                })?;
             sealed.push(kept.clone());
         } else {
             sealed.push(core.cipher().seal(&api_key_aad(&id), key)?);
@@ -299,7 +348,9 @@ fn channel_from_json(core: &Core, mut body: Value, existing: Option<&Channel>) -
         None => existing.and_then(|c| c.oauth_tokens.clone()),
         Some(Value::Null) => None,
         Some(Value::String(s)) if s == "(set)" => existing.and_then(|c| c.oauth_tokens.clone()),
-        Some(tokens @ Value::Object(_)) => Some(core.cipher().seal(&oauth_aad(&id), &tokens.to_string())?),
+        Some(tokens @ Value::Object(_)) => {
+            Some(core.cipher().seal(&oauth_aad(&id), &tokens.to_string())?)
+        }
         Some(_) => return Err(invalid("oauthTokens must be an object")),
     };
     if let Some(existing) = existing {
@@ -319,14 +370,27 @@ pub fn create_channel(core: &Core, body: Value) -> Result<Channel> {
     get_channel(core, &channel.id)
 }
 
-pub fn update_channel(core: &Core, id: &str, patch: &Value, version: Option<u64>) -> Result<Channel> {
+pub fn update_channel(
+    core: &Core,
+    id: &str,
+    patch: &Value,
+    version: Option<u64>,
+) -> Result<Channel> {
     let current = get_channel(core, id)?;
-    let patch_object = patch.as_object().ok_or_else(|| invalid("a patch must be a JSON object"))?;
+    let patch_object = patch
+        .as_object()
+        .ok_or_else(|| invalid("a patch must be a JSON object"))?;
     for fixed in ["id", "pool"] {
         if let Some(value) = patch_object.get(fixed)
-            && serde_json::to_value(&current).ok().and_then(|c| c.get(fixed).cloned()).as_ref() != Some(value)
+            && serde_json::to_value(&current)
+                .ok()
+                .and_then(|c| c.get(fixed).cloned())
+                .as_ref()
+                != Some(value)
         {
-            return Err(invalid(format!("{fixed} cannot be changed; create a new channel instead")));
+            return Err(invalid(format!(
+                "{fixed} cannot be changed; create a new channel instead"
+            )));
         }
     }
     let patch_version = patch_object.get("version").and_then(Value::as_u64);
@@ -338,7 +402,9 @@ pub fn update_channel(core: &Core, id: &str, patch: &Value, version: Option<u64>
         }
     }
     let channel = channel_from_json(core, merged, Some(&current))?;
-    let expect = version.or(patch_version).map_or(Expect::Exists, Expect::Version);
+    let expect = version
+        .or(patch_version)
+        .map_or(Expect::Exists, Expect::Version);
     core.apply(&[ConfigOp::PutChannel(channel, expect)])?;
     get_channel(core, id)
 }
@@ -352,7 +418,12 @@ pub fn delete_channel(core: &Core, id: &str, version: Option<u64>) -> Result<()>
 // ---- pricing, aliases, settings ---------------------------------------------------------------
 
 pub fn list_pricing(core: &Core) -> Vec<(String, ModelPrice)> {
-    core.live().state.pricing.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    core.live()
+        .state
+        .pricing
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 pub fn get_price(core: &Core, model: &str) -> Result<ModelPrice> {
@@ -361,7 +432,10 @@ pub fn get_price(core: &Core, model: &str) -> Result<ModelPrice> {
         .pricing
         .get(model)
         .cloned()
-        .ok_or_else(|| ServiceError::NotFound { kind: "price", id: model.to_string() })
+        .ok_or_else(|| ServiceError::NotFound {
+            kind: "price",
+            id: model.to_string(),
+        })
 }
 
 fn validate_price(price: &ModelPrice) -> Result<()> {
@@ -371,8 +445,14 @@ fn validate_price(price: &ModelPrice) -> Result<()> {
         price.cache_creation_price,
         price.cache_read_price,
     ];
-    if values.into_iter().flatten().any(|v| !v.is_finite() || v < 0.0) {
-        return Err(invalid("prices must be non-negative numbers (USD per million tokens)"));
+    if values
+        .into_iter()
+        .flatten()
+        .any(|v| !v.is_finite() || v < 0.0)
+    {
+        return Err(invalid(
+            "prices must be non-negative numbers (USD per million tokens)",
+        ));
     }
     Ok(())
 }
@@ -386,14 +466,27 @@ pub fn create_price(core: &Core, model: &str, price: ModelPrice) -> Result<Model
     get_price(core, model)
 }
 
-const PRICE_PATCHABLE: &[&str] =
-    &["inputPrice", "outputPrice", "cacheCreationPrice", "cacheReadPrice", "description", "exportToModels"];
+const PRICE_PATCHABLE: &[&str] = &[
+    "inputPrice",
+    "outputPrice",
+    "cacheCreationPrice",
+    "cacheReadPrice",
+    "description",
+    "exportToModels",
+];
 
-pub fn update_price(core: &Core, model: &str, patch: &Value, version: Option<u64>) -> Result<ModelPrice> {
+pub fn update_price(
+    core: &Core,
+    model: &str,
+    patch: &Value,
+    version: Option<u64>,
+) -> Result<ModelPrice> {
     let current = get_price(core, model)?;
     let (price, patch_version): (ModelPrice, _) = merge_patch(&current, patch, PRICE_PATCHABLE)?;
     validate_price(&price)?;
-    let expect = version.or(patch_version).map_or(Expect::Exists, Expect::Version);
+    let expect = version
+        .or(patch_version)
+        .map_or(Expect::Exists, Expect::Version);
     core.apply(&[ConfigOp::PutPrice(model.to_string(), price, expect)])?;
     get_price(core, model)
 }
@@ -404,7 +497,11 @@ pub fn delete_price(core: &Core, model: &str, version: Option<u64>) -> Result<()
     Ok(())
 }
 
-pub fn put_aliases(core: &Core, aliases: ModelAliases, version: Option<u64>) -> Result<ModelAliases> {
+pub fn put_aliases(
+    core: &Core,
+    aliases: ModelAliases,
+    version: Option<u64>,
+) -> Result<ModelAliases> {
     let expect = version.map_or(Expect::Any, Expect::Version);
     core.apply(&[ConfigOp::PutAliases(aliases, expect)])?;
     Ok(core.live().aliases.clone())
@@ -412,7 +509,9 @@ pub fn put_aliases(core: &Core, aliases: ModelAliases, version: Option<u64>) -> 
 
 pub fn put_settings(core: &Core, settings: Settings, version: Option<u64>) -> Result<Settings> {
     if settings.key_prefix.len() > 16 || settings.key_prefix.chars().any(char::is_whitespace) {
-        return Err(invalid("keyPrefix must be at most 16 characters without spaces"));
+        return Err(invalid(
+            "keyPrefix must be at most 16 characters without spaces",
+        ));
     }
     for (pool, strategy) in Pool::ALL.iter().map(|p| (p, settings.load_balance_for(*p))) {
         if !matches!(strategy, "failover" | "round-robin" | "random") {
@@ -432,10 +531,14 @@ fn merge_patch<T>(current: &T, patch: &Value, patchable: &[&str]) -> Result<(T, 
 where
     T: Serialize + serde::de::DeserializeOwned,
 {
-    let patch = patch.as_object().ok_or_else(|| invalid("a patch must be a JSON object"))?;
+    let patch = patch
+        .as_object()
+        .ok_or_else(|| invalid("a patch must be a JSON object"))?;
     let mut merged = serde_json::to_value(current).map_err(|e| invalid(e.to_string()))?;
     let mut version = None;
-    let object = merged.as_object_mut().ok_or_else(|| invalid("not an object"))?;
+    let object = merged
+        .as_object_mut()
+        .ok_or_else(|| invalid("not an object"))?;
     for (field, value) in patch {
         if field == "version" {
             version = value.as_u64();

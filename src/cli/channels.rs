@@ -31,7 +31,9 @@ async fn list(args: ChannelListArgs) -> anyhow::Result<ExitCode> {
             .collect::<Result<_, _>>()?,
         Target::Remote(client) => {
             let query = pool.map(|p| format!("?pool={p}")).unwrap_or_default();
-            client.call("GET", &format!("/channels{query}"), None).await?["channels"]
+            client
+                .call("GET", &format!("/channels{query}"), None)
+                .await?["channels"]
                 .as_array()
                 .cloned()
                 .unwrap_or_default()
@@ -42,7 +44,11 @@ async fn list(args: ChannelListArgs) -> anyhow::Result<ExitCode> {
         writeln!(out, "{}", serde_json::to_string_pretty(&channels)?)?;
         return Ok(ExitCode::SUCCESS);
     }
-    writeln!(out, "{:<10} {:<10} {:<24} {:<13} {:<9} {:>8} {:>5}  {}", "ID", "POOL", "NAME", "SERVICE", "STATUS", "PRIORITY", "KEYS", "BASE URL")?;
+    writeln!(
+        out,
+        "{:<10} {:<10} {:<24} {:<13} {:<9} {:>8} {:>5}  BASE URL",
+        "ID", "POOL", "NAME", "SERVICE", "STATUS", "PRIORITY", "KEYS"
+    )?;
     for c in &channels {
         writeln!(
             out,
@@ -58,7 +64,10 @@ async fn list(args: ChannelListArgs) -> anyhow::Result<ExitCode> {
         )?;
     }
     if channels.is_empty() {
-        writeln!(out, "(no channels: put a cc-bridge config.json in the data dir, or use the admin API)")?;
+        writeln!(
+            out,
+            "(no channels: put a cc-bridge config.json in the data dir, or use the admin API)"
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -70,19 +79,32 @@ async fn show(args: ChannelRefArgs) -> anyhow::Result<ExitCode> {
             services::channel_view(&core, &channel)?.channel
         }
         Target::Remote(client) => {
-            let all = client.call("GET", "/channels", None).await?["channels"].as_array().cloned().unwrap_or_default();
+            let all = client.call("GET", "/channels", None).await?["channels"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             let by_id = all.iter().find(|c| c["id"] == args.channel.as_str());
             let by_name: Vec<&Value> = all
                 .iter()
-                .filter(|c| c["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(&args.channel)))
+                .filter(|c| {
+                    c["name"]
+                        .as_str()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(&args.channel))
+                })
                 .collect();
             match (by_id, by_name.as_slice()) {
                 (Some(c), _) | (None, &[c]) => (*c).clone(),
                 (None, []) => anyhow::bail!("channel '{}' does not exist", args.channel),
-                (None, _) => anyhow::bail!("several channels are named '{}'; use the id", args.channel),
+                (None, _) => {
+                    anyhow::bail!("several channels are named '{}'; use the id", args.channel)
+                }
             }
         }
     };
-    writeln!(std::io::stdout().lock(), "{}", serde_json::to_string_pretty(&channel)?)?;
+    writeln!(
+        std::io::stdout().lock(),
+        "{}",
+        serde_json::to_string_pretty(&channel)?
+    )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -11,7 +11,10 @@ use hyper_util::rt::TokioExecutor;
 use super::HealthcheckArgs;
 
 pub async fn run(args: HealthcheckArgs) -> anyhow::Result<ExitCode> {
-    let address = args.listen.replace("0.0.0.0", "127.0.0.1").replace("[::]", "[::1]");
+    let address = args
+        .listen
+        .replace("0.0.0.0", "127.0.0.1")
+        .replace("[::]", "[::1]");
     let uri = format!("http://{address}/health");
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let request = hyper::Request::get(&uri).body(Empty::new())?;

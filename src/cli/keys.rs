@@ -27,7 +27,12 @@ fn view(key: &crate::domain::ClientKey) -> Value {
 }
 
 async fn create(args: KeyCreateArgs) -> anyhow::Result<ExitCode> {
-    let new = NewKey { name: args.name, description: args.description, is_admin: args.admin, ..NewKey::default() };
+    let new = NewKey {
+        name: args.name,
+        description: args.description,
+        is_admin: args.admin,
+        ..NewKey::default()
+    };
     let result = match connect(args.data.options()).await? {
         Target::Local(core) => {
             let (key, plaintext) = services::create_key(&core, new)?;
@@ -43,8 +48,17 @@ async fn create(args: KeyCreateArgs) -> anyhow::Result<ExitCode> {
         writeln!(out, "{}", serde_json::to_string_pretty(&result)?)?;
     } else {
         let key = &result["key"];
-        writeln!(out, "Created key {} ({})", key["name"].as_str().unwrap_or(""), key["id"].as_str().unwrap_or(""))?;
-        writeln!(out, "\n    {}\n", result["plaintext"].as_str().unwrap_or(""))?;
+        writeln!(
+            out,
+            "Created key {} ({})",
+            key["name"].as_str().unwrap_or(""),
+            key["id"].as_str().unwrap_or("")
+        )?;
+        writeln!(
+            out,
+            "\n    {}\n",
+            result["plaintext"].as_str().unwrap_or("")
+        )?;
         writeln!(out, "This is the only time the key is shown: store it now.")?;
     }
     Ok(ExitCode::SUCCESS)
@@ -71,14 +85,21 @@ async fn lookup(target: &Target, reference: &str) -> anyhow::Result<Value> {
 async fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
     let keys: Vec<Value> = match connect(args.data.options()).await? {
         Target::Local(core) => services::list_keys(&core).iter().map(view).collect(),
-        Target::Remote(client) => client.call("GET", "/keys", None).await?["keys"].as_array().cloned().unwrap_or_default(),
+        Target::Remote(client) => client.call("GET", "/keys", None).await?["keys"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default(),
     };
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&keys)?)?;
         return Ok(ExitCode::SUCCESS);
     }
-    writeln!(out, "{:<34} {:<24} {:<9} {:<6} {}", "ID", "NAME", "STATUS", "ADMIN", "PREFIX")?;
+    writeln!(
+        out,
+        "{:<34} {:<24} {:<9} {:<6} PREFIX",
+        "ID", "NAME", "STATUS", "ADMIN"
+    )?;
     for key in &keys {
         writeln!(
             out,
@@ -86,7 +107,11 @@ async fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
             key["id"].as_str().unwrap_or(""),
             key["name"].as_str().unwrap_or(""),
             key["status"].as_str().unwrap_or(""),
-            if key["isAdmin"].as_bool().unwrap_or(false) { "yes" } else { "no" },
+            if key["isAdmin"].as_bool().unwrap_or(false) {
+                "yes"
+            } else {
+                "no"
+            },
             key["displayPrefix"].as_str().unwrap_or(""),
         )?;
     }
@@ -99,7 +124,11 @@ async fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
 async fn show(args: KeyRefArgs) -> anyhow::Result<ExitCode> {
     let target = connect(args.data.options()).await?;
     let key = lookup(&target, &args.key).await?;
-    writeln!(std::io::stdout().lock(), "{}", serde_json::to_string_pretty(&key)?)?;
+    writeln!(
+        std::io::stdout().lock(),
+        "{}",
+        serde_json::to_string_pretty(&key)?
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -110,14 +139,25 @@ async fn set_status(args: KeyRefArgs, status: KeyStatus) -> anyhow::Result<ExitC
     let updated = match &target {
         Target::Local(core) => view(&services::set_key_status(core, &id, status)?),
         Target::Remote(client) => {
-            client.call("PATCH", &format!("/keys/{id}"), Some(&json!({ "status": status.as_str() }))).await?
+            client
+                .call(
+                    "PATCH",
+                    &format!("/keys/{id}"),
+                    Some(&json!({ "status": status.as_str() })),
+                )
+                .await?
         }
     };
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&updated)?)?;
     } else {
-        writeln!(out, "Key {} ({id}) is now {}", updated["name"].as_str().unwrap_or(""), status.as_str())?;
+        writeln!(
+            out,
+            "Key {} ({id}) is now {}",
+            updated["name"].as_str().unwrap_or(""),
+            status.as_str()
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -132,6 +172,10 @@ async fn delete(args: KeyRefArgs) -> anyhow::Result<ExitCode> {
             client.call("DELETE", &format!("/keys/{id}"), None).await?;
         }
     }
-    writeln!(std::io::stdout().lock(), "Deleted key {} ({id})", key["name"].as_str().unwrap_or(""))?;
+    writeln!(
+        std::io::stdout().lock(),
+        "Deleted key {} ({id})",
+        key["name"].as_str().unwrap_or("")
+    )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -20,11 +20,22 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(name = "relaybox", version, propagate_version = true)]
 pub struct Cli {
     /// Log format: `text` for people, `json` for log collectors.
-    #[arg(long, env = "RELAYBOX_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    #[arg(
+        long,
+        env = "RELAYBOX_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
     pub log_format: LogFormat,
 
     /// Log filter, e.g. `info`, `debug`, or `relaybox=debug,info`.
-    #[arg(long, env = "RELAYBOX_LOG_LEVEL", default_value = "info", global = true)]
+    #[arg(
+        long,
+        env = "RELAYBOX_LOG_LEVEL",
+        default_value = "info",
+        global = true
+    )]
     pub log_level: String,
 
     #[command(subcommand)]

@@ -30,11 +30,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     ensure_admin_key(&core, args.admin_key.as_deref())?;
     let server = Server::new(
         core,
-        &ServerOptions { poll_interval: Duration::from_millis(args.poll_interval_ms.max(100)), ..ServerOptions::default() },
+        &ServerOptions {
+            poll_interval: Duration::from_millis(args.poll_interval_ms.max(100)),
+            ..ServerOptions::default()
+        },
     )?;
-    let listener = TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (is another program using it? change --listen)", args.listen))?;
+    let listener = TcpListener::bind(&args.listen).await.with_context(|| {
+        format!(
+            "cannot listen on {} (is another program using it? change --listen)",
+            args.listen
+        )
+    })?;
     let addr = listener.local_addr()?;
     tracing::info!(data_dir = %server.core.data.path.display(), "relaybox listening on http://{addr}");
     watch_sighup(&server);
@@ -52,7 +58,12 @@ fn ensure_admin_key(core: &Core, from_env: Option<&str>) -> anyhow::Result<()> {
         );
         let hash = crypto::hash_client_key(plaintext);
         let live = core.live();
-        if live.state.keys.get(ENV_ADMIN_KEY_ID).is_some_and(|k| k.hash == hash) {
+        if live
+            .state
+            .keys
+            .get(ENV_ADMIN_KEY_ID)
+            .is_some_and(|k| k.hash == hash)
+        {
             return Ok(());
         }
         let at = now();
@@ -77,13 +88,22 @@ fn ensure_admin_key(core: &Core, from_env: Option<&str>) -> anyhow::Result<()> {
         core.apply(&[ConfigOp::PutKey(key, Expect::Any)])?;
         return Ok(());
     }
-    let has_admin = core.live().state.keys.values().any(|k| k.is_admin && k.status == KeyStatus::Active);
+    let has_admin = core
+        .live()
+        .state
+        .keys
+        .values()
+        .any(|k| k.is_admin && k.status == KeyStatus::Active);
     if has_admin {
         return Ok(());
     }
     let (_, plaintext) = services::create_key(
         core,
-        NewKey { name: "admin".into(), is_admin: true, ..NewKey::default() },
+        NewKey {
+            name: "admin".into(),
+            is_admin: true,
+            ..NewKey::default()
+        },
     )?;
     let mut err = std::io::stderr().lock();
     let _ = writeln!(

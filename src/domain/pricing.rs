@@ -51,10 +51,16 @@ pub struct PricingTable {
 impl PricingTable {
     #[must_use]
     pub fn new(models: &BTreeMap<String, ModelPrice>) -> Self {
-        let mut by_length: Vec<(String, ModelPrice)> =
-            models.iter().map(|(model, price)| (model.clone(), price.clone())).collect();
+        let mut by_length: Vec<(String, ModelPrice)> = models
+            .iter()
+            .map(|(model, price)| (model.clone(), price.clone()))
+            .collect();
         by_length.sort_by(|(a, _), (b, _)| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-        let exact = by_length.iter().enumerate().map(|(i, (model, _))| (model.clone(), i)).collect();
+        let exact = by_length
+            .iter()
+            .enumerate()
+            .map(|(i, (model, _))| (model.clone(), i))
+            .collect();
         Self { by_length, exact }
     }
 
@@ -65,10 +71,15 @@ impl PricingTable {
             let (key, price) = &self.by_length[i];
             return Some((key, price));
         }
-        let found = self.by_length.iter().find(|(key, _)| model.starts_with(key.as_str()));
+        let found = self
+            .by_length
+            .iter()
+            .find(|(key, _)| model.starts_with(key.as_str()));
         let found = found.or_else(|| {
             let lower = model.to_lowercase();
-            self.by_length.iter().find(|(key, _)| lower.starts_with(&key.to_lowercase()))
+            self.by_length
+                .iter()
+                .find(|(key, _)| lower.starts_with(&key.to_lowercase()))
         });
         found.map(|(key, price)| (key.as_str(), price))
     }
@@ -110,7 +121,10 @@ mod tests {
     use super::*;
 
     fn price(input: f64) -> ModelPrice {
-        ModelPrice { input_price: input, ..ModelPrice::default() }
+        ModelPrice {
+            input_price: input,
+            ..ModelPrice::default()
+        }
     }
 
     #[test]
@@ -121,11 +135,28 @@ mod tests {
         models.insert("claude-sonnet-4-5".to_string(), price(3.0));
         models.insert("claude-sonnet-4-5-20250929".to_string(), price(4.0));
         let table = PricingTable::new(&models);
-        assert_eq!(table.lookup("claude-sonnet-4-5-20250929").map(|(k, _)| k), Some("claude-sonnet-4-5-20250929"));
-        assert_eq!(table.lookup("claude-sonnet-4-5-latest").map(|(_, p)| p.input_price), Some(3.0));
-        assert_eq!(table.lookup("claude-sonnet-3").map(|(_, p)| p.input_price), Some(2.0));
-        assert_eq!(table.lookup("claude-haiku").map(|(_, p)| p.input_price), Some(1.0));
-        assert_eq!(table.lookup("Claude-Sonnet-X").map(|(_, p)| p.input_price), Some(2.0));
+        assert_eq!(
+            table.lookup("claude-sonnet-4-5-20250929").map(|(k, _)| k),
+            Some("claude-sonnet-4-5-20250929")
+        );
+        assert_eq!(
+            table
+                .lookup("claude-sonnet-4-5-latest")
+                .map(|(_, p)| p.input_price),
+            Some(3.0)
+        );
+        assert_eq!(
+            table.lookup("claude-sonnet-3").map(|(_, p)| p.input_price),
+            Some(2.0)
+        );
+        assert_eq!(
+            table.lookup("claude-haiku").map(|(_, p)| p.input_price),
+            Some(1.0)
+        );
+        assert_eq!(
+            table.lookup("Claude-Sonnet-X").map(|(_, p)| p.input_price),
+            Some(2.0)
+        );
         assert!(table.lookup("gpt-5").is_none());
     }
 
@@ -134,7 +165,10 @@ mod tests {
         let p = price(4.0);
         assert!((p.cache_creation() - 5.0).abs() < 1e-9);
         assert!((p.cache_read() - 0.4).abs() < 1e-9);
-        let free = ModelPrice { cache_read_price: Some(0.0), ..price(4.0) };
+        let free = ModelPrice {
+            cache_read_price: Some(0.0),
+            ..price(4.0)
+        };
         assert!(free.cache_read().abs() < 1e-12);
     }
 }

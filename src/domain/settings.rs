@@ -167,6 +167,10 @@ impl Settings {
             Pool::Gemini => &self.gemini_load_balance,
             Pool::Chat => &self.chat_load_balance,
         };
-        if specific.is_empty() { &self.load_balance } else { specific }
+        if specific.is_empty() {
+            &self.load_balance
+        } else {
+            specific
+        }
     }
 }

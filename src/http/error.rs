@@ -30,7 +30,9 @@ impl AdminError {
                 ServiceError::Conflict(_) => StatusCode::CONFLICT,
                 ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
                 ServiceError::Store(StoreError::Locked(_)) => StatusCode::SERVICE_UNAVAILABLE,
-                ServiceError::Store(_) | ServiceError::Crypto(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                ServiceError::Store(_) | ServiceError::Crypto(_) => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
             },
         }
     }
@@ -57,6 +59,10 @@ impl IntoResponse for AdminError {
         } else {
             self.to_string()
         };
-        (status, Json(json!({ "error": { "code": self.code(), "message": message } }))).into_response()
+        (
+            status,
+            Json(json!({ "error": { "code": self.code(), "message": message } })),
+        )
+            .into_response()
     }
 }

@@ -17,7 +17,11 @@ async fn health(State(server): State<Arc<Server>>) -> Json<Value> {
     let live = server.core.live();
     let reload = server.reloader.status();
     let writer = server.writer.stats();
-    let status = if reload.last_error.is_some() { "degraded" } else { "ok" };
+    let status = if reload.last_error.is_some() {
+        "degraded"
+    } else {
+        "ok"
+    };
     Json(json!({
         "status": status,
         "version": env!("CARGO_PKG_VERSION"),

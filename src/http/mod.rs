@@ -29,7 +29,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
-    server.start_background(addr).map_err(std::io::Error::other)?;
+    server
+        .start_background(addr)
+        .map_err(std::io::Error::other)?;
     let token = server.tasks.shutdown_token();
     let stop = async move {
         tokio::select! {

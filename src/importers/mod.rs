@@ -5,16 +5,6 @@
 
 pub mod cc_bridge;
 
-/// The AAD that binds a channel's sealed upstream API keys to that channel.
-///
-/// Every entry of `Channel::api_keys` is sealed with this AAD; the relay opens them with it.
-#[must_use]
-pub fn api_key_aad(channel_id: &str) -> String {
-    format!("channel/{channel_id}/apiKey")
-}
-
-/// The AAD that binds a channel's sealed OAuth token block (JSON object text) to that channel.
-#[must_use]
-pub fn oauth_aad(channel_id: &str) -> String {
-    format!("channel/{channel_id}/oauthTokens")
-}
+/// The AADs that bind sealed channel secrets to their channel (one definition, in the live
+/// snapshot that opens them).
+pub use crate::app::live::{api_key_aad, oauth_aad};

@@ -85,9 +85,11 @@ pub(crate) fn on_stream_event(state: &mut TapState, data: &[u8]) {
     if data.first() != Some(&b'{') {
         return;
     }
+    // `usageMetadata` and `modelVersion` follow the candidates, whose function-call arguments
+    // may use any key: they are searched from the end.
     if state.model.is_none()
         && let Some(model) =
-            json::find_value(data, b"\"modelVersion\"").and_then(openai::plain_string)
+            json::find_last_value(data, b"\"modelVersion\"").and_then(openai::plain_string)
     {
         state.set_model(model);
     }
@@ -95,19 +97,23 @@ pub(crate) fn on_stream_event(state: &mut TapState, data: &[u8]) {
     {
         state.first_token = true;
     }
-    if let Some(raw) = json::find_value(data, b"\"usageMetadata\"") {
+    if let Some(raw) = json::find_last_value(data, b"\"usageMetadata\"") {
         state.parsed += 1;
         if let Ok(usage) = serde_json::from_slice::<WireUsage>(raw) {
             state.set_usage(usage.to_usage());
         }
     }
+    // The first candidate's finishReason follows its content; a prompt's blockReason (in
+    // promptFeedback) follows all candidates.
+    let past_content = json::after_value(data, b"\"content\"");
     let is_string = |v: &[u8]| v.first() == Some(&b'"');
-    if json::find_value(data, b"\"finishReason\"").is_some_and(is_string)
-        || json::find_value(data, b"\"blockReason\"").is_some_and(is_string)
+    if json::find_value(past_content, b"\"finishReason\"").is_some_and(is_string)
+        || json::find_value(past_content, b"\"blockReason\"").is_some_and(is_string)
     {
         state.completed = true;
     }
-    if json::has_non_null(data, b"\"error\"") {
+    // An error chunk is `{"error": {…}}`; an "error" key elsewhere may be a function argument.
+    if json::first_key(data) == Some(b"error") {
         state.parsed += 1;
         let error = errors::parse_upstream_error(data).unwrap_or_default();
         state.set_error(
@@ -272,6 +278,24 @@ mod tests {
             outcome.error.as_deref(),
             Some("Internal error encountered.")
         );
+    }
+
+    #[test]
+    fn function_call_arguments_do_not_confuse_the_tap() {
+        let input = "data: {\"candidates\": [{\"content\": {\"parts\": [{\"functionCall\": {\"name\": \"report\",\"args\": {\"error\": \"disk full\",\"finishReason\": \"none\",\"usageMetadata\": {\"promptTokenCount\": 999},\"modelVersion\": \"fake\"}}}],\"role\": \"model\"},\"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": 40,\"candidatesTokenCount\": 7,\"totalTokenCount\": 47},\"modelVersion\": \"gemini-2.5-pro\"}\r\n\r\n";
+        let outcome = run_every_split(Protocol::Gemini, false, input.as_bytes());
+        assert_eq!(outcome.error, None);
+        assert_eq!(
+            outcome.usage,
+            Usage {
+                input: 40,
+                output: 7,
+                ..Usage::default()
+            }
+        );
+        assert_eq!(outcome.model.as_deref(), Some("gemini-2.5-pro"));
+        assert!(outcome.first_token);
+        assert!(!outcome.completed);
     }
 
     #[test]

@@ -133,18 +133,55 @@ fn expect(data: &[u8], i: usize, byte: u8) -> Option<usize> {
 /// unescaped, so any hit followed by `:` is a real key. The value's extent is found by a
 /// string-aware bracket scan.
 pub(crate) fn find_value<'a>(json: &'a [u8], quoted_key: &[u8]) -> Option<&'a [u8]> {
+    find_span(json, quoted_key).map(|(start, end)| &json[start..end])
+}
+
+/// What follows the value of the first `"key": value` pair (the whole of `json` when there is
+/// none): to look past a part of the document that may hold arbitrary keys.
+pub(crate) fn after_value<'a>(json: &'a [u8], quoted_key: &[u8]) -> &'a [u8] {
+    find_span(json, quoted_key).map_or(json, |(_, end)| &json[end..])
+}
+
+/// Start and end of the value found by [`find_value`].
+fn find_span(json: &[u8], quoted_key: &[u8]) -> Option<(usize, usize)> {
     let mut from = 0;
     while let Some(at) = memmem::find(json.get(from..)?, quoted_key) {
         let after_key = from + at + quoted_key.len();
         let colon = skip_ws(json, after_key);
         if json.get(colon) == Some(&b':') {
             let start = skip_ws(json, colon + 1);
-            let end = value_end(json, start)?;
-            return Some(&json[start..end]);
+            return Some((start, value_end(json, start)?));
         }
         from = after_key;
     }
     None
+}
+
+/// As [`find_value`], but the LAST `"key": value` pair: for keys that a document has at top
+/// level after a part holding arbitrary objects (Gemini puts `usageMetadata` and
+/// `modelVersion` after the candidates, whose function-call arguments may use any key).
+pub(crate) fn find_last_value<'a>(json: &'a [u8], quoted_key: &[u8]) -> Option<&'a [u8]> {
+    let mut end = json.len();
+    while let Some(at) = memmem::rfind(&json[..end], quoted_key) {
+        let colon = skip_ws(json, at + quoted_key.len());
+        if json.get(colon) == Some(&b':') {
+            let start = skip_ws(json, colon + 1);
+            let value_end = value_end(json, start)?;
+            return Some(&json[start..value_end]);
+        }
+        end = at;
+    }
+    None
+}
+
+/// The first key of a JSON object (`{"error": …` → `error`), read off the bytes; `None` when
+/// the key has escapes.
+pub(crate) fn first_key(data: &[u8]) -> Option<&[u8]> {
+    let start = skip_ws(data, 0);
+    let start = expect(data, start, b'{')?;
+    let start = expect(data, skip_ws(data, start), b'"')?;
+    let len = memchr::memchr2(b'"', b'\\', data.get(start..)?)?;
+    (data.get(start + len) == Some(&b'"')).then(|| &data[start..start + len])
 }
 
 /// True when `quoted_key` occurs as a key whose value is not `null`.
@@ -288,6 +325,28 @@ mod tests {
         // A truncated document has no value end.
         assert_eq!(find_value(br#"{"a":{"b":1"#, b"\"a\""), None);
         assert_eq!(find_value(br#"{"a":"#, b"\"a\""), None);
+    }
+
+    #[test]
+    fn last_value_and_first_key() {
+        let json = br#"{"candidates":[{"content":{"parts":[{"functionCall":{"name":"f","args":{"usageMetadata":{"x":1},"error":"e"}}}]},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":3},"modelVersion":"m"}"#;
+        assert_eq!(
+            find_value(json, b"\"usageMetadata\""),
+            Some(&br#"{"x":1}"#[..])
+        );
+        assert_eq!(
+            find_last_value(json, b"\"usageMetadata\""),
+            Some(&br#"{"promptTokenCount":3}"#[..])
+        );
+        assert_eq!(
+            find_last_value(json, b"\"finishReason\""),
+            Some(&br#""STOP""#[..])
+        );
+        assert_eq!(find_last_value(json, b"\"missing\""), None);
+        assert_eq!(first_key(json), Some(&b"candidates"[..]));
+        assert_eq!(first_key(b" {\r\n  \"error\": {}}"), Some(&b"error"[..]));
+        assert_eq!(first_key(b"{}"), None);
+        assert_eq!(first_key(b"[1]"), None);
     }
 
     #[test]

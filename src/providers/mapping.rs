@@ -77,7 +77,7 @@ fn sorted_by_length<'a>(
     entries: impl Iterator<Item = (&'a str, &'a str)>,
 ) -> Vec<(&'a str, &'a str)> {
     let mut sorted: Vec<(&str, &str)> = entries.filter(|(s, _)| !s.is_empty()).collect();
-    sorted.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+    sorted.sort_by_key(|(source, _)| std::cmp::Reverse(source.len()));
     sorted
 }
 

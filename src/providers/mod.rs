@@ -9,7 +9,7 @@
 //! - shape the errors relaybox itself produces in the client's protocol ([`error_body`],
 //!   [`stream_error_event`]) and read the upstream's own error ([`upstream_error_text`]).
 //!
-//! One file per protocol; [`sse`] frames event streams, [`json`] holds the allocation-light JSON
+//! One file per protocol; [`sse`] frames event streams, `json` holds the allocation-light JSON
 //! helpers the protocol files share, and [`tap`] drives the per-protocol stream handlers.
 //!
 //! Token figures are normalised to one meaning ([`Usage`]): `input` excludes cached tokens, as

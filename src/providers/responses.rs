@@ -92,14 +92,12 @@ pub(crate) fn on_stream_event(state: &mut TapState, name: Option<&[u8]>, data: &
         return;
     }
     match &*kind {
-        b"response.created" | b"response.in_progress" => {
-            if state.model.is_none() {
-                state.parsed += 1;
-                if let Ok(event) = serde_json::from_slice::<WithResponse<'_>>(data)
-                    && let Some(model) = &event.response.model
-                {
-                    state.set_model(model);
-                }
+        b"response.created" | b"response.in_progress" if state.model.is_none() => {
+            state.parsed += 1;
+            if let Ok(event) = serde_json::from_slice::<WithResponse<'_>>(data)
+                && let Some(model) = &event.response.model
+            {
+                state.set_model(model);
             }
         }
         b"response.completed" | b"response.incomplete" | b"response.failed" => {

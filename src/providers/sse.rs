@@ -14,6 +14,19 @@ use memchr::memchr_iter;
 /// Largest event kept for parsing (4 MiB); larger ones are passed through unparsed.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
 
+/// A buffer that grew past this for one large event is released afterwards rather than kept
+/// for the rest of the stream.
+const KEEP_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Empties a buffer, releasing it when one large event made it big.
+fn reset(buffer: &mut Vec<u8>) {
+    if buffer.capacity() > KEEP_BUFFER_BYTES {
+        *buffer = Vec::new();
+    } else {
+        buffer.clear();
+    }
+}
+
 /// One complete event as found by a splitter.
 pub(crate) struct RawEvent<'a> {
     /// The whole event, terminator included; `None` when it outgrew the buffer limit.
@@ -93,7 +106,7 @@ impl Splitter {
                     end,
                     carried: true,
                 });
-                self.partial.clear();
+                reset(&mut self.partial);
             } else {
                 on_event(RawEvent {
                     bytes: Some(&chunk[event_start..end]),
@@ -337,7 +350,7 @@ impl ArraySplitter {
                                 end,
                                 carried,
                             });
-                            self.partial.clear();
+                            reset(&mut self.partial);
                         } else {
                             on_event(RawEvent {
                                 bytes: Some(&chunk[start..end]),

@@ -428,8 +428,9 @@ pub(crate) mod test_support {
         }
     }
 
-    /// Runs the stream whole, cut once at every position, cut at every position pairwise
-    /// around the middle, and byte by byte; every run must report the same as the whole run.
+    /// Runs the stream whole, cut once at every position, cut twice (first cut near the middle,
+    /// second spread over the rest), and byte by byte; every run must report the same as the
+    /// whole run.
     pub(crate) fn run_every_split(protocol: Protocol, hide: bool, input: &[u8]) -> Outcome {
         let whole = run(protocol, hide, input, &[]);
         for cut in 0..=input.len() {
@@ -440,8 +441,8 @@ pub(crate) mod test_support {
             );
         }
         let mid = input.len() / 2;
-        let step = (input.len() / 300).max(7);
-        for a in mid.saturating_sub(40)..mid {
+        let step = (input.len() / 100).max(7);
+        for a in mid.saturating_sub(12)..mid {
             for b in (a..input.len()).step_by(step) {
                 assert_eq!(
                     run(protocol, hide, input, &[a, b]),
@@ -503,15 +504,15 @@ mod tests {
     #[test]
     fn oversized_event_is_forwarded_and_marks_usage_unknown() {
         // The final usage arrives after the oversized event: usage is known again.
-        let big = "x".repeat(200);
+        let big = "x".repeat(400);
         let input = format!(
             "event: message_start\ndata: {{\"type\":\"message_start\",\"message\":{{\"model\":\"m\",\"usage\":{{\"input_tokens\":5,\"output_tokens\":1}}}}}}\n\n\
              event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"delta\":{{\"type\":\"text_delta\",\"text\":\"{big}\"}}}}\n\n\
              event: message_delta\ndata: {{\"type\":\"message_delta\",\"usage\":{{\"output_tokens\":9}}}}\n\n"
         );
-        // Chunks of 40 bytes: the big event is held piece by piece until it outgrows 100.
+        // Chunks of 40 bytes: the big event is held piece by piece until it outgrows 180.
         let cuts: Vec<usize> = (40..input.len()).step_by(40).collect();
-        let mut tap = StreamTap::with_max_event_len(Protocol::Anthropic, false, 100);
+        let mut tap = StreamTap::with_max_event_len(Protocol::Anthropic, false, 180);
         let outcome = test_support::run_tap(&mut tap, input.as_bytes(), &cuts);
         assert!(tap.overflowed());
         assert_eq!(outcome.forwarded, input.as_bytes());
@@ -525,7 +526,7 @@ mod tests {
             }
         );
         // Cut before the message_delta arrives: the oversized event may have held usage.
-        let mut tap = StreamTap::with_max_event_len(Protocol::Anthropic, false, 100);
+        let mut tap = StreamTap::with_max_event_len(Protocol::Anthropic, false, 180);
         let end = input.find("event: message_delta").unwrap();
         let cuts: Vec<usize> = cuts.into_iter().filter(|&c| c < end).collect();
         test_support::run_tap(&mut tap, &input.as_bytes()[..end], &cuts);

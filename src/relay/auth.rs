@@ -15,25 +15,44 @@ use crate::providers::ErrorKind;
 /// The key as presented: `x-api-key`, `Authorization: Bearer`, and for Gemini also
 /// `x-goog-api-key` or `?key=`.
 #[must_use]
-pub fn presented_key<'a>(headers: &'a HeaderMap, query: Option<&'a str>, endpoint: Endpoint) -> Option<&'a str> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty());
+pub fn presented_key<'a>(
+    headers: &'a HeaderMap,
+    query: Option<&'a str>,
+    endpoint: Endpoint,
+) -> Option<&'a str> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
     if let Some(key) = header("x-api-key") {
         return Some(key);
     }
-    if let Some(bearer) = header("authorization").and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer "))) {
+    if let Some(bearer) = header("authorization").and_then(|v| {
+        v.strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+    }) {
         return Some(bearer.trim());
     }
     if endpoint.pool() == Some(Pool::Gemini) || endpoint == Endpoint::Models {
         if let Some(key) = header("x-goog-api-key") {
             return Some(key);
         }
-        return query.and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("key="))).filter(|k| !k.is_empty());
+        return query
+            .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("key=")))
+            .filter(|k| !k.is_empty());
     }
     None
 }
 
 /// Find the key and check that it may be used at all (status, expiry).
-pub fn authenticate(live: &Live, presented: Option<&str>, now: OffsetDateTime) -> Result<Arc<ClientKey>, RelayError> {
+pub fn authenticate(
+    live: &Live,
+    presented: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<Arc<ClientKey>, RelayError> {
     let Some(presented) = presented else {
         return Err(RelayError::new(
             ErrorKind::Authentication,
@@ -51,10 +70,18 @@ pub fn authenticate(live: &Live, presented: Option<&str>, now: OffsetDateTime) -
     match key.status {
         KeyStatus::Active => {}
         KeyStatus::Disabled => {
-            return Err(RelayError::new(ErrorKind::PermissionDenied, "key_disabled", "this API key is disabled; ask the relay's admin to enable it"));
+            return Err(RelayError::new(
+                ErrorKind::PermissionDenied,
+                "key_disabled",
+                "this API key is disabled; ask the relay's admin to enable it",
+            ));
         }
         KeyStatus::Revoked => {
-            return Err(RelayError::new(ErrorKind::Authentication, "key_revoked", "this API key was revoked; ask the relay's admin for a new one"));
+            return Err(RelayError::new(
+                ErrorKind::Authentication,
+                "key_revoked",
+                "this API key was revoked; ask the relay's admin for a new one",
+            ));
         }
     }
     let expired = match &key.expiry {
@@ -65,13 +92,22 @@ pub fn authenticate(live: &Live, presented: Option<&str>, now: OffsetDateTime) -
         None => false,
     };
     if expired {
-        return Err(RelayError::new(ErrorKind::PermissionDenied, "key_expired", "this API key has expired; ask the relay's admin to extend it"));
+        return Err(RelayError::new(
+            ErrorKind::PermissionDenied,
+            "key_expired",
+            "this API key has expired; ask the relay's admin to extend it",
+        ));
     }
     Ok(Arc::clone(key))
 }
 
 /// Check the key's allowlists against this request (endpoint, model, user agent).
-pub fn authorize(key: &ClientKey, endpoint: Endpoint, model: &str, user_agent: &str) -> Result<(), RelayError> {
+pub fn authorize(
+    key: &ClientKey,
+    endpoint: Endpoint,
+    model: &str,
+    user_agent: &str,
+) -> Result<(), RelayError> {
     if let Some(pool) = endpoint.pool()
         && !key.allow.endpoints.is_empty()
         && !key.allow.endpoints.iter().any(|e| e == pool.as_str())
@@ -79,18 +115,38 @@ pub fn authorize(key: &ClientKey, endpoint: Endpoint, model: &str, user_agent: &
         return Err(RelayError::new(
             ErrorKind::PermissionDenied,
             "endpoint_not_allowed",
-            format!("this API key may not use the {} endpoints (allowed: {})", pool, key.allow.endpoints.join(", ")),
+            format!(
+                "this API key may not use the {} endpoints (allowed: {})",
+                pool,
+                key.allow.endpoints.join(", ")
+            ),
         ));
     }
-    if !model.is_empty() && !key.allow.models.is_empty() && !key.allow.models.iter().any(|glob| glob_match(glob, model)) {
+    if !model.is_empty()
+        && !key.allow.models.is_empty()
+        && !key.allow.models.iter().any(|glob| glob_match(glob, model))
+    {
         return Err(RelayError::new(
             ErrorKind::PermissionDenied,
             "model_not_allowed",
-            format!("this API key may not use model '{model}' (allowed: {})", key.allow.models.join(", ")),
+            format!(
+                "this API key may not use model '{model}' (allowed: {})",
+                key.allow.models.join(", ")
+            ),
         ));
     }
-    if !key.allow.user_agents.is_empty() && !key.allow.user_agents.iter().any(|allowed| user_agent.contains(allowed.as_str())) {
-        return Err(RelayError::new(ErrorKind::PermissionDenied, "client_not_allowed", "this API key may only be used from specific clients"));
+    if !key.allow.user_agents.is_empty()
+        && !key
+            .allow
+            .user_agents
+            .iter()
+            .any(|allowed| user_agent.contains(allowed.as_str()))
+    {
+        return Err(RelayError::new(
+            ErrorKind::PermissionDenied,
+            "client_not_allowed",
+            "this API key may only be used from specific clients",
+        ));
     }
     Ok(())
 }

@@ -17,7 +17,12 @@ pub struct RelayError {
 
 impl RelayError {
     pub fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
-        Self { kind, code, message: message.into(), retry_after: None }
+        Self {
+            kind,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
     }
 
     #[must_use]

@@ -37,11 +37,19 @@ pub struct ChainState {
 }
 
 fn step(action: &str, wait: Option<u64>, max: Option<u32>) -> ActionStep {
-    ActionStep { action: action.into(), wait_seconds: wait, max_attempts: max }
+    ActionStep {
+        action: action.into(),
+        wait_seconds: wait,
+        max_attempts: max,
+    }
 }
 
 fn rule(codes: &str, chain: Vec<ActionStep>) -> FailoverRule {
-    FailoverRule { error_codes: codes.into(), action_chain: chain, extra: serde_json::Map::new() }
+    FailoverRule {
+        error_codes: codes.into(),
+        action_chain: chain,
+        extra: serde_json::Map::new(),
+    }
 }
 
 /// cc-bridge's defaults, used when the settings define no rules.
@@ -50,11 +58,35 @@ pub fn default_rules() -> Vec<FailoverRule> {
     vec![
         rule("429:QUOTA_EXHAUSTED", vec![step("suspend", None, None)]),
         rule("403:CREDIT_EXHAUSTED", vec![step("suspend", None, None)]),
-        rule("429:model_cooldown", vec![step("retry", Some(0), Some(99)), step("failover", None, None)]),
-        rule("429:RESOURCE_EXHAUSTED", vec![step("retry", Some(20), Some(99)), step("failover", None, None)]),
-        rule("429", vec![step("retry", Some(5), Some(3)), step("failover", None, None)]),
+        rule(
+            "429:model_cooldown",
+            vec![
+                step("retry", Some(0), Some(99)),
+                step("failover", None, None),
+            ],
+        ),
+        rule(
+            "429:RESOURCE_EXHAUSTED",
+            vec![
+                step("retry", Some(20), Some(99)),
+                step("failover", None, None),
+            ],
+        ),
+        rule(
+            "429",
+            vec![
+                step("retry", Some(5), Some(3)),
+                step("failover", None, None),
+            ],
+        ),
         rule("401,403", vec![step("failover", None, None)]),
-        rule("500,502,503,504,529", vec![step("retry", Some(5), Some(2)), step("failover", None, None)]),
+        rule(
+            "500,502,503,504,529",
+            vec![
+                step("retry", Some(5), Some(2)),
+                step("failover", None, None),
+            ],
+        ),
     ]
 }
 
@@ -65,14 +97,25 @@ fn specificity(entry: &str, failure: &Failure) -> u8 {
     if entry.eq_ignore_ascii_case("others") {
         return 1;
     }
-    let (status, code) = entry.split_once(':').map_or((entry, None), |(s, c)| (s, Some(c)));
-    let Ok(status) = status.trim().parse::<u16>() else { return 0 };
+    let (status, code) = entry
+        .split_once(':')
+        .map_or((entry, None), |(s, c)| (s, Some(c)));
+    let Ok(status) = status.trim().parse::<u16>() else {
+        return 0;
+    };
     // "5xx" style entries are not in cc-bridge; a plain status must match exactly.
     if status != failure.status {
         return 0;
     }
     match code {
-        Some(code) if failure.body.to_ascii_lowercase().contains(&code.trim().to_ascii_lowercase()) => 3,
+        Some(code)
+            if failure
+                .body
+                .to_ascii_lowercase()
+                .contains(&code.trim().to_ascii_lowercase()) =>
+        {
+            3
+        }
         Some(_) => 0,
         None => 2,
     }
@@ -83,7 +126,12 @@ fn matching_rule(rules: &[FailoverRule], failure: &Failure) -> Option<usize> {
         .iter()
         .enumerate()
         .filter_map(|(i, rule)| {
-            let best = rule.error_codes.split(',').map(|e| specificity(e, failure)).max().unwrap_or(0);
+            let best = rule
+                .error_codes
+                .split(',')
+                .map(|e| specificity(e, failure))
+                .max()
+                .unwrap_or(0);
             (best > 0).then_some((best, i))
         })
         // most specific first; among equals the first rule wins
@@ -92,7 +140,12 @@ fn matching_rule(rules: &[FailoverRule], failure: &Failure) -> Option<usize> {
 }
 
 /// Decide what to do about `failure` on the current channel.
-pub fn decide(settings: &FailoverSettings, failure: &Failure, state: &mut ChainState, suspend_default: Duration) -> Decision {
+pub fn decide(
+    settings: &FailoverSettings,
+    failure: &Failure,
+    state: &mut ChainState,
+    suspend_default: Duration,
+) -> Decision {
     if !settings.enabled {
         return match failure.status {
             401 | 403 | 429 | 500..=599 => Decision::Failover,
@@ -110,7 +163,10 @@ pub fn decide(settings: &FailoverSettings, failure: &Failure, state: &mut ChainS
         return Decision::GiveUp;
     };
     if state.rule != Some(index) {
-        *state = ChainState { rule: Some(index), ..ChainState::default() };
+        *state = ChainState {
+            rule: Some(index),
+            ..ChainState::default()
+        };
     }
     let chain = &rules[index].action_chain;
     while let Some(current) = chain.get(state.step) {
@@ -144,7 +200,11 @@ mod tests {
     use super::*;
 
     fn failure(status: u16, body: &str) -> Failure {
-        Failure { status, body: body.into(), retry_after: None }
+        Failure {
+            status,
+            body: body.into(),
+            retry_after: None,
+        }
     }
 
     #[test]
@@ -152,27 +212,61 @@ mod tests {
         let settings = FailoverSettings::default();
         let suspend = Duration::from_secs(300);
         let mut state = ChainState::default();
-        assert_eq!(decide(&settings, &failure(429, "{\"error\":\"QUOTA_EXHAUSTED\"}"), &mut state, suspend), Decision::Suspend(suspend));
+        assert_eq!(
+            decide(
+                &settings,
+                &failure(429, "{\"error\":\"QUOTA_EXHAUSTED\"}"),
+                &mut state,
+                suspend
+            ),
+            Decision::Suspend(suspend)
+        );
 
         let mut state = ChainState::default();
         let plain = failure(429, "slow down");
         for _ in 0..3 {
-            assert_eq!(decide(&settings, &plain, &mut state, suspend), Decision::Retry(Duration::from_secs(5)));
+            assert_eq!(
+                decide(&settings, &plain, &mut state, suspend),
+                Decision::Retry(Duration::from_secs(5))
+            );
         }
-        assert_eq!(decide(&settings, &plain, &mut state, suspend), Decision::Failover);
+        assert_eq!(
+            decide(&settings, &plain, &mut state, suspend),
+            Decision::Failover
+        );
 
         let mut state = ChainState::default();
-        assert_eq!(decide(&settings, &failure(401, ""), &mut state, suspend), Decision::Failover);
-        assert_eq!(decide(&settings, &failure(400, "bad"), &mut ChainState::default(), suspend), Decision::GiveUp);
+        assert_eq!(
+            decide(&settings, &failure(401, ""), &mut state, suspend),
+            Decision::Failover
+        );
+        assert_eq!(
+            decide(
+                &settings,
+                &failure(400, "bad"),
+                &mut ChainState::default(),
+                suspend
+            ),
+            Decision::GiveUp
+        );
     }
 
     #[test]
     fn zero_wait_uses_the_upstream_hint_and_unlimited_is_bounded() {
-        let settings = FailoverSettings { rules: vec![rule("429", vec![step("retry", Some(0), Some(99))])], ..FailoverSettings::default() };
-        let hinted = Failure { status: 429, body: String::new(), retry_after: Some(Duration::from_secs(20)) };
+        let settings = FailoverSettings {
+            rules: vec![rule("429", vec![step("retry", Some(0), Some(99))])],
+            ..FailoverSettings::default()
+        };
+        let hinted = Failure {
+            status: 429,
+            body: String::new(),
+            retry_after: Some(Duration::from_secs(20)),
+        };
         let mut state = ChainState::default();
         let mut retries = 0;
-        while decide(&settings, &hinted, &mut state, Duration::ZERO) == Decision::Retry(Duration::from_secs(20)) {
+        while decide(&settings, &hinted, &mut state, Duration::ZERO)
+            == Decision::Retry(Duration::from_secs(20))
+        {
             retries += 1;
         }
         assert_eq!(retries, 3, "60 s budget / 20 s");
@@ -180,10 +274,43 @@ mod tests {
 
     #[test]
     fn others_and_disabled() {
-        let settings = FailoverSettings { rules: vec![rule("others", vec![step("none", None, None)]), rule("500", vec![step("failover", None, None)])], ..FailoverSettings::default() };
-        assert_eq!(decide(&settings, &failure(500, ""), &mut ChainState::default(), Duration::ZERO), Decision::Failover);
-        assert_eq!(decide(&settings, &failure(418, ""), &mut ChainState::default(), Duration::ZERO), Decision::GiveUp);
-        let disabled = FailoverSettings { enabled: false, ..FailoverSettings::default() };
-        assert_eq!(decide(&disabled, &failure(503, ""), &mut ChainState::default(), Duration::ZERO), Decision::Failover);
+        let settings = FailoverSettings {
+            rules: vec![
+                rule("others", vec![step("none", None, None)]),
+                rule("500", vec![step("failover", None, None)]),
+            ],
+            ..FailoverSettings::default()
+        };
+        assert_eq!(
+            decide(
+                &settings,
+                &failure(500, ""),
+                &mut ChainState::default(),
+                Duration::ZERO
+            ),
+            Decision::Failover
+        );
+        assert_eq!(
+            decide(
+                &settings,
+                &failure(418, ""),
+                &mut ChainState::default(),
+                Duration::ZERO
+            ),
+            Decision::GiveUp
+        );
+        let disabled = FailoverSettings {
+            enabled: false,
+            ..FailoverSettings::default()
+        };
+        assert_eq!(
+            decide(
+                &disabled,
+                &failure(503, ""),
+                &mut ChainState::default(),
+                Duration::ZERO
+            ),
+            Decision::Failover
+        );
     }
 }

@@ -13,32 +13,79 @@ use super::pipeline::{self, Incoming};
 use crate::app::server::Server;
 use crate::providers::{ErrorKind, Protocol};
 
-async fn run(server: Arc<Server>, endpoint: Endpoint, headers: HeaderMap, query: Option<String>, path_model: Option<String>, body: Body) -> Response {
+async fn run(
+    server: Arc<Server>,
+    endpoint: Endpoint,
+    headers: HeaderMap,
+    query: Option<String>,
+    path_model: Option<String>,
+    body: Body,
+) -> Response {
     let limit = usize::try_from(server.core.live().settings.max_body_bytes).unwrap_or(usize::MAX);
     let body = match axum::body::to_bytes(body, limit.saturating_add(1)).await {
         Ok(bytes) => bytes,
         Err(_) => {
             // Over the limit (or the client broke off while sending): refuse in its protocol.
-            let message = format!("the request body is larger than this relay accepts ({limit} bytes)");
-            return RelayError::new(ErrorKind::RequestTooLarge, "request_too_large", message).into_response_for(endpoint.protocol());
+            let message =
+                format!("the request body is larger than this relay accepts ({limit} bytes)");
+            return RelayError::new(ErrorKind::RequestTooLarge, "request_too_large", message)
+                .into_response_for(endpoint.protocol());
         }
     };
-    pipeline::relay(server, Incoming { endpoint, headers, query, path_model, body }).await
+    pipeline::relay(
+        server,
+        Incoming {
+            endpoint,
+            headers,
+            query,
+            path_model,
+            body,
+        },
+    )
+    .await
 }
 
-pub async fn messages(State(server): State<Arc<Server>>, RawQuery(query): RawQuery, headers: HeaderMap, body: Body) -> Response {
+pub async fn messages(
+    State(server): State<Arc<Server>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     run(server, Endpoint::Messages, headers, query, None, body).await
 }
 
-pub async fn count_tokens(State(server): State<Arc<Server>>, RawQuery(query): RawQuery, headers: HeaderMap, body: Body) -> Response {
+pub async fn count_tokens(
+    State(server): State<Arc<Server>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     run(server, Endpoint::CountTokens, headers, query, None, body).await
 }
 
-pub async fn chat_completions(State(server): State<Arc<Server>>, RawQuery(query): RawQuery, headers: HeaderMap, body: Body) -> Response {
-    run(server, Endpoint::ChatCompletions, headers, query, None, body).await
+pub async fn chat_completions(
+    State(server): State<Arc<Server>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    run(
+        server,
+        Endpoint::ChatCompletions,
+        headers,
+        query,
+        None,
+        body,
+    )
+    .await
 }
 
-pub async fn responses(State(server): State<Arc<Server>>, RawQuery(query): RawQuery, headers: HeaderMap, body: Body) -> Response {
+pub async fn responses(
+    State(server): State<Arc<Server>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     run(server, Endpoint::Responses, headers, query, None, body).await
 }
 
@@ -51,23 +98,41 @@ pub async fn gemini(
     body: Body,
 ) -> Response {
     let endpoint = match target.rsplit_once(':') {
-        Some((model, "generateContent")) if !model.is_empty() => Some((Endpoint::GeminiGenerate, model)),
-        Some((model, "streamGenerateContent")) if !model.is_empty() => Some((Endpoint::GeminiStream, model)),
+        Some((model, "generateContent")) if !model.is_empty() => {
+            Some((Endpoint::GeminiGenerate, model))
+        }
+        Some((model, "streamGenerateContent")) if !model.is_empty() => {
+            Some((Endpoint::GeminiStream, model))
+        }
         _ => None,
     };
     let Some((endpoint, model)) = endpoint else {
-        let message = format!("unknown Gemini method '{target}': use models/<model>:generateContent or :streamGenerateContent");
-        return RelayError::new(ErrorKind::NotFound, "not_found", message).into_response_for(Protocol::Gemini);
+        let message = format!(
+            "unknown Gemini method '{target}': use models/<model>:generateContent or :streamGenerateContent"
+        );
+        return RelayError::new(ErrorKind::NotFound, "not_found", message)
+            .into_response_for(Protocol::Gemini);
     };
     let model = model.to_string();
     run(server, endpoint, headers, query, Some(model), body).await
 }
 
-pub async fn models(State(server): State<Arc<Server>>, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
+pub async fn models(
+    State(server): State<Arc<Server>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
     pipeline::models(&server, &headers, query.as_deref())
 }
 
 pub async fn metrics(State(server): State<Arc<Server>>) -> Response {
     let text = server.metrics.render(server.writer.stats());
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
 }

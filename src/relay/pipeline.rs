@@ -57,12 +57,21 @@ pub async fn relay(server: Arc<Server>, incoming: Incoming) -> Response {
     let now = crate::domain::now();
 
     // 1. authenticate
-    let presented = auth::presented_key(&incoming.headers, incoming.query.as_deref(), incoming.endpoint);
+    let presented = auth::presented_key(
+        &incoming.headers,
+        incoming.query.as_deref(),
+        incoming.endpoint,
+    );
     let key = match auth::authenticate(&live, presented, now) {
         Ok(key) => key,
         Err(error) => return error.into_response_for(protocol),
     };
-    let mut recorder = Recorder::start(Arc::clone(&server), Arc::clone(&live), incoming.endpoint.log_name(), &key.id);
+    let mut recorder = Recorder::start(
+        Arc::clone(&server),
+        Arc::clone(&live),
+        incoming.endpoint.log_name(),
+        &key.id,
+    );
 
     // 2. parse
     let (mut body, facts) = match parse(&live, &incoming) {
@@ -72,7 +81,11 @@ pub async fn relay(server: Arc<Server>, incoming: Incoming) -> Response {
     recorder.set_request(&facts.model, facts.stream, facts.session_id.as_deref());
 
     // 3. authorize
-    let user_agent = incoming.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let user_agent = incoming
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if let Err(error) = auth::authorize(&key, incoming.endpoint, &facts.model, user_agent) {
         return reject(recorder, error, protocol);
     }
@@ -80,25 +93,50 @@ pub async fn relay(server: Arc<Server>, incoming: Incoming) -> Response {
 
     // 4. route
     let Some(pool) = incoming.endpoint.pool() else {
-        return reject(recorder, RelayError::new(ErrorKind::NotFound, "not_found", "unknown endpoint"), protocol);
+        return reject(
+            recorder,
+            RelayError::new(ErrorKind::NotFound, "not_found", "unknown endpoint"),
+            protocol,
+        );
     };
     let plan = routing::plan(&live, &server.health, pool, &key, now);
     if plan.candidates.is_empty() {
         let detail = if plan.skipped.is_empty() {
-            format!("no channel is configured for the {pool} pool; add one to config.json or through the admin API")
+            format!(
+                "no channel is configured for the {pool} pool; add one to config.json or through the admin API"
+            )
         } else {
-            let reasons: Vec<String> = plan.skipped.iter().map(|(name, why)| format!("{name}: {why}")).collect();
-            format!("no channel of the {pool} pool can serve this request ({})", reasons.join("; "))
+            let reasons: Vec<String> = plan
+                .skipped
+                .iter()
+                .map(|(name, why)| format!("{name}: {why}"))
+                .collect();
+            format!(
+                "no channel of the {pool} pool can serve this request ({})",
+                reasons.join("; ")
+            )
         };
         let error = RelayError::new(ErrorKind::Overloaded, "no_channel_available", detail);
         return fail(recorder, error, protocol);
     }
 
     // OpenAI Chat streams carry usage only when asked: ask, and hide it if the client did not.
-    let hide_usage_chunk = protocol == Protocol::OpenAiChat && facts.stream && !providers::ensure_include_usage(&mut body);
+    let hide_usage_chunk = protocol == Protocol::OpenAiChat
+        && facts.stream
+        && !providers::ensure_include_usage(&mut body);
 
     // 5. attempt, 6. respond
-    attempt(server, live, incoming, recorder, plan.candidates, body, facts, hide_usage_chunk).await
+    attempt(
+        server,
+        live,
+        incoming,
+        recorder,
+        plan.candidates,
+        body,
+        facts,
+        hide_usage_chunk,
+    )
+    .await
 }
 
 /// Stage 2: size limit, JSON, protocol facts.
@@ -108,14 +146,25 @@ fn parse(live: &Live, incoming: &Incoming) -> Result<(Value, RequestFacts), Rela
         return Err(RelayError::new(
             ErrorKind::RequestTooLarge,
             "request_too_large",
-            format!("the request body is {} bytes; this relay accepts at most {limit} bytes", incoming.body.len()),
+            format!(
+                "the request body is {} bytes; this relay accepts at most {limit} bytes",
+                incoming.body.len()
+            ),
         ));
     }
     let body: Value = serde_json::from_slice(&incoming.body).map_err(|e| {
-        RelayError::new(ErrorKind::InvalidRequest, "invalid_json", format!("the request body is not valid JSON: {e}"))
+        RelayError::new(
+            ErrorKind::InvalidRequest,
+            "invalid_json",
+            format!("the request body is not valid JSON: {e}"),
+        )
     })?;
     if !body.is_object() {
-        return Err(RelayError::new(ErrorKind::InvalidRequest, "invalid_json", "the request body must be a JSON object"));
+        return Err(RelayError::new(
+            ErrorKind::InvalidRequest,
+            "invalid_json",
+            "the request body must be a JSON object",
+        ));
     }
     let mut facts = providers::request_facts(incoming.endpoint.protocol(), &body);
     if let Some(model) = &incoming.path_model {
@@ -125,7 +174,11 @@ fn parse(live: &Live, incoming: &Incoming) -> Result<(Value, RequestFacts), Rela
         facts.stream = true;
     }
     if facts.model.trim().is_empty() {
-        return Err(RelayError::new(ErrorKind::InvalidRequest, "model_required", "the request has no \"model\"; name the model to use"));
+        return Err(RelayError::new(
+            ErrorKind::InvalidRequest,
+            "model_required",
+            "the request has no \"model\"; name the model to use",
+        ));
     }
     Ok((body, facts))
 }
@@ -148,7 +201,10 @@ struct LastFailure {
     content_type: Option<HeaderValue>,
 }
 
-#[expect(clippy::too_many_arguments, reason = "the stage hands over everything the request has gathered")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the stage hands over everything the request has gathered"
+)]
 async fn attempt(
     server: Arc<Server>,
     live: Arc<Live>,
@@ -170,30 +226,60 @@ async fn attempt(
     for candidate in &candidates {
         let channel = &candidate.channel;
         let name = channel.channel.name.clone();
-        let upstream_model = providers::map_model(&channel.channel.model_mapping, &facts.model).unwrap_or_else(|| facts.model.clone());
+        let upstream_model = providers::map_model(&channel.channel.model_mapping, &facts.model)
+            .unwrap_or_else(|| facts.model.clone());
         let payload = match upstream_body(&incoming, &body, &facts.model, &upstream_model) {
             Ok(bytes) => bytes,
             Err(error) => return fail(recorder, error, protocol),
         };
-        let url = upstream::upstream_url(&channel.channel.base_url, &incoming.endpoint.upstream_path(&upstream_model), query.as_deref());
-        let header_timeout = channel.channel.response_header_timeout.map_or(DEFAULT_HEADER_TIMEOUT, Duration::from_secs);
+        let url = upstream::upstream_url(
+            &channel.channel.base_url,
+            &incoming.endpoint.upstream_path(&upstream_model),
+            query.as_deref(),
+        );
+        let header_timeout = channel
+            .channel
+            .response_header_timeout
+            .map_or(DEFAULT_HEADER_TIMEOUT, Duration::from_secs);
         let mut chain = ChainState::default();
         let mut key_index = 0usize;
         loop {
-            let Some(headers) = upstream::upstream_headers(&incoming.headers, candidate.kind, channel, key_index) else {
-                notes.push(AttemptNote { channel: name.clone(), status: 0, action: "skip", wait_ms: None, error: "no upstream credential configured".into() });
+            let Some(headers) =
+                upstream::upstream_headers(&incoming.headers, candidate.kind, channel, key_index)
+            else {
+                notes.push(AttemptNote {
+                    channel: name.clone(),
+                    status: 0,
+                    action: "skip",
+                    wait_ms: None,
+                    error: "no upstream credential configured".into(),
+                });
                 break;
             };
-            let sent = tokio::time::timeout(header_timeout, server.upstream.send(channel, &url, headers, payload.clone())).await;
+            let sent = tokio::time::timeout(
+                header_timeout,
+                server
+                    .upstream
+                    .send(channel, &url, headers, payload.clone()),
+            )
+            .await;
             let (failure, content_type) = match sent {
                 Ok(Ok(response)) if response.status().is_success() => {
                     server.health.record_success(&channel.channel.id);
                     recorder.set_channel(&channel.channel);
                     if !notes.is_empty() {
-                        notes.push(AttemptNote { channel: name.clone(), status: response.status().as_u16(), action: "success", wait_ms: None, error: String::new() });
-                        recorder.set_failover_info(serde_json::to_string(&notes).unwrap_or_default());
+                        notes.push(AttemptNote {
+                            channel: name.clone(),
+                            status: response.status().as_u16(),
+                            action: "success",
+                            wait_ms: None,
+                            error: String::new(),
+                        });
+                        recorder
+                            .set_failover_info(serde_json::to_string(&notes).unwrap_or_default());
                     }
-                    return respond(response, recorder, protocol, facts.stream, hide_usage_chunk).await;
+                    return respond(response, recorder, protocol, facts.stream, hide_usage_chunk)
+                        .await;
                 }
                 Ok(Ok(response)) => {
                     let status = response.status().as_u16();
@@ -205,31 +291,66 @@ async fn attempt(
                         .map(Duration::from_secs);
                     let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
                     let body = read_limited(response, ERROR_BODY_LIMIT).await;
-                    (Failure { status, body, retry_after }, content_type)
+                    (
+                        Failure {
+                            status,
+                            body,
+                            retry_after,
+                        },
+                        content_type,
+                    )
                 }
                 Ok(Err(err)) => {
                     let status = if err.is_timeout() { 504 } else { 502 };
-                    (Failure { status, body: format!("no response from the upstream: {}", describe(&err)), retry_after: None }, None)
+                    (
+                        Failure {
+                            status,
+                            body: format!("no response from the upstream: {}", describe(&err)),
+                            retry_after: None,
+                        },
+                        None,
+                    )
                 }
                 Err(_) => (
-                    Failure { status: 504, body: format!("no response headers within {} s", header_timeout.as_secs()), retry_after: None },
+                    Failure {
+                        status: 504,
+                        body: format!("no response headers within {} s", header_timeout.as_secs()),
+                        retry_after: None,
+                    },
                     None,
                 ),
             };
             server.metrics.upstream_error(&name, failure.status);
-            let decision = failover::decide(&settings.failover, &failure, &mut chain, suspend_default);
+            let decision =
+                failover::decide(&settings.failover, &failure, &mut chain, suspend_default);
             let excerpt = providers::upstream_error_text(failure.body.as_bytes());
             let (action, wait_ms) = match decision {
-                Decision::Retry(wait) => ("retry", Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX))),
+                Decision::Retry(wait) => (
+                    "retry",
+                    Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
+                ),
                 Decision::Failover => ("failover", None),
-                Decision::Suspend(d) => ("suspend", Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))),
+                Decision::Suspend(d) => (
+                    "suspend",
+                    Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                ),
                 Decision::GiveUp => ("return", None),
             };
-            notes.push(AttemptNote { channel: name.clone(), status: failure.status, action, wait_ms, error: excerpt.clone() });
+            notes.push(AttemptNote {
+                channel: name.clone(),
+                status: failure.status,
+                action,
+                wait_ms,
+                error: excerpt.clone(),
+            });
             recorder.set_channel(&channel.channel);
             recorder.set_upstream_error(excerpt);
             recorder.set_failover_info(serde_json::to_string(&notes).unwrap_or_default());
-            last = Some(LastFailure { failure, channel: name.clone(), content_type });
+            last = Some(LastFailure {
+                failure,
+                channel: name.clone(),
+                content_type,
+            });
             match decision {
                 Decision::Retry(wait) => {
                     server.metrics.retry();
@@ -238,7 +359,11 @@ async fn attempt(
                 }
                 Decision::Failover => {
                     server.metrics.failover();
-                    server.health.record_failure(&channel.channel.id, settings.circuit_breaker_threshold, breaker_cooldown);
+                    server.health.record_failure(
+                        &channel.channel.id,
+                        settings.circuit_breaker_threshold,
+                        breaker_cooldown,
+                    );
                     break;
                 }
                 Decision::Suspend(duration) => {
@@ -257,29 +382,46 @@ async fn attempt(
     match last {
         Some(last) => exhausted(recorder, &last, candidates.len(), protocol),
         None => {
-            let error = RelayError::new(ErrorKind::Overloaded, "no_channel_available", "no channel could be tried (none has an upstream credential)");
+            let error = RelayError::new(
+                ErrorKind::Overloaded,
+                "no_channel_available",
+                "no channel could be tried (none has an upstream credential)",
+            );
             fail(recorder, error, protocol)
         }
     }
 }
 
 /// The body for one channel: the client's bytes when nothing changed, else re-serialised.
-fn upstream_body(incoming: &Incoming, body: &Value, model: &str, upstream_model: &str) -> Result<Bytes, RelayError> {
+fn upstream_body(
+    incoming: &Incoming,
+    body: &Value,
+    model: &str,
+    upstream_model: &str,
+) -> Result<Bytes, RelayError> {
     let mut body = body.clone();
-    if incoming.endpoint.protocol() != Protocol::Gemini && model != upstream_model
+    if incoming.endpoint.protocol() != Protocol::Gemini
+        && model != upstream_model
         && let Some(object) = body.as_object_mut()
     {
         object.insert("model".into(), Value::String(upstream_model.to_string()));
     }
-    serde_json::to_vec(&body)
-        .map(Bytes::from)
-        .map_err(|e| RelayError::new(ErrorKind::Internal, "internal_error", format!("could not encode the request: {e}")))
+    serde_json::to_vec(&body).map(Bytes::from).map_err(|e| {
+        RelayError::new(
+            ErrorKind::Internal,
+            "internal_error",
+            format!("could not encode the request: {e}"),
+        )
+    })
 }
 
 /// The client's query string minus its credential (`key=` for Gemini).
 fn upstream_query(incoming: &Incoming) -> Option<String> {
     let query = incoming.query.as_deref()?;
-    let kept: Vec<&str> = query.split('&').filter(|pair| !pair.is_empty() && !pair.starts_with("key=")).collect();
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| !pair.is_empty() && !pair.starts_with("key="))
+        .collect();
     (!kept.is_empty()).then(|| kept.join("&"))
 }
 
@@ -310,7 +452,13 @@ fn describe(err: &reqwest::Error) -> &'static str {
 }
 
 /// Stage 6: hand the upstream's successful answer to the client.
-async fn respond(response: reqwest::Response, mut recorder: Recorder, protocol: Protocol, stream: bool, hide_usage_chunk: bool) -> Response {
+async fn respond(
+    response: reqwest::Response,
+    mut recorder: Recorder,
+    protocol: Protocol,
+    stream: bool,
+    hide_usage_chunk: bool,
+) -> Response {
     let status = response.status();
     let is_event_stream = response
         .headers()
@@ -324,20 +472,37 @@ async fn respond(response: reqwest::Response, mut recorder: Recorder, protocol: 
         }
     }
     if stream && is_event_stream {
-        let body = RelayStream::new(Box::pin(response.bytes_stream()), protocol, hide_usage_chunk, recorder, status.as_u16());
-        return builder.body(Body::from_stream(body)).unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+        let body = RelayStream::new(
+            Box::pin(response.bytes_stream()),
+            protocol,
+            hide_usage_chunk,
+            recorder,
+            status.as_u16(),
+        );
+        return builder
+            .body(Body::from_stream(body))
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
     }
     match response.bytes().await {
         Ok(bytes) => {
             let summary = providers::summarize_body(protocol, &bytes);
-            recorder.set_usage(summary.usage.unwrap_or_default(), summary.response_model.as_deref());
+            recorder.set_usage(
+                summary.usage.unwrap_or_default(),
+                summary.response_model.as_deref(),
+            );
             recorder.mark_first_token();
             recorder.finish(Outcome::Success, status.as_u16(), "");
-            builder.body(Body::from(bytes)).unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+            builder
+                .body(Body::from(bytes))
+                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
         }
         Err(err) => {
             recorder.set_upstream_error(format!("reading the response failed: {}", describe(&err)));
-            let error = RelayError::new(ErrorKind::Upstream, "upstream_error", "the upstream response broke off; retry the request");
+            let error = RelayError::new(
+                ErrorKind::Upstream,
+                "upstream_error",
+                "the upstream response broke off; retry the request",
+            );
             fail(recorder, error, protocol)
         }
     }
@@ -352,8 +517,12 @@ fn give_back(recorder: Recorder, last: LastFailure, protocol: Protocol) -> Respo
     recorder.finish(Outcome::Error, status, "the upstream refused the request");
     let mut response = Response::new(Body::from(last.failure.body));
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-    let content_type = last.content_type.unwrap_or(HeaderValue::from_static("application/json"));
-    response.headers_mut().insert(header::CONTENT_TYPE, content_type);
+    let content_type = last
+        .content_type
+        .unwrap_or(HeaderValue::from_static("application/json"));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, content_type);
     if let Some(wait) = last.failure.retry_after
         && let Ok(value) = HeaderValue::from_str(&wait.as_secs().to_string())
     {
@@ -376,7 +545,10 @@ fn exhausted(recorder: Recorder, last: &LastFailure, tried: usize, protocol: Pro
         status => format!("answered HTTP {status}"),
     };
     let plural = if tried == 1 { "channel" } else { "channels" };
-    let message = format!("{tried} {plural} tried; the last one ('{}') {what}. Retry later.", last.channel);
+    let message = format!(
+        "{tried} {plural} tried; the last one ('{}') {what}. Retry later.",
+        last.channel
+    );
     let mut error = RelayError::new(kind, code, message);
     if let Some(wait) = failure.retry_after {
         error = error.with_retry_after(wait.as_secs().max(1));
@@ -408,13 +580,18 @@ fn stamp_first_use(server: &Arc<Server>, key: &Arc<ClientKey>) {
     let id = key.id.clone();
     server.tasks.spawn("stamp-first-use", async move {
         crate::store::blocking(move || {
-            let Some(mut key) = core.live().state.keys.get(&id).cloned() else { return };
+            let Some(mut key) = core.live().state.keys.get(&id).cloned() else {
+                return;
+            };
             if key.first_used_at.is_some() {
                 return;
             }
             key.first_used_at = Some(crate::domain::now());
             let version = key.version;
-            if let Err(err) = core.apply(&[crate::store::ConfigOp::PutKey(key, crate::store::Expect::Version(version))]) {
+            if let Err(err) = core.apply(&[crate::store::ConfigOp::PutKey(
+                key,
+                crate::store::Expect::Version(version),
+            )]) {
                 tracing::debug!(error = %err, "first use was stamped concurrently");
             }
         })
@@ -433,10 +610,21 @@ pub fn models(server: &Arc<Server>, headers: &HeaderMap, query: Option<&str>) ->
     };
     let mut ids = std::collections::BTreeSet::new();
     let aliases = &live.aliases;
-    for list in [&aliases.messages_models, &aliases.responses_models, &aliases.gemini_models, &aliases.chat_models] {
+    for list in [
+        &aliases.messages_models,
+        &aliases.responses_models,
+        &aliases.gemini_models,
+        &aliases.chat_models,
+    ] {
         ids.extend(list.iter().map(|a| a.value.clone()));
     }
-    ids.extend(live.state.pricing.iter().filter(|(_, p)| p.export_to_models != Some(false)).map(|(m, _)| m.clone()));
+    ids.extend(
+        live.state
+            .pricing
+            .iter()
+            .filter(|(_, p)| p.export_to_models != Some(false))
+            .map(|(m, _)| m.clone()),
+    );
     for channels in live.pools.values() {
         for channel in channels {
             ids.extend(channel.channel.model_mapping.keys().cloned());
@@ -444,7 +632,9 @@ pub fn models(server: &Arc<Server>, headers: &HeaderMap, query: Option<&str>) ->
     }
     let data: Vec<Value> = ids
         .into_iter()
-        .filter(|id| key.allow.models.is_empty() || key.allow.models.iter().any(|g| auth::glob_match(g, id)))
+        .filter(|id| {
+            key.allow.models.is_empty() || key.allow.models.iter().any(|g| auth::glob_match(g, id))
+        })
         .map(|id| json!({ "id": id, "object": "model", "created": 0, "owned_by": "relaybox" }))
         .collect();
     axum::Json(json!({ "object": "list", "data": data })).into_response()

@@ -22,7 +22,9 @@ const TIMESTAMP: &[BorrowedFormatItem<'static>] =
 /// RFC 3339 UTC with milliseconds: fixed width, so text order is time order.
 #[must_use]
 pub fn timestamp(at: OffsetDateTime) -> String {
-    at.to_offset(time::UtcOffset::UTC).format(TIMESTAMP).unwrap_or_default()
+    at.to_offset(time::UtcOffset::UTC)
+        .format(TIMESTAMP)
+        .unwrap_or_default()
 }
 
 /// USD cost of `usage`, split by token kind.
@@ -51,24 +53,37 @@ fn multiplier(value: Option<f64>) -> f64 {
 /// Longest-prefix price × the channel's multipliers (`_default` × the longest specific prefix).
 #[must_use]
 pub fn costs(live: &Live, channel: Option<&Channel>, model: &str, usage: Usage) -> Costs {
-    let Some((_, price)) = live.pricing.lookup(model) else { return Costs::default() };
+    let Some((_, price)) = live.pricing.lookup(model) else {
+        return Costs::default();
+    };
     let mut factors = [1.0f64; 4];
     if let Some(channel) = channel {
         let specific = channel
             .price_multipliers
             .iter()
-            .filter(|(prefix, _)| prefix.as_str() != "_default" && model.starts_with(prefix.as_str()))
+            .filter(|(prefix, _)| {
+                prefix.as_str() != "_default" && model.starts_with(prefix.as_str())
+            })
             .max_by_key(|(prefix, _)| prefix.len())
             .map(|(_, m)| m);
-        for m in channel.price_multipliers.get("_default").into_iter().chain(specific) {
+        for m in channel
+            .price_multipliers
+            .get("_default")
+            .into_iter()
+            .chain(specific)
+        {
             factors[0] *= multiplier(m.input_multiplier);
             factors[1] *= multiplier(m.output_multiplier);
             factors[2] *= multiplier(m.cache_creation_multiplier);
             factors[3] *= multiplier(m.cache_read_multiplier);
         }
     }
-    #[expect(clippy::cast_precision_loss, reason = "token counts are far below 2^52")]
-    let per_million = |tokens: u64, price: f64, factor: f64| tokens as f64 * price * factor / 1_000_000.0;
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "token counts are far below 2^52"
+    )]
+    let per_million =
+        |tokens: u64, price: f64, factor: f64| tokens as f64 * price * factor / 1_000_000.0;
     Costs {
         input: per_million(usage.input, price.input_price, factors[0]),
         output: per_million(usage.output, price.output_price, factors[1]),
@@ -107,7 +122,9 @@ pub struct Recorder {
 
 impl std::fmt::Debug for Recorder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Recorder").field("id", &self.row.id).finish_non_exhaustive()
+        f.debug_struct("Recorder")
+            .field("id", &self.row.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -121,7 +138,15 @@ impl Recorder {
             client_id: client_id.to_string(),
             ..RequestLog::default()
         };
-        Self { server, live, row, started: Instant::now(), channel: None, usage: Usage::default(), finished: false }
+        Self {
+            server,
+            live,
+            row,
+            started: Instant::now(),
+            channel: None,
+            usage: Usage::default(),
+            finished: false,
+        }
     }
 
     pub fn set_request(&mut self, model: &str, stream: bool, session_id: Option<&str>) {
@@ -184,7 +209,9 @@ impl Recorder {
         row.cache_read_input_tokens = to_i64(usage.cache_read);
         row.total_tokens = to_i64(usage.total());
         // Priced by the model the upstream served when we know it and have a price for it.
-        let priced_model = if !row.response_model.is_empty() && self.live.pricing.lookup(&row.response_model).is_some() {
+        let priced_model = if !row.response_model.is_empty()
+            && self.live.pricing.lookup(&row.response_model).is_some()
+        {
             row.response_model.as_str()
         } else {
             row.model.as_str()
@@ -195,9 +222,20 @@ impl Recorder {
         row.cache_creation_cost = costs.cache_creation;
         row.cache_read_cost = costs.cache_read;
         row.price = costs.total();
+        if http_status < 400 {
+            tracing::debug!(endpoint = %row.endpoint, status = %row.status, http_status, channel = %row.channel_name, model = %row.model, duration_ms = row.duration_ms, "request");
+        } else {
+            tracing::info!(endpoint = %row.endpoint, status = %row.status, http_status, channel = %row.channel_name, model = %row.model, duration_ms = row.duration_ms, error = %row.error, "request failed");
+        }
         let metrics = &self.server.metrics;
         metrics.request(&row.endpoint, http_status, &row.channel_name, elapsed);
-        metrics.tokens(usage.input, usage.output, usage.cache_creation, usage.cache_read, row.price);
+        metrics.tokens(
+            usage.input,
+            usage.output,
+            usage.cache_creation,
+            usage.cache_read,
+            row.price,
+        );
         self.server.writer.submit(std::mem::take(&mut self.row));
     }
 }
@@ -205,7 +243,11 @@ impl Recorder {
 impl Drop for Recorder {
     fn drop(&mut self) {
         // Dropped unfinished: the client went away (axum drops the handler or the body).
-        self.complete("client_disconnect", 499, "the client closed the connection before the response was complete");
+        self.complete(
+            "client_disconnect",
+            499,
+            "the client closed the connection before the response was complete",
+        );
     }
 }
 

@@ -51,7 +51,9 @@ pub struct Health {
 
 impl Health {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ChannelHealth>> {
-        self.channels.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.channels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Why the channel is unavailable right now, if it is.
@@ -60,12 +62,19 @@ impl Health {
         if let Some(until) = health.suspended_until
             && until > now
         {
-            return Some(format!("suspended for {} s more", (until - now).as_secs() + 1));
+            return Some(format!(
+                "suspended for {} s more",
+                (until - now).as_secs() + 1
+            ));
         }
         if let Some(until) = health.open_until
             && until > now
         {
-            return Some(format!("circuit open after {} failures, retried in {} s", health.consecutive_failures, (until - now).as_secs() + 1));
+            return Some(format!(
+                "circuit open after {} failures, retried in {} s",
+                health.consecutive_failures,
+                (until - now).as_secs() + 1
+            ));
         }
         None
     }
@@ -91,7 +100,10 @@ impl Health {
     }
 
     pub fn suspend(&self, id: &str, duration: Duration) {
-        self.lock().entry(id.to_string()).or_default().suspended_until = Some(Instant::now() + duration);
+        self.lock()
+            .entry(id.to_string())
+            .or_default()
+            .suspended_until = Some(Instant::now() + duration);
     }
 
     fn next(&self, pool: Pool) -> usize {
@@ -124,7 +136,13 @@ fn promoted(channel: &LiveChannel, now: OffsetDateTime) -> bool {
 }
 
 /// The ordered candidates for a request of `pool` by `key`.
-pub fn plan(live: &Live, health: &Health, pool: Pool, key: &ClientKey, now: OffsetDateTime) -> Plan {
+pub fn plan(
+    live: &Live,
+    health: &Health,
+    pool: Pool,
+    key: &ClientKey,
+    now: OffsetDateTime,
+) -> Plan {
     let mut plan = Plan::default();
     let allowed = allowlist(key, pool);
     let instant = Instant::now();
@@ -132,7 +150,10 @@ pub fn plan(live: &Live, health: &Health, pool: Pool, key: &ClientKey, now: Offs
     for channel in live.channels(pool) {
         let name = channel.channel.name.clone();
         if !channel.channel.is_routable() {
-            plan.skipped.push((name, format!("status is {:?}", channel.channel.status).to_lowercase()));
+            plan.skipped.push((
+                name,
+                format!("status is {:?}", channel.channel.status).to_lowercase(),
+            ));
             continue;
         }
         if !allowed.is_empty() && !allowed.contains(&channel.channel.id) {
@@ -150,16 +171,27 @@ pub fn plan(live: &Live, health: &Health, pool: Pool, key: &ClientKey, now: Offs
             plan.skipped.push((name, reason));
             continue;
         }
-        usable.push(Candidate { channel: Arc::clone(channel), kind });
+        usable.push(Candidate {
+            channel: Arc::clone(channel),
+            kind,
+        });
     }
     // Promoted channels first, keeping their relative order.
-    let (mut first, mut rest): (Vec<_>, Vec<_>) = usable.into_iter().partition(|c| promoted(&c.channel, now));
+    let (mut first, mut rest): (Vec<_>, Vec<_>) =
+        usable.into_iter().partition(|c| promoted(&c.channel, now));
     let strategy = live.settings.load_balance_for(pool);
     if !rest.is_empty() && strategy != "failover" {
         let best = rest[0].channel.channel.priority;
-        let tier = rest.iter().take_while(|c| c.channel.channel.priority == best).count();
+        let tier = rest
+            .iter()
+            .take_while(|c| c.channel.channel.priority == best)
+            .count();
         if tier > 1 {
-            let shift = if strategy == "random" { health.random() } else { health.next(pool) } % tier;
+            let shift = if strategy == "random" {
+                health.random()
+            } else {
+                health.next(pool)
+            } % tier;
             rest[..tier].rotate_left(shift);
         }
     }

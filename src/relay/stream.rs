@@ -20,11 +20,26 @@ pub struct RelayStream {
     protocol: Protocol,
     recorder: Option<Recorder>,
     http_status: u16,
+    /// The upstream has ended; only the tap's remainder was still to be sent.
+    pending_end: bool,
 }
 
 impl RelayStream {
-    pub fn new(upstream: Upstream, protocol: Protocol, hide_usage_chunk: bool, recorder: Recorder, http_status: u16) -> Self {
-        Self { upstream, tap: StreamTap::new(protocol, hide_usage_chunk), protocol, recorder: Some(recorder), http_status }
+    pub fn new(
+        upstream: Upstream,
+        protocol: Protocol,
+        hide_usage_chunk: bool,
+        recorder: Recorder,
+        http_status: u16,
+    ) -> Self {
+        Self {
+            upstream,
+            tap: StreamTap::new(protocol, hide_usage_chunk),
+            protocol,
+            recorder: Some(recorder),
+            http_status,
+            pending_end: false,
+        }
     }
 
     fn finish(&mut self, outcome: Outcome, error: &str) {
@@ -47,7 +62,12 @@ impl Stream for RelayStream {
             if this.recorder.is_none() {
                 return Poll::Ready(None);
             }
-            match this.upstream.as_mut().poll_next(cx) {
+            let next = if this.pending_end {
+                Poll::Ready(None)
+            } else {
+                this.upstream.as_mut().poll_next(cx)
+            };
+            match next {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Ok(chunk))) => {
                     let forward = this.tap.feed(chunk);
@@ -67,13 +87,26 @@ impl Stream for RelayStream {
                         recorder.set_upstream_error(format!("stream interrupted: {err}"));
                     }
                     this.finish(Outcome::Error, message);
-                    return Poll::Ready(Some(Ok(providers::stream_error_event(this.protocol, ErrorKind::Upstream, message))));
+                    return Poll::Ready(Some(Ok(providers::stream_error_event(
+                        this.protocol,
+                        ErrorKind::Upstream,
+                        message,
+                    ))));
                 }
                 Poll::Ready(None) => {
+                    // An upstream may end without a closing blank line: parse and forward the rest.
+                    let rest = this.tap.finish();
+                    if !rest.is_empty() {
+                        this.pending_end = true;
+                        return Poll::Ready(Some(Ok(rest)));
+                    }
                     if this.tap.completed() && this.tap.stream_error().is_none() {
                         this.finish(Outcome::Success, "");
                     } else if this.tap.stream_error().is_some() {
-                        this.finish(Outcome::Error, "the upstream reported an error inside the stream");
+                        this.finish(
+                            Outcome::Error,
+                            "the upstream reported an error inside the stream",
+                        );
                     } else {
                         this.finish(Outcome::Error, "the upstream ended the stream early");
                     }

@@ -50,7 +50,10 @@ pub fn upstream_url(base_url: &str, endpoint_path: &str, query: Option<&str>) ->
     let ends_in_version = last.len() > 1
         && last.starts_with('v')
         && last[1..].chars().next().is_some_and(|c| c.is_ascii_digit())
-        && last[1..].trim_start_matches(|c: char| c.is_ascii_digit()).chars().all(|c| c.is_ascii_lowercase());
+        && last[1..]
+            .trim_start_matches(|c: char| c.is_ascii_digit())
+            .chars()
+            .all(|c| c.is_ascii_lowercase());
     let path = if ends_in_version {
         let rest = endpoint_path.trim_start_matches('/');
         rest.find('/').map_or("", |i| &rest[i..])
@@ -95,20 +98,35 @@ fn is_dropped(name: &HeaderName) -> bool {
 pub fn is_hop_by_hop(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
-        "connection" | "keep-alive" | "transfer-encoding" | "te" | "trailer" | "upgrade" | "content-length" | "proxy-connection"
+        "connection"
+            | "keep-alive"
+            | "transfer-encoding"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "content-length"
+            | "proxy-connection"
     )
 }
 
 /// Headers for the upstream request: the client's (minus the dropped ones) plus the channel's
 /// credential. Returns `None` when the channel has no credential to send.
-pub fn upstream_headers(client: &HeaderMap, kind: UpstreamKind, channel: &LiveChannel, key_index: usize) -> Option<HeaderMap> {
+pub fn upstream_headers(
+    client: &HeaderMap,
+    kind: UpstreamKind,
+    channel: &LiveChannel,
+    key_index: usize,
+) -> Option<HeaderMap> {
     let mut headers = HeaderMap::with_capacity(client.len() + 2);
     for (name, value) in client {
         if !is_dropped(name) {
             headers.append(name.clone(), value.clone());
         }
     }
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     let api_key = || {
         let keys = &channel.api_keys;
         (!keys.is_empty()).then(|| keys[key_index % keys.len()].as_str())
@@ -121,12 +139,19 @@ pub fn upstream_headers(client: &HeaderMap, kind: UpstreamKind, channel: &LiveCh
             }
         }
         UpstreamKind::OpenAiChat | UpstreamKind::OpenAiResponses => {
-            headers.insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {}", api_key()?)).ok()?);
+            headers.insert(
+                header::AUTHORIZATION,
+                HeaderValue::from_str(&format!("Bearer {}", api_key()?)).ok()?,
+            );
         }
         UpstreamKind::CodexOAuth => {
-            let tokens: serde_json::Value = serde_json::from_str(channel.oauth_tokens.as_deref()?).ok()?;
+            let tokens: serde_json::Value =
+                serde_json::from_str(channel.oauth_tokens.as_deref()?).ok()?;
             let access = tokens.get("access_token")?.as_str()?;
-            headers.insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {access}")).ok()?);
+            headers.insert(
+                header::AUTHORIZATION,
+                HeaderValue::from_str(&format!("Bearer {access}")).ok()?,
+            );
             if let Some(account) = tokens.get("account_id").and_then(|a| a.as_str()) {
                 headers.insert("chatgpt-account-id", HeaderValue::from_str(account).ok()?);
             }
@@ -158,7 +183,10 @@ fn build_client(insecure: bool) -> reqwest::Result<reqwest::Client> {
 
 impl UpstreamClient {
     pub fn new() -> reqwest::Result<Self> {
-        Ok(Self { verified: build_client(false)?, insecure: build_client(true)? })
+        Ok(Self {
+            verified: build_client(false)?,
+            insecure: build_client(true)?,
+        })
     }
 
     /// Send; resolves when the response headers arrive (the body streams afterwards).
@@ -169,7 +197,11 @@ impl UpstreamClient {
         headers: HeaderMap,
         body: Bytes,
     ) -> Result<reqwest::Response, reqwest::Error> {
-        let client = if channel.channel.insecure_skip_verify { &self.insecure } else { &self.verified };
+        let client = if channel.channel.insecure_skip_verify {
+            &self.insecure
+        } else {
+            &self.verified
+        };
         client.post(url).headers(headers).body(body).send().await
     }
 }
@@ -180,20 +212,55 @@ mod tests {
 
     #[test]
     fn url_joining_follows_cc_bridge() {
-        assert_eq!(upstream_url("https://api.anthropic.com", "/v1/messages", None), "https://api.anthropic.com/v1/messages");
-        assert_eq!(upstream_url("https://api.anthropic.com/", "/v1/messages", None), "https://api.anthropic.com/v1/messages");
-        assert_eq!(upstream_url("https://x.ai/api/v1", "/v1/chat/completions", None), "https://x.ai/api/v1/chat/completions");
-        assert_eq!(upstream_url("https://g.dev/v1beta", "/v1beta/models/g:generateContent", Some("alt=sse")), "https://g.dev/v1beta/models/g:generateContent?alt=sse");
-        assert_eq!(upstream_url("http://127.0.0.1:9/s/status=429", "/v1/messages", None), "http://127.0.0.1:9/s/status=429/v1/messages");
-        assert_eq!(upstream_url("https://h/v2", "/v1/responses", None), "https://h/v2/responses");
-        assert_eq!(upstream_url("https://h/version", "/v1/responses", None), "https://h/version/v1/responses");
+        assert_eq!(
+            upstream_url("https://api.anthropic.com", "/v1/messages", None),
+            "https://api.anthropic.com/v1/messages"
+        );
+        assert_eq!(
+            upstream_url("https://api.anthropic.com/", "/v1/messages", None),
+            "https://api.anthropic.com/v1/messages"
+        );
+        assert_eq!(
+            upstream_url("https://x.ai/api/v1", "/v1/chat/completions", None),
+            "https://x.ai/api/v1/chat/completions"
+        );
+        assert_eq!(
+            upstream_url(
+                "https://g.dev/v1beta",
+                "/v1beta/models/g:generateContent",
+                Some("alt=sse")
+            ),
+            "https://g.dev/v1beta/models/g:generateContent?alt=sse"
+        );
+        assert_eq!(
+            upstream_url("http://127.0.0.1:9/s/status=429", "/v1/messages", None),
+            "http://127.0.0.1:9/s/status=429/v1/messages"
+        );
+        assert_eq!(
+            upstream_url("https://h/v2", "/v1/responses", None),
+            "https://h/v2/responses"
+        );
+        assert_eq!(
+            upstream_url("https://h/version", "/v1/responses", None),
+            "https://h/version/v1/responses"
+        );
     }
 
     #[test]
     fn service_types_per_pool() {
-        assert_eq!(kind_for(Pool::Messages, "claude"), Ok(UpstreamKind::Anthropic));
+        assert_eq!(
+            kind_for(Pool::Messages, "claude"),
+            Ok(UpstreamKind::Anthropic)
+        );
         assert!(kind_for(Pool::Messages, "openai").is_err());
-        assert_eq!(kind_for(Pool::Chat, "openaiold"), Ok(UpstreamKind::OpenAiChat));
-        assert!(kind_for(Pool::Chat, "claude").unwrap_err().contains("conversion"));
+        assert_eq!(
+            kind_for(Pool::Chat, "openaiold"),
+            Ok(UpstreamKind::OpenAiChat)
+        );
+        assert!(
+            kind_for(Pool::Chat, "claude")
+                .unwrap_err()
+                .contains("conversion")
+        );
     }
 }

@@ -14,7 +14,9 @@ impl MemoryStore {
     fn lock(&self) -> std::sync::MutexGuard<'_, (ConfigState, Option<KeyringRecord>)> {
         // A poisoned lock only means another test thread panicked; the data is still whole
         // because apply_ops never leaves a half-applied state.
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

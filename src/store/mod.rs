@@ -27,7 +27,11 @@ pub enum StoreError {
     #[error(
         "this data dir was written by a newer relaybox ({store} schema {found}, this binary supports up to {supported}); upgrade relaybox or restore a backup"
     )]
-    SchemaTooNew { store: &'static str, found: u64, supported: u64 },
+    SchemaTooNew {
+        store: &'static str,
+        found: u64,
+        supported: u64,
+    },
     #[error(
         "the data dir is in use by another relaybox process ({0}); stop it first, or use its admin API"
     )]
@@ -86,12 +90,20 @@ pub enum RecordWrite {
     Settings(Settings),
 }
 
-fn check(kind: &'static str, id: &str, current: Option<u64>, expect: Expect) -> Result<u64, StoreError> {
+fn check(
+    kind: &'static str,
+    id: &str,
+    current: Option<u64>,
+    expect: Expect,
+) -> Result<u64, StoreError> {
     match (expect, current) {
-        (Expect::Absent, Some(_)) => Err(StoreError::Conflict(format!("{kind} '{id}' already exists"))),
-        (Expect::Version(_) | Expect::Exists, None) => {
-            Err(StoreError::NotFound { kind, id: id.to_string() })
-        }
+        (Expect::Absent, Some(_)) => Err(StoreError::Conflict(format!(
+            "{kind} '{id}' already exists"
+        ))),
+        (Expect::Version(_) | Expect::Exists, None) => Err(StoreError::NotFound {
+            kind,
+            id: id.to_string(),
+        }),
         (Expect::Version(want), Some(have)) if want != have => Err(StoreError::Conflict(format!(
             "{kind} '{id}' was changed by someone else (version {have}, you sent {want}); reload and retry"
         ))),
@@ -113,7 +125,11 @@ impl ConfigState {
         Ok(writes)
     }
 
-    fn apply_one(&mut self, op: &ConfigOp, writes: &mut Vec<RecordWrite>) -> Result<(), StoreError> {
+    fn apply_one(
+        &mut self,
+        op: &ConfigOp,
+        writes: &mut Vec<RecordWrite>,
+    ) -> Result<(), StoreError> {
         match op {
             ConfigOp::PutKey(key, expect) => {
                 let current = self.keys.get(&key.id);
@@ -163,7 +179,10 @@ impl ConfigState {
                 }
                 let mut channel = channel.clone();
                 channel.version = version;
-                writes.push(RecordWrite::Channel(channel.id.clone(), Some(channel.clone())));
+                writes.push(RecordWrite::Channel(
+                    channel.id.clone(),
+                    Some(channel.clone()),
+                ));
                 self.channels.insert(channel.id.clone(), channel);
             }
             ConfigOp::DeleteChannel(id, expect) => {
@@ -190,12 +209,18 @@ impl ConfigState {
             }
             ConfigOp::PutAliases(aliases, expect) => {
                 let version = check("aliases", "aliases", Some(self.aliases.version), *expect)?;
-                self.aliases = ModelAliases { version, ..aliases.clone() };
+                self.aliases = ModelAliases {
+                    version,
+                    ..aliases.clone()
+                };
                 writes.push(RecordWrite::Aliases(self.aliases.clone()));
             }
             ConfigOp::PutSettings(settings, expect) => {
                 let version = check("settings", "settings", Some(self.settings.version), *expect)?;
-                self.settings = Settings { version, ..settings.clone() };
+                self.settings = Settings {
+                    version,
+                    ..settings.clone()
+                };
                 writes.push(RecordWrite::Settings(self.settings.clone()));
             }
         }

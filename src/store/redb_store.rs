@@ -62,14 +62,15 @@ impl std::fmt::Debug for RedbStore {
 impl RedbStore {
     /// Open (or create) the store, verify its integrity and bring its schema up to date.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let mut db = Database::builder().set_cache_size(32 * 1024 * 1024).create(path).map_err(
-            |err| match err {
+        let mut db = Database::builder()
+            .set_cache_size(32 * 1024 * 1024)
+            .create(path)
+            .map_err(|err| match err {
                 redb::DatabaseError::DatabaseAlreadyOpen => {
                     StoreError::Locked(format!("{} is open elsewhere", path.display()))
                 }
                 other => StoreError::from(other),
-            },
-        )?;
+            })?;
         if !db.check_integrity()? {
             tracing::warn!(path = %path.display(), "relaybox.redb was repaired at open");
         }
@@ -129,15 +130,21 @@ impl RedbStore {
 }
 
 fn decode<T: DeserializeOwned>(table: &str, id: &str, bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| StoreError::Backend(format!("relaybox.redb: record {table}/{id} is unreadable: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| {
+        StoreError::Backend(format!(
+            "relaybox.redb: record {table}/{id} is unreadable: {e}"
+        ))
+    })
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| StoreError::Backend(format!("encoding a record: {e}")))
 }
 
-fn read_map<T, Tbl>(name: &str, table: &Tbl) -> Result<std::collections::BTreeMap<String, T>, StoreError>
+fn read_map<T, Tbl>(
+    name: &str,
+    table: &Tbl,
+) -> Result<std::collections::BTreeMap<String, T>, StoreError>
 where
     T: DeserializeOwned,
     Tbl: ReadableTable<&'static str, &'static [u8]>,
@@ -145,7 +152,10 @@ where
     let mut out = std::collections::BTreeMap::new();
     for entry in table.range::<&str>(..)? {
         let (id, bytes) = entry?;
-        out.insert(id.value().to_string(), decode(name, id.value(), bytes.value())?);
+        out.insert(
+            id.value().to_string(),
+            decode(name, id.value(), bytes.value())?,
+        );
     }
     Ok(out)
 }
@@ -171,8 +181,19 @@ macro_rules! read_state {
             Some(bytes) => decode("documents", "settings", bytes.value())?,
             None => Default::default(),
         };
-        let revision = txn.open_table(META)?.get(META_REVISION)?.map_or(0, |v| v.value());
-        ConfigState { keys, key_hashes, channels, pricing, aliases, settings, revision }
+        let revision = txn
+            .open_table(META)?
+            .get(META_REVISION)?
+            .map_or(0, |v| v.value());
+        ConfigState {
+            keys,
+            key_hashes,
+            channels,
+            pricing,
+            aliases,
+            settings,
+            revision,
+        }
     }};
 }
 
@@ -226,7 +247,8 @@ impl ConfigStore for RedbStore {
                     }
                 }
             }
-            txn.open_table(META)?.insert(META_REVISION, state.revision)?;
+            txn.open_table(META)?
+                .insert(META_REVISION, state.revision)?;
         }
         txn.commit()?;
         Ok(state.revision)
@@ -234,7 +256,10 @@ impl ConfigStore for RedbStore {
 
     fn revision(&self) -> Result<u64, StoreError> {
         let txn = self.db.begin_read()?;
-        Ok(txn.open_table(META)?.get(META_REVISION)?.map_or(0, |v| v.value()))
+        Ok(txn
+            .open_table(META)?
+            .get(META_REVISION)?
+            .map_or(0, |v| v.value()))
     }
 
     fn keyring(&self) -> Result<Option<KeyringRecord>, StoreError> {
@@ -251,7 +276,9 @@ impl ConfigStore for RedbStore {
         {
             let mut table = txn.open_table(KEYRING)?;
             if table.get(KEYRING_ACTIVE)?.is_some() {
-                return Err(StoreError::Conflict("this data dir already has a keyring".into()));
+                return Err(StoreError::Conflict(
+                    "this data dir already has a keyring".into(),
+                ));
             }
             table.insert(KEYRING_ACTIVE, encode(record)?.as_slice())?;
         }

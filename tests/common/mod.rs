@@ -24,13 +24,18 @@ pub fn relaybox(data_dir: &Path) -> Command {
             cmd.env_remove(name);
         }
     }
-    cmd.env("RELAYBOX_DATA_DIR", data_dir).env("RELAYBOX_LOG_LEVEL", "warn");
+    cmd.env("RELAYBOX_DATA_DIR", data_dir)
+        .env("RELAYBOX_LOG_LEVEL", "warn");
     cmd
 }
 
 /// Run a CLI command to completion.
 pub fn run_cli(data_dir: &Path, args: &[&str]) -> Output {
-    relaybox(data_dir).args(args).stdin(Stdio::null()).output().expect("run relaybox")
+    relaybox(data_dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run relaybox")
 }
 
 pub struct TestServer {
@@ -43,7 +48,8 @@ pub struct TestServer {
 impl TestServer {
     /// Start `relaybox serve` on port 0 and wait until it answers /health.
     pub fn start(data_dir: &Path, extra_env: &[(&str, &str)]) -> TestServer {
-        Self::try_start(data_dir, extra_env).unwrap_or_else(|log| panic!("server did not start:\n{log}"))
+        Self::try_start(data_dir, extra_env)
+            .unwrap_or_else(|log| panic!("server did not start:\n{log}"))
     }
 
     pub fn try_start(data_dir: &Path, extra_env: &[(&str, &str)]) -> Result<TestServer, String> {
@@ -73,7 +79,12 @@ impl TestServer {
             {
                 let url = control["url"].as_str().unwrap().to_string();
                 if let Ok((200, _)) = get(&format!("{url}/health")) {
-                    return Ok(TestServer { child, url, data_dir: data_dir.to_path_buf(), stderr_path });
+                    return Ok(TestServer {
+                        child,
+                        url,
+                        data_dir: data_dir.to_path_buf(),
+                        stderr_path,
+                    });
                 }
             }
             if Instant::now() > deadline {
@@ -85,8 +96,13 @@ impl TestServer {
     }
 
     pub fn admin(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-        request(method, &format!("{}/admin/api{path}", self.url), &[("authorization", &format!("Bearer {ADMIN_KEY}"))], body)
-            .unwrap()
+        request(
+            method,
+            &format!("{}/admin/api{path}", self.url),
+            &[("authorization", &format!("Bearer {ADMIN_KEY}"))],
+            body,
+        )
+        .unwrap()
     }
 
     pub fn log(&self) -> String {
@@ -126,7 +142,12 @@ pub fn get(url: &str) -> std::io::Result<(u16, Value)> {
 }
 
 /// One HTTP/1.1 request with `Connection: close`; the body is parsed as JSON when it can be.
-pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&Value>) -> std::io::Result<(u16, Value)> {
+pub fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&Value>,
+) -> std::io::Result<(u16, Value)> {
     let (status, text) = request_raw(method, url, headers, body.map(Value::to_string).as_deref())?;
     let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
     Ok((status, value))
@@ -139,11 +160,16 @@ pub fn request_raw(
     body: Option<&str>,
 ) -> std::io::Result<(u16, String)> {
     let rest = url.strip_prefix("http://").expect("http url");
-    let (host, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
     let mut stream = TcpStream::connect(host)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let body = body.unwrap_or("");
-    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
     if !body.is_empty() {
         head.push_str("content-type: application/json\r\n");
     }
@@ -157,9 +183,19 @@ pub fn request_raw(
     stream.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw).to_string();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
-    let body = if chunked { dechunk(body) } else { body.to_string() };
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
     Ok((status, body))
 }
 
@@ -191,7 +227,9 @@ pub fn all_bytes(dir: &Path) -> Vec<u8> {
 }
 
 pub fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
 }
 
 /// Poll `check` until it is true or `timeout` passes.

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -24,31 +25,39 @@ from harness import ADMIN_KEY, PRICES, START_TIMEOUT, STOP_TIMEOUT, Mock, Relay,
 
 
 @pytest.fixture(scope="session")
-def mock() -> Mock:
+def mock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mock]:
     binary = binary_path("MOCK_UPSTREAM_BIN", "mock-upstream")
-    proc = subprocess.Popen(
-        [str(binary), "--listen", "127.0.0.1:0"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=clean_env(),
-    )
-    line_box: list[str] = []
+    stderr_path = tmp_path_factory.mktemp("mock-upstream") / "mock-upstream.stderr.log"
+    with open(stderr_path, "wb") as stderr:
+        proc = subprocess.Popen(
+            [str(binary), "--listen", "127.0.0.1:0"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env=clean_env(),
+        )
+    first_line: list[str] = []
 
-    def read_line() -> None:
+    def read_stdout() -> None:
+        # The readiness line, then keep draining so the mock can never block on a full pipe.
         assert proc.stdout is not None
-        line_box.append(proc.stdout.readline())
+        first_line.append(proc.stdout.readline())
+        for _ in proc.stdout:
+            pass
 
-    reader = threading.Thread(target=read_line, daemon=True)
-    reader.start()
-    reader.join(START_TIMEOUT)
-    line = line_box[0] if line_box else ""
+    threading.Thread(target=read_stdout, daemon=True).start()
+    deadline = time.monotonic() + START_TIMEOUT
+    while not first_line and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    line = first_line[0] if first_line else ""
     match = re.search(r"listening on (http://\S+)", line)
     if not match:
         proc.kill()
-        err = proc.stderr.read() if proc.stderr else ""
-        pytest.exit(f"mock-upstream did not start: stdout={line!r} stderr={err!r}", returncode=1)
+        pytest.exit(
+            f"mock-upstream did not start: stdout={line!r} stderr={stderr_path.read_text(errors='replace')!r}",
+            returncode=1,
+        )
     mock = Mock(proc, match.group(1))
     yield mock
     mock.http.close()
@@ -60,9 +69,8 @@ def mock() -> Mock:
         proc.wait()
 
 
-
 @pytest.fixture(scope="session")
-def relay(mock: Mock, tmp_path_factory: pytest.TempPathFactory) -> Relay:
+def relay(mock: Mock, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relay]:
     binary = binary_path("RELAYBOX_BIN", "relaybox")
     base = tmp_path_factory.mktemp("relaybox")
     data_dir = base / "data"
@@ -116,7 +124,6 @@ def relay(mock: Mock, tmp_path_factory: pytest.TempPathFactory) -> Relay:
         proc.wait()
         pytest.fail(f"relaybox did not exit within {STOP_TIMEOUT} s of SIGTERM:\n{relay.stderr_tail()}")
     assert code == 0, f"relaybox exited with {code} after SIGTERM:\n{relay.stderr_tail()}"
-
 
 
 # ---- show the relay's log of a failed test ----------------------------------------------------

@@ -31,19 +31,28 @@ where
 
 /// `If-Match: 3` (or `"3"`) → optimistic-concurrency version.
 fn if_match(headers: &HeaderMap) -> Reply<Option<u64>> {
-    let Some(value) = headers.get(axum::http::header::IF_MATCH) else { return Ok(None) };
+    let Some(value) = headers.get(axum::http::header::IF_MATCH) else {
+        return Ok(None);
+    };
     let text = value.to_str().unwrap_or("").trim().trim_matches('"');
-    text.parse().map(Some).map_err(|_| AdminError::BadRequest("If-Match must be a version number".into()))
+    text.parse()
+        .map(Some)
+        .map_err(|_| AdminError::BadRequest("If-Match must be a version number".into()))
 }
 
 fn body(value: Result<Json<Value>, axum::extract::rejection::JsonRejection>) -> Reply<Value> {
-    value.map(|Json(v)| v).map_err(|e| AdminError::BadRequest(e.body_text()))
+    value
+        .map(|Json(v)| v)
+        .map_err(|e| AdminError::BadRequest(e.body_text()))
 }
 
 // ---- keys -----------------------------------------------------------------------------------
 
 pub async fn list_keys(State(server): State<Arc<Server>>) -> Reply<Json<Value>> {
-    let keys: Vec<KeyView> = services::list_keys(&server.core).iter().map(KeyView::of).collect();
+    let keys: Vec<KeyView> = services::list_keys(&server.core)
+        .iter()
+        .map(KeyView::of)
+        .collect();
     Ok(Json(json!({ "keys": keys })))
 }
 
@@ -64,7 +73,10 @@ pub async fn create_key(
     ))
 }
 
-pub async fn get_key(State(server): State<Arc<Server>>, Path(id): Path<String>) -> Reply<Json<KeyView>> {
+pub async fn get_key(
+    State(server): State<Arc<Server>>,
+    Path(id): Path<String>,
+) -> Reply<Json<KeyView>> {
     Ok(Json(KeyView::of(&services::get_key(&server.core, &id)?)))
 }
 
@@ -76,7 +88,10 @@ pub async fn update_key(
 ) -> Reply<Json<KeyView>> {
     let version = if_match(&headers)?;
     let patch = body(payload)?;
-    let key = run(&server, move |core| services::update_key(core, &id, &patch, version)).await?;
+    let key = run(&server, move |core| {
+        services::update_key(core, &id, &patch, version)
+    })
+    .await?;
     Ok(Json(KeyView::of(&key)))
 }
 
@@ -86,7 +101,10 @@ pub async fn delete_key(
     headers: HeaderMap,
 ) -> Reply<StatusCode> {
     let version = if_match(&headers)?;
-    run(&server, move |core| services::delete_key(core, &id, version)).await?;
+    run(&server, move |core| {
+        services::delete_key(core, &id, version)
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -100,7 +118,9 @@ pub struct PoolFilter {
 fn parse_pool(text: Option<&str>) -> Reply<Option<Pool>> {
     text.map(|p| {
         Pool::parse(p).ok_or_else(|| {
-            AdminError::BadRequest(format!("unknown pool '{p}' (messages, responses, gemini, chat)"))
+            AdminError::BadRequest(format!(
+                "unknown pool '{p}' (messages, responses, gemini, chat)"
+            ))
         })
     })
     .transpose()
@@ -131,7 +151,10 @@ pub async fn create_channel(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-pub async fn get_channel(State(server): State<Arc<Server>>, Path(id): Path<String>) -> Reply<Json<ChannelView>> {
+pub async fn get_channel(
+    State(server): State<Arc<Server>>,
+    Path(id): Path<String>,
+) -> Reply<Json<ChannelView>> {
     let channel = services::get_channel(&server.core, &id)?;
     Ok(Json(services::channel_view(&server.core, &channel)?))
 }
@@ -158,14 +181,18 @@ pub async fn delete_channel(
     headers: HeaderMap,
 ) -> Reply<StatusCode> {
     let version = if_match(&headers)?;
-    run(&server, move |core| services::delete_channel(core, &id, version)).await?;
+    run(&server, move |core| {
+        services::delete_channel(core, &id, version)
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 // ---- pricing --------------------------------------------------------------------------------
 
 pub async fn list_pricing(State(server): State<Arc<Server>>) -> Reply<Json<Value>> {
-    let models: BTreeMap<String, ModelPrice> = services::list_pricing(&server.core).into_iter().collect();
+    let models: BTreeMap<String, ModelPrice> =
+        services::list_pricing(&server.core).into_iter().collect();
     let currency = server.core.live().settings.pricing_currency.clone();
     Ok(Json(json!({ "currency": currency, "models": models })))
 }
@@ -179,14 +206,22 @@ pub async fn create_price(
         .as_object_mut()
         .and_then(|o| o.remove("model"))
         .and_then(|m| m.as_str().map(str::to_string))
-        .ok_or_else(|| AdminError::BadRequest("a price needs \"model\" (a model id or prefix)".into()))?;
+        .ok_or_else(|| {
+            AdminError::BadRequest("a price needs \"model\" (a model id or prefix)".into())
+        })?;
     let price: ModelPrice =
         serde_json::from_value(value).map_err(|e| AdminError::BadRequest(format!("price: {e}")))?;
-    let price = run(&server, move |core| services::create_price(core, &model, price)).await?;
+    let price = run(&server, move |core| {
+        services::create_price(core, &model, price)
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(price)))
 }
 
-pub async fn get_price(State(server): State<Arc<Server>>, Path(model): Path<String>) -> Reply<Json<ModelPrice>> {
+pub async fn get_price(
+    State(server): State<Arc<Server>>,
+    Path(model): Path<String>,
+) -> Reply<Json<ModelPrice>> {
     Ok(Json(services::get_price(&server.core, &model)?))
 }
 
@@ -198,7 +233,12 @@ pub async fn update_price(
 ) -> Reply<Json<ModelPrice>> {
     let version = if_match(&headers)?;
     let patch = body(payload)?;
-    Ok(Json(run(&server, move |core| services::update_price(core, &model, &patch, version)).await?))
+    Ok(Json(
+        run(&server, move |core| {
+            services::update_price(core, &model, &patch, version)
+        })
+        .await?,
+    ))
 }
 
 pub async fn delete_price(
@@ -207,7 +247,10 @@ pub async fn delete_price(
     headers: HeaderMap,
 ) -> Reply<StatusCode> {
     let version = if_match(&headers)?;
-    run(&server, move |core| services::delete_price(core, &model, version)).await?;
+    run(&server, move |core| {
+        services::delete_price(core, &model, version)
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -224,9 +267,14 @@ pub async fn put_aliases(
 ) -> Reply<Json<ModelAliases>> {
     let value = body(payload)?;
     let version = if_match(&headers)?.or_else(|| value.get("version").and_then(Value::as_u64));
-    let aliases: ModelAliases =
-        serde_json::from_value(value).map_err(|e| AdminError::BadRequest(format!("aliases: {e}")))?;
-    Ok(Json(run(&server, move |core| services::put_aliases(core, aliases, version)).await?))
+    let aliases: ModelAliases = serde_json::from_value(value)
+        .map_err(|e| AdminError::BadRequest(format!("aliases: {e}")))?;
+    Ok(Json(
+        run(&server, move |core| {
+            services::put_aliases(core, aliases, version)
+        })
+        .await?,
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -259,9 +307,15 @@ pub async fn add_alias(
         let version = aliases.version;
         let list = alias_list(&mut aliases, pool);
         if list.iter().any(|a| a.value == new.value) {
-            return Err(ServiceError::Conflict(format!("the {pool} pool already offers '{}'", new.value)));
+            return Err(ServiceError::Conflict(format!(
+                "the {pool} pool already offers '{}'",
+                new.value
+            )));
         }
-        list.push(ModelAlias { value: new.value, description: new.description });
+        list.push(ModelAlias {
+            value: new.value,
+            description: new.description,
+        });
         services::put_aliases(core, aliases, Some(version))
     })
     .await?;
@@ -280,7 +334,10 @@ pub async fn delete_alias(
         let before = list.len();
         list.retain(|a| a.value != value);
         if list.len() == before {
-            return Err(ServiceError::NotFound { kind: "alias", id: format!("{pool}/{value}") });
+            return Err(ServiceError::NotFound {
+                kind: "alias",
+                id: format!("{pool}/{value}"),
+            });
         }
         services::put_aliases(core, aliases, Some(version))
     })
@@ -299,9 +356,14 @@ pub async fn put_settings(
 ) -> Reply<Json<Settings>> {
     let value = body(payload)?;
     let version = if_match(&headers)?.or_else(|| value.get("version").and_then(Value::as_u64));
-    let settings: Settings =
-        serde_json::from_value(value).map_err(|e| AdminError::BadRequest(format!("settings: {e}")))?;
-    Ok(Json(run(&server, move |core| services::put_settings(core, settings, version)).await?))
+    let settings: Settings = serde_json::from_value(value)
+        .map_err(|e| AdminError::BadRequest(format!("settings: {e}")))?;
+    Ok(Json(
+        run(&server, move |core| {
+            services::put_settings(core, settings, version)
+        })
+        .await?,
+    ))
 }
 
 // ---- reload, logs ---------------------------------------------------------------------------
@@ -312,7 +374,10 @@ pub async fn reload_status(State(server): State<Arc<Server>>) -> Json<Value> {
 
 pub async fn reload_now(State(server): State<Arc<Server>>) -> (StatusCode, Json<Value>) {
     server.reloader.wake();
-    (StatusCode::ACCEPTED, Json(json!({ "status": "poll scheduled" })))
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({ "status": "poll scheduled" })),
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -321,7 +386,10 @@ pub struct LogQuery {
     key: Option<String>,
 }
 
-pub async fn recent_logs(State(server): State<Arc<Server>>, Query(query): Query<LogQuery>) -> Reply<Json<Value>> {
+pub async fn recent_logs(
+    State(server): State<Arc<Server>>,
+    Query(query): Query<LogQuery>,
+) -> Reply<Json<Value>> {
     let limit = query.limit.unwrap_or(100).min(1000);
     let logs = server.core.stores().logs.clone();
     let rows = blocking(move || logs.recent_logs(limit, query.key.as_deref()))

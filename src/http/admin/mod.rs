@@ -21,13 +21,32 @@ pub fn routes(server: Arc<Server>) -> Router<Arc<Server>> {
     use handlers as h;
     Router::new()
         .route("/keys", get(h::list_keys).post(h::create_key))
-        .route("/keys/{id}", get(h::get_key).patch(h::update_key).delete(h::delete_key))
+        .route(
+            "/keys/{id}",
+            get(h::get_key).patch(h::update_key).delete(h::delete_key),
+        )
         .route("/channels", get(h::list_channels).post(h::create_channel))
-        .route("/channels/{id}", get(h::get_channel).patch(h::update_channel).delete(h::delete_channel))
+        .route(
+            "/channels/{id}",
+            get(h::get_channel)
+                .patch(h::update_channel)
+                .delete(h::delete_channel),
+        )
         .route("/pricing", get(h::list_pricing).post(h::create_price))
-        .route("/pricing/{model}", get(h::get_price).patch(h::update_price).delete(h::delete_price))
-        .route("/aliases", get(h::get_aliases).put(h::put_aliases).post(h::add_alias))
-        .route("/aliases/{pool}/{value}", axum::routing::delete(h::delete_alias))
+        .route(
+            "/pricing/{model}",
+            get(h::get_price)
+                .patch(h::update_price)
+                .delete(h::delete_price),
+        )
+        .route(
+            "/aliases",
+            get(h::get_aliases).put(h::put_aliases).post(h::add_alias),
+        )
+        .route(
+            "/aliases/{pool}/{value}",
+            axum::routing::delete(h::delete_alias),
+        )
         .route("/settings", get(h::get_settings).put(h::put_settings))
         .route("/reload", get(h::reload_status).post(h::reload_now))
         .route("/logs", get(h::recent_logs))

@@ -7,7 +7,10 @@ use crate::store::StoreError;
 
 /// In order; entry N takes the schema from version N to N+1.
 pub const MIGRATIONS: &[(&str, &str)] = &[
-    ("0001_request_log", include_str!("migrations/0001_request_log.sql")),
+    (
+        "0001_request_log",
+        include_str!("migrations/0001_request_log.sql"),
+    ),
     ("0002_usage", include_str!("migrations/0002_usage.sql")),
 ];
 
@@ -31,7 +34,11 @@ pub fn run(conn: &mut Connection) -> Result<(), StoreError> {
 pub fn run_to(conn: &mut Connection, target: u64) -> Result<(), StoreError> {
     let found = user_version(conn)?;
     if found > latest() {
-        return Err(StoreError::SchemaTooNew { store: "logs.sqlite", found, supported: latest() });
+        return Err(StoreError::SchemaTooNew {
+            store: "logs.sqlite",
+            found,
+            supported: latest(),
+        });
     }
     for (index, (name, sql)) in MIGRATIONS.iter().enumerate() {
         let version = index as u64 + 1;
@@ -41,7 +48,11 @@ pub fn run_to(conn: &mut Connection, target: u64) -> Result<(), StoreError> {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)
             .map_err(|e| StoreError::Backend(format!("logs.sqlite migration {name}: {e}")))?;
-        tx.pragma_update(None, "user_version", i64::try_from(version).unwrap_or(i64::MAX))?;
+        tx.pragma_update(
+            None,
+            "user_version",
+            i64::try_from(version).unwrap_or(i64::MAX),
+        )?;
         tx.commit()?;
         tracing::info!(migration = name, "logs.sqlite upgraded");
     }

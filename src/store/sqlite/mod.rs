@@ -92,12 +92,16 @@ impl LogDb {
         // it cheap (see DESIGN.md).
         conn.pragma_update(None, "synchronous", "FULL")?;
         migrate::run(&mut conn)?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
     }
 
     /// The connection, for one short unit of work. Never hold it across an `.await`.
     pub fn lock(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Insert rows and update the usage roll-ups in one transaction. Rows whose `id` already
@@ -112,13 +116,20 @@ impl LogDb {
 
     pub fn count_logs(&self) -> Result<u64, StoreError> {
         let conn = self.lock();
-        Ok(conn.query_row("SELECT COUNT(*) FROM request_log", [], |r| r.get::<_, i64>(0))?
+        Ok(conn
+            .query_row("SELECT COUNT(*) FROM request_log", [], |r| {
+                r.get::<_, i64>(0)
+            })?
             .try_into()
             .unwrap_or(0))
     }
 
     /// The newest rows first, at most `limit`, optionally of one client key.
-    pub fn recent_logs(&self, limit: u32, client_id: Option<&str>) -> Result<Vec<RequestLog>, StoreError> {
+    pub fn recent_logs(
+        &self,
+        limit: u32,
+        client_id: Option<&str>,
+    ) -> Result<Vec<RequestLog>, StoreError> {
         let conn = self.lock();
         let sql = format!(
             "SELECT {LOG_COLUMNS} FROM request_log WHERE (?1 IS NULL OR client_id = ?1) ORDER BY seq DESC LIMIT ?2"
@@ -158,7 +169,12 @@ impl LogDb {
     }
 
     /// Set a channel's quota counter (imports; the relay keeps its own in memory).
-    pub fn put_channel_quota(&self, channel_id: &str, used: f64, last_reset_at: &str) -> Result<(), StoreError> {
+    pub fn put_channel_quota(
+        &self,
+        channel_id: &str,
+        used: f64,
+        last_reset_at: &str,
+    ) -> Result<(), StoreError> {
         let conn = self.lock();
         conn.execute(
             "INSERT INTO channel_quota_usage (channel_id, used, last_reset_at) VALUES (?1, ?2, ?3)
@@ -179,7 +195,13 @@ impl LogDb {
             .optional()?)
     }
 
-    pub fn put_user_alias(&self, user_id: &str, alias: &str, created_at: &str, updated_at: &str) -> Result<bool, StoreError> {
+    pub fn put_user_alias(
+        &self,
+        user_id: &str,
+        alias: &str,
+        created_at: &str,
+        updated_at: &str,
+    ) -> Result<bool, StoreError> {
         let conn = self.lock();
         let changed = conn.execute(
             "INSERT INTO user_aliases (user_id, alias, created_at, updated_at) VALUES (?1, ?2, ?3, ?4)
@@ -236,7 +258,10 @@ fn row_to_log(row: &rusqlite::Row<'_>) -> rusqlite::Result<RequestLog> {
 }
 
 /// Insert rows (skipping known ids) and add them to `usage_daily`, inside the caller's transaction.
-pub(crate) fn insert_logs_tx(tx: &rusqlite::Transaction<'_>, rows: &[RequestLog]) -> Result<usize, StoreError> {
+pub(crate) fn insert_logs_tx(
+    tx: &rusqlite::Transaction<'_>,
+    rows: &[RequestLog],
+) -> Result<usize, StoreError> {
     let mut insert = tx.prepare_cached(&format!(
         "INSERT OR IGNORE INTO request_log ({LOG_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)"
     ))?;
@@ -254,12 +279,36 @@ pub(crate) fn insert_logs_tx(tx: &rusqlite::Transaction<'_>, rows: &[RequestLog]
     let mut inserted = 0;
     for r in rows {
         let changed = insert.execute(params![
-            r.id, r.status, r.initial_time, r.first_token_time, r.complete_time, r.duration_ms,
-            r.provider, r.provider_name, r.model, r.response_model, r.input_tokens, r.output_tokens,
-            r.cache_creation_input_tokens, r.cache_read_input_tokens, r.total_tokens, r.price,
-            r.input_cost, r.output_cost, r.cache_creation_cost, r.cache_read_cost, r.http_status,
-            r.stream, r.channel_id, r.channel_name, r.endpoint, r.client_id, r.session_id, r.error,
-            r.upstream_error, r.failover_info
+            r.id,
+            r.status,
+            r.initial_time,
+            r.first_token_time,
+            r.complete_time,
+            r.duration_ms,
+            r.provider,
+            r.provider_name,
+            r.model,
+            r.response_model,
+            r.input_tokens,
+            r.output_tokens,
+            r.cache_creation_input_tokens,
+            r.cache_read_input_tokens,
+            r.total_tokens,
+            r.price,
+            r.input_cost,
+            r.output_cost,
+            r.cache_creation_cost,
+            r.cache_read_cost,
+            r.http_status,
+            r.stream,
+            r.channel_id,
+            r.channel_name,
+            r.endpoint,
+            r.client_id,
+            r.session_id,
+            r.error,
+            r.upstream_error,
+            r.failover_info
         ])?;
         if changed == 0 {
             continue;
@@ -268,8 +317,14 @@ pub(crate) fn insert_logs_tx(tx: &rusqlite::Transaction<'_>, rows: &[RequestLog]
         if !r.client_id.is_empty() {
             let day = r.initial_time.get(..10).unwrap_or("");
             usage.execute(params![
-                r.client_id, r.model, day, r.input_tokens, r.output_tokens,
-                r.cache_creation_input_tokens, r.cache_read_input_tokens, r.price
+                r.client_id,
+                r.model,
+                day,
+                r.input_tokens,
+                r.output_tokens,
+                r.cache_creation_input_tokens,
+                r.cache_read_input_tokens,
+                r.price
             ])?;
         }
     }

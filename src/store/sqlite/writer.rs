@@ -23,7 +23,11 @@ pub struct WriterConfig {
 
 impl Default for WriterConfig {
     fn default() -> Self {
-        Self { max_batch: 500, max_delay: Duration::from_millis(100), capacity: 65_536 }
+        Self {
+            max_batch: 500,
+            max_delay: Duration::from_millis(100),
+            capacity: 65_536,
+        }
     }
 }
 
@@ -60,7 +64,9 @@ pub struct LogWriter {
 
 impl std::fmt::Debug for LogWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LogWriter").field("stats", &self.stats()).finish()
+        f.debug_struct("LogWriter")
+            .field("stats", &self.stats())
+            .finish()
     }
 }
 
@@ -80,7 +86,10 @@ impl LogWriter {
     }
 
     fn sender(&self) -> Option<SyncSender<Message>> {
-        self.sender.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.sender
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Queue a row; never blocks. Returns false (and counts a drop) when the queue is full or
@@ -114,9 +123,17 @@ impl LogWriter {
 
     /// Commit everything queued, stop the thread. Later submits are counted as drops.
     pub fn close(&self) {
-        let sender = self.sender.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        let sender = self
+            .sender
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
         drop(sender);
-        let thread = self.thread.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
         if let Some(thread) = thread
             && thread.join().is_err()
         {
