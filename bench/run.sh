@@ -109,6 +109,7 @@ meta wrk_threads "$THREADS"
 meta connections "$CONNECTIONS"
 meta duration "$DURATION"
 meta warmup "$WARMUP"
+meta loadavg_start "$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---- start the three servers ------------------------------------------------------------------
 # Echo the URL of the "... listening on http://ADDR" line a process printed to $1.
@@ -250,6 +251,16 @@ describe() {
       f["connect"] + f["read"] + f["write"] + f["timeout"] }'
 }
 declare -A URL=([direct]="$MOCK_URL" [proxy]="$PROXY_URL" [relaybox]="$RELAY_URL")
+# The process whose CPU time a run is charged to (direct: the mock itself).
+declare -A SERVER_PID=([direct]="$MOCK_PID" [proxy]="$PROXY_PID" [relaybox]="$RELAY_PID")
+# utime + stime of a process, in clock ticks (fields 14 and 15 of /proc/PID/stat, after "(comm)").
+cpu_ticks() {
+  local stat
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || { echo 0; return 0; }
+  stat="${stat##*) }"
+  awk '{print $12 + $13}' <<<"$stat"
+}
+meta clk_tck "$(getconf CLK_TCK)"
 run_wrk() {
   local target=$1 mode=$2 kind=$3 script=messages.lua stream=0 file result
   local -a args
@@ -263,10 +274,14 @@ run_wrk() {
     latency) args=(-t1 -c1 -d"${LATENCY_DURATION}s" --latency) ;;
   esac
   file="wrk-$target-$mode-$kind.txt"
+  local pid=${SERVER_PID[$target]} cpu_before mock_before
+  cpu_before="$(cpu_ticks "$pid")"
+  mock_before="$(cpu_ticks "$MOCK_PID")"
   BENCH_API_KEY="$CLIENT_KEY" BENCH_STREAM="$stream" \
     wrk "${args[@]}" -s "$BENCH_DIR/$script" "${URL[$target]}" >"$WORK/$file" 2>&1 ||
     log "wrk exited with an error for $target $mode $kind (see $file)"
-  printf '%s|%s|%s|%s\n' "$target" "$mode" "$kind" "$file" >>"$WORK/runs.txt"
+  printf '%s|%s|%s|%s|%s|%s\n' "$target" "$mode" "$kind" "$file" \
+    $(($(cpu_ticks "$pid") - cpu_before)) $(($(cpu_ticks "$MOCK_PID") - mock_before)) >>"$WORK/runs.txt"
   result="$(grep -m1 '^WRK_RESULT' "$WORK/$file" || true)"
   if [ "$kind" != warmup ]; then
     log "$(printf '%-9s %-16s %-10s' "$target" "$mode" "$kind") $(describe "$result")"
@@ -295,6 +310,7 @@ for target in direct proxy relaybox; do
   run_wrk "$target" messages latency
 done
 
+meta loadavg_end "$(cut -d' ' -f1-3 /proc/loadavg)"
 meta hwm_after_load_kb "$(awk '$1 == "VmHWM:" {print $2}' "/proc/$RELAY_PID/status")"
 meta rss_after_load_kb "$(awk '$1 == "VmRSS:" {print $2}' "/proc/$RELAY_PID/status")"
 meta relay_curl_requests "$RELAY_CURL"

@@ -9,6 +9,7 @@ pub mod domain;
 pub mod fsguard;
 pub mod http;
 pub mod importers;
+pub mod limits;
 pub mod metrics;
 pub mod providers;
 pub mod relay;

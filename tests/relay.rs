@@ -11,116 +11,9 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{TestServer, eventually, request, request_raw};
-use relaybox_mock_upstream::{MockOptions, MockUpstream};
+use common::relay_env::{Setup, UPSTREAM_KEY, hello, setup};
+use common::{eventually, request, request_raw};
 use serde_json::{Value, json};
-
-const UPSTREAM_KEY: &str = "sk-upstream-secret-relay-test-0001";
-
-struct Setup {
-    // Field order: the server stops before the mock's runtime goes away.
-    server: TestServer,
-    mock: MockUpstream,
-    _runtime: tokio::runtime::Runtime,
-    key: String,
-    key_id: String,
-    _tmp: tempfile::TempDir,
-}
-
-fn setup(settings_patch: Value) -> Setup {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let mock = runtime
-        .block_on(MockUpstream::start(MockOptions::default()))
-        .unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let server = TestServer::start(&tmp.path().join("data"), &[]);
-    let (_, mut settings) = server.admin("GET", "/settings", None);
-    for (k, v) in settings_patch.as_object().unwrap() {
-        settings[k] = v.clone();
-    }
-    let (status, body) = server.admin("PUT", "/settings", Some(&settings));
-    assert_eq!(status, 200, "{body}");
-    let (_, created) = server.admin("POST", "/keys", Some(&json!({"name": "tester"})));
-    let key = created["plaintext"].as_str().unwrap().to_string();
-    let key_id = created["key"]["id"].as_str().unwrap().to_string();
-    server.admin(
-        "POST",
-        "/pricing",
-        Some(&json!({"model": "claude-sonnet-4-5", "inputPrice": 3.0, "outputPrice": 15.0})),
-    );
-    Setup {
-        server,
-        mock,
-        _runtime: runtime,
-        key,
-        key_id,
-        _tmp: tmp,
-    }
-}
-
-impl Setup {
-    fn channel(
-        &self,
-        pool: &str,
-        name: &str,
-        service_type: &str,
-        directives: Option<&str>,
-        priority: i64,
-    ) -> String {
-        let base = directives.map_or_else(|| self.mock.base_url(), |d| self.mock.scenario_url(d));
-        let (status, body) = self.server.admin(
-            "POST",
-            "/channels",
-            Some(&json!({"pool": pool, "name": name, "serviceType": service_type, "baseUrl": base, "apiKeys": [UPSTREAM_KEY], "priority": priority})),
-        );
-        assert_eq!(status, 201, "{body}");
-        body["id"].as_str().unwrap().to_string()
-    }
-
-    fn messages(&self, body: &Value) -> (u16, Value) {
-        request(
-            "POST",
-            &format!("{}/v1/messages", self.server.url),
-            &[
-                ("x-api-key", &self.key),
-                ("anthropic-version", "2023-06-01"),
-            ],
-            Some(body),
-        )
-        .unwrap()
-    }
-
-    fn path_count(&self, fragment: &str) -> u64 {
-        self.mock
-            .stats()
-            .per_path
-            .iter()
-            .filter(|(p, _)| p.contains(fragment))
-            .map(|(_, n)| n)
-            .sum()
-    }
-
-    /// The newest log rows (polls: rows are group-committed within ~100 ms).
-    fn rows(&self, at_least: usize) -> Vec<Value> {
-        let mut rows = Vec::new();
-        eventually(Duration::from_secs(5), || {
-            rows = self.server.admin("GET", "/logs?limit=1000", None).1["logs"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            rows.len() >= at_least
-        });
-        rows
-    }
-}
-
-fn hello() -> Value {
-    json!({"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": "Hello there, relay"}]})
-}
 
 fn fast_failover_rules() -> Value {
     json!({"enabled": true, "rules": [
@@ -500,7 +393,7 @@ fn graceful_stop_under_load_loses_no_row() {
     let Setup {
         server,
         mock,
-        _runtime,
+        runtime: _runtime,
         ..
     } = s;
     let status = server.stop();

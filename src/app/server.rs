@@ -44,6 +44,7 @@ pub struct Server {
     pub core: Arc<Core>,
     pub upstream: crate::relay::upstream::UpstreamClient,
     pub health: crate::relay::routing::Health,
+    pub limits: Arc<crate::limits::Limiter>,
     pub metrics: crate::metrics::Metrics,
     pub writer: LogWriter,
     pub reloader: Arc<Reloader>,
@@ -76,6 +77,10 @@ impl Server {
         let reloader = Reloader::new(Arc::clone(&core), options.poll_interval);
         reloader.initial_sync();
         let token = crate::crypto::generate_client_key("ctl_").map_err(StartupError::Crypto)?;
+        let limits = crate::limits::Limiter::new(Arc::new(crate::limits::SystemClock));
+        let seeded =
+            crate::limits::seed::seed_changed(&limits, &core.live().state, &core.stores().logs)?;
+        tracing::debug!(seeded, "limit counters rebuilt from logs.sqlite");
         let upstream = crate::relay::upstream::UpstreamClient::new().map_err(|e| {
             StartupError::FileSystem(format!("cannot set up the upstream HTTP client: {e}"))
         })?;
@@ -83,6 +88,7 @@ impl Server {
             core,
             upstream,
             health: crate::relay::routing::Health::default(),
+            limits,
             metrics: crate::metrics::Metrics::default(),
             writer,
             reloader,
@@ -109,6 +115,10 @@ impl Server {
         self.tasks.spawn(
             "instance-lock-heartbeat",
             heartbeat(Arc::clone(&self.core), shutdown.clone()),
+        );
+        self.tasks.spawn(
+            "limits-sync",
+            limits_sync(Arc::clone(self), shutdown.clone()),
         );
         let host = if addr.ip().is_unspecified() {
             "127.0.0.1".to_string()
@@ -171,5 +181,38 @@ async fn heartbeat(
                     "{err}; stopping so two relaybox processes never write one data dir"
                 )
             })?;
+    }
+}
+
+/// After a configuration change, re-seed the counters of keys and channels whose limits changed
+/// (the log rows are flushed first, so the seed sees every finished request).
+async fn limits_sync(
+    server: Arc<Server>,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    let mut seen = server.core.live().revision;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        let live = server.core.live();
+        if live.revision == seen {
+            continue;
+        }
+        seen = live.revision;
+        let server = Arc::clone(&server);
+        let result = crate::store::blocking(move || {
+            server.writer.flush();
+            crate::limits::seed::seed_changed(
+                &server.limits,
+                &live.state,
+                &server.core.stores().logs,
+            )
+        })
+        .await;
+        if let Err(err) = result {
+            tracing::warn!(error = %err, "could not re-seed limit counters; they keep their in-memory values");
+        }
     }
 }

@@ -117,6 +117,66 @@ pub enum KeysCommand {
     Enable(KeyRefArgs),
     /// Delete a key for good.
     Delete(KeyRefArgs),
+    /// Change a key's limits, allowlists or expiry (only the flags given change).
+    Update(KeyUpdateArgs),
+    /// Show a key's current usage against its limits.
+    Usage(KeyRefArgs),
+}
+
+/// Limits, allowlists and expiry of a key. A limit of 0 removes it.
+#[derive(Debug, Clone, Default, Args)]
+pub struct KeyLimitArgs {
+    /// Requests per minute.
+    #[arg(long, value_name = "N")]
+    pub rpm: Option<u32>,
+    /// Requests in flight at once.
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<u32>,
+    /// Tokens per rolling window, e.g. `1000000/5h` (units s, m, h, d).
+    #[arg(long, value_name = "N/WINDOW")]
+    pub tokens_per_window: Option<String>,
+    /// Requests per rolling window, e.g. `500/1d`.
+    #[arg(long, value_name = "N/WINDOW")]
+    pub requests_per_window: Option<String>,
+    /// USD per rolling window, e.g. `5/7d`.
+    #[arg(long, value_name = "USD/WINDOW")]
+    pub cost_per_window: Option<String>,
+    /// USD per calendar day (UTC).
+    #[arg(long, value_name = "USD")]
+    pub cost_per_day: Option<f64>,
+    /// USD in total, ever.
+    #[arg(long, value_name = "USD")]
+    pub cost_total: Option<f64>,
+    /// The key stops working at this time (RFC 3339, e.g. 2026-12-31T00:00:00Z); `never` clears it.
+    #[arg(long, value_name = "TIME")]
+    pub expires_at: Option<String>,
+    /// The key stops working N days after its first use.
+    #[arg(long, value_name = "DAYS")]
+    pub expires_after_days: Option<u32>,
+    /// Allowed models, comma-separated globs (`claude-*,gpt-5*`); empty = all.
+    #[arg(long, value_name = "GLOBS")]
+    pub models: Option<String>,
+    /// Allowed endpoints, comma-separated: messages, responses, gemini, chat; empty = all.
+    #[arg(long, value_name = "LIST")]
+    pub endpoints: Option<String>,
+    /// Allowed clients: comma-separated user-agent substrings (`claude-cli,codex`); empty = all.
+    #[arg(long, value_name = "LIST")]
+    pub user_agents: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyUpdateArgs {
+    #[command(flatten)]
+    pub data: DataDirArgs,
+    /// The key's id (or its name, when unique).
+    pub key: String,
+    /// A new name.
+    #[arg(long)]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub limits: KeyLimitArgs,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -131,6 +191,8 @@ pub struct KeyCreateArgs {
     /// Make it an admin key (it can use the admin API).
     #[arg(long)]
     pub admin: bool,
+    #[command(flatten)]
+    pub limits: KeyLimitArgs,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -188,6 +250,9 @@ pub enum ImportCommand {
     /// Import a cc-bridge `.config/` folder: config.json, pricing.json, model-aliases.json,
     /// quota_usage.json and request_logs.db / cc-bridge.db (keys, request history, user aliases).
     CcBridge(CcBridgeArgs),
+    /// Import a claude-relay-service deployment from its Redis (read-only) or a JSON dump of it:
+    /// API keys (they keep working), accounts as channels (secrets re-encrypted), usage history.
+    ClaudeRelayService(CrsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -199,6 +264,54 @@ pub struct CcBridgeArgs {
     /// Show what would be imported without writing anything.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// `relaybox import claude-relay-service`. Its `--encryption-key` is claude-relay-service's
+/// `ENCRYPTION_KEY`; relaybox's own master secret comes from `RELAYBOX_ENCRYPTION_KEY` or
+/// `data/secret.key` (`--relaybox-encryption-key`).
+#[derive(Debug, Args)]
+pub struct CrsArgs {
+    /// The data folder to import into (the server must be stopped).
+    #[arg(long, env = "RELAYBOX_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// relaybox's master secret (defaults to data/secret.key).
+    #[arg(long, env = "RELAYBOX_ENCRYPTION_KEY", hide_env_values = true)]
+    pub relaybox_encryption_key: Option<String>,
+
+    /// Allow a data folder on a network or FUSE file system.
+    #[arg(long, env = "RELAYBOX_ALLOW_NETWORK_FS", default_value_t = false)]
+    pub allow_network_fs: bool,
+
+    /// Read this Redis, e.g. redis://:PASSWORD@127.0.0.1:6379/0. Only read commands are sent
+    /// (SCAN, TYPE, HGETALL, GET, SMEMBERS).
+    #[arg(long, conflicts_with = "dump", required_unless_present = "dump")]
+    pub redis_url: Option<String>,
+
+    /// Read a JSON dump written by tools/redis_dump_json.py instead of a live Redis.
+    #[arg(long)]
+    pub dump: Option<PathBuf>,
+
+    /// claude-relay-service's ENCRYPTION_KEY (its .env): decrypts the account secrets, and is
+    /// the salt of its API-key hashes.
+    #[arg(long, env = "CRS_ENCRYPTION_KEY", hide_env_values = true)]
+    pub encryption_key: String,
+
+    /// claude-relay-service's TIMEZONE_OFFSET in hours: the time zone of its daily statistics.
+    #[arg(long, default_value_t = 8.0, allow_hyphen_values = true)]
+    pub timezone_offset: f64,
+
+    /// A key (cr_…) the clients use, to verify the ENCRYPTION_KEY against the key hashes too.
+    #[arg(long = "check-key", hide_env_values = true)]
+    pub check_keys: Vec<String>,
+
+    /// Show what would be imported without writing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -246,6 +359,9 @@ pub async fn run(command: Command) -> anyhow::Result<std::process::ExitCode> {
         Command::Keys(command) => keys::run(command).await,
         Command::Channels(command) => channels::run(command).await,
         Command::Import(ImportCommand::CcBridge(args)) => import::cc_bridge(args).await,
+        Command::Import(ImportCommand::ClaudeRelayService(args)) => {
+            import::claude_relay_service(args).await
+        }
         Command::Healthcheck(args) => healthcheck::run(args).await,
         Command::Keygen => {
             use std::io::Write as _;

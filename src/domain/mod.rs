@@ -21,6 +21,18 @@ pub fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
+/// RFC 3339 UTC with milliseconds (`2026-11-21T06:30:00.123Z`): fixed width, so text order is
+/// time order; the form of every timestamp in `logs.sqlite`.
+#[must_use]
+pub fn format_time(at: OffsetDateTime) -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    at.to_offset(time::UtcOffset::UTC)
+        .format(FORMAT)
+        .unwrap_or_default()
+}
+
 /// A new time-ordered identifier (UUIDv7, simple hex form).
 #[must_use]
 pub fn new_id() -> String {

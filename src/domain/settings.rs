@@ -105,6 +105,13 @@ pub struct Settings {
     /// How long a `suspend` failover action parks a channel when the upstream gives no reset time.
     #[serde(default = "default_suspend")]
     pub suspend_seconds: u64,
+    /// How long requests of one conversation stay on the channel that served them first
+    /// (0 turns sticky sessions off).
+    #[serde(default = "default_sticky_ttl")]
+    pub sticky_session_ttl_seconds: u64,
+    /// How many requests may wait in one channel's `queueEnabled` rate-limit queue.
+    #[serde(default = "default_queue_length")]
+    pub max_queue_length: u32,
     #[serde(default)]
     pub version: u64,
     /// cc-bridge fields relaybox keeps but does not act on (legacy `currentUpstream`, …).
@@ -133,6 +140,12 @@ fn default_breaker_cooldown() -> u64 {
 fn default_suspend() -> u64 {
     300
 }
+fn default_sticky_ttl() -> u64 {
+    3600
+}
+fn default_queue_length() -> u32 {
+    100
+}
 
 impl Default for Settings {
     fn default() -> Self {
@@ -151,6 +164,8 @@ impl Default for Settings {
             circuit_breaker_threshold: default_breaker_threshold(),
             circuit_breaker_cooldown_seconds: default_breaker_cooldown(),
             suspend_seconds: default_suspend(),
+            sticky_session_ttl_seconds: default_sticky_ttl(),
+            max_queue_length: default_queue_length(),
             version: 0,
             extra: Map::new(),
         }
@@ -158,6 +173,19 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// relaybox's own fields (camelCase): never read from or written to cc-bridge files.
+    pub const OWN_FIELDS: &'static [&'static str] = &[
+        "pricingCurrency",
+        "keyPrefix",
+        "maxBodyBytes",
+        "circuitBreakerThreshold",
+        "circuitBreakerCooldownSeconds",
+        "suspendSeconds",
+        "stickySessionTtlSeconds",
+        "maxQueueLength",
+        "version",
+    ];
+
     /// The load-balance strategy of a pool (empty falls back to `loadBalance`, as in cc-bridge).
     #[must_use]
     pub fn load_balance_for(&self, pool: Pool) -> &str {

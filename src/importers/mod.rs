@@ -4,6 +4,7 @@
 //!   hot-reloaded JSON files in the data dir (SPEC §4).
 
 pub mod cc_bridge;
+pub mod crs;
 
 /// The AADs that bind sealed channel secrets to their channel (one definition, in the live
 /// snapshot that opens them).

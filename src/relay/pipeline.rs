@@ -5,9 +5,12 @@
 //!    every outcome, including a client disconnect, writes exactly one log row.
 //! 2. `parse`               — body size limit, JSON, the protocol's facts (model, stream, session)
 //! 3. `auth::authorize`     — the key's allowlists: endpoint, model globs, user agent
-//! 4. `routing::plan`       — ordered candidate channels (status, allowlist, conversions, health)
-//! 5. `attempt`             — per candidate: model mapping, URL, credentials; send; on failure the
-//!    failover rules decide: retry (wait) / next channel / suspend / give the error back
+//!    `limits::admit_key`   — the key's limits, in memory; a permit holds its concurrency slot
+//! 4. `routing::plan`       — ordered candidate channels (status, allowlist, conversions, health,
+//!    quota); a sticky session puts its channel first
+//! 5. `attempt`             — per candidate: the channel's rate limit (maybe queued), model
+//!    mapping, URL, credentials; send; on failure the failover rules decide: retry (wait) /
+//!    next channel / suspend / give the error back
 //! 6. `respond`             — non-stream: read the body, read usage; stream: [`RelayStream`]
 //!    passes events through while reading usage and the first token
 //! 7. `Recorder::finish`    — cost from pricing × channel multipliers; the row goes to the
@@ -78,7 +81,8 @@ pub async fn relay(server: Arc<Server>, incoming: Incoming) -> Response {
         Ok(parsed) => parsed,
         Err(error) => return reject(recorder, error, protocol),
     };
-    recorder.set_request(&facts.model, facts.stream, facts.session_id.as_deref());
+    let session_id = session_id(&incoming.headers, &facts);
+    recorder.set_request(&facts.model, facts.stream, session_id.as_deref());
 
     // 3. authorize
     let user_agent = incoming
@@ -91,6 +95,20 @@ pub async fn relay(server: Arc<Server>, incoming: Incoming) -> Response {
     }
     stamp_first_use(&server, &key);
 
+    // 3b. admit: the key's limits, in memory; the permit holds a concurrency slot until the row
+    //     is written
+    match server.limits.admit_key(&key) {
+        Ok(permit) => recorder.attach_key(Arc::clone(&key), permit),
+        Err(refusal) => {
+            server.metrics.limit_refusal(refusal.limit);
+            let mut error = RelayError::new(ErrorKind::RateLimited, refusal.limit, refusal.message);
+            if let Some(seconds) = refusal.retry_after {
+                error = error.with_retry_after(seconds);
+            }
+            return reject(recorder, error, protocol);
+        }
+    }
+
     // 4. route
     let Some(pool) = incoming.endpoint.pool() else {
         return reject(
@@ -99,7 +117,7 @@ pub async fn relay(server: Arc<Server>, incoming: Incoming) -> Response {
             protocol,
         );
     };
-    let plan = routing::plan(&live, &server.health, pool, &key, now);
+    let plan = routing::plan(&live, &server.health, &server.limits, pool, &key, now);
     if plan.candidates.is_empty() {
         let detail = if plan.skipped.is_empty() {
             format!(
@@ -125,18 +143,30 @@ pub async fn relay(server: Arc<Server>, incoming: Incoming) -> Response {
         && facts.stream
         && !providers::ensure_include_usage(&mut body);
 
+    // Sticky sessions: a conversation goes back to the channel that served it, if it can.
+    let mut candidates = plan.candidates;
+    let ttl = live.settings.sticky_session_ttl_seconds;
+    let sticky = session_id
+        .filter(|_| ttl > 0)
+        .map(|session| (format!("{}/{session}", key.id), ttl));
+    if let Some((session, _)) = &sticky
+        && let Some(bound) = server.limits.sticky_channel(session)
+        && let Some(position) = candidates
+            .iter()
+            .position(|c| c.channel.channel.id == bound)
+    {
+        let bound = candidates.remove(position);
+        candidates.insert(0, bound);
+    }
+
     // 5. attempt, 6. respond
-    attempt(
-        server,
-        live,
-        incoming,
-        recorder,
-        plan.candidates,
+    let request = Prepared {
         body,
         facts,
         hide_usage_chunk,
-    )
-    .await
+        sticky,
+    };
+    attempt(server, live, incoming, recorder, candidates, request).await
 }
 
 /// Stage 2: size limit, JSON, protocol facts.
@@ -201,20 +231,20 @@ struct LastFailure {
     content_type: Option<HeaderValue>,
 }
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the stage hands over everything the request has gathered"
-)]
 async fn attempt(
     server: Arc<Server>,
     live: Arc<Live>,
     incoming: Incoming,
     mut recorder: Recorder,
     candidates: Vec<Candidate>,
-    body: Value,
-    facts: RequestFacts,
-    hide_usage_chunk: bool,
+    request: Prepared,
 ) -> Response {
+    let Prepared {
+        body,
+        facts,
+        hide_usage_chunk,
+        sticky,
+    } = request;
     let protocol = incoming.endpoint.protocol();
     let settings = &live.settings;
     let mut notes: Vec<AttemptNote> = Vec::new();
@@ -223,9 +253,27 @@ async fn attempt(
     let suspend_default = Duration::from_secs(settings.suspend_seconds);
     let breaker_cooldown = Duration::from_secs(settings.circuit_breaker_cooldown_seconds);
 
+    let mut rate_limited: Option<String> = None;
     for candidate in &candidates {
         let channel = &candidate.channel;
         let name = channel.channel.name.clone();
+        if let Err(reason) = server
+            .limits
+            .acquire_channel_slot(&channel.channel, settings.max_queue_length)
+            .await
+        {
+            server.metrics.limit_refusal("channel_rate_limit");
+            notes.push(AttemptNote {
+                channel: name.clone(),
+                status: 429,
+                action: "skip",
+                wait_ms: None,
+                error: reason.clone(),
+            });
+            recorder.set_failover_info(serde_json::to_string(&notes).unwrap_or_default());
+            rate_limited = Some(format!("{name}: {reason}"));
+            continue;
+        }
         let upstream_model = providers::map_model(&channel.channel.model_mapping, &facts.model)
             .unwrap_or_else(|| facts.model.clone());
         let payload = match upstream_body(&incoming, &body, &facts.model, &upstream_model) {
@@ -266,6 +314,9 @@ async fn attempt(
             let (failure, content_type) = match sent {
                 Ok(Ok(response)) if response.status().is_success() => {
                     server.health.record_success(&channel.channel.id);
+                    if let Some((session, ttl)) = &sticky {
+                        server.limits.stick(session, &channel.channel.id, *ttl);
+                    }
                     recorder.set_channel(&channel.channel);
                     if !notes.is_empty() {
                         notes.push(AttemptNote {
@@ -379,9 +430,17 @@ async fn attempt(
             }
         }
     }
-    match last {
-        Some(last) => exhausted(recorder, &last, candidates.len(), protocol),
-        None => {
+    match (last, rate_limited) {
+        (Some(last), _) => exhausted(recorder, &last, candidates.len(), protocol),
+        (None, Some(reason)) => {
+            let message = format!(
+                "every channel that could serve this request is at its rate limit ({reason}); retry in a minute"
+            );
+            let error = RelayError::new(ErrorKind::RateLimited, "channel_rate_limited", message)
+                .with_retry_after(60);
+            fail(recorder, error, protocol)
+        }
+        (None, None) => {
             let error = RelayError::new(
                 ErrorKind::Overloaded,
                 "no_channel_available",
@@ -390,6 +449,33 @@ async fn attempt(
             fail(recorder, error, protocol)
         }
     }
+}
+
+/// What stage 2–4 prepared for the attempts.
+struct Prepared {
+    body: Value,
+    facts: RequestFacts,
+    hide_usage_chunk: bool,
+    /// (`key id/session id`, TTL seconds) when sticky sessions apply
+    sticky: Option<(String, u64)>,
+}
+
+/// The conversation a request belongs to: the protocol's own session field (Anthropic
+/// `metadata.user_id`, OpenAI `prompt_cache_key`/`user`), else a `session_id` / `x-session-id`
+/// header (Codex CLI sends `session_id`).
+fn session_id(headers: &HeaderMap, facts: &RequestFacts) -> Option<String> {
+    facts
+        .session_id
+        .clone()
+        .filter(|s| !s.is_empty())
+        .or_else(|| {
+            ["session_id", "x-session-id"]
+                .iter()
+                .find_map(|name| headers.get(*name).and_then(|v| v.to_str().ok()))
+                .map(str::trim)
+                .filter(|s| !s.is_empty() && s.len() <= 256)
+                .map(str::to_string)
+        })
 }
 
 /// The body for one channel: the client's bytes when nothing changed, else re-serialised.

@@ -7,24 +7,18 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use time::OffsetDateTime;
-use time::format_description::BorrowedFormatItem;
-use time::macros::format_description;
 
 use crate::app::Live;
 use crate::app::server::Server;
-use crate::domain::Channel;
+use crate::domain::{Channel, ClientKey};
+use crate::limits::KeyPermit;
 use crate::providers::Usage;
 use crate::store::sqlite::RequestLog;
 
-const TIMESTAMP: &[BorrowedFormatItem<'static>] =
-    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
-
-/// RFC 3339 UTC with milliseconds: fixed width, so text order is time order.
+/// RFC 3339 UTC with milliseconds (see [`crate::domain::format_time`]).
 #[must_use]
 pub fn timestamp(at: OffsetDateTime) -> String {
-    at.to_offset(time::UtcOffset::UTC)
-        .format(TIMESTAMP)
-        .unwrap_or_default()
+    crate::domain::format_time(at)
 }
 
 /// USD cost of `usage`, split by token kind.
@@ -118,6 +112,10 @@ pub struct Recorder {
     channel: Option<Channel>,
     usage: Usage,
     finished: bool,
+    started_at: OffsetDateTime,
+    key: Option<Arc<ClientKey>>,
+    /// The key's concurrency slot: released when the row is written (or the request dropped).
+    permit: Option<KeyPermit>,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -146,7 +144,16 @@ impl Recorder {
             channel: None,
             usage: Usage::default(),
             finished: false,
+            started_at: crate::domain::now(),
+            key: None,
+            permit: None,
         }
+    }
+
+    /// The admitted key and its concurrency slot; its usage is counted when the row is written.
+    pub fn attach_key(&mut self, key: Arc<ClientKey>, permit: KeyPermit) {
+        self.key = Some(key);
+        self.permit = Some(permit);
     }
 
     pub fn set_request(&mut self, model: &str, stream: bool, session_id: Option<&str>) {
@@ -227,6 +234,21 @@ impl Recorder {
         } else {
             tracing::info!(endpoint = %row.endpoint, status = %row.status, http_status, channel = %row.channel_name, model = %row.model, duration_ms = row.duration_ms, error = %row.error, "request failed");
         }
+        let limits = &self.server.limits;
+        if let Some(key) = &self.key {
+            limits.record_key_usage(key, self.started_at, usage.total(), row.price);
+        }
+        if row.status == "success"
+            && let Some(channel) = &self.channel
+        {
+            limits.record_channel_usage(
+                channel,
+                priced_model_owned(row),
+                self.started_at,
+                row.price,
+            );
+        }
+        drop(self.permit.take());
         let metrics = &self.server.metrics;
         metrics.request(&row.endpoint, http_status, &row.channel_name, elapsed);
         metrics.tokens(
@@ -249,6 +271,11 @@ impl Drop for Recorder {
             "the client closed the connection before the response was complete",
         );
     }
+}
+
+/// The model a quota counts: the one the client asked for.
+fn priced_model_owned(row: &RequestLog) -> &str {
+    &row.model
 }
 
 fn host_of(url: &str) -> String {

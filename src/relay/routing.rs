@@ -18,6 +18,7 @@ use super::upstream::{self, UpstreamKind};
 use crate::app::Live;
 use crate::app::live::LiveChannel;
 use crate::domain::{ClientKey, Pool};
+use crate::limits::Limiter;
 
 /// A channel to try, with how to talk to it.
 #[derive(Debug, Clone)]
@@ -139,6 +140,7 @@ fn promoted(channel: &LiveChannel, now: OffsetDateTime) -> bool {
 pub fn plan(
     live: &Live,
     health: &Health,
+    limits: &Limiter,
     pool: Pool,
     key: &ClientKey,
     now: OffsetDateTime,
@@ -168,6 +170,10 @@ pub fn plan(
             }
         };
         if let Some(reason) = health.unavailable(&channel.channel.id, instant) {
+            plan.skipped.push((name, reason));
+            continue;
+        }
+        if let Err(reason) = limits.channel_quota_check(&channel.channel) {
             plan.skipped.push((name, reason));
             continue;
         }

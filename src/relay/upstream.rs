@@ -133,7 +133,25 @@ pub fn upstream_headers(
     };
     match kind {
         UpstreamKind::Anthropic => {
-            headers.insert("x-api-key", HeaderValue::from_str(api_key()?).ok()?);
+            match api_key() {
+                Some(key) => {
+                    headers.insert("x-api-key", HeaderValue::from_str(key).ok()?);
+                }
+                // A Claude OAuth account (no API key): its access token as a Bearer credential.
+                None => {
+                    let access = oauth_access_token(channel)?;
+                    headers.insert(
+                        header::AUTHORIZATION,
+                        HeaderValue::from_str(&format!("Bearer {access}")).ok()?,
+                    );
+                    let beta = match headers.get("anthropic-beta").and_then(|v| v.to_str().ok()) {
+                        Some(existing) if existing.contains(OAUTH_BETA) => existing.to_string(),
+                        Some(existing) => format!("{existing},{OAUTH_BETA}"),
+                        None => OAUTH_BETA.to_string(),
+                    };
+                    headers.insert("anthropic-beta", HeaderValue::from_str(&beta).ok()?);
+                }
+            }
             if !headers.contains_key("anthropic-version") {
                 headers.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
             }
@@ -145,9 +163,9 @@ pub fn upstream_headers(
             );
         }
         UpstreamKind::CodexOAuth => {
+            let access = oauth_access_token(channel)?;
             let tokens: serde_json::Value =
                 serde_json::from_str(channel.oauth_tokens.as_deref()?).ok()?;
-            let access = tokens.get("access_token")?.as_str()?;
             headers.insert(
                 header::AUTHORIZATION,
                 HeaderValue::from_str(&format!("Bearer {access}")).ok()?,
@@ -161,6 +179,15 @@ pub fn upstream_headers(
         }
     }
     Some(headers)
+}
+
+/// The beta flag Anthropic requires for OAuth access tokens.
+const OAUTH_BETA: &str = "oauth-2025-04-20";
+
+/// `access_token` of a channel's OAuth token block.
+fn oauth_access_token(channel: &LiveChannel) -> Option<String> {
+    let tokens: serde_json::Value = serde_json::from_str(channel.oauth_tokens.as_deref()?).ok()?;
+    Some(tokens.get("access_token")?.as_str()?.to_string())
 }
 
 /// The pooled HTTP clients (one normal, one for channels with `insecureSkipVerify`).

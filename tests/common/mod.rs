@@ -2,6 +2,8 @@
 //! small blocking HTTP/1.1 client (so tests depend on nothing but std).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod relay_env;
+
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

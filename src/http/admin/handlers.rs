@@ -397,3 +397,36 @@ pub async fn recent_logs(
         .map_err(ServiceError::from)?;
     Ok(Json(json!({ "logs": rows })))
 }
+
+// ---- usage and limits -----------------------------------------------------------------------
+
+pub async fn key_usage(
+    State(server): State<Arc<Server>>,
+    Path(id): Path<String>,
+) -> Reply<Json<Value>> {
+    let key = services::get_key(&server.core, &id)?;
+    Ok(Json(json!(server.limits.key_usage(&key))))
+}
+
+pub async fn channel_usage(
+    State(server): State<Arc<Server>>,
+    Path(id): Path<String>,
+) -> Reply<Json<Value>> {
+    let channel = services::get_channel(&server.core, &id)?;
+    Ok(Json(json!(server.limits.channel_usage(&channel))))
+}
+
+/// Start the channel's quota period afresh now (durable: a restart keeps the reset).
+pub async fn reset_channel_quota(
+    State(server): State<Arc<Server>>,
+    Path(id): Path<String>,
+) -> Reply<Json<Value>> {
+    let channel = services::get_channel(&server.core, &id)?;
+    let at = server.limits.reset_channel_quota(&channel);
+    let logs = server.core.stores().logs.clone();
+    let channel_id = channel.id.clone();
+    blocking(move || logs.put_channel_quota(&channel_id, 0.0, &crate::domain::format_time(at)))
+        .await
+        .map_err(ServiceError::from)?;
+    Ok(Json(json!(server.limits.channel_usage(&channel))))
+}

@@ -32,6 +32,12 @@ pub fn routes(server: Arc<Server>) -> Router<Arc<Server>> {
                 .patch(h::update_channel)
                 .delete(h::delete_channel),
         )
+        .route("/keys/{id}/usage", get(h::key_usage))
+        .route("/channels/{id}/usage", get(h::channel_usage))
+        .route(
+            "/channels/{id}/usage/reset",
+            axum::routing::post(h::reset_channel_quota),
+        )
         .route("/pricing", get(h::list_pricing).post(h::create_price))
         .route(
             "/pricing/{model}",

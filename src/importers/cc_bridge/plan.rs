@@ -28,15 +28,7 @@ use crate::store::{ConfigOp, ConfigState, Expect};
 /// Channel fields relaybox sets itself; a source field of that name would collide when stored.
 const RESERVED_CHANNEL_KEYS: &[&str] = &["pool", "position", "origin", "version"];
 /// Settings fields that are relaybox's own (kept from the current settings, never from a file).
-const RESERVED_SETTINGS_KEYS: &[&str] = &[
-    "pricingCurrency",
-    "keyPrefix",
-    "maxBodyBytes",
-    "circuitBreakerThreshold",
-    "circuitBreakerCooldownSeconds",
-    "suspendSeconds",
-    "version",
-];
+const RESERVED_SETTINGS_KEYS: &[&str] = Settings::OWN_FIELDS;
 
 /// The id of a channel that has none in `config.json`: the first 8 hex characters of
 /// `sha256("{pool}/{name}")` (name trimmed), so re-imports find the same channel.
@@ -444,18 +436,13 @@ fn settings_from(parsed: &ParsedConfig, current: &Settings) -> Settings {
         debug_log: src.debug_log.clone().map(Value::Object),
         user_agent: src.user_agent.clone().map(Value::Object),
         outbound_header_policy: src.outbound_header_policy.clone().map(Value::Object),
-        pricing_currency: current.pricing_currency.clone(),
-        key_prefix: current.key_prefix.clone(),
-        max_body_bytes: current.max_body_bytes,
-        circuit_breaker_threshold: current.circuit_breaker_threshold,
-        circuit_breaker_cooldown_seconds: current.circuit_breaker_cooldown_seconds,
-        suspend_seconds: current.suspend_seconds,
-        version: current.version,
         extra: source::extras(
             Some(&parsed.raw),
             &source::known_keys::<SrcConfig>(),
             RESERVED_SETTINGS_KEYS,
         ),
+        // relaybox's own knobs (keyPrefix, limits, …) are never taken from a cc-bridge file.
+        ..current.clone()
     }
 }
 

@@ -5,6 +5,7 @@
 //! connection also works with `locking_mode=EXCLUSIVE`, which network and FUSE file systems need.
 
 pub mod migrate;
+mod seed;
 pub mod writer;
 
 use std::path::Path;
@@ -329,4 +330,228 @@ pub(crate) fn insert_logs_tx(
         }
     }
     Ok(inserted)
+}
+
+// ---- import ledger and usage history (claude-relay-service import) -----------------------------
+
+/// Usage figures of one key, model and day: a `usage_daily` row, or what an import contributed
+/// to one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageFigures {
+    pub requests: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_creation_tokens: i64,
+    pub cache_read_tokens: i64,
+    /// USD.
+    pub cost: f64,
+}
+
+impl UsageFigures {
+    fn negated(self) -> Self {
+        Self {
+            requests: -self.requests,
+            input_tokens: -self.input_tokens,
+            output_tokens: -self.output_tokens,
+            cache_creation_tokens: -self.cache_creation_tokens,
+            cache_read_tokens: -self.cache_read_tokens,
+            cost: -self.cost,
+        }
+    }
+}
+
+/// One `usage_daily` row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageDay {
+    pub key_id: String,
+    pub model: String,
+    /// `YYYY-MM-DD` (UTC).
+    pub day: String,
+    #[serde(flatten)]
+    pub usage: UsageFigures,
+}
+
+/// What an import contributes to one `usage_daily` row, under a stable ledger `item` name (kept
+/// in `import_history`, so a re-import applies only what changed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageContribution {
+    pub item: String,
+    pub key_id: String,
+    pub model: String,
+    /// `YYYY-MM-DD` (UTC).
+    pub day: String,
+    #[serde(flatten)]
+    pub usage: UsageFigures,
+}
+
+/// The latest `applied` entry of one `import_history` item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportEntry {
+    pub sha256: String,
+    pub detail: String,
+}
+
+impl LogDb {
+    /// The latest `applied` entry of every item of `source` whose name starts with `prefix`.
+    pub fn latest_imports(
+        &self,
+        source: &str,
+        prefix: &str,
+    ) -> Result<std::collections::BTreeMap<String, ImportEntry>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT item, sha256, detail FROM import_history WHERE id IN (
+               SELECT MAX(id) FROM import_history
+               WHERE source = ?1 AND outcome = 'applied' AND substr(item, 1, length(?2)) = ?2
+               GROUP BY item)",
+        )?;
+        let rows = stmt.query_map(params![source, prefix], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                ImportEntry {
+                    sha256: row.get(1)?,
+                    detail: row.get(2)?,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Record several applied items of `source` (`(item, sha256, detail)`) in one transaction.
+    pub fn record_imports(
+        &self,
+        source: &str,
+        items: &[(String, String, String)],
+    ) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        {
+            let now = crate::domain::now().to_string();
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO import_history (source, item, sha256, applied_at, outcome, detail) VALUES (?1, ?2, ?3, ?4, 'applied', ?5)",
+            )?;
+            for (item, sha, detail) in items {
+                insert.execute(params![source, item, sha, now, detail])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The usage contributions of `source` recorded so far, by item.
+    pub fn usage_contributions(
+        &self,
+        source: &str,
+    ) -> Result<std::collections::BTreeMap<String, UsageContribution>, StoreError> {
+        self.latest_imports(source, "usage/")?
+            .into_iter()
+            .map(|(item, entry)| {
+                serde_json::from_str(&entry.detail)
+                    .map(|c| (item.clone(), c))
+                    .map_err(|e| StoreError::Backend(format!("import_history item {item}: {e}")))
+            })
+            .collect()
+    }
+
+    /// Make `usage_daily` hold each item's new contribution instead of its previous one (which
+    /// may have been counted on another day) and record it in `import_history`, all in one
+    /// transaction. Only the difference is applied, so traffic relaybox counted in the same rows
+    /// stays. Items equal to their previous contribution are skipped; returns how many changed.
+    pub fn apply_usage_contributions(
+        &self,
+        source: &str,
+        items: &[UsageContribution],
+    ) -> Result<usize, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let mut changed = 0;
+        {
+            let now = crate::domain::now().to_string();
+            let mut previous = tx.prepare_cached(
+                "SELECT detail FROM import_history WHERE source = ?1 AND item = ?2 AND outcome = 'applied' ORDER BY id DESC LIMIT 1",
+            )?;
+            let mut add = tx.prepare_cached(
+                "INSERT INTO usage_daily (key_id, model, day, requests, input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, cost)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (key_id, model, day) DO UPDATE SET
+                   requests = requests + excluded.requests,
+                   input_tokens = input_tokens + excluded.input_tokens,
+                   output_tokens = output_tokens + excluded.output_tokens,
+                   cache_creation_tokens = cache_creation_tokens + excluded.cache_creation_tokens,
+                   cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
+                   cost = cost + excluded.cost",
+            )?;
+            let mut drop_empty = tx.prepare_cached(
+                "DELETE FROM usage_daily WHERE key_id = ?1 AND model = ?2 AND day = ?3
+                   AND requests = 0 AND input_tokens = 0 AND output_tokens = 0
+                   AND cache_creation_tokens = 0 AND cache_read_tokens = 0 AND abs(cost) < 1e-12",
+            )?;
+            let mut record = tx.prepare_cached(
+                "INSERT INTO import_history (source, item, sha256, applied_at, outcome, detail) VALUES (?1, ?2, ?3, ?4, 'applied', ?5)",
+            )?;
+            for item in items {
+                let old: Option<UsageContribution> = previous
+                    .query_row(params![source, item.item], |row| row.get::<_, String>(0))
+                    .optional()?
+                    .and_then(|detail| serde_json::from_str(&detail).ok());
+                if old.as_ref() == Some(item) {
+                    continue;
+                }
+                let mut apply = |c: &UsageContribution, u: UsageFigures| -> rusqlite::Result<()> {
+                    add.execute(params![
+                        c.key_id,
+                        c.model,
+                        c.day,
+                        u.requests,
+                        u.input_tokens,
+                        u.output_tokens,
+                        u.cache_creation_tokens,
+                        u.cache_read_tokens,
+                        u.cost
+                    ])?;
+                    drop_empty.execute(params![c.key_id, c.model, c.day])?;
+                    Ok(())
+                };
+                if let Some(old) = &old {
+                    apply(old, old.usage.negated())?;
+                }
+                apply(item, item.usage)?;
+                let detail = serde_json::to_string(item)
+                    .map_err(|e| StoreError::Backend(format!("usage contribution: {e}")))?;
+                let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(detail.as_bytes()));
+                record.execute(params![source, item.item, sha, now, detail])?;
+                changed += 1;
+            }
+        }
+        tx.commit()?;
+        Ok(changed)
+    }
+
+    /// `usage_daily` rows, optionally of one key, ordered by key, day and model.
+    pub fn usage_daily(&self, key_id: Option<&str>) -> Result<Vec<UsageDay>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT key_id, model, day, requests, input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, cost
+             FROM usage_daily WHERE (?1 IS NULL OR key_id = ?1) ORDER BY key_id, day, model",
+        )?;
+        let rows = stmt.query_map(params![key_id], |row| {
+            Ok(UsageDay {
+                key_id: row.get(0)?,
+                model: row.get(1)?,
+                day: row.get(2)?,
+                usage: UsageFigures {
+                    requests: row.get(3)?,
+                    input_tokens: row.get(4)?,
+                    output_tokens: row.get(5)?,
+                    cache_creation_tokens: row.get(6)?,
+                    cache_read_tokens: row.get(7)?,
+                    cost: row.get(8)?,
+                },
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
 }

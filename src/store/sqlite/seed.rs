@@ -1,0 +1,95 @@
+//! Queries that rebuild the in-memory limit counters from the durable log at start.
+
+use std::collections::HashMap;
+
+use rusqlite::params;
+use time::OffsetDateTime;
+
+use super::LogDb;
+use crate::store::StoreError;
+
+fn unix_of(text: &str) -> Option<i64> {
+    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(OffsetDateTime::unix_timestamp)
+}
+
+impl LogDb {
+    /// Per key: (cost over all time, cost on `today`), from the daily roll-ups (which also hold
+    /// imported history).
+    pub fn cost_totals(
+        &self,
+        today: time::Date,
+    ) -> Result<HashMap<String, (f64, f64)>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT key_id, SUM(cost), SUM(CASE WHEN day = ?1 THEN cost ELSE 0 END) FROM usage_daily GROUP BY key_id",
+        )?;
+        let rows = stmt.query_map(params![today.to_string()], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                (row.get::<_, f64>(1)?, row.get::<_, f64>(2)?),
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// (unix seconds, total tokens, cost) of a key's requests since `since`.
+    pub fn key_requests_since(
+        &self,
+        key_id: &str,
+        since: OffsetDateTime,
+    ) -> Result<Vec<(i64, u64, f64)>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT initial_time, total_tokens, price FROM request_log WHERE client_id = ?1 AND initial_time >= ?2",
+        )?;
+        let rows = stmt.query_map(params![key_id, crate::domain::format_time(since)], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, f64>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (at, tokens, cost) = row?;
+            if let Some(at) = unix_of(&at) {
+                out.push((at, u64::try_from(tokens).unwrap_or(0), cost));
+            }
+        }
+        Ok(out)
+    }
+
+    /// (unix seconds, model, cost) of a channel's successful requests since `since` that
+    /// relaybox itself relayed (rows imported from cc-bridge are already in its quota counters).
+    pub fn channel_requests_since(
+        &self,
+        channel_id: &str,
+        since: OffsetDateTime,
+    ) -> Result<Vec<(i64, String, f64)>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT initial_time, model, price FROM request_log
+             WHERE channel_id = ?1 AND initial_time >= ?2 AND status = 'success' AND id NOT LIKE 'ccb-%'",
+        )?;
+        let rows = stmt.query_map(
+            params![channel_id, crate::domain::format_time(since)],
+            |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, f64>(2)?,
+                ))
+            },
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (at, model, cost) = row?;
+            if let Some(at) = unix_of(&at) {
+                out.push((at, model, cost));
+            }
+        }
+        Ok(out)
+    }
+}
