@@ -265,16 +265,25 @@ pub async fn put_aliases(
     headers: HeaderMap,
     payload: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> Reply<Json<ModelAliases>> {
+    let (aliases, version) = document::<ModelAliases>(&headers, payload, "aliases")?;
+    let saved = run(&server, move |core| {
+        services::put_aliases(core, aliases, version)
+    })
+    .await?;
+    Ok(Json(saved))
+}
+
+/// A whole-document PUT: the document, and its version from `If-Match` or its `version` field.
+fn document<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    payload: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+    what: &str,
+) -> Reply<(T, Option<u64>)> {
     let value = body(payload)?;
-    let version = if_match(&headers)?.or_else(|| value.get("version").and_then(Value::as_u64));
-    let aliases: ModelAliases = serde_json::from_value(value)
-        .map_err(|e| AdminError::BadRequest(format!("aliases: {e}")))?;
-    Ok(Json(
-        run(&server, move |core| {
-            services::put_aliases(core, aliases, version)
-        })
-        .await?,
-    ))
+    let version = if_match(headers)?.or_else(|| value.get("version").and_then(Value::as_u64));
+    let parsed = serde_json::from_value(value)
+        .map_err(|e| AdminError::BadRequest(format!("{what}: {e}")))?;
+    Ok((parsed, version))
 }
 
 #[derive(Debug, Deserialize)]
@@ -354,16 +363,12 @@ pub async fn put_settings(
     headers: HeaderMap,
     payload: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> Reply<Json<Settings>> {
-    let value = body(payload)?;
-    let version = if_match(&headers)?.or_else(|| value.get("version").and_then(Value::as_u64));
-    let settings: Settings = serde_json::from_value(value)
-        .map_err(|e| AdminError::BadRequest(format!("settings: {e}")))?;
-    Ok(Json(
-        run(&server, move |core| {
-            services::put_settings(core, settings, version)
-        })
-        .await?,
-    ))
+    let (settings, version) = document::<Settings>(&headers, payload, "settings")?;
+    let saved = run(&server, move |core| {
+        services::put_settings(core, settings, version)
+    })
+    .await?;
+    Ok(Json(saved))
 }
 
 // ---- reload, logs ---------------------------------------------------------------------------
