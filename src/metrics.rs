@@ -1,7 +1,7 @@
 //! Prometheus metrics, kept in plain atomics and small maps (bounded label sets: endpoint,
 //! status, channel), rendered in the text exposition format by `GET /metrics`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,9 +23,9 @@ struct Histogram {
 
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// (endpoint, status, channel) → count
-    requests: Mutex<BTreeMap<(String, u16, String), u64>>,
-    latency: Mutex<BTreeMap<String, Histogram>>,
+    /// endpoint → status → channel → count (nested so a lookup borrows instead of allocating)
+    requests: Mutex<HashMap<String, HashMap<u16, HashMap<String, u64>>>>,
+    latency: Mutex<HashMap<String, Histogram>>,
     /// (channel, status) → count
     upstream_errors: Mutex<BTreeMap<(String, u16), u64>>,
     retries: AtomicU64,
@@ -46,12 +46,26 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Metrics {
     pub fn request(&self, endpoint: &str, status: u16, channel: &str, elapsed: Duration) {
-        *lock(&self.requests)
-            .entry((endpoint.to_string(), status, channel.to_string()))
-            .or_default() += 1;
+        {
+            let mut requests = lock(&self.requests);
+            let by_status = match requests.get_mut(endpoint) {
+                Some(map) => map,
+                None => requests.entry(endpoint.to_string()).or_default(),
+            };
+            let by_channel = by_status.entry(status).or_default();
+            match by_channel.get_mut(channel) {
+                Some(count) => *count += 1,
+                None => {
+                    by_channel.insert(channel.to_string(), 1);
+                }
+            }
+        }
         let seconds = elapsed.as_secs_f64();
         let mut latency = lock(&self.latency);
-        let histogram = latency.entry(endpoint.to_string()).or_default();
+        let histogram = match latency.get_mut(endpoint) {
+            Some(histogram) => histogram,
+            None => latency.entry(endpoint.to_string()).or_default(),
+        };
         histogram.count += 1;
         histogram.sum_seconds += seconds;
         for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
@@ -110,7 +124,17 @@ impl Metrics {
     pub fn render(&self, writer: WriterStats) -> String {
         let mut out = String::with_capacity(4096);
         out.push_str("# HELP relaybox_requests_total Relayed requests by endpoint, HTTP status and channel.\n# TYPE relaybox_requests_total counter\n");
-        for ((endpoint, status, channel), count) in lock(&self.requests).iter() {
+        let mut rows: Vec<(&String, u16, &String, u64)> = Vec::new();
+        let requests = lock(&self.requests);
+        for (endpoint, by_status) in requests.iter() {
+            for (status, by_channel) in by_status {
+                for (channel, count) in by_channel {
+                    rows.push((endpoint, *status, channel, *count));
+                }
+            }
+        }
+        rows.sort_unstable();
+        for (endpoint, status, channel, count) in rows {
             let _ = writeln!(
                 out,
                 "relaybox_requests_total{{endpoint=\"{}\",status=\"{status}\",channel=\"{}\"}} {count}",
@@ -118,8 +142,12 @@ impl Metrics {
                 escape(channel)
             );
         }
+        drop(requests);
         out.push_str("# HELP relaybox_request_duration_seconds Time from request to the end of the response.\n# TYPE relaybox_request_duration_seconds histogram\n");
-        for (endpoint, h) in lock(&self.latency).iter() {
+        let latency = lock(&self.latency);
+        let mut endpoints: Vec<_> = latency.iter().collect();
+        endpoints.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        for (endpoint, h) in endpoints {
             let endpoint = escape(endpoint);
             for (bound, count) in LATENCY_BUCKETS.iter().zip(h.buckets.iter()) {
                 let _ = writeln!(

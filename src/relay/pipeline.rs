@@ -77,7 +77,7 @@ pub async fn relay(server: Arc<Server>, incoming: Incoming) -> Response {
     );
 
     // 2. parse
-    let (mut body, facts) = match parse(&live, &incoming) {
+    let facts = match parse(&live, &incoming) {
         Ok(parsed) => parsed,
         Err(error) => return reject(recorder, error, protocol),
     };
@@ -139,9 +139,8 @@ pub async fn relay(server: Arc<Server>, incoming: Incoming) -> Response {
     }
 
     // OpenAI Chat streams carry usage only when asked: ask, and hide it if the client did not.
-    let hide_usage_chunk = protocol == Protocol::OpenAiChat
-        && facts.stream
-        && !providers::ensure_include_usage(&mut body);
+    let hide_usage_chunk =
+        protocol == Protocol::OpenAiChat && facts.stream && !facts.wants_usage_chunk;
 
     // Sticky sessions: a conversation goes back to the channel that served it, if it can.
     let mut candidates = plan.candidates;
@@ -161,7 +160,6 @@ pub async fn relay(server: Arc<Server>, incoming: Incoming) -> Response {
 
     // 5. attempt, 6. respond
     let request = Prepared {
-        body,
         facts,
         hide_usage_chunk,
         sticky,
@@ -170,7 +168,27 @@ pub async fn relay(server: Arc<Server>, incoming: Incoming) -> Response {
 }
 
 /// Stage 2: size limit, JSON, protocol facts.
-fn parse(live: &Live, incoming: &Incoming) -> Result<(Value, RequestFacts), RelayError> {
+/// The few top-level fields the relay reads. Deserialising only these (serde skips the rest
+/// without building it) keeps large bodies — Claude Code sends 100 kB system prompts — cheap;
+/// the whole document is parsed only when it must change.
+#[derive(serde::Deserialize)]
+struct RequestHead {
+    #[serde(default)]
+    model: Option<Value>,
+    #[serde(default)]
+    stream: Option<Value>,
+    #[serde(default)]
+    metadata: Option<Value>,
+    #[serde(default)]
+    stream_options: Option<Value>,
+    #[serde(default)]
+    prompt_cache_key: Option<Value>,
+    #[serde(default)]
+    user: Option<Value>,
+}
+
+/// Stage 2: size limit, JSON, protocol facts.
+fn parse(live: &Live, incoming: &Incoming) -> Result<RequestFacts, RelayError> {
     let limit = live.settings.max_body_bytes;
     if incoming.body.len() as u64 > limit {
         return Err(RelayError::new(
@@ -182,21 +200,28 @@ fn parse(live: &Live, incoming: &Incoming) -> Result<(Value, RequestFacts), Rela
             ),
         ));
     }
-    let body: Value = serde_json::from_slice(&incoming.body).map_err(|e| {
-        RelayError::new(
-            ErrorKind::InvalidRequest,
-            "invalid_json",
-            format!("the request body is not valid JSON: {e}"),
-        )
+    let head: RequestHead = serde_json::from_slice(&incoming.body).map_err(|e| {
+        let message = if e.is_data() {
+            "the request body must be a JSON object".to_string()
+        } else {
+            format!("the request body is not valid JSON: {e}")
+        };
+        RelayError::new(ErrorKind::InvalidRequest, "invalid_json", message)
     })?;
-    if !body.is_object() {
-        return Err(RelayError::new(
-            ErrorKind::InvalidRequest,
-            "invalid_json",
-            "the request body must be a JSON object",
-        ));
+    let mut small = serde_json::Map::new();
+    for (name, value) in [
+        ("model", head.model),
+        ("stream", head.stream),
+        ("metadata", head.metadata),
+        ("stream_options", head.stream_options),
+        ("prompt_cache_key", head.prompt_cache_key),
+        ("user", head.user),
+    ] {
+        if let Some(value) = value {
+            small.insert(name.to_string(), value);
+        }
     }
-    let mut facts = providers::request_facts(incoming.endpoint.protocol(), &body);
+    let mut facts = providers::request_facts(incoming.endpoint.protocol(), &Value::Object(small));
     if let Some(model) = &incoming.path_model {
         facts.model.clone_from(model);
     }
@@ -210,7 +235,7 @@ fn parse(live: &Live, incoming: &Incoming) -> Result<(Value, RequestFacts), Rela
             "the request has no \"model\"; name the model to use",
         ));
     }
-    Ok((body, facts))
+    Ok(facts)
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -240,7 +265,6 @@ async fn attempt(
     request: Prepared,
 ) -> Response {
     let Prepared {
-        body,
         facts,
         hide_usage_chunk,
         sticky,
@@ -254,6 +278,8 @@ async fn attempt(
     let breaker_cooldown = Duration::from_secs(settings.circuit_breaker_cooldown_seconds);
 
     let mut rate_limited: Option<String> = None;
+    // The whole body, parsed only if a channel needs it changed.
+    let mut parsed: Option<Value> = None;
     for candidate in &candidates {
         let channel = &candidate.channel;
         let name = channel.channel.name.clone();
@@ -276,7 +302,13 @@ async fn attempt(
         }
         let upstream_model = providers::map_model(&channel.channel.model_mapping, &facts.model)
             .unwrap_or_else(|| facts.model.clone());
-        let payload = match upstream_body(&incoming, &body, &facts.model, &upstream_model) {
+        let payload = match upstream_body(
+            &incoming,
+            &mut parsed,
+            &facts.model,
+            &upstream_model,
+            hide_usage_chunk,
+        ) {
             Ok(bytes) => bytes,
             Err(error) => return fail(recorder, error, protocol),
         };
@@ -453,7 +485,6 @@ async fn attempt(
 
 /// What stage 2–4 prepared for the attempts.
 struct Prepared {
-    body: Value,
     facts: RequestFacts,
     hide_usage_chunk: bool,
     /// (`key id/session id`, TTL seconds) when sticky sessions apply
@@ -479,26 +510,39 @@ fn session_id(headers: &HeaderMap, facts: &RequestFacts) -> Option<String> {
 }
 
 /// The body for one channel: the client's bytes when nothing changed, else re-serialised.
+/// The body for one channel: the client's bytes as they are unless the model is mapped to
+/// another name or the upstream must be asked for usage (`stream_options.include_usage`).
 fn upstream_body(
     incoming: &Incoming,
-    body: &Value,
+    parsed: &mut Option<Value>,
     model: &str,
     upstream_model: &str,
+    ask_for_usage: bool,
 ) -> Result<Bytes, RelayError> {
-    let mut body = body.clone();
-    if incoming.endpoint.protocol() != Protocol::Gemini
-        && model != upstream_model
-        && let Some(object) = body.as_object_mut()
-    {
-        object.insert("model".into(), Value::String(upstream_model.to_string()));
+    let remap = incoming.endpoint.protocol() != Protocol::Gemini && model != upstream_model;
+    if !remap && !ask_for_usage {
+        return Ok(incoming.body.clone());
     }
-    serde_json::to_vec(&body).map(Bytes::from).map_err(|e| {
+    let encode_error = |e: serde_json::Error| {
         RelayError::new(
             ErrorKind::Internal,
             "internal_error",
             format!("could not encode the request: {e}"),
         )
-    })
+    };
+    if parsed.is_none() {
+        *parsed = Some(serde_json::from_slice(&incoming.body).map_err(encode_error)?);
+    }
+    let mut body = parsed.clone().unwrap_or(Value::Null);
+    if ask_for_usage {
+        providers::ensure_include_usage(&mut body);
+    }
+    if remap && let Some(object) = body.as_object_mut() {
+        object.insert("model".into(), Value::String(upstream_model.to_string()));
+    }
+    serde_json::to_vec(&body)
+        .map(Bytes::from)
+        .map_err(encode_error)
 }
 
 /// The client's query string minus its credential (`key=` for Gemini).

@@ -268,15 +268,19 @@ pub(crate) fn insert_logs_tx(
     ))?;
     let mut usage = tx.prepare_cached(
         "INSERT INTO usage_daily (key_id, model, day, requests, input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, cost)
-         VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT (key_id, model, day) DO UPDATE SET
-           requests = requests + 1,
+           requests = requests + excluded.requests,
            input_tokens = input_tokens + excluded.input_tokens,
            output_tokens = output_tokens + excluded.output_tokens,
            cache_creation_tokens = cache_creation_tokens + excluded.cache_creation_tokens,
            cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
            cost = cost + excluded.cost",
     )?;
+    // One roll-up update per (key, model, day) of the batch, not one per row.
+    // (key, model, day) → ([requests, input, output, cache creation, cache read], cost)
+    let mut roll_up: std::collections::HashMap<(&str, &str, &str), ([i64; 5], f64)> =
+        std::collections::HashMap::new();
     let mut inserted = 0;
     for r in rows {
         let changed = insert.execute(params![
@@ -316,18 +320,24 @@ pub(crate) fn insert_logs_tx(
         }
         inserted += 1;
         if !r.client_id.is_empty() {
-            let day = r.initial_time.get(..10).unwrap_or("");
-            usage.execute(params![
-                r.client_id,
-                r.model,
-                day,
-                r.input_tokens,
-                r.output_tokens,
-                r.cache_creation_input_tokens,
-                r.cache_read_input_tokens,
-                r.price
-            ])?;
+            let bucket = (
+                r.client_id.as_str(),
+                r.model.as_str(),
+                r.initial_time.get(..10).unwrap_or(""),
+            );
+            let (sums, cost) = roll_up.entry(bucket).or_insert(([0; 5], 0.0));
+            sums[0] += 1;
+            sums[1] += r.input_tokens;
+            sums[2] += r.output_tokens;
+            sums[3] += r.cache_creation_input_tokens;
+            sums[4] += r.cache_read_input_tokens;
+            *cost += r.price;
         }
+    }
+    for ((key_id, model, day), (sums, cost)) in roll_up {
+        usage.execute(params![
+            key_id, model, day, sums[0], sums[1], sums[2], sums[3], sums[4], cost
+        ])?;
     }
     Ok(inserted)
 }
