@@ -21,10 +21,13 @@ struct Histogram {
     sum_seconds: f64,
 }
 
+/// channel name → count
+type CountsByChannel = HashMap<String, u64>;
+
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// endpoint → status → channel → count (nested so a lookup borrows instead of allocating)
-    requests: Mutex<HashMap<String, HashMap<u16, HashMap<String, u64>>>>,
+    requests: Mutex<HashMap<String, HashMap<u16, CountsByChannel>>>,
     latency: Mutex<HashMap<String, Histogram>>,
     /// (channel, status) → count
     upstream_errors: Mutex<BTreeMap<(String, u16), u64>>,
