@@ -156,6 +156,31 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// The state of a key, created on first use (looked up without allocating on the hot path).
+fn key_state<'a>(
+    keys: &'a mut HashMap<String, KeyState>,
+    id: &str,
+    today: time::Date,
+) -> &'a mut KeyState {
+    if !keys.contains_key(id) {
+        keys.insert(id.to_string(), KeyState::new(today));
+    }
+    keys.get_mut(id)
+        .unwrap_or_else(|| unreachable!("inserted above"))
+}
+
+fn channel_state<'a>(
+    channels: &'a mut HashMap<String, ChannelState>,
+    id: &str,
+) -> &'a mut ChannelState {
+    if !channels.contains_key(id) {
+        channels.insert(id.to_string(), ChannelState::default());
+    }
+    channels
+        .get_mut(id)
+        .unwrap_or_else(|| unreachable!("inserted above"))
+}
+
 fn seconds_to_midnight(now: OffsetDateTime) -> u64 {
     let next = now
         .date()
@@ -269,9 +294,7 @@ impl Limiter {
         let t = now.unix_timestamp();
         let limits = &key.limits;
         let mut keys = lock(&self.keys);
-        let state = keys
-            .entry(key.id.clone())
-            .or_insert_with(|| KeyState::new(now.date()));
+        let state = key_state(&mut keys, &key.id, now.date());
         state.roll_day(now.date());
         if let Some(max) = limits.cost_total
             && state.total_cost >= max
@@ -372,9 +395,7 @@ impl Limiter {
     ) {
         let now = self.clock.now();
         let mut keys = lock(&self.keys);
-        let state = keys
-            .entry(key.id.clone())
-            .or_insert_with(|| KeyState::new(now.date()));
+        let state = key_state(&mut keys, &key.id, now.date());
         state.roll_day(now.date());
         let t = started.unix_timestamp();
         #[expect(
@@ -407,9 +428,7 @@ impl Limiter {
     pub fn seed_key(&self, key: &ClientKey, seed: &KeySeed) {
         let now = self.clock.now();
         let mut keys = lock(&self.keys);
-        let state = keys
-            .entry(key.id.clone())
-            .or_insert_with(|| KeyState::new(now.date()));
+        let state = key_state(&mut keys, &key.id, now.date());
         state.requests = RollingSum::new(USAGE_BUCKET);
         state.tokens = RollingSum::new(USAGE_BUCKET);
         state.cost = RollingSum::new(USAGE_BUCKET);
@@ -433,9 +452,7 @@ impl Limiter {
         let now = self.clock.now();
         let t = now.unix_timestamp();
         let mut keys = lock(&self.keys);
-        let state = keys
-            .entry(key.id.clone())
-            .or_insert_with(|| KeyState::new(now.date()));
+        let state = key_state(&mut keys, &key.id, now.date());
         state.roll_day(now.date());
         let limits = &key.limits;
         let mut windows = Vec::new();
@@ -496,7 +513,7 @@ impl Limiter {
         let t = now.unix_timestamp();
         let period = quota::period(channel, now);
         let mut channels = lock(&self.channels);
-        let state = channels.entry(channel.id.clone()).or_default();
+        let state = channel_state(&mut channels, &channel.id);
         if let Some(period) = &period
             && !period.rolling
             && period.start != state.quota_period_start
@@ -649,7 +666,7 @@ impl Limiter {
             let wait = {
                 let t = self.clock.now().unix_timestamp();
                 let mut channels = lock(&self.channels);
-                let state = channels.entry(channel.id.clone()).or_default();
+                let state = channel_state(&mut channels, &channel.id);
                 if state.recent.sum(t, RPM_WINDOW) < f64::from(rpm) {
                     state.recent.add(t, 1.0);
                     state.recent.prune(t, RPM_WINDOW);

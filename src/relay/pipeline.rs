@@ -349,7 +349,7 @@ async fn attempt(
                     if let Some((session, ttl)) = &sticky {
                         server.limits.stick(session, &channel.channel.id, *ttl);
                     }
-                    recorder.set_channel(&channel.channel);
+                    recorder.set_channel(channel);
                     if !notes.is_empty() {
                         notes.push(AttemptNote {
                             channel: name.clone(),
@@ -426,7 +426,7 @@ async fn attempt(
                 wait_ms,
                 error: excerpt.clone(),
             });
-            recorder.set_channel(&channel.channel);
+            recorder.set_channel(channel);
             recorder.set_upstream_error(excerpt);
             recorder.set_failover_info(serde_json::to_string(&notes).unwrap_or_default());
             last = Some(LastFailure {

@@ -9,6 +9,7 @@ use std::time::Instant;
 use time::OffsetDateTime;
 
 use crate::app::Live;
+use crate::app::live::LiveChannel;
 use crate::app::server::Server;
 use crate::domain::{Channel, ClientKey};
 use crate::limits::KeyPermit;
@@ -109,7 +110,7 @@ pub struct Recorder {
     live: Arc<Live>,
     row: RequestLog,
     started: Instant,
-    channel: Option<Channel>,
+    channel: Option<Arc<LiveChannel>>,
     usage: Usage,
     finished: bool,
     started_at: OffsetDateTime,
@@ -162,12 +163,20 @@ impl Recorder {
         self.row.session_id = session_id.unwrap_or_default().to_string();
     }
 
-    pub fn set_channel(&mut self, channel: &Channel) {
-        self.row.channel_id.clone_from(&channel.id);
-        self.row.channel_name.clone_from(&channel.name);
-        self.row.provider.clone_from(&channel.service_type);
-        self.row.provider_name = host_of(&channel.base_url);
-        self.channel = Some(channel.clone());
+    pub fn set_channel(&mut self, channel: &Arc<LiveChannel>) {
+        if self
+            .channel
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(c, channel))
+        {
+            return;
+        }
+        let channel_ref = &channel.channel;
+        self.row.channel_id.clone_from(&channel_ref.id);
+        self.row.channel_name.clone_from(&channel_ref.name);
+        self.row.provider.clone_from(&channel_ref.service_type);
+        self.row.provider_name = host_of(&channel_ref.base_url);
+        self.channel = Some(Arc::clone(channel));
     }
 
     pub fn set_failover_info(&mut self, info: String) {
@@ -223,7 +232,12 @@ impl Recorder {
         } else {
             row.model.as_str()
         };
-        let costs = costs(&self.live, self.channel.as_ref(), priced_model, usage);
+        let costs = costs(
+            &self.live,
+            self.channel.as_ref().map(|c| &c.channel),
+            priced_model,
+            usage,
+        );
         row.input_cost = costs.input;
         row.output_cost = costs.output;
         row.cache_creation_cost = costs.cache_creation;
@@ -242,7 +256,7 @@ impl Recorder {
             && let Some(channel) = &self.channel
         {
             limits.record_channel_usage(
-                channel,
+                &channel.channel,
                 priced_model_owned(row),
                 self.started_at,
                 row.price,

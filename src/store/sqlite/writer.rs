@@ -1,16 +1,17 @@
 //! The request-log writer: one OS thread, group commit.
 //!
 //! The request path calls [`LogWriter::submit`], which never blocks and never waits for a disk:
-//! a full queue drops the row and counts it. The thread commits a batch when it holds
-//! `max_batch` rows or the first row of the batch is `max_delay` old, in one transaction
-//! (`synchronous=FULL`), together with the usage roll-ups. [`LogWriter::close`] drains the
+//! a full queue drops the row and counts it. The thread wakes for the first row of a batch,
+//! sleeps out `max_delay` while rows queue up (so senders never have to wake it), then commits
+//! everything queued in transactions of at most `max_batch` rows (`synchronous=FULL`), together
+//! with the usage roll-ups. [`LogWriter::close`] drains the
 //! queue and commits the rest, so a graceful stop loses no row.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{LogDb, RequestLog, insert_logs_tx};
 
@@ -167,30 +168,25 @@ fn run(db: &LogDb, receiver: &Receiver<Message>, config: WriterConfig, counters:
     let mut batch: Vec<RequestLog> = Vec::with_capacity(config.max_batch);
     let mut waiters: Vec<SyncSender<()>> = Vec::new();
     loop {
-        // Wait for the first message of a batch.
-        let first = match receiver.recv() {
-            Ok(message) => message,
-            Err(_) => return, // closed and fully drained
-        };
-        let deadline = Instant::now() + config.max_delay;
-        let mut message = Some(first);
+        // Block for the first message of a batch…
+        let Ok(first) = receiver.recv() else { return };
+        let flush_now = take(first, &mut batch, &mut waiters);
+        // …then let the batch fill without being woken for every row: sleep out the commit
+        // interval (a flush request commits at once), and drain what arrived meanwhile.
+        if !flush_now {
+            std::thread::sleep(config.max_delay);
+        }
         let mut closed = false;
-        while let Some(current) = message.take() {
-            match current {
-                Message::Row(row) => batch.push(*row),
-                Message::Flush(waiter) => {
-                    waiters.push(waiter);
-                    break; // commit now so the flusher is answered promptly
+        loop {
+            match receiver.try_recv() {
+                Ok(message) => {
+                    take(message, &mut batch, &mut waiters);
+                    if batch.len() >= config.max_batch {
+                        commit(db, &mut batch, counters);
+                    }
                 }
-            }
-            if batch.len() >= config.max_batch {
-                break;
-            }
-            let wait = deadline.saturating_duration_since(Instant::now());
-            match receiver.recv_timeout(wait) {
-                Ok(next) => message = Some(next),
-                Err(RecvTimeoutError::Timeout) => break,
-                Err(RecvTimeoutError::Disconnected) => {
+                Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
                     closed = true;
                     break;
                 }
@@ -201,8 +197,22 @@ fn run(db: &LogDb, receiver: &Receiver<Message>, config: WriterConfig, counters:
             let _ = waiter.send(());
         }
         if closed {
-            // Nothing can arrive any more; whatever was buffered is committed above.
+            // Nothing can arrive any more; whatever was queued is committed above.
             return;
+        }
+    }
+}
+
+/// Add a message to the batch; true when it asks for an immediate commit.
+fn take(message: Message, batch: &mut Vec<RequestLog>, waiters: &mut Vec<SyncSender<()>>) -> bool {
+    match message {
+        Message::Row(row) => {
+            batch.push(*row);
+            false
+        }
+        Message::Flush(waiter) => {
+            waiters.push(waiter);
+            true
         }
     }
 }
