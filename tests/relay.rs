@@ -416,3 +416,29 @@ fn count_rows(data_dir: &Path) -> u64 {
     })
     .unwrap() as u64
 }
+
+#[test]
+fn upstream_keys_rotate_with_key_load_balance() {
+    let s = setup(json!({}));
+    let (status, body) = s.server.admin(
+        "POST",
+        "/channels",
+        Some(&json!({"pool": "messages", "name": "two-keys", "serviceType": "claude", "baseUrl": s.mock.base_url(),
+            "apiKeys": ["sk-rotate-key-one-0000000", "sk-rotate-key-two-0000000"], "keyLoadBalance": "round-robin"})),
+    );
+    assert_eq!(status, 201, "{body}");
+    for _ in 0..4 {
+        assert_eq!(s.messages(&hello()).0, 200);
+    }
+    let used: Vec<String> = s
+        .mock
+        .requests()
+        .iter()
+        .map(|r| r.header("x-api-key").unwrap().to_string())
+        .collect();
+    assert_eq!(used.len(), 4);
+    assert!(
+        used.windows(2).all(|w| w[0] != w[1]),
+        "round-robin alternates: {used:?}"
+    );
+}

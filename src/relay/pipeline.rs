@@ -322,7 +322,9 @@ async fn attempt(
             .response_header_timeout
             .map_or(DEFAULT_HEADER_TIMEOUT, Duration::from_secs);
         let mut chain = ChainState::default();
-        let mut key_index = 0usize;
+        let mut key_index = server
+            .health
+            .first_key(channel, settings.load_balance_for(channel.channel.pool));
         loop {
             let Some(headers) =
                 upstream::upstream_headers(&incoming.headers, candidate.kind, channel, key_index)

@@ -47,6 +47,7 @@ struct ChannelHealth {
 pub struct Health {
     channels: Mutex<HashMap<String, ChannelHealth>>,
     round_robin: [AtomicUsize; 4],
+    key_round_robin: AtomicUsize,
     random_state: AtomicUsize,
 }
 
@@ -109,6 +110,21 @@ impl Health {
 
     fn next(&self, pool: Pool) -> usize {
         self.round_robin[pool as usize].fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Which of a channel's upstream keys a request starts with: `keyLoadBalance`
+    /// (`failover` = the first, `round-robin`, `random`; empty = the pool's strategy). Retries
+    /// move on to the next key.
+    pub fn first_key(&self, channel: &LiveChannel, pool_strategy: &str) -> usize {
+        let strategy = match channel.channel.key_load_balance.as_str() {
+            "" => pool_strategy,
+            own => own,
+        };
+        match strategy {
+            "round-robin" => self.key_round_robin.fetch_add(1, Ordering::Relaxed),
+            "random" => self.random(),
+            _ => 0,
+        }
     }
 
     fn random(&self) -> usize {
