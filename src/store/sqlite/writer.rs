@@ -25,7 +25,7 @@ pub struct WriterConfig {
 impl Default for WriterConfig {
     fn default() -> Self {
         Self {
-            max_batch: 500,
+            max_batch: 2000,
             max_delay: Duration::from_millis(100),
             capacity: 65_536,
         }
