@@ -442,3 +442,127 @@ fn upstream_keys_rotate_with_key_load_balance() {
         "round-robin alternates: {used:?}"
     );
 }
+
+/// A TLS front for the mock: a throwaway self-signed certificate (openssl), tokio-rustls, and
+/// bytes copied to the mock's plain HTTP port. Returns its port.
+fn tls_front(s: &Setup, dir: &std::path::Path) -> u16 {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args([
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(&key).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let mock_addr = s.mock.addr;
+    let listener = s
+        .runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let runtime = s.runtime.handle().clone();
+    s.runtime.spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            runtime.spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut plain) = tokio::net::TcpStream::connect(mock_addr).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn https_upstreams_are_verified_unless_insecure_skip_verify() {
+    // A refused certificate is a 502: fail over at once instead of retrying it.
+    let s = setup(
+        json!({"failover": {"enabled": true, "rules": [{"errorCodes": "502", "actionChain": [{"action": "failover"}]}]}}),
+    );
+    let port = tls_front(&s, s.tmp.path());
+    let (status, body) = s.server.admin(
+        "POST",
+        "/channels",
+        Some(&json!({"pool": "messages", "name": "self-signed", "serviceType": "claude",
+            "baseUrl": format!("https://localhost:{port}"), "apiKeys": [UPSTREAM_KEY], "insecureSkipVerify": true})),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = s.messages(&hello());
+    assert_eq!(status, 200, "TLS with insecureSkipVerify: {body}");
+    assert_eq!(body["type"], "message");
+    assert_eq!(
+        s.mock.requests().last().unwrap().header("x-api-key"),
+        Some(UPSTREAM_KEY)
+    );
+
+    // The same upstream with verification on: the unknown issuer is refused.
+    let (status, _) = s.server.admin(
+        "PATCH",
+        &format!(
+            "/channels/{}",
+            s.server.admin("GET", "/channels", None).1["channels"][0]["id"]
+                .as_str()
+                .unwrap()
+        ),
+        Some(&json!({"insecureSkipVerify": false})),
+    );
+    assert_eq!(status, 200);
+    let before = s.mock.stats().total_requests;
+    let (status, body) = s.messages(&hello());
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"]["type"], "api_error", "{body}");
+    assert_eq!(
+        s.mock.stats().total_requests,
+        before,
+        "nothing reached the upstream"
+    );
+    let row = &s.rows(2)[0];
+    assert!(
+        row["upstream_error"]
+            .as_str()
+            .unwrap()
+            .contains("connection failed"),
+        "{row}"
+    );
+}

@@ -53,6 +53,8 @@ services_install() {
     svc_pg_bindir >/dev/null || missing+=(postgresql)
     command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
     svc_have_venv || missing+=(python3-venv)
+    # openssl: the relay tests make a throwaway TLS certificate with it.
+    command -v openssl >/dev/null 2>&1 || missing+=(openssl)
     command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
     if ((${#missing[@]} == 0)); then
         svc_log "redis-server, postgresql, python3-venv and cc are installed"

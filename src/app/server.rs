@@ -82,7 +82,7 @@ impl Server {
             crate::limits::seed::seed_changed(&limits, &core.live().state, &core.stores().logs)?;
         tracing::debug!(seeded, "limit counters rebuilt from logs.sqlite");
         let upstream = crate::relay::upstream::UpstreamClient::new().map_err(|e| {
-            StartupError::FileSystem(format!("cannot set up the upstream HTTP client: {e}"))
+            StartupError::FileSystem(format!("cannot set up the upstream TLS client: {e}"))
         })?;
         Ok(Arc::new(Server {
             core,

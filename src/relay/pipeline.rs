@@ -32,12 +32,13 @@ use super::failover::{self, ChainState, Decision, Failure};
 use super::record::{Outcome, Recorder};
 use super::routing::{self, Candidate};
 use super::stream::RelayStream;
-use super::upstream;
+use super::upstream::{self, UpstreamResponse};
 use crate::app::Live;
 use crate::app::server::Server;
 use crate::domain::ClientKey;
 use crate::domain::key::Expiry;
 use crate::providers::{self, ErrorKind, Protocol, RequestFacts};
+use http_body_util::BodyExt as _;
 
 /// How much of an upstream error body is read (for the log and failover matching).
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
@@ -386,11 +387,11 @@ async fn attempt(
                     )
                 }
                 Ok(Err(err)) => {
-                    let status = if err.is_timeout() { 504 } else { 502 };
+                    let status = 502;
                     (
                         Failure {
                             status,
-                            body: format!("no response from the upstream: {}", describe(&err)),
+                            body: format!("no response from the upstream: {}", err.describe()),
                             retry_after: None,
                         },
                         None,
@@ -557,9 +558,9 @@ fn upstream_query(incoming: &Incoming) -> Option<String> {
     (!kept.is_empty()).then(|| kept.join("&"))
 }
 
-async fn read_limited(response: reqwest::Response, limit: usize) -> String {
+async fn read_limited(response: UpstreamResponse, limit: usize) -> String {
     use futures_util::StreamExt as _;
-    let mut stream = response.bytes_stream();
+    let mut stream = response.into_body().into_data_stream();
     let mut out = Vec::new();
     while let Some(Ok(chunk)) = stream.next().await {
         out.extend_from_slice(&chunk[..chunk.len().min(limit - out.len())]);
@@ -570,22 +571,9 @@ async fn read_limited(response: reqwest::Response, limit: usize) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// A transport error without URLs (they could carry a credential in a query string).
-fn describe(err: &reqwest::Error) -> &'static str {
-    if err.is_timeout() {
-        "timed out"
-    } else if err.is_connect() {
-        "connection failed"
-    } else if err.is_body() || err.is_decode() {
-        "the response body broke off"
-    } else {
-        "request failed"
-    }
-}
-
 /// Stage 6: hand the upstream's successful answer to the client.
 async fn respond(
-    response: reqwest::Response,
+    response: UpstreamResponse,
     mut recorder: Recorder,
     protocol: Protocol,
     stream: bool,
@@ -605,7 +593,7 @@ async fn respond(
     }
     if stream && is_event_stream {
         let body = RelayStream::new(
-            Box::pin(response.bytes_stream()),
+            Box::pin(response.into_body().into_data_stream()),
             protocol,
             hide_usage_chunk,
             recorder,
@@ -615,7 +603,12 @@ async fn respond(
             .body(Body::from_stream(body))
             .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
     }
-    match response.bytes().await {
+    match response
+        .into_body()
+        .collect()
+        .await
+        .map(http_body_util::Collected::to_bytes)
+    {
         Ok(bytes) => {
             let summary = providers::summarize_body(protocol, &bytes);
             recorder.set_usage(
@@ -628,8 +621,10 @@ async fn respond(
                 .body(Body::from(bytes))
                 .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
         }
-        Err(err) => {
-            recorder.set_upstream_error(format!("reading the response failed: {}", describe(&err)));
+        Err(_) => {
+            recorder.set_upstream_error(
+                "reading the response failed: the response body broke off".into(),
+            );
             let error = RelayError::new(
                 ErrorKind::Upstream,
                 "upstream_error",

@@ -12,7 +12,7 @@ use futures_util::Stream;
 use super::record::{Outcome, Recorder};
 use crate::providers::{self, ErrorKind, Protocol, StreamTap};
 
-type Upstream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+type Upstream = Pin<Box<dyn Stream<Item = Result<Bytes, hyper::Error>> + Send>>;
 
 pub struct RelayStream {
     upstream: Upstream,

@@ -1,10 +1,15 @@
 //! Talking to upstreams: which channel types can serve which pool, the upstream URL, headers
 //! and credentials, and the one pooled HTTP client.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use bytes::Bytes;
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 
 use crate::app::live::LiveChannel;
 use crate::domain::Pool;
@@ -190,29 +195,85 @@ fn oauth_access_token(channel: &LiveChannel) -> Option<String> {
     Some(tokens.get("access_token")?.as_str()?.to_string())
 }
 
-/// The pooled HTTP clients (one normal, one for channels with `insecureSkipVerify`).
-#[derive(Debug, Clone)]
-pub struct UpstreamClient {
-    verified: reqwest::Client,
-    insecure: reqwest::Client,
+/// The response of an upstream, its body still streaming.
+pub type UpstreamResponse = hyper::Response<hyper::body::Incoming>;
+
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+type PooledClient = Client<Connector, Full<Bytes>>;
+
+/// Why an upstream request got no response.
+#[derive(Debug)]
+pub enum SendError {
+    /// The URL of the channel does not parse.
+    BadUrl,
+    /// No connection (refused, DNS, TLS handshake).
+    Connect,
+    /// Anything else before the response headers.
+    Request,
 }
 
-fn build_client(insecure: bool) -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .tcp_nodelay(true)
+impl SendError {
+    #[must_use]
+    pub fn describe(&self) -> &'static str {
+        match self {
+            SendError::BadUrl => "the channel's base URL is not a valid URL",
+            SendError::Connect => "connection failed",
+            SendError::Request => "request failed",
+        }
+    }
+}
+
+/// The pooled HTTP clients (one verifying certificates, one for channels with
+/// `insecureSkipVerify`): hyper's pooled client with rustls, keep-alive, TCP_NODELAY, and HTTP/2
+/// where the upstream offers it (ALPN).
+#[derive(Clone)]
+pub struct UpstreamClient {
+    verified: PooledClient,
+    insecure: PooledClient,
+}
+
+impl std::fmt::Debug for UpstreamClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UpstreamClient")
+    }
+}
+
+fn pooled(tls: rustls::ClientConfig) -> PooledClient {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(Duration::from_secs(10)));
+    http.set_keepalive(Some(Duration::from_secs(60)));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(256)
-        .connect_timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::none())
-        .danger_accept_invalid_certs(insecure)
-        .build()
+        .build(https)
 }
 
 impl UpstreamClient {
-    pub fn new() -> reqwest::Result<Self> {
+    pub fn new() -> Result<Self, rustls::Error> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        let verified = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let insecure = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth();
         Ok(Self {
-            verified: build_client(false)?,
-            insecure: build_client(true)?,
+            verified: pooled(verified),
+            insecure: pooled(insecure),
         })
     }
 
@@ -223,13 +284,74 @@ impl UpstreamClient {
         url: &str,
         headers: HeaderMap,
         body: Bytes,
-    ) -> Result<reqwest::Response, reqwest::Error> {
+    ) -> Result<UpstreamResponse, SendError> {
+        let uri: hyper::Uri = url.parse().map_err(|_| SendError::BadUrl)?;
+        let mut request = hyper::Request::new(Full::new(body));
+        *request.method_mut() = hyper::Method::POST;
+        *request.uri_mut() = uri;
+        *request.headers_mut() = headers;
         let client = if channel.channel.insecure_skip_verify {
             &self.insecure
         } else {
             &self.verified
         };
-        client.post(url).headers(headers).body(body).send().await
+        client.request(request).await.map_err(|err| {
+            if err.is_connect() {
+                SendError::Connect
+            } else {
+                SendError::Request
+            }
+        })
+    }
+}
+
+/// `insecureSkipVerify`: accept any certificate (signatures are still checked, so the session
+/// keys belong to whoever holds the certificate's key — only the identity is not verified).
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
