@@ -201,8 +201,6 @@ fn pricing_and_aliases_files_reload_too() {
         r#"{"models":{"claude-sonnet":{"inputPrice":-1,"outputPrice":15}}}"#,
     )
     .unwrap();
-    let status = server.admin("GET", "/reload", None).1;
-    let _ = status;
     assert!(eventually(within_two_polls(), || !server
         .admin("GET", "/reload", None)
         .1["files"]["pricing.json"]["error"]

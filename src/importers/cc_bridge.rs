@@ -269,18 +269,14 @@ pub fn import_dir(
             removed: plan.removed,
             ..EntityReport::default()
         };
-        file_outcome(
+        record_file(
             &mut report,
-            ConfigFile::Config.file_name(),
+            &mut applied,
+            ConfigFile::Config,
             sha,
-            !plan.ops.is_empty(),
+            plan.ops.len(),
             dry_run,
         );
-        applied.push((
-            ConfigFile::Config.file_name().into(),
-            sha.clone(),
-            format!("{} op(s)", plan.ops.len()),
-        ));
         ops.extend(plan.ops);
     }
 
@@ -297,18 +293,14 @@ pub fn import_dir(
             removed: plan.removed,
             ..EntityReport::default()
         };
-        file_outcome(
+        record_file(
             &mut report,
-            ConfigFile::Pricing.file_name(),
+            &mut applied,
+            ConfigFile::Pricing,
             sha,
-            !plan.ops.is_empty(),
+            plan.ops.len(),
             dry_run,
         );
-        applied.push((
-            ConfigFile::Pricing.file_name().into(),
-            sha.clone(),
-            format!("{} op(s)", plan.ops.len()),
-        ));
         ops.extend(plan.ops);
     }
 
@@ -323,18 +315,14 @@ pub fn import_dir(
         } else {
             report.aliases.imported = found;
         }
-        file_outcome(
+        record_file(
             &mut report,
-            ConfigFile::Aliases.file_name(),
+            &mut applied,
+            ConfigFile::Aliases,
             &sha,
-            !alias_ops.is_empty(),
+            alias_ops.len(),
             dry_run,
         );
-        applied.push((
-            ConfigFile::Aliases.file_name().into(),
-            sha,
-            format!("{} op(s)", alias_ops.len()),
-        ));
         ops.extend(alias_ops);
     }
 
@@ -586,6 +574,23 @@ fn sha256_file(path: &Path) -> Result<String, ImportError> {
         hasher.update(&buffer[..n]);
     }
     Ok(hex::encode(hasher.finalize()))
+}
+
+/// Note a planned file in the report and queue its import-history entry.
+fn record_file(
+    report: &mut ImportReport,
+    applied: &mut Vec<(String, String, String)>,
+    file: ConfigFile,
+    sha: &str,
+    op_count: usize,
+    dry_run: bool,
+) {
+    file_outcome(report, file.file_name(), sha, op_count > 0, dry_run);
+    applied.push((
+        file.file_name().into(),
+        sha.to_string(),
+        format!("{op_count} op(s)"),
+    ));
 }
 
 fn file_outcome(report: &mut ImportReport, file: &str, sha: &str, changed: bool, dry_run: bool) {

@@ -16,12 +16,6 @@ use crate::limits::KeyPermit;
 use crate::providers::Usage;
 use crate::store::sqlite::RequestLog;
 
-/// RFC 3339 UTC with milliseconds (see [`crate::domain::format_time`]).
-#[must_use]
-pub fn timestamp(at: OffsetDateTime) -> String {
-    crate::domain::format_time(at)
-}
-
 /// USD cost of `usage`, split by token kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Costs {
@@ -132,7 +126,7 @@ impl Recorder {
         let row = RequestLog {
             id: crate::domain::new_id(),
             status: "pending".into(),
-            initial_time: timestamp(crate::domain::now()),
+            initial_time: crate::domain::format_time(crate::domain::now()),
             endpoint: endpoint.to_string(),
             client_id: client_id.to_string(),
             ..RequestLog::default()
@@ -196,7 +190,7 @@ impl Recorder {
 
     pub fn mark_first_token(&mut self) {
         if self.row.first_token_time.is_none() {
-            self.row.first_token_time = Some(timestamp(crate::domain::now()));
+            self.row.first_token_time = Some(crate::domain::format_time(crate::domain::now()));
         }
     }
 
@@ -215,7 +209,7 @@ impl Recorder {
         row.status = status.to_string();
         row.http_status = i64::from(http_status);
         row.error = error.to_string();
-        row.complete_time = Some(timestamp(crate::domain::now()));
+        row.complete_time = Some(crate::domain::format_time(crate::domain::now()));
         row.duration_ms = i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX);
         let usage = self.usage;
         let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
@@ -255,12 +249,7 @@ impl Recorder {
         if row.status == "success"
             && let Some(channel) = &self.channel
         {
-            limits.record_channel_usage(
-                &channel.channel,
-                priced_model_owned(row),
-                self.started_at,
-                row.price,
-            );
+            limits.record_channel_usage(&channel.channel, &row.model, self.started_at, row.price);
         }
         drop(self.permit.take());
         let metrics = &self.server.metrics;
@@ -285,11 +274,6 @@ impl Drop for Recorder {
             "the client closed the connection before the response was complete",
         );
     }
-}
-
-/// The model a quota counts: the one the client asked for.
-fn priced_model_owned(row: &RequestLog) -> &str {
-    &row.model
 }
 
 fn host_of(url: &str) -> String {
