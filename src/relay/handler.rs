@@ -2,8 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 
@@ -13,14 +12,17 @@ use super::pipeline::{self, Incoming};
 use crate::app::server::Server;
 use crate::providers::{ErrorKind, Protocol};
 
+/// Hand one relay request to the pipeline. The handlers take the whole `Request` (not the
+/// `HeaderMap` extractor, which clones every header) and move its parts along.
 async fn run(
     server: Arc<Server>,
     endpoint: Endpoint,
-    headers: HeaderMap,
-    query: Option<String>,
+    request: Request,
     path_model: Option<String>,
-    body: Body,
 ) -> Response {
+    let (parts, body) = request.into_parts();
+    let query = parts.uri.query().map(str::to_string);
+    let headers = parts.headers;
     let limit = usize::try_from(server.core.live().settings.max_body_bytes).unwrap_or(usize::MAX);
     let body = match axum::body::to_bytes(body, limit.saturating_add(1)).await {
         Ok(bytes) => bytes,
@@ -45,57 +47,27 @@ async fn run(
     .await
 }
 
-pub async fn messages(
-    State(server): State<Arc<Server>>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    run(server, Endpoint::Messages, headers, query, None, body).await
+pub async fn messages(State(server): State<Arc<Server>>, request: Request) -> Response {
+    run(server, Endpoint::Messages, request, None).await
 }
 
-pub async fn count_tokens(
-    State(server): State<Arc<Server>>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    run(server, Endpoint::CountTokens, headers, query, None, body).await
+pub async fn count_tokens(State(server): State<Arc<Server>>, request: Request) -> Response {
+    run(server, Endpoint::CountTokens, request, None).await
 }
 
-pub async fn chat_completions(
-    State(server): State<Arc<Server>>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    run(
-        server,
-        Endpoint::ChatCompletions,
-        headers,
-        query,
-        None,
-        body,
-    )
-    .await
+pub async fn chat_completions(State(server): State<Arc<Server>>, request: Request) -> Response {
+    run(server, Endpoint::ChatCompletions, request, None).await
 }
 
-pub async fn responses(
-    State(server): State<Arc<Server>>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    run(server, Endpoint::Responses, headers, query, None, body).await
+pub async fn responses(State(server): State<Arc<Server>>, request: Request) -> Response {
+    run(server, Endpoint::Responses, request, None).await
 }
 
 /// `/v1beta/models/{model}:generateContent` and `:streamGenerateContent`.
 pub async fn gemini(
     State(server): State<Arc<Server>>,
     Path(target): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Response {
     let endpoint = match target.rsplit_once(':') {
         Some((model, "generateContent")) if !model.is_empty() => {
@@ -114,7 +86,7 @@ pub async fn gemini(
             .into_response_for(Protocol::Gemini);
     };
     let model = model.to_string();
-    run(server, endpoint, headers, query, Some(model), body).await
+    run(server, endpoint, request, Some(model)).await
 }
 
 pub async fn models(

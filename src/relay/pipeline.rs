@@ -579,32 +579,26 @@ async fn respond(
     stream: bool,
     hide_usage_chunk: bool,
 ) -> Response {
-    let status = response.status();
-    let is_event_stream = response
-        .headers()
+    // The upstream's head is passed on as it is (moved, not rebuilt), minus hop-by-hop headers.
+    let (mut head, body) = response.into_parts();
+    upstream::remove_hop_by_hop(&mut head.headers);
+    let status = head.status;
+    let is_event_stream = head
+        .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
-    let mut builder = Response::builder().status(status.as_u16());
-    for (name, value) in response.headers() {
-        if !upstream::is_hop_by_hop(name) {
-            builder = builder.header(name, value);
-        }
-    }
     if stream && is_event_stream {
         let body = RelayStream::new(
-            Box::pin(response.into_body().into_data_stream()),
+            Box::pin(body.into_data_stream()),
             protocol,
             hide_usage_chunk,
             recorder,
             status.as_u16(),
         );
-        return builder
-            .body(Body::from_stream(body))
-            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+        return Response::from_parts(head, Body::from_stream(body));
     }
-    match response
-        .into_body()
+    match body
         .collect()
         .await
         .map(http_body_util::Collected::to_bytes)
@@ -617,9 +611,7 @@ async fn respond(
             );
             recorder.mark_first_token();
             recorder.finish(Outcome::Success, status.as_u16(), "");
-            builder
-                .body(Body::from(bytes))
-                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+            Response::from_parts(head, Body::from(bytes))
         }
         Err(_) => {
             recorder.set_upstream_error(

@@ -99,19 +99,24 @@ fn is_dropped(name: &HeaderName) -> bool {
 }
 
 /// Headers of an upstream response that must not be copied to the client.
-#[must_use]
-pub fn is_hop_by_hop(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection"
-            | "keep-alive"
-            | "transfer-encoding"
-            | "te"
-            | "trailer"
-            | "upgrade"
-            | "content-length"
-            | "proxy-connection"
-    )
+/// Headers of one connection (and the length, which hyper sets for the body it sends), not
+/// passed from the upstream's response to the client.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::TRANSFER_ENCODING,
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
+    header::CONTENT_LENGTH,
+    HeaderName::from_static("proxy-connection"),
+];
+
+/// Remove the hop-by-hop headers in place.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
 }
 
 /// Headers for the upstream request: the client's (minus the dropped ones) plus the channel's
