@@ -263,6 +263,15 @@ pub(crate) fn insert_logs_tx(
     tx: &rusqlite::Transaction<'_>,
     rows: &[RequestLog],
 ) -> Result<usize, StoreError> {
+    insert_logs_tx_pacing(tx, rows, |_| {})
+}
+
+/// [`insert_logs_tx`], calling `after_row` with the number of rows inserted so far.
+pub(crate) fn insert_logs_tx_pacing(
+    tx: &rusqlite::Transaction<'_>,
+    rows: &[RequestLog],
+    mut after_row: impl FnMut(usize),
+) -> Result<usize, StoreError> {
     let mut insert = tx.prepare_cached(&format!(
         "INSERT OR IGNORE INTO request_log ({LOG_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)"
     ))?;
@@ -282,7 +291,8 @@ pub(crate) fn insert_logs_tx(
     let mut roll_up: std::collections::HashMap<(&str, &str, &str), ([i64; 5], f64)> =
         std::collections::HashMap::new();
     let mut inserted = 0;
-    for r in rows {
+    for (done, r) in rows.iter().enumerate() {
+        after_row(done);
         let changed = insert.execute(params![
             r.id,
             r.status,
