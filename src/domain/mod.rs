@@ -23,6 +23,7 @@ pub fn now() -> OffsetDateTime {
 
 /// RFC 3339 UTC with milliseconds (`2026-11-21T06:30:00.123Z`): fixed width, so text order is
 /// time order; the form of every timestamp in `logs.sqlite`.
+///
 /// Written by hand: three of these go into every log row, and the generic formatter costs ten
 /// times as much.
 #[must_use]

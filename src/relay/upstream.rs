@@ -98,9 +98,8 @@ fn is_dropped(name: &HeaderName) -> bool {
         || name.as_str().starts_with("cf-")
 }
 
-/// Headers of an upstream response that must not be copied to the client.
-/// Headers of one connection (and the length, which hyper sets for the body it sends), not
-/// passed from the upstream's response to the client.
+/// Headers of an upstream response that must not be copied to the client: those of one
+/// connection, and the length, which hyper sets for the body it sends.
 const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),

@@ -258,6 +258,17 @@ fn row_to_log(row: &rusqlite::Row<'_>) -> rusqlite::Result<RequestLog> {
     })
 }
 
+/// Add figures to one (key, model, day) row of `usage_daily`, creating it if needed.
+const ADD_TO_USAGE_DAILY: &str = "INSERT INTO usage_daily (key_id, model, day, requests, input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, cost)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+     ON CONFLICT (key_id, model, day) DO UPDATE SET
+       requests = requests + excluded.requests,
+       input_tokens = input_tokens + excluded.input_tokens,
+       output_tokens = output_tokens + excluded.output_tokens,
+       cache_creation_tokens = cache_creation_tokens + excluded.cache_creation_tokens,
+       cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
+       cost = cost + excluded.cost";
+
 /// Insert rows (skipping known ids) and add them to `usage_daily`, inside the caller's transaction.
 pub(crate) fn insert_logs_tx(
     tx: &rusqlite::Transaction<'_>,
@@ -266,33 +277,23 @@ pub(crate) fn insert_logs_tx(
     insert_logs_tx_pacing(tx, rows, |_| {})
 }
 
-/// [`insert_logs_tx`], calling `after_row` with the number of rows inserted so far.
+/// [`insert_logs_tx`], calling `pace` before each row with the number of rows handled so far.
 pub(crate) fn insert_logs_tx_pacing(
     tx: &rusqlite::Transaction<'_>,
     rows: &[RequestLog],
-    mut after_row: impl FnMut(usize),
+    mut pace: impl FnMut(usize),
 ) -> Result<usize, StoreError> {
     let mut insert = tx.prepare_cached(&format!(
         "INSERT OR IGNORE INTO request_log ({LOG_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)"
     ))?;
-    let mut usage = tx.prepare_cached(
-        "INSERT INTO usage_daily (key_id, model, day, requests, input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, cost)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-         ON CONFLICT (key_id, model, day) DO UPDATE SET
-           requests = requests + excluded.requests,
-           input_tokens = input_tokens + excluded.input_tokens,
-           output_tokens = output_tokens + excluded.output_tokens,
-           cache_creation_tokens = cache_creation_tokens + excluded.cache_creation_tokens,
-           cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
-           cost = cost + excluded.cost",
-    )?;
+    let mut usage = tx.prepare_cached(ADD_TO_USAGE_DAILY)?;
     // One roll-up update per (key, model, day) of the batch, not one per row.
     // (key, model, day) → ([requests, input, output, cache creation, cache read], cost)
     let mut roll_up: std::collections::HashMap<(&str, &str, &str), ([i64; 5], f64)> =
         std::collections::HashMap::new();
     let mut inserted = 0;
     for (done, r) in rows.iter().enumerate() {
-        after_row(done);
+        pace(done);
         let changed = insert.execute(params![
             r.id,
             r.status,
@@ -493,17 +494,7 @@ impl LogDb {
             let mut previous = tx.prepare_cached(
                 "SELECT detail FROM import_history WHERE source = ?1 AND item = ?2 AND outcome = 'applied' ORDER BY id DESC LIMIT 1",
             )?;
-            let mut add = tx.prepare_cached(
-                "INSERT INTO usage_daily (key_id, model, day, requests, input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, cost)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                 ON CONFLICT (key_id, model, day) DO UPDATE SET
-                   requests = requests + excluded.requests,
-                   input_tokens = input_tokens + excluded.input_tokens,
-                   output_tokens = output_tokens + excluded.output_tokens,
-                   cache_creation_tokens = cache_creation_tokens + excluded.cache_creation_tokens,
-                   cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
-                   cost = cost + excluded.cost",
-            )?;
+            let mut add = tx.prepare_cached(ADD_TO_USAGE_DAILY)?;
             let mut drop_empty = tx.prepare_cached(
                 "DELETE FROM usage_daily WHERE key_id = ?1 AND model = ?2 AND day = ?3
                    AND requests = 0 AND input_tokens = 0 AND output_tokens = 0
