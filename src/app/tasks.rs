@@ -51,16 +51,6 @@ impl Tasks {
         });
     }
 
-    /// Run one short step of a request as a task of its own and hand back its result. Tracked
-    /// like any task, so shutdown waits for it; not supervised, since its caller awaits it.
-    pub fn offload<F>(&self, step: F) -> tokio::task::JoinHandle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        self.tracker.spawn(step)
-    }
-
     /// Wait for every task to finish (call after [`Tasks::begin_shutdown`]).
     pub async fn wait(&self) {
         self.tracker.close();

@@ -2,6 +2,7 @@
 //! client-facing API); this file only nests them and applies the shared layers.
 
 pub mod admin;
+pub mod connections;
 pub mod error;
 pub mod health;
 
@@ -9,7 +10,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 
 use crate::app::server::Server;
@@ -41,16 +41,7 @@ pub async fn serve(
         }
         tracing::info!("shutting down: finishing in-flight requests");
     };
-    // Streams are many small writes: without TCP_NODELAY, Nagle's algorithm and delayed ACKs
-    // add tens of milliseconds per event.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %err, "could not set TCP_NODELAY");
-        }
-    });
-    let result = axum::serve(listener, router(Arc::clone(&server)))
-        .with_graceful_shutdown(stop)
-        .await;
+    connections::serve_connections(listener, router(Arc::clone(&server)), stop).await;
     server.finish().await;
-    result
+    Ok(())
 }

@@ -32,9 +32,6 @@ impl Default for WriterConfig {
     }
 }
 
-/// Rows inserted between two yields of the writer thread.
-const COMMIT_SLICE: usize = 8;
-
 enum Message {
     Row(Box<RequestLog>),
     /// Reply once everything sent before this is committed.
@@ -228,10 +225,10 @@ fn commit(db: &LogDb, batch: &mut Vec<RequestLog>, counters: &Counters) {
     let result = (|| {
         let mut conn = db.lock();
         let tx = conn.transaction()?;
-        // Step aside every few rows: a request thread that wakes on this core then waits for
-        // one slice (~40 µs), not for the whole batch.
+        // Step aside between slices of rows (one multi-row INSERT each): a request thread that
+        // wakes on this core then waits for one slice (~40 µs), not for the whole batch.
         insert_logs_tx_pacing(&tx, batch, |done| {
-            if done > 0 && done % COMMIT_SLICE == 0 {
+            if done > 0 {
                 std::thread::yield_now();
             }
         })?;
