@@ -294,6 +294,11 @@ fn bad_input_gets_clear_protocol_shaped_errors() {
     .unwrap();
     assert_eq!(status, 404);
     assert_eq!(body["error"]["status"], "NOT_FOUND", "{body}");
+    // The fast path takes only exact POSTs; the rest still meets the router's answers.
+    let (status, _) = request_raw("GET", &format!("{url}/v1/messages"), &[], None).unwrap();
+    assert_eq!(status, 405, "GET on a POST endpoint");
+    let (status, _) = request_raw("POST", &format!("{url}/v1/messages/"), &[], Some("{}")).unwrap();
+    assert_eq!(status, 404, "a path that is not a route");
     // a model the key may not use, a disabled key
     let (_, limited) = s.server.admin(
         "POST",

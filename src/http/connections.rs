@@ -14,21 +14,26 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use axum::Router;
 use futures_util::task::AtomicWaker;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
-/// Accept and serve connections until `stop` resolves; then stop accepting and wait until every
-/// open connection has finished its in-flight requests.
-pub async fn serve_connections(
-    listener: TcpListener,
-    router: Router,
-    stop: impl Future<Output = ()>,
-) {
+/// Accept and serve connections with `service` until `stop` resolves; then stop accepting and
+/// wait until every open connection has finished its in-flight requests.
+pub async fn serve_connections<S>(listener: TcpListener, service: S, stop: impl Future<Output = ()>)
+where
+    S: hyper::service::Service<
+            hyper::Request<Incoming>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
     let mut stop = std::pin::pin!(stop);
@@ -48,9 +53,8 @@ pub async fn serve_connections(
         if let Err(err) = tcp.set_nodelay(true) {
             tracing::debug!(error = %err, "could not set TCP_NODELAY");
         }
-        let service = TowerToHyperService::new(router.clone());
         let connection = builder
-            .serve_connection(TokioIo::new(tcp), service)
+            .serve_connection(TokioIo::new(tcp), service.clone())
             .into_owned();
         let connection = graceful.watch(connection);
         #[expect(

@@ -14,7 +14,7 @@ use crate::providers::{ErrorKind, Protocol};
 
 /// Hand one relay request to the pipeline. The handlers take the whole `Request` (not the
 /// `HeaderMap` extractor, which clones every header) and move its parts along.
-async fn run(
+pub(super) async fn run(
     server: Arc<Server>,
     endpoint: Endpoint,
     request: Request,
@@ -47,22 +47,6 @@ async fn run(
         },
     )
     .await
-}
-
-pub async fn messages(State(server): State<Arc<Server>>, request: Request) -> Response {
-    run(server, Endpoint::Messages, request, None).await
-}
-
-pub async fn count_tokens(State(server): State<Arc<Server>>, request: Request) -> Response {
-    run(server, Endpoint::CountTokens, request, None).await
-}
-
-pub async fn chat_completions(State(server): State<Arc<Server>>, request: Request) -> Response {
-    run(server, Endpoint::ChatCompletions, request, None).await
-}
-
-pub async fn responses(State(server): State<Arc<Server>>, request: Request) -> Response {
-    run(server, Endpoint::Responses, request, None).await
 }
 
 /// `/v1beta/models/{model}:generateContent` and `:streamGenerateContent`.
