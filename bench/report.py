@@ -10,6 +10,7 @@ microseconds); when that line is missing, the human-readable output is parsed in
 
 import json
 import re
+import statistics
 import sys
 from pathlib import Path
 
@@ -107,12 +108,13 @@ def mb(kb_text):
 def main():
     work = Path(sys.argv[1])
     meta = load_meta(work / "meta.env")
-    runs = {}  # (target, mode, kind) -> parsed
+    runs = {}  # (target, mode, kind) -> {round: parsed}
     relayed_by_wrk = 0
     problems = []
     for line in (work / "runs.txt").read_text().splitlines() if (work / "runs.txt").exists() else []:
         fields = line.split("|")
         target, mode, kind, file = fields[:4]
+        round_no = fields[6] if len(fields) >= 7 else "1"
         text = (work / file).read_text(errors="replace") if (work / file).exists() else ""
         parsed = parse_wrk(text)
         if parsed is None:
@@ -132,11 +134,28 @@ def main():
             # CPU time of the server process per answered request; the mock's share is separate.
             parsed["cpu_us"] = int(fields[4]) * tick_us / parsed["requests"]
             parsed["mock_cpu_us"] = int(fields[5]) * tick_us / parsed["requests"]
-        runs[(target, mode, kind)] = parsed
+        runs.setdefault((target, mode, kind), {})[round_no] = parsed
+
+    def per_round(target, mode, kind, key):
+        """round -> value, for the rounds that have one."""
+        by_round = runs.get((target, mode, kind), {})
+        return {r: run[key] for r, run in by_round.items() if run.get(key) is not None}
+
+    def median(values):
+        values = [v for v in values if v is not None]
+        return statistics.median(values) if values else None
 
     def get(target, mode, kind, key):
-        run = runs.get((target, mode, kind))
-        return None if run is None else run.get(key)
+        """The median over the rounds."""
+        return median(per_round(target, mode, kind, key).values())
+
+    def paired(a, b, mode, kind, key, combine):
+        """combine(a, b) per round (runs of the same round were made minutes apart)."""
+        va, vb = per_round(a, mode, kind, key), per_round(b, mode, kind, key)
+        return [combine(va[r], vb[r]) for r in sorted(va) if r in vb]
+
+    def ratio_median(a, b, mode, kind="throughput"):
+        return median(paired(a, b, mode, kind, "rps", ratio))
 
     out = []
     out.append("# relaybox benchmark results")
@@ -159,16 +178,20 @@ def main():
     for target, label in TARGETS:
         out.append(f"| {label} | " + " | ".join(fmt_rps(get(target, m, "throughput", "rps")) for m, _ in modes) + " |")
     for base, label in (("direct", "relaybox / direct"), ("proxy", "relaybox / proxy")):
-        cells = [
-            fmt_ratio(ratio(get("relaybox", m, "throughput", "rps"), get(base, m, "throughput", "rps")))
-            for m, _ in modes
-        ]
+        cells = [fmt_ratio(ratio_median("relaybox", base, m)) for m, _ in modes]
         out.append(f"| **{label}** | " + " | ".join(cells) + " |")
+    cells = [fmt_ratio(ratio_median("proxy", "direct", m)) for m, _ in modes]
+    out.append("| proxy / direct (the physical limit) | " + " | ".join(cells) + " |")
     cells = [
-        fmt_ratio(ratio(get("proxy", m, "throughput", "rps"), get("direct", m, "throughput", "rps")))
+        ", ".join(fmt_ratio(x) for x in paired("relaybox", "proxy", m, "throughput", "rps", ratio)) or "—"
         for m, _ in modes
     ]
-    out.append("| proxy / direct (the physical limit) | " + " | ".join(cells) + " |")
+    out.append("| relaybox / proxy, round by round | " + " | ".join(cells) + " |")
+    out.append("")
+    out.append(
+        f"Medians of {meta.get('rounds', '1')} rounds; a ratio is the median of the ratios of runs "
+        "made in the same round."
+    )
     out.append("")
     out.append("CPU time per request of the server process during the throughput runs (utime + stime; ")
     out.append("for direct that is the mock itself, for the proxy and relaybox their own process without the mock):")
@@ -191,11 +214,13 @@ def main():
     d50 = get("direct", "messages", "latency", "p50_us")
     d99 = get("direct", "messages", "latency", "p99_us")
     added = {}
+    minus = lambda a, b: a - b  # noqa: E731
     for target, label in TARGETS:
         p50 = get(target, "messages", "latency", "p50_us")
         p99 = get(target, "messages", "latency", "p99_us")
-        a50 = None if target == "direct" or p50 is None or d50 is None else p50 - d50
-        a99 = None if target == "direct" or p99 is None or d99 is None else p99 - d99
+        # Added latency: the median over rounds of (target − direct) in the same round.
+        a50 = None if target == "direct" else median(paired(target, "direct", "messages", "latency", "p50_us", minus))
+        a99 = None if target == "direct" else median(paired(target, "direct", "messages", "latency", "p99_us", minus))
         added[target] = (a50, a99)
         out.append(
             f"| {label} | {fmt_rps(get(target, 'messages', 'latency', 'rps'))} | {fmt_us(p50)} | {fmt_us(p99)} "
@@ -273,12 +298,12 @@ def main():
     out.append("")
 
     # ---- targets -----------------------------------------------------------------------------
-    r_proxy = ratio(get("relaybox", "messages", "throughput", "rps"), get("proxy", "messages", "throughput", "rps"))
-    r_proxy_s = ratio(
-        get("relaybox", "messages-stream", "throughput", "rps"), get("proxy", "messages-stream", "throughput", "rps")
-    )
+    r_proxy = ratio_median("relaybox", "proxy", "messages")
+    r_proxy_s = ratio_median("relaybox", "proxy", "messages-stream")
     a50, a99 = added.get("relaybox", (None, None))
-    in_flight_slack = int(meta.get("connections", "0") or 0) * sum(1 for k in runs if k[0] == "relaybox")
+    in_flight_slack = int(meta.get("connections", "0") or 0) * sum(
+        len(by_round) for k, by_round in runs.items() if k[0] == "relaybox"
+    )
     rows_ok = None if rows is None else (relayed <= rows <= relayed + in_flight_slack)
     out.append("## Targets")
     out.append("")

@@ -11,6 +11,8 @@
 #   BENCH_LATENCY_DURATION     seconds of the 1-connection latency runs (default BENCH_DURATION)
 #   BENCH_WRITER_ROWS=200000   rows for the log-writer bench
 #   BENCH_CHAT=1               also measure /v1/chat/completions (0 = skip)
+#   BENCH_ROUNDS=3             rounds of the load runs; the report gives medians (one machine's
+#                              noise moves single runs by ±10 %)
 #   BENCH_SKIP_BUILD=0         1 = use the binaries already in target/release
 #   BENCH_KEEP=0               1 = keep the scratch dir (data dir included) and print its path
 set -euo pipefail
@@ -22,6 +24,7 @@ CONNECTIONS="${BENCH_CONNECTIONS:-32}"
 THREADS="${BENCH_THREADS:-2}"
 WARMUP="${BENCH_WARMUP:-3}"
 LATENCY_DURATION="${BENCH_LATENCY_DURATION:-$DURATION}"
+ROUNDS="${BENCH_ROUNDS:-3}"
 WRITER_ROWS="${BENCH_WRITER_ROWS:-200000}"
 WITH_CHAT="${BENCH_CHAT:-1}"
 SKIP_BUILD="${BENCH_SKIP_BUILD:-0}"
@@ -109,6 +112,7 @@ meta wrk_threads "$THREADS"
 meta connections "$CONNECTIONS"
 meta duration "$DURATION"
 meta warmup "$WARMUP"
+meta rounds "$ROUNDS"
 meta loadavg_start "$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---- start the three servers ------------------------------------------------------------------
@@ -262,7 +266,7 @@ cpu_ticks() {
 }
 meta clk_tck "$(getconf CLK_TCK)"
 run_wrk() {
-  local target=$1 mode=$2 kind=$3 script=messages.lua stream=0 file result
+  local target=$1 mode=$2 kind=$3 round=$4 script=messages.lua stream=0 file result
   local -a args
   case $mode in
     messages-stream) stream=1 ;;
@@ -273,18 +277,18 @@ run_wrk() {
     throughput) args=(-t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s") ;;
     latency) args=(-t1 -c1 -d"${LATENCY_DURATION}s" --latency) ;;
   esac
-  file="wrk-$target-$mode-$kind.txt"
+  file="wrk-$target-$mode-$kind-r$round.txt"
   local pid=${SERVER_PID[$target]} cpu_before mock_before
   cpu_before="$(cpu_ticks "$pid")"
   mock_before="$(cpu_ticks "$MOCK_PID")"
   BENCH_API_KEY="$CLIENT_KEY" BENCH_STREAM="$stream" \
     wrk "${args[@]}" -s "$BENCH_DIR/$script" "${URL[$target]}" >"$WORK/$file" 2>&1 ||
     log "wrk exited with an error for $target $mode $kind (see $file)"
-  printf '%s|%s|%s|%s|%s|%s\n' "$target" "$mode" "$kind" "$file" \
-    $(($(cpu_ticks "$pid") - cpu_before)) $(($(cpu_ticks "$MOCK_PID") - mock_before)) >>"$WORK/runs.txt"
+  printf '%s|%s|%s|%s|%s|%s|%s\n' "$target" "$mode" "$kind" "$file" \
+    $(($(cpu_ticks "$pid") - cpu_before)) $(($(cpu_ticks "$MOCK_PID") - mock_before)) "$round" >>"$WORK/runs.txt"
   result="$(grep -m1 '^WRK_RESULT' "$WORK/$file" || true)"
   if [ "$kind" != warmup ]; then
-    log "$(printf '%-9s %-16s %-10s' "$target" "$mode" "$kind") $(describe "$result")"
+    log "$(printf 'r%s %-9s %-16s %-10s' "$round" "$target" "$mode" "$kind") $(describe "$result")"
   fi
   # A failing relaybox: keep one sample request with curl -v for the report.
   if [ "$target" = relaybox ] && [ ! -f "$SAMPLE" ] && [[ $result =~ non2xx=([0-9]+) ]] && [ "${BASH_REMATCH[1]}" != 0 ]; then
@@ -298,16 +302,19 @@ run_wrk() {
 
 MODES=(messages messages-stream)
 [ "$WITH_CHAT" = 1 ] && MODES+=(chat)
-log "throughput: ${THREADS} threads × ${CONNECTIONS} connections, ${WARMUP}s warm-up + ${DURATION}s per run"
-for mode in "${MODES[@]}"; do
-  for target in direct proxy relaybox; do
-    run_wrk "$target" "$mode" warmup
-    run_wrk "$target" "$mode" throughput
+# Rounds: every target once per round, so each round compares runs made minutes apart.
+for ((round = 1; round <= ROUNDS; round++)); do
+  log "round $round of $ROUNDS — throughput: ${THREADS} threads × ${CONNECTIONS} connections, ${WARMUP}s warm-up + ${DURATION}s per run"
+  for mode in "${MODES[@]}"; do
+    for target in direct proxy relaybox; do
+      run_wrk "$target" "$mode" warmup "$round"
+      run_wrk "$target" "$mode" throughput "$round"
+    done
   done
-done
-log "latency: 1 connection, ${LATENCY_DURATION}s per run"
-for target in direct proxy relaybox; do
-  run_wrk "$target" messages latency
+  log "round $round of $ROUNDS — latency: 1 connection, ${LATENCY_DURATION}s per run"
+  for target in direct proxy relaybox; do
+    run_wrk "$target" messages latency "$round"
+  done
 done
 
 meta loadavg_end "$(cut -d' ' -f1-3 /proc/loadavg)"
