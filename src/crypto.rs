@@ -322,7 +322,15 @@ pub fn generate_client_key(prefix: &str) -> Result<Zeroizing<String>, CryptoErro
 /// SHA-256 of the whole key, lowercase hex (the same as cc-bridge's `key_hash`).
 #[must_use]
 pub fn hash_client_key(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
+    let mut hex = [0u8; 64];
+    client_key_hash_hex(key, &mut hex).to_string()
+}
+
+/// [`hash_client_key`] written into `out`, for lookups that need no owned string.
+pub fn client_key_hash_hex<'a>(key: &str, out: &'a mut [u8; 64]) -> &'a str {
+    // 32 digest bytes always fit 64 hex digits, and hex digits are ASCII.
+    let _ = hex::encode_to_slice(Sha256::digest(key.as_bytes()), out);
+    std::str::from_utf8(out).unwrap_or_default()
 }
 
 /// claude-relay-service's hash: `sha256(key + salt)`, lowercase hex.

@@ -955,7 +955,7 @@ fn request_logs_and_user_aliases_are_imported_with_progress() {
     );
     assert_eq!(log_by_id(&env.logs, "ccb-req_000004").client_id, "");
     let failed = log_by_id(&env.logs, "ccb-req_000007");
-    assert_eq!((failed.status.as_str(), failed.http_status), ("error", 529));
+    assert_eq!((&*failed.status, failed.http_status), ("error", 529));
     assert_eq!(
         failed.failover_info,
         "529 > failover > Failover to channel 1"

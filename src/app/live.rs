@@ -127,8 +127,9 @@ impl Live {
     /// The key a client presented, by its SHA-256 or, failing that, by a legacy salted hash.
     #[must_use]
     pub fn find_key(&self, presented: &str) -> Option<&Arc<ClientKey>> {
-        let hash = crate::crypto::hash_client_key(presented);
-        if let Some(key) = self.keys_by_hash.get(&hash) {
+        let mut hex = [0u8; 64];
+        let hash = crate::crypto::client_key_hash_hex(presented, &mut hex);
+        if let Some(key) = self.keys_by_hash.get(hash) {
             return Some(key);
         }
         self.legacy

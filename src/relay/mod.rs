@@ -117,11 +117,13 @@ impl Endpoint {
 
     /// The upstream path (Gemini carries the mapped model in it).
     #[must_use]
-    pub fn upstream_path(self, model: &str) -> String {
+    pub fn upstream_path(self, model: &str) -> std::borrow::Cow<'static, str> {
         match self {
-            Endpoint::GeminiGenerate => format!("/v1beta/models/{model}:generateContent"),
-            Endpoint::GeminiStream => format!("/v1beta/models/{model}:streamGenerateContent"),
-            other => other.log_name().to_string(),
+            Endpoint::GeminiGenerate => format!("/v1beta/models/{model}:generateContent").into(),
+            Endpoint::GeminiStream => {
+                format!("/v1beta/models/{model}:streamGenerateContent").into()
+            }
+            other => other.log_name().into(),
         }
     }
 }

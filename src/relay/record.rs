@@ -122,12 +122,17 @@ impl std::fmt::Debug for Recorder {
 }
 
 impl Recorder {
-    pub fn start(server: Arc<Server>, live: Arc<Live>, endpoint: &str, client_id: &str) -> Self {
+    pub fn start(
+        server: Arc<Server>,
+        live: Arc<Live>,
+        endpoint: &'static str,
+        client_id: &str,
+    ) -> Self {
+        // `status` is set when the row is finished.
         let row = RequestLog {
             id: crate::domain::new_id(),
-            status: "pending".into(),
             initial_time: crate::domain::format_time(crate::domain::now()),
-            endpoint: endpoint.to_string(),
+            endpoint: endpoint.into(),
             client_id: client_id.to_string(),
             ..RequestLog::default()
         };
@@ -199,14 +204,14 @@ impl Recorder {
         self.complete(outcome.as_str(), http_status, error);
     }
 
-    fn complete(&mut self, status: &str, http_status: u16, error: &str) {
+    fn complete(&mut self, status: &'static str, http_status: u16, error: &str) {
         if self.finished {
             return;
         }
         self.finished = true;
         let elapsed = self.started.elapsed();
         let row = &mut self.row;
-        row.status = status.to_string();
+        row.status = status.into();
         row.http_status = i64::from(http_status);
         row.error = error.to_string();
         row.complete_time = Some(crate::domain::format_time(crate::domain::now()));

@@ -600,7 +600,7 @@ fn log_from_row(cols: &Cols<'_, '_>) -> Option<RequestLog> {
     };
     Some(RequestLog {
         id: format!("ccb-{}", id.trim()),
-        status,
+        status: status.into(),
         initial_time,
         first_token_time: cols
             .text("first_token_time")
@@ -630,7 +630,7 @@ fn log_from_row(cols: &Cols<'_, '_>) -> Option<RequestLog> {
             .map(|s| s.trim().to_string())
             .unwrap_or_default(),
         channel_name: cols.string("channel_name"),
-        endpoint: cols.string("endpoint"),
+        endpoint: cols.string("endpoint").into(),
         client_id,
         session_id: cols.string("session_id"),
         error: cols.string("error"),

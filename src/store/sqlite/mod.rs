@@ -8,6 +8,7 @@ pub mod migrate;
 mod seed;
 pub mod writer;
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -26,8 +27,9 @@ impl From<rusqlite::Error> for StoreError {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RequestLog {
     pub id: String,
-    /// `success`, `error`, `client_disconnect`, `rejected`, …
-    pub status: String,
+    /// `success`, `error`, `client_disconnect`, `rejected`, … (static for the relay's own rows,
+    /// so a request allocates no string for it)
+    pub status: Cow<'static, str>,
     pub initial_time: String,
     pub first_token_time: Option<String>,
     pub complete_time: Option<String>,
@@ -50,7 +52,8 @@ pub struct RequestLog {
     pub stream: bool,
     pub channel_id: String,
     pub channel_name: String,
-    pub endpoint: String,
+    /// The relay endpoint's log name (static for the relay's own rows).
+    pub endpoint: Cow<'static, str>,
     pub client_id: String,
     pub session_id: String,
     pub error: String,
@@ -226,7 +229,7 @@ pub(crate) const LOG_COLUMNS: &str = "id, status, initial_time, first_token_time
 fn row_to_log(row: &rusqlite::Row<'_>) -> rusqlite::Result<RequestLog> {
     Ok(RequestLog {
         id: row.get(0)?,
-        status: row.get(1)?,
+        status: Cow::Owned(row.get(1)?),
         initial_time: row.get(2)?,
         first_token_time: row.get(3)?,
         complete_time: row.get(4)?,
@@ -249,7 +252,7 @@ fn row_to_log(row: &rusqlite::Row<'_>) -> rusqlite::Result<RequestLog> {
         stream: row.get(21)?,
         channel_id: row.get(22)?,
         channel_name: row.get(23)?,
-        endpoint: row.get(24)?,
+        endpoint: Cow::Owned(row.get(24)?),
         client_id: row.get(25)?,
         session_id: row.get(26)?,
         error: row.get(27)?,
