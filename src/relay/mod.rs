@@ -44,7 +44,7 @@ pub fn fixed_post(method: &axum::http::Method, path: &str) -> Option<Endpoint> {
         .map(|(_, endpoint)| *endpoint)
 }
 
-/// Relay one request of a known endpoint (a [`fixed_post`] match).
+/// Relay one request of a fixed-path endpoint (the route table's handler and the fast path).
 pub async fn relay_fixed(server: Arc<Server>, endpoint: Endpoint, request: Request) -> Response {
     handler::run(server, endpoint, request, None).await
 }
@@ -55,7 +55,7 @@ pub fn routes() -> Router<Arc<Server>> {
         router = router.route(
             path,
             post(move |State(server): State<Arc<Server>>, request: Request| {
-                handler::run(server, endpoint, request, None)
+                relay_fixed(server, endpoint, request)
             }),
         );
     }
@@ -135,22 +135,14 @@ mod tests {
 
     #[test]
     fn only_exact_fixed_posts_take_the_fast_path() {
-        assert_eq!(
-            fixed_post(&Method::POST, "/v1/messages"),
-            Some(Endpoint::Messages)
-        );
-        assert_eq!(
-            fixed_post(&Method::POST, "/v1/messages/count_tokens"),
-            Some(Endpoint::CountTokens)
-        );
-        assert_eq!(
-            fixed_post(&Method::POST, "/v1/chat/completions"),
-            Some(Endpoint::ChatCompletions)
-        );
-        assert_eq!(
-            fixed_post(&Method::POST, "/v1/responses"),
-            Some(Endpoint::Responses)
-        );
+        for (path, endpoint) in [
+            ("/v1/messages", Endpoint::Messages),
+            ("/v1/messages/count_tokens", Endpoint::CountTokens),
+            ("/v1/chat/completions", Endpoint::ChatCompletions),
+            ("/v1/responses", Endpoint::Responses),
+        ] {
+            assert_eq!(fixed_post(&Method::POST, path), Some(endpoint), "{path}");
+        }
         // Everything else is the router's: other methods (405), other paths (404, Gemini).
         assert_eq!(fixed_post(&Method::GET, "/v1/messages"), None);
         assert_eq!(fixed_post(&Method::POST, "/v1/messages/"), None);
