@@ -266,21 +266,38 @@ fn counters_are_rebuilt_from_the_log() {
     let db = LogDb::open(&tmp.path().join("logs.sqlite"), OpenOptions::default()).unwrap();
     let (limiter, clock) = limiter();
     let now = clock.now();
-    let row = |id: &str, at: time::OffsetDateTime, tokens: i64, price: f64| RequestLog {
-        id: id.into(),
-        status: "success".into(),
-        initial_time: relaybox::domain::format_time(at),
-        client_id: "k1".into(),
-        channel_id: "c1".into(),
-        model: "m".into(),
-        total_tokens: tokens,
-        price,
-        ..RequestLog::default()
+    let row_of =
+        |client: &str, id: &str, at: time::OffsetDateTime, tokens: i64, price: f64| RequestLog {
+            id: id.into(),
+            status: "success".into(),
+            initial_time: relaybox::domain::format_time(at),
+            client_id: client.into(),
+            channel_id: "c1".into(),
+            model: "m".into(),
+            total_tokens: tokens,
+            price,
+            ..RequestLog::default()
+        };
+    let row = |id: &str, at: time::OffsetDateTime, tokens: i64, price: f64| {
+        row_of("k1", id, at, tokens, price)
     };
+    // Rows of other keys went through another channel, so c1's quota count stays k1's.
+    let row_of =
+        |client: &str, id: &str, at: time::OffsetDateTime, tokens: i64, price: f64| RequestLog {
+            channel_id: "c2".into(),
+            ..row_of(client, id, at, tokens, price)
+        };
     db.insert_logs(&[
         row("a", now - Duration::days(3), 500, 2.0),
         row("b", now - Duration::minutes(30), 40, 0.25),
         row("c", now - Duration::minutes(5), 20, 0.25),
+        // k2 has a day-long window: its rows from 2 h ago count, k1's 1 h window does not see them.
+        row_of("k2", "d", now - Duration::hours(2), 7, 0.0),
+        row_of("k2", "e", now - Duration::days(2), 1000, 0.0),
+        // Inside k2's window but not k1's: must not count for k1.
+        row_of("k1", "g", now - Duration::hours(3), 300, 0.0),
+        // A key that is not configured: read past, never seeded.
+        row_of("gone", "f", now - Duration::minutes(1), 9999, 0.0),
     ])
     .unwrap();
     let key = key(KeyLimits {
@@ -295,12 +312,26 @@ fn counters_are_rebuilt_from_the_log() {
     let quota = channel(
         json!({"quotaType": "requests", "quotaLimit": 3, "quotaResetAt": "2026-11-21T00:00:00Z", "quotaResetInterval": 1, "quotaResetUnit": "days"}),
     );
+    let mut other = self::key(KeyLimits {
+        tokens_per_window: Some(WindowLimit {
+            limit: 100.0,
+            window_seconds: 86_400,
+        }),
+        ..KeyLimits::default()
+    });
+    other.id = "k2".into();
     let mut state = relaybox::store::ConfigState::default();
     state.keys.insert(key.id.clone(), key.clone());
+    state.keys.insert(other.id.clone(), other.clone());
     state.channels.insert(quota.id.clone(), quota.clone());
     assert_eq!(
         relaybox::limits::seed::seed_changed(&limiter, &state, &db).unwrap(),
-        2
+        3
+    );
+    let other_usage = limiter.key_usage(&other);
+    assert!(
+        (other_usage.windows[0].used - 7.0).abs() < 1e-9,
+        "{other_usage:?}"
     );
     let usage = limiter.key_usage(&key);
     assert!((usage.cost_total - 2.5).abs() < 1e-9, "{usage:?}");

@@ -37,6 +37,21 @@ fn older_log_schema_is_upgraded_in_place() {
         1,
         "the old row survives the upgrade"
     );
+    let indexes: Vec<String> = {
+        let conn = db.lock();
+        let mut stmt = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'request_log' AND sql IS NOT NULL ORDER BY name")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    assert_eq!(
+        indexes,
+        ["request_log_time"],
+        "version 3 dropped the (client_id, initial_time) index"
+    );
     // The upgraded schema works: a new row lands in the usage roll-up.
     let row = RequestLog {
         id: "new-row".into(),

@@ -1,5 +1,7 @@
 //! Rebuild the limiter's counters from `logs.sqlite` (at start, and when limits change).
 
+use std::collections::HashMap;
+
 use time::OffsetDateTime;
 
 use super::{KeySeed, Limiter, key_horizon};
@@ -23,13 +25,17 @@ pub fn seed_changed(
         .collect();
     if !keys.is_empty() {
         let totals = logs.cost_totals(now.date())?;
+        // Each key's longest window: where its rows start to count.
+        let windows: HashMap<&str, OffsetDateTime> = keys
+            .iter()
+            .filter_map(|key| {
+                let horizon = key_horizon(&key.limits);
+                (horizon > 0).then(|| (key.id.as_str(), now - time::Duration::seconds(horizon)))
+            })
+            .collect();
+        let mut recent_by_key = logs.key_requests_since(&windows)?;
         for key in keys {
-            let horizon = key_horizon(&key.limits);
-            let recent = if horizon > 0 {
-                logs.key_requests_since(&key.id, now - time::Duration::seconds(horizon))?
-            } else {
-                Vec::new()
-            };
+            let recent = recent_by_key.remove(&key.id).unwrap_or_default();
             let (cost_total, cost_today) = totals.get(&key.id).copied().unwrap_or_default();
             limiter.seed_key(
                 key,

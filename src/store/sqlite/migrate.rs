@@ -12,6 +12,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0001_request_log.sql"),
     ),
     ("0002_usage", include_str!("migrations/0002_usage.sql")),
+    (
+        "0003_drop_client_time_index",
+        include_str!("migrations/0003_drop_client_time_index.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

@@ -8,6 +8,9 @@ use time::OffsetDateTime;
 use super::LogDb;
 use crate::store::StoreError;
 
+/// (unix seconds, total tokens, cost) of one request.
+pub type KeyRequest = (i64, u64, f64);
+
 fn unix_of(text: &str) -> Option<i64> {
     OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
         .ok()
@@ -34,29 +37,36 @@ impl LogDb {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// (unix seconds, total tokens, cost) of a key's requests since `since`.
+    /// Per client key of `keys`: its requests since its own start time. One pass over the time
+    /// index serves every key.
     pub fn key_requests_since(
         &self,
-        key_id: &str,
-        since: OffsetDateTime,
-    ) -> Result<Vec<(i64, u64, f64)>, StoreError> {
+        keys: &HashMap<&str, OffsetDateTime>,
+    ) -> Result<HashMap<String, Vec<KeyRequest>>, StoreError> {
+        let mut out: HashMap<String, Vec<KeyRequest>> = HashMap::new();
+        let Some(earliest) = keys.values().min() else {
+            return Ok(out);
+        };
         let conn = self.lock();
         let mut stmt = conn.prepare_cached(
-            "SELECT initial_time, total_tokens, price FROM request_log WHERE client_id = ?1 AND initial_time >= ?2",
+            "SELECT client_id, initial_time, total_tokens, price FROM request_log WHERE initial_time >= ?1",
         )?;
-        let rows = stmt.query_map(params![key_id, crate::domain::format_time(since)], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, i64>(1)?,
-                row.get::<_, f64>(2)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (at, tokens, cost) = row?;
-            if let Some(at) = unix_of(&at) {
-                out.push((at, u64::try_from(tokens).unwrap_or(0), cost));
+        let mut rows = stmt.query(params![crate::domain::format_time(*earliest)])?;
+        while let Some(row) = rows.next()? {
+            let client: String = row.get(0)?;
+            let Some(since) = keys.get(client.as_str()) else {
+                continue;
+            };
+            let Some(at) = unix_of(&row.get::<_, String>(1)?) else {
+                continue;
+            };
+            if at < since.unix_timestamp() {
+                continue;
             }
+            let tokens = u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0);
+            out.entry(client)
+                .or_default()
+                .push((at, tokens, row.get(3)?));
         }
         Ok(out)
     }
