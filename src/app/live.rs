@@ -36,7 +36,32 @@ pub fn legacy_salt_aad(key_id: &str) -> String {
 pub struct LiveChannel {
     pub channel: Channel,
     pub api_keys: Vec<Zeroizing<String>>,
+    /// Per API key, the header values that carry it (built once per snapshot, not per
+    /// request); `None` for a key that is not a valid header value.
+    pub credentials: Vec<Option<Credential>>,
     pub oauth_tokens: Option<Zeroizing<String>>,
+}
+
+/// One upstream API key as header values, marked sensitive (never logged by hyper).
+#[derive(Debug, Clone)]
+pub struct Credential {
+    /// The key itself: `x-api-key`, `x-goog-api-key`.
+    pub raw: hyper::header::HeaderValue,
+    /// `Bearer <key>`: `authorization`.
+    pub bearer: hyper::header::HeaderValue,
+}
+
+impl Credential {
+    fn new(key: &str) -> Option<Self> {
+        let sensitive = |mut value: hyper::header::HeaderValue| {
+            value.set_sensitive(true);
+            value
+        };
+        Some(Self {
+            raw: sensitive(hyper::header::HeaderValue::from_str(key).ok()?),
+            bearer: sensitive(hyper::header::HeaderValue::from_str(&format!("Bearer {key}")).ok()?),
+        })
+    }
 }
 
 /// Client keys that carry a claude-relay-service salted hash, grouped by salt, so a presented
@@ -99,6 +124,7 @@ impl Live {
                 .or_default()
                 .push(Arc::new(LiveChannel {
                     channel: channel.clone(),
+                    credentials: api_keys.iter().map(|key| Credential::new(key)).collect(),
                     api_keys,
                     oauth_tokens,
                 }));

@@ -98,6 +98,12 @@ fn is_dropped(name: &HeaderName) -> bool {
         || name.as_str().starts_with("cf-")
 }
 
+const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+const X_GOOG_API_KEY: HeaderName = HeaderName::from_static("x-goog-api-key");
+const ANTHROPIC_VERSION: HeaderName = HeaderName::from_static("anthropic-version");
+const ANTHROPIC_BETA: HeaderName = HeaderName::from_static("anthropic-beta");
+const CHATGPT_ACCOUNT_ID: HeaderName = HeaderName::from_static("chatgpt-account-id");
+
 /// Headers of an upstream response that must not be copied to the client: those of one
 /// connection, and the length, which hyper sets for the body it sends.
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -136,15 +142,18 @@ pub fn upstream_headers(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    let api_key = || {
-        let keys = &channel.api_keys;
-        (!keys.is_empty()).then(|| keys[key_index % keys.len()].as_str())
+    let credential = || {
+        let keys = &channel.credentials;
+        if keys.is_empty() {
+            return None;
+        }
+        Some(keys[key_index % keys.len()].as_ref())
     };
     match kind {
         UpstreamKind::Anthropic => {
-            match api_key() {
+            match credential() {
                 Some(key) => {
-                    headers.insert("x-api-key", HeaderValue::from_str(key).ok()?);
+                    headers.insert(X_API_KEY, key?.raw.clone());
                 }
                 // A Claude OAuth account (no API key): its access token as a Bearer credential.
                 None => {
@@ -153,23 +162,20 @@ pub fn upstream_headers(
                         header::AUTHORIZATION,
                         HeaderValue::from_str(&format!("Bearer {access}")).ok()?,
                     );
-                    let beta = match headers.get("anthropic-beta").and_then(|v| v.to_str().ok()) {
+                    let beta = match headers.get(&ANTHROPIC_BETA).and_then(|v| v.to_str().ok()) {
                         Some(existing) if existing.contains(OAUTH_BETA) => existing.to_string(),
                         Some(existing) => format!("{existing},{OAUTH_BETA}"),
                         None => OAUTH_BETA.to_string(),
                     };
-                    headers.insert("anthropic-beta", HeaderValue::from_str(&beta).ok()?);
+                    headers.insert(ANTHROPIC_BETA, HeaderValue::from_str(&beta).ok()?);
                 }
             }
-            if !headers.contains_key("anthropic-version") {
-                headers.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
+            if !headers.contains_key(&ANTHROPIC_VERSION) {
+                headers.insert(ANTHROPIC_VERSION, HeaderValue::from_static("2023-06-01"));
             }
         }
         UpstreamKind::OpenAiChat | UpstreamKind::OpenAiResponses => {
-            headers.insert(
-                header::AUTHORIZATION,
-                HeaderValue::from_str(&format!("Bearer {}", api_key()?)).ok()?,
-            );
+            headers.insert(header::AUTHORIZATION, credential()??.bearer.clone());
         }
         UpstreamKind::CodexOAuth => {
             let access = oauth_access_token(channel)?;
@@ -180,11 +186,11 @@ pub fn upstream_headers(
                 HeaderValue::from_str(&format!("Bearer {access}")).ok()?,
             );
             if let Some(account) = tokens.get("account_id").and_then(|a| a.as_str()) {
-                headers.insert("chatgpt-account-id", HeaderValue::from_str(account).ok()?);
+                headers.insert(CHATGPT_ACCOUNT_ID, HeaderValue::from_str(account).ok()?);
             }
         }
         UpstreamKind::Gemini => {
-            headers.insert("x-goog-api-key", HeaderValue::from_str(api_key()?).ok()?);
+            headers.insert(X_GOOG_API_KEY, credential()??.raw.clone());
         }
     }
     Some(headers)
