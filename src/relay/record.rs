@@ -102,11 +102,12 @@ impl Outcome {
 pub struct Recorder {
     server: Arc<Server>,
     live: Arc<Live>,
-    row: RequestLog,
+    /// The row being filled in; `None` once it went to the writer. Boxed so that the request
+    /// futures, which carry the recorder from stage to stage, stay small.
+    row: Option<Box<RequestLog>>,
     started: Instant,
     channel: Option<Arc<LiveChannel>>,
     usage: Usage,
-    finished: bool,
     started_at: OffsetDateTime,
     key: Option<Arc<ClientKey>>,
     /// The key's concurrency slot: released when the row is written (or the request dropped).
@@ -116,7 +117,7 @@ pub struct Recorder {
 impl std::fmt::Debug for Recorder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Recorder")
-            .field("id", &self.row.id)
+            .field("id", &self.row.as_ref().map(|row| &row.id))
             .finish_non_exhaustive()
     }
 }
@@ -129,22 +130,22 @@ impl Recorder {
         client_id: &str,
     ) -> Self {
         // `status` is set when the row is finished.
-        let row = RequestLog {
+        let started_at = crate::domain::now();
+        let row = Box::new(RequestLog {
             id: crate::domain::new_id(),
-            initial_time: crate::domain::format_time(crate::domain::now()),
+            initial_time: crate::domain::format_time(started_at),
             endpoint: endpoint.into(),
             client_id: client_id.to_string(),
             ..RequestLog::default()
-        };
+        });
         Self {
             server,
             live,
-            row,
+            row: Some(row),
             started: Instant::now(),
             channel: None,
             usage: Usage::default(),
-            finished: false,
-            started_at: crate::domain::now(),
+            started_at,
             key: None,
             permit: None,
         }
@@ -157,9 +158,12 @@ impl Recorder {
     }
 
     pub fn set_request(&mut self, model: &str, stream: bool, session_id: Option<&str>) {
-        self.row.model = model.to_string();
-        self.row.stream = stream;
-        self.row.session_id = session_id.unwrap_or_default().to_string();
+        let Some(row) = self.row.as_deref_mut() else {
+            return;
+        };
+        row.model = model.to_string();
+        row.stream = stream;
+        row.session_id = session_id.unwrap_or_default().to_string();
     }
 
     pub fn set_channel(&mut self, channel: &Arc<LiveChannel>) {
@@ -170,32 +174,43 @@ impl Recorder {
         {
             return;
         }
+        let Some(row) = self.row.as_deref_mut() else {
+            return;
+        };
         let channel_ref = &channel.channel;
-        self.row.channel_id.clone_from(&channel_ref.id);
-        self.row.channel_name.clone_from(&channel_ref.name);
-        self.row.provider.clone_from(&channel_ref.service_type);
-        self.row.provider_name = host_of(&channel_ref.base_url);
+        row.channel_id.clone_from(&channel_ref.id);
+        row.channel_name.clone_from(&channel_ref.name);
+        row.provider.clone_from(&channel_ref.service_type);
+        row.provider_name = host_of(&channel_ref.base_url);
         self.channel = Some(Arc::clone(channel));
     }
 
     pub fn set_failover_info(&mut self, info: String) {
-        self.row.failover_info = info;
+        if let Some(row) = self.row.as_deref_mut() {
+            row.failover_info = info;
+        }
     }
 
     pub fn set_upstream_error(&mut self, text: String) {
-        self.row.upstream_error = text;
+        if let Some(row) = self.row.as_deref_mut() {
+            row.upstream_error = text;
+        }
     }
 
     pub fn set_usage(&mut self, usage: Usage, response_model: Option<&str>) {
         self.usage = usage;
-        if let Some(model) = response_model {
-            self.row.response_model = model.to_string();
+        if let Some(model) = response_model
+            && let Some(row) = self.row.as_deref_mut()
+        {
+            row.response_model = model.to_string();
         }
     }
 
     pub fn mark_first_token(&mut self) {
-        if self.row.first_token_time.is_none() {
-            self.row.first_token_time = Some(crate::domain::format_time(crate::domain::now()));
+        if let Some(row) = self.row.as_deref_mut()
+            && row.first_token_time.is_none()
+        {
+            row.first_token_time = Some(crate::domain::format_time(crate::domain::now()));
         }
     }
 
@@ -205,12 +220,11 @@ impl Recorder {
     }
 
     fn complete(&mut self, status: &'static str, http_status: u16, error: &str) {
-        if self.finished {
+        // Taking the row makes this run once.
+        let Some(mut row) = self.row.take() else {
             return;
-        }
-        self.finished = true;
+        };
         let elapsed = self.started.elapsed();
-        let row = &mut self.row;
         row.status = status.into();
         row.http_status = i64::from(http_status);
         row.error = error.to_string();
@@ -266,7 +280,7 @@ impl Recorder {
             usage.cache_read,
             row.price,
         );
-        self.server.writer.submit(std::mem::take(&mut self.row));
+        self.server.writer.submit(row);
     }
 }
 

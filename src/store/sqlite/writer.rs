@@ -95,12 +95,12 @@ impl LogWriter {
 
     /// Queue a row; never blocks. Returns false (and counts a drop) when the queue is full or
     /// the writer is closed.
-    pub fn submit(&self, row: RequestLog) -> bool {
+    pub fn submit(&self, row: impl Into<Box<RequestLog>>) -> bool {
         let Some(sender) = self.sender() else {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             return false;
         };
-        match sender.try_send(Message::Row(Box::new(row))) {
+        match sender.try_send(Message::Row(row.into())) {
             Ok(()) => {
                 self.counters.submitted.fetch_add(1, Ordering::Relaxed);
                 true
