@@ -35,9 +35,8 @@ pub fn legacy_salt_aad(key_id: &str) -> String {
 #[derive(Debug)]
 pub struct LiveChannel {
     pub channel: Channel,
-    pub api_keys: Vec<Zeroizing<String>>,
-    /// Per API key, the header values that carry it (built once per snapshot, not per
-    /// request); `None` for a key that is not a valid header value.
+    /// Per upstream API key, the header values that carry it (built once per snapshot, not
+    /// per request); `None` for a key that is not a valid header value.
     pub credentials: Vec<Option<Credential>>,
     pub oauth_tokens: Option<Zeroizing<String>>,
 }
@@ -125,7 +124,6 @@ impl Live {
                 .push(Arc::new(LiveChannel {
                     channel: channel.clone(),
                     credentials: api_keys.iter().map(|key| Credential::new(key)).collect(),
-                    api_keys,
                     oauth_tokens,
                 }));
         }
