@@ -266,27 +266,29 @@ fn counters_are_rebuilt_from_the_log() {
     let db = LogDb::open(&tmp.path().join("logs.sqlite"), OpenOptions::default()).unwrap();
     let (limiter, clock) = limiter();
     let now = clock.now();
-    let row_of =
-        |client: &str, id: &str, at: time::OffsetDateTime, tokens: i64, price: f64| RequestLog {
-            id: id.into(),
-            status: "success".into(),
-            initial_time: relaybox::domain::format_time(at),
-            client_id: client.into(),
-            channel_id: "c1".into(),
-            model: "m".into(),
-            total_tokens: tokens,
-            price,
-            ..RequestLog::default()
-        };
-    let row = |id: &str, at: time::OffsetDateTime, tokens: i64, price: f64| {
-        row_of("k1", id, at, tokens, price)
+    let log_row = |client: &str,
+                   channel: &str,
+                   id: &str,
+                   at: time::OffsetDateTime,
+                   tokens: i64,
+                   price: f64| RequestLog {
+        id: id.into(),
+        status: "success".into(),
+        initial_time: relaybox::domain::format_time(at),
+        client_id: client.into(),
+        channel_id: channel.into(),
+        model: "m".into(),
+        total_tokens: tokens,
+        price,
+        ..RequestLog::default()
     };
-    // Rows of other keys went through another channel, so c1's quota count stays k1's.
-    let row_of =
-        |client: &str, id: &str, at: time::OffsetDateTime, tokens: i64, price: f64| RequestLog {
-            channel_id: "c2".into(),
-            ..row_of(client, id, at, tokens, price)
-        };
+    let row = |id: &str, at: time::OffsetDateTime, tokens: i64, price: f64| {
+        log_row("k1", "c1", id, at, tokens, price)
+    };
+    // Rows that went through another channel, so c1's quota count stays the rows above.
+    let row_of = |client: &str, id: &str, at: time::OffsetDateTime, tokens: i64, price: f64| {
+        log_row(client, "c2", id, at, tokens, price)
+    };
     db.insert_logs(&[
         row("a", now - Duration::days(3), 500, 2.0),
         row("b", now - Duration::minutes(30), 40, 0.25),

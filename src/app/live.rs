@@ -42,7 +42,7 @@ pub struct LiveChannel {
 }
 
 /// One upstream API key as header values, marked sensitive (never logged by hyper).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Credential {
     /// The key itself: `x-api-key`, `x-goog-api-key`.
     pub raw: hyper::header::HeaderValue,

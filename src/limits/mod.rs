@@ -785,7 +785,7 @@ impl Limiter {
 #[derive(Debug, Clone, Default)]
 pub struct KeySeed {
     /// (unix seconds, total tokens, cost) of each request inside the key's longest window
-    pub recent: Vec<(i64, u64, f64)>,
+    pub recent: Vec<crate::store::sqlite::KeyRequest>,
     pub cost_today: f64,
     pub cost_total: f64,
 }

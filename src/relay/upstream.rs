@@ -142,12 +142,10 @@ pub fn upstream_headers(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    // `None`: the channel has no API key; `Some(None)`: this key is not a valid header value.
     let credential = || {
         let keys = &channel.credentials;
-        if keys.is_empty() {
-            return None;
-        }
-        Some(keys[key_index % keys.len()].as_ref())
+        (!keys.is_empty()).then(|| keys[key_index % keys.len()].as_ref())
     };
     match kind {
         UpstreamKind::Anthropic => {

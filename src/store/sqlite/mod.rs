@@ -61,6 +61,9 @@ pub struct RequestLog {
     pub failover_info: String,
 }
 
+/// (unix seconds, total tokens, cost) of one request, as the limit counters are seeded with.
+pub type KeyRequest = (i64, u64, f64);
+
 /// The page size of a newly created `logs.sqlite`.
 pub const NEW_FILE_PAGE_SIZE: i64 = 16_384;
 

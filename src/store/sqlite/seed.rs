@@ -5,11 +5,8 @@ use std::collections::HashMap;
 use rusqlite::params;
 use time::OffsetDateTime;
 
-use super::LogDb;
+use super::{KeyRequest, LogDb};
 use crate::store::StoreError;
-
-/// (unix seconds, total tokens, cost) of one request.
-pub type KeyRequest = (i64, u64, f64);
 
 fn unix_of(text: &str) -> Option<i64> {
     OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
