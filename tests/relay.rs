@@ -448,9 +448,9 @@ fn upstream_keys_rotate_with_key_load_balance() {
     );
 }
 
-/// A TLS front for the mock: a throwaway self-signed certificate (openssl), tokio-rustls, and
-/// bytes copied to the mock's plain HTTP port. Returns its port.
-fn tls_front(s: &Setup, dir: &std::path::Path) -> u16 {
+/// A TLS acceptor with a throwaway self-signed certificate for `localhost` (made by openssl),
+/// offering `alpn`.
+fn self_signed_acceptor(dir: &Path, alpn: &[&[u8]]) -> tokio_rustls::TlsAcceptor {
     use rustls::pki_types::pem::PemObject as _;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
@@ -493,8 +493,14 @@ fn tls_front(s: &Setup, dir: &std::path::Path) -> u16 {
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .unwrap();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config))
+}
+
+/// A TLS front for the mock (HTTP/1.1 only): bytes copied to the mock's plain HTTP port.
+/// Returns its port.
+fn tls_front(s: &Setup, dir: &Path) -> u16 {
+    let acceptor = self_signed_acceptor(dir, &[b"http/1.1"]);
     let mock_addr = s.mock.addr;
     let listener = s
         .runtime
@@ -569,5 +575,200 @@ fn https_upstreams_are_verified_unless_insecure_skip_verify() {
             .unwrap()
             .contains("connection failed"),
         "{row}"
+    );
+}
+
+#[test]
+fn upstream_connections_are_kept_alive_and_reused() {
+    let s = setup(json!({}));
+    s.channel("messages", "main", "claude", None, 1);
+    s.mock.reset();
+    let mut streamed = hello();
+    streamed["stream"] = json!(true);
+    for round in 0..3 {
+        let (status, body) = s.messages(&hello());
+        assert_eq!(status, 200, "round {round}: {body}");
+        let (status, body) = s.messages(&streamed);
+        assert_eq!(status, 200, "round {round}: {body}");
+        assert!(body.as_str().unwrap().contains("message_stop"), "{body}");
+    }
+    let stats = s.mock.stats();
+    assert_eq!(stats.total_requests, 6);
+    assert_eq!(
+        stats.connections_accepted, 1,
+        "one keep-alive connection serves requests one after another: {stats:?}"
+    );
+
+    // Requests at the same time need connections of their own (the idle one is one of them);
+    // afterwards all of them are reused.
+    s.mock.reset();
+    s.channel("messages", "slow", "claude", Some("latency=300"), 0);
+    let parallel = |n: usize| {
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..n)
+                .map(|_| scope.spawn(|| s.messages(&hello()).0))
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().unwrap())
+                .collect::<Vec<u16>>()
+        })
+    };
+    assert_eq!(parallel(3), [200, 200, 200]);
+    assert_eq!(parallel(3), [200, 200, 200]);
+    let stats = s.mock.stats();
+    assert_eq!(stats.total_requests, 6);
+    assert_eq!(stats.max_in_flight, 3, "{stats:?}");
+    assert_eq!(stats.connections_accepted, 2, "{stats:?}");
+}
+
+/// An upstream that answers one request per connection and then closes it without saying so
+/// (as a server does when it drops idle keep-alive connections). Returns its port and the
+/// number of connections it accepted so far.
+fn closing_upstream() -> (u16, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(AtomicU64::new(0));
+    let counter = std::sync::Arc::clone(&accepted);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            counter.fetch_add(1, Ordering::SeqCst);
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Head, then as many body bytes as it announces.
+            let complete = |seen: &[u8]| {
+                let text = String::from_utf8_lossy(seen);
+                let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                    return false;
+                };
+                let length = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse::<usize>().unwrap())
+                    })
+                    .unwrap_or(0);
+                body.len() >= length
+            };
+            while !complete(&seen) {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => seen.extend_from_slice(&buf[..n]),
+                }
+            }
+            let body = json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+                "content": [{"type": "text", "text": "hi"}], "stop_reason": "end_turn",
+                "usage": {"input_tokens": 5, "output_tokens": 1}})
+            .to_string();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            // Dropping the stream closes the connection.
+        }
+    });
+    (port, accepted)
+}
+
+#[test]
+fn a_connection_the_upstream_closed_is_not_reused() {
+    let s = setup(json!({}));
+    let (port, accepted) = closing_upstream();
+    let (status, body) = s.server.admin(
+        "POST",
+        "/channels",
+        Some(
+            &json!({"pool": "messages", "name": "closing", "serviceType": "claude",
+            "baseUrl": format!("http://127.0.0.1:{port}"), "apiKeys": [UPSTREAM_KEY]}),
+        ),
+    );
+    assert_eq!(status, 201, "{body}");
+    for round in 0..3 {
+        let (status, body) = s.messages(&hello());
+        assert_eq!(status, 200, "round {round}: {body}");
+        assert_eq!(body["content"][0]["text"], "hi");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "each request needed a new connection"
+    );
+}
+
+#[test]
+fn https_upstreams_that_offer_http2_get_it() {
+    use hyper::body::Incoming;
+    use std::sync::Mutex;
+    let s = setup(json!({}));
+    let acceptor = self_signed_acceptor(s.tmp.path(), &[b"h2", b"http/1.1"]);
+    let listener = s
+        .runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen: std::sync::Arc<Mutex<(u64, Vec<String>)>> = std::sync::Arc::default();
+    let record = std::sync::Arc::clone(&seen);
+    let runtime = s.runtime.handle().clone();
+    s.runtime.spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            record.lock().unwrap().0 += 1;
+            let acceptor = acceptor.clone();
+            let record = std::sync::Arc::clone(&record);
+            runtime.spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+                    let record = std::sync::Arc::clone(&record);
+                    async move {
+                        let key = request.headers().get("x-api-key").map(|v| v.to_str().unwrap().to_string());
+                        record.lock().unwrap().1.push(format!("{:?} {} {key:?}", request.version(), request.uri().path()));
+                        let body = json!({"id": "msg_2", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+                            "content": [{"type": "text", "text": "over h2"}], "stop_reason": "end_turn",
+                            "usage": {"input_tokens": 7, "output_tokens": 2}});
+                        let response = hyper::Response::builder()
+                            .header("content-type", "application/json")
+                            .body(http_body_util::Full::new(bytes::Bytes::from(body.to_string())))
+                            .unwrap();
+                        Ok::<_, std::convert::Infallible>(response)
+                    }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .http2_only()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    let (status, body) = s.server.admin(
+        "POST",
+        "/channels",
+        Some(&json!({"pool": "messages", "name": "h2", "serviceType": "claude",
+            "baseUrl": format!("https://localhost:{port}"), "apiKeys": [UPSTREAM_KEY], "insecureSkipVerify": true})),
+    );
+    assert_eq!(status, 201, "{body}");
+    for _ in 0..3 {
+        let (status, body) = s.messages(&hello());
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["content"][0]["text"], "over h2");
+    }
+    let (connections, requests) = seen.lock().unwrap().clone();
+    assert_eq!(
+        requests,
+        vec![format!("HTTP/2.0 /v1/messages Some({UPSTREAM_KEY:?})"); 3]
+    );
+    assert_eq!(
+        connections, 1,
+        "one HTTP/2 connection carries every request"
+    );
+    let row = &s.rows(3)[0];
+    assert_eq!(
+        (row["input_tokens"].as_i64(), row["output_tokens"].as_i64()),
+        (Some(7), Some(2))
     );
 }

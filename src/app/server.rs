@@ -42,7 +42,7 @@ impl Default for ServerOptions {
 
 pub struct Server {
     pub core: Arc<Core>,
-    pub upstream: crate::relay::upstream::UpstreamClient,
+    pub upstream: crate::relay::client::UpstreamClient,
     pub health: crate::relay::routing::Health,
     pub limits: Arc<crate::limits::Limiter>,
     pub metrics: crate::metrics::Metrics,
@@ -81,7 +81,7 @@ impl Server {
         let seeded =
             crate::limits::seed::seed_changed(&limits, &core.live().state, &core.stores().logs)?;
         tracing::debug!(seeded, "limit counters rebuilt from logs.sqlite");
-        let upstream = crate::relay::upstream::UpstreamClient::new().map_err(|e| {
+        let upstream = crate::relay::client::UpstreamClient::new().map_err(|e| {
             StartupError::FileSystem(format!("cannot set up the upstream TLS client: {e}"))
         })?;
         Ok(Arc::new(Server {

@@ -1,6 +1,7 @@
 //! The client-facing API (SPEC §2). Route table only; read `pipeline.rs` for the request path.
 
 mod auth;
+pub mod client;
 mod error;
 mod failover;
 mod handler;

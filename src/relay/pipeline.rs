@@ -27,12 +27,13 @@ use serde_json::{Value, json};
 
 use super::Endpoint;
 use super::auth;
+use super::client::{Certificates, UpstreamResponse};
 use super::error::RelayError;
 use super::failover::{self, ChainState, Decision, Failure};
 use super::record::{Outcome, Recorder};
 use super::routing::{self, Candidate};
 use super::stream::RelayStream;
-use super::upstream::{self, UpstreamResponse};
+use super::upstream;
 use crate::app::Live;
 use crate::app::server::Server;
 use crate::domain::ClientKey;
@@ -322,6 +323,11 @@ async fn attempt(
             .channel
             .response_header_timeout
             .map_or(DEFAULT_HEADER_TIMEOUT, Duration::from_secs);
+        let certificates = if channel.channel.insecure_skip_verify {
+            Certificates::AcceptAny
+        } else {
+            Certificates::Verify
+        };
         let mut chain = ChainState::default();
         let mut key_index = server
             .health
@@ -343,7 +349,7 @@ async fn attempt(
                 header_timeout,
                 server
                     .upstream
-                    .send(channel, &url, headers, payload.clone()),
+                    .send(certificates, &url, headers, payload.clone()),
             )
             .await;
             let (failure, content_type) = match sent {

@@ -205,7 +205,7 @@ pub async fn run(
 }
 
 async fn serve(shared: Arc<Shared>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-    let service = TowerToHyperService::new(router(shared));
+    let service = TowerToHyperService::new(router(Arc::clone(&shared)));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new());
     let mut connections = JoinSet::new();
@@ -216,6 +216,7 @@ async fn serve(shared: Arc<Shared>, listener: TcpListener, shutdown: impl Future
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
+                    shared.connection_accepted();
                     // Events must leave at once, not wait for Nagle.
                     let _ = stream.set_nodelay(true);
                     let builder = builder.clone();

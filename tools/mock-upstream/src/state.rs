@@ -35,6 +35,8 @@ pub struct StatsSnapshot {
     pub streams_cancelled: u64,
     /// Streams the mock cut on purpose (`cut_after=N`).
     pub streams_aborted: u64,
+    /// TCP connections accepted since the last reset (shows whether a client reuses them).
+    pub connections_accepted: u64,
 }
 
 /// One request as the mock received it.
@@ -73,6 +75,7 @@ pub(crate) struct Shared {
     streams_completed: AtomicU64,
     streams_cancelled: AtomicU64,
     streams_aborted: AtomicU64,
+    connections: AtomicU64,
     seq: AtomicU64,
     per_path: Mutex<HashMap<String, u64>>,
     recorded: Mutex<VecDeque<RecordedRequest>>,
@@ -95,6 +98,7 @@ impl Shared {
             streams_completed: AtomicU64::new(0),
             streams_cancelled: AtomicU64::new(0),
             streams_aborted: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
             seq: AtomicU64::new(0),
             per_path: Mutex::new(HashMap::new()),
             recorded: Mutex::new(VecDeque::with_capacity(if record {
@@ -121,6 +125,10 @@ impl Shared {
         let now = self.in_flight.fetch_add(1, Relaxed) + 1;
         self.max_in_flight.fetch_max(now, Relaxed);
         InFlight(Arc::clone(self))
+    }
+
+    pub fn connection_accepted(&self) {
+        self.connections.fetch_add(1, Relaxed);
     }
 
     pub fn next_seq(&self) -> u64 {
@@ -168,6 +176,7 @@ impl Shared {
             streams_completed: self.streams_completed.load(Relaxed),
             streams_cancelled: self.streams_cancelled.load(Relaxed),
             streams_aborted: self.streams_aborted.load(Relaxed),
+            connections_accepted: self.connections.load(Relaxed),
         }
     }
 
@@ -179,6 +188,7 @@ impl Shared {
         self.streams_completed.store(0, Relaxed);
         self.streams_cancelled.store(0, Relaxed);
         self.streams_aborted.store(0, Relaxed);
+        self.connections.store(0, Relaxed);
         self.max_in_flight
             .store(self.in_flight.load(Relaxed), Relaxed);
         lock(&self.per_path).clear();
