@@ -182,7 +182,9 @@ impl UpstreamClient {
                 Err(NotAnswered::Failed) => return Err(SendError::Request),
             }
         }
-        let sender = self.connect(&key, &host, request.uri()).await?;
+        // Boxed: connecting (DNS, TCP, TLS) is rare and its future is large; inline it would
+        // make every request's future several KB bigger.
+        let sender = Box::pin(self.connect(&key, &host, request.uri())).await?;
         send_on(sender, request, &host)
             .await
             .map_err(|_| SendError::Request)
