@@ -772,3 +772,55 @@ fn https_upstreams_that_offer_http2_get_it() {
         (Some(7), Some(2))
     );
 }
+
+#[test]
+fn a_row_never_carries_facts_of_an_earlier_request() {
+    // Committed rows are reused for later requests: nothing of the first may reach the second.
+    let s = setup(json!({"failover": fast_failover_rules()}));
+    s.channel("messages", "broken", "claude", Some("status=500"), 1);
+    s.channel("messages", "healthy", "claude", None, 2);
+    let mut first = hello();
+    first["stream"] = json!(true);
+    first["metadata"] = json!({"user_id": "session-one"});
+    let (status, _) = s.messages(&first);
+    assert_eq!(status, 200);
+    let rows = s.rows(1);
+    let full = &rows[0];
+    assert_eq!(full["session_id"], "session-one");
+    assert!(full["failover_info"].as_str().unwrap().contains("retry"));
+    assert!(!full["upstream_error"].as_str().unwrap().is_empty());
+    assert!(full["first_token_time"].is_string());
+    // Let the writer put the committed row back for reuse.
+    std::thread::sleep(Duration::from_millis(300));
+
+    let (status, _) = request_raw(
+        "POST",
+        &format!("{}/v1/messages", s.server.url),
+        &[("x-api-key", &s.key)],
+        Some("{not json"),
+    )
+    .unwrap();
+    assert_eq!(status, 400);
+    let rows = s.rows(2);
+    let bare = &rows[0];
+    assert_eq!(bare["status"], "rejected", "{bare}");
+    for empty in [
+        "model",
+        "response_model",
+        "session_id",
+        "channel_id",
+        "channel_name",
+        "provider",
+        "provider_name",
+        "upstream_error",
+        "failover_info",
+    ] {
+        assert_eq!(bare[empty], "", "{empty} of {bare}");
+    }
+    for zero in ["input_tokens", "output_tokens", "total_tokens", "price"] {
+        assert_eq!(bare[zero].as_f64(), Some(0.0), "{zero} of {bare}");
+    }
+    assert_eq!(bare["stream"], false);
+    assert!(bare["first_token_time"].is_null(), "{bare}");
+    assert_ne!(bare["id"], full["id"]);
+}
