@@ -28,27 +28,18 @@ pub fn now() -> OffsetDateTime {
 /// times as much.
 #[must_use]
 pub fn format_time(at: OffsetDateTime) -> String {
-    let mut out = String::with_capacity(24);
-    write_time(&mut out, at);
-    out
-}
-
-/// [`format_time`] into `out` (replacing what it held, keeping its capacity).
-pub fn write_time(out: &mut String, at: OffsetDateTime) {
-    out.clear();
     let at = at.to_offset(time::UtcOffset::UTC);
     let year = at.year();
     if !(0..=9999).contains(&year) {
         const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
             "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
         );
-        out.push_str(&at.format(FORMAT).unwrap_or_default());
-        return;
+        return at.format(FORMAT).unwrap_or_default();
     }
-    let mut digits = *b"0000-00-00T00:00:00.000Z";
+    let mut out = *b"0000-00-00T00:00:00.000Z";
     let mut put = |at: usize, width: usize, mut value: u32| {
         for i in (at..at + width).rev() {
-            digits[i] = b'0' + (value % 10) as u8;
+            out[i] = b'0' + (value % 10) as u8;
             value /= 10;
         }
     };
@@ -59,22 +50,13 @@ pub fn write_time(out: &mut String, at: OffsetDateTime) {
     put(14, 2, u32::from(at.minute()));
     put(17, 2, u32::from(at.second()));
     put(20, 3, u32::from(at.millisecond()));
-    out.push_str(std::str::from_utf8(&digits).unwrap_or_default());
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A new time-ordered identifier (UUIDv7, simple hex form).
 #[must_use]
 pub fn new_id() -> String {
-    let mut out = String::with_capacity(32);
-    write_new_id(&mut out);
-    out
-}
-
-/// [`new_id`] into `out` (replacing what it held, keeping its capacity).
-pub fn write_new_id(out: &mut String) {
-    out.clear();
-    let mut buffer = uuid::Uuid::encode_buffer();
-    out.push_str(uuid::Uuid::now_v7().simple().encode_lower(&mut buffer));
+    uuid::Uuid::now_v7().simple().to_string()
 }
 
 /// A short random channel id (8 hex characters, the cc-bridge form).

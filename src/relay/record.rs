@@ -129,14 +129,15 @@ impl Recorder {
         endpoint: &'static str,
         client_id: &str,
     ) -> Self {
-        // `status` is set when the row is finished. The row is a reused one where possible:
-        // its strings are filled in place.
+        // `status` is set when the row is finished.
         let started_at = crate::domain::now();
-        let mut row = server.writer.blank_row();
-        crate::domain::write_new_id(&mut row.id);
-        crate::domain::write_time(&mut row.initial_time, started_at);
-        row.endpoint = endpoint.into();
-        put(&mut row.client_id, client_id);
+        let row = Box::new(RequestLog {
+            id: crate::domain::new_id(),
+            initial_time: crate::domain::format_time(started_at),
+            endpoint: endpoint.into(),
+            client_id: client_id.to_string(),
+            ..RequestLog::default()
+        });
         Self {
             server,
             live,
@@ -160,9 +161,9 @@ impl Recorder {
         let Some(row) = self.row.as_deref_mut() else {
             return;
         };
-        put(&mut row.model, model);
+        row.model = model.to_string();
         row.stream = stream;
-        put(&mut row.session_id, session_id.unwrap_or_default());
+        row.session_id = session_id.unwrap_or_default().to_string();
     }
 
     pub fn set_channel(&mut self, channel: &Arc<LiveChannel>) {
@@ -177,10 +178,10 @@ impl Recorder {
             return;
         };
         let channel_ref = &channel.channel;
-        put(&mut row.channel_id, &channel_ref.id);
-        put(&mut row.channel_name, &channel_ref.name);
-        put(&mut row.provider, &channel_ref.service_type);
-        put(&mut row.provider_name, host_of(&channel_ref.base_url));
+        row.channel_id.clone_from(&channel_ref.id);
+        row.channel_name.clone_from(&channel_ref.name);
+        row.provider.clone_from(&channel_ref.service_type);
+        row.provider_name = host_of(&channel_ref.base_url);
         self.channel = Some(Arc::clone(channel));
     }
 
@@ -201,15 +202,15 @@ impl Recorder {
         if let Some(model) = response_model
             && let Some(row) = self.row.as_deref_mut()
         {
-            put(&mut row.response_model, model);
+            row.response_model = model.to_string();
         }
     }
 
     pub fn mark_first_token(&mut self) {
         if let Some(row) = self.row.as_deref_mut()
-            && row.first_token_time.as_ref().is_none_or(String::is_empty)
+            && row.first_token_time.is_none()
         {
-            put_time(&mut row.first_token_time, crate::domain::now());
+            row.first_token_time = Some(crate::domain::format_time(crate::domain::now()));
         }
     }
 
@@ -226,12 +227,8 @@ impl Recorder {
         let elapsed = self.started.elapsed();
         row.status = status.into();
         row.http_status = i64::from(http_status);
-        put(&mut row.error, error);
-        put_time(&mut row.complete_time, crate::domain::now());
-        // A reused row may carry an empty first-token time: no first token is NULL.
-        if row.first_token_time.as_ref().is_some_and(String::is_empty) {
-            row.first_token_time = None;
-        }
+        row.error = error.to_string();
+        row.complete_time = Some(crate::domain::format_time(crate::domain::now()));
         row.duration_ms = i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX);
         let usage = self.usage;
         let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
@@ -298,17 +295,7 @@ impl Drop for Recorder {
     }
 }
 
-/// Replace `field`'s text, keeping its capacity.
-fn put(field: &mut String, value: &str) {
-    field.clear();
-    field.push_str(value);
-}
-
-fn put_time(field: &mut Option<String>, at: OffsetDateTime) {
-    crate::domain::write_time(field.get_or_insert_with(String::new), at);
-}
-
-fn host_of(url: &str) -> &str {
+fn host_of(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    rest.split(['/', '?']).next().unwrap_or("")
+    rest.split(['/', '?']).next().unwrap_or("").to_string()
 }

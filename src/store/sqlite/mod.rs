@@ -61,89 +61,6 @@ pub struct RequestLog {
     pub failover_info: String,
 }
 
-impl RequestLog {
-    /// Empty every field but keep the strings' capacity, so that the row can be filled again
-    /// without allocating. The optional times stay `Some` (empty) for the same reason; whoever
-    /// fills the row again sets them or turns them back into `None`.
-    pub fn recycle(&mut self) {
-        let Self {
-            id,
-            status,
-            initial_time,
-            first_token_time,
-            complete_time,
-            duration_ms,
-            provider,
-            provider_name,
-            model,
-            response_model,
-            input_tokens,
-            output_tokens,
-            cache_creation_input_tokens,
-            cache_read_input_tokens,
-            total_tokens,
-            price,
-            input_cost,
-            output_cost,
-            cache_creation_cost,
-            cache_read_cost,
-            http_status,
-            stream,
-            channel_id,
-            channel_name,
-            endpoint,
-            client_id,
-            session_id,
-            error,
-            upstream_error,
-            failover_info,
-        } = self;
-        for text in [
-            id,
-            initial_time,
-            provider,
-            provider_name,
-            model,
-            response_model,
-            channel_id,
-            channel_name,
-            client_id,
-            session_id,
-            error,
-            upstream_error,
-            failover_info,
-        ] {
-            text.clear();
-        }
-        for time in [first_token_time, complete_time].into_iter().flatten() {
-            time.clear();
-        }
-        for number in [
-            duration_ms,
-            input_tokens,
-            output_tokens,
-            cache_creation_input_tokens,
-            cache_read_input_tokens,
-            total_tokens,
-            http_status,
-        ] {
-            *number = 0;
-        }
-        for amount in [
-            price,
-            input_cost,
-            output_cost,
-            cache_creation_cost,
-            cache_read_cost,
-        ] {
-            *amount = 0.0;
-        }
-        *stream = false;
-        *status = Cow::Borrowed("");
-        *endpoint = Cow::Borrowed("");
-    }
-}
-
 /// (unix seconds, total tokens, cost) of one request, as the limit counters are seeded with.
 pub type KeyRequest = (i64, u64, f64);
 
@@ -470,9 +387,9 @@ impl<'a> RollUp<'a> {
 
 /// [`insert_logs_tx`], calling `pace` before each slice of rows (one multi-row `INSERT`) with
 /// the number of rows handled so far.
-pub(crate) fn insert_logs_tx_pacing<R: std::borrow::Borrow<RequestLog>>(
+pub(crate) fn insert_logs_tx_pacing(
     tx: &rusqlite::Transaction<'_>,
-    rows: &[R],
+    rows: &[RequestLog],
     mut pace: impl FnMut(usize),
 ) -> Result<usize, StoreError> {
     // Rows this batch adds get a `seq` above every existing one (`INTEGER PRIMARY KEY`).
@@ -487,26 +404,25 @@ pub(crate) fn insert_logs_tx_pacing<R: std::borrow::Borrow<RequestLog>>(
         let added = if slice.len() == ROWS_PER_INSERT {
             let mut insert = tx.prepare_cached(&INSERT_SLICE)?;
             for (i, r) in slice.iter().enumerate() {
-                bind_row(&mut insert, 1 + i * LOG_COLUMN_COUNT, r.borrow())?;
+                bind_row(&mut insert, 1 + i * LOG_COLUMN_COUNT, r)?;
             }
             insert.raw_execute()?
         } else {
             let mut insert = tx.prepare_cached(&INSERT_ONE)?;
             let mut added = 0;
             for r in slice {
-                bind_row(&mut insert, 1, r.borrow())?;
+                bind_row(&mut insert, 1, r)?;
                 added += insert.raw_execute()?;
             }
             added
         };
         if added == slice.len() {
-            slice.iter().for_each(|r| roll_up.add(r.borrow()));
+            slice.iter().for_each(|r| roll_up.add(r));
         } else if added > 0 {
             // Some ids were known already (a repeated import): count only the rows added now.
             let mut find = tx.prepare_cached("SELECT seq FROM request_log WHERE id = ?1")?;
             let mut counted = std::collections::HashSet::new();
             for r in slice {
-                let r = r.borrow();
                 let seq: i64 = find.query_row([&r.id], |row| row.get(0))?;
                 if seq > last_seq && counted.insert(r.id.as_str()) {
                     roll_up.add(r);
@@ -753,53 +669,6 @@ mod tests {
             price: 0.5,
             ..RequestLog::default()
         }
-    }
-
-    #[test]
-    fn a_recycled_row_is_empty_but_keeps_its_capacity() {
-        let text = |s: &str| s.to_string();
-        let mut full = RequestLog {
-            id: text("id"),
-            status: text("success").into(),
-            initial_time: text("t0"),
-            first_token_time: Some(text("t1")),
-            complete_time: Some(text("t2")),
-            duration_ms: 1,
-            provider: text("claude"),
-            provider_name: text("host"),
-            model: text("m"),
-            response_model: text("m2"),
-            input_tokens: 1,
-            output_tokens: 1,
-            cache_creation_input_tokens: 1,
-            cache_read_input_tokens: 1,
-            total_tokens: 4,
-            price: 1.0,
-            input_cost: 1.0,
-            output_cost: 1.0,
-            cache_creation_cost: 1.0,
-            cache_read_cost: 1.0,
-            http_status: 200,
-            stream: true,
-            channel_id: text("c"),
-            channel_name: text("n"),
-            endpoint: text("/v1/messages").into(),
-            client_id: text("k"),
-            session_id: text("s"),
-            error: text("e"),
-            upstream_error: text("u"),
-            failover_info: text("f"),
-        };
-        full.recycle();
-        assert_eq!(
-            full,
-            RequestLog {
-                first_token_time: Some(String::new()),
-                complete_time: Some(String::new()),
-                ..RequestLog::default()
-            }
-        );
-        assert!(full.model.capacity() > 0 && full.failover_info.capacity() > 0);
     }
 
     fn rows(ids: std::ops::Range<usize>) -> Vec<RequestLog> {

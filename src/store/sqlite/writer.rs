@@ -5,12 +5,7 @@
 //! sleeps out `max_delay` while rows queue up (so senders never have to wake it), then commits
 //! everything queued in transactions of at most `max_batch` rows (`synchronous=FULL`), together
 //! with the usage roll-ups. [`LogWriter::close`] drains the
-//! queue and commits the rest, so a graceful stop loses no row. Committed rows go back to the
-//! request path for reuse ([`LogWriter::blank_row`]).
-#![expect(
-    clippy::vec_box,
-    reason = "rows travel between threads as boxes; a batch keeps them boxed so that they go back for reuse without being copied"
-)]
+//! queue and commits the rest, so a graceful stop loses no row.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
@@ -65,38 +60,7 @@ pub struct WriterStats {
 pub struct LogWriter {
     sender: Mutex<Option<SyncSender<Message>>>,
     counters: Arc<Counters>,
-    spare: Arc<SpareRows>,
     thread: Mutex<Option<JoinHandle<()>>>,
-}
-
-/// Committed rows, emptied for reuse ([`LogWriter::blank_row`]). A request that fills a reused
-/// row writes into strings that already have their capacity, and the writer thread does not
-/// free a dozen strings per row that other threads allocated (the allocator's slow path).
-#[derive(Default)]
-struct SpareRows(Mutex<Vec<Box<RequestLog>>>);
-
-/// At most this many spare rows are kept (a batch's worth at several thousand requests/s).
-const MAX_SPARE_ROWS: usize = 1024;
-
-impl SpareRows {
-    fn take(&self) -> Option<Box<RequestLog>> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .pop()
-    }
-
-    fn give_back(&self, rows: &mut Vec<Box<RequestLog>>) {
-        let mut spare = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let room = MAX_SPARE_ROWS.saturating_sub(spare.len());
-        for mut row in rows.drain(..).take(room) {
-            row.recycle();
-            spare.push(row);
-        }
-    }
 }
 
 impl std::fmt::Debug for LogWriter {
@@ -111,25 +75,15 @@ impl LogWriter {
     pub fn start(db: LogDb, config: WriterConfig) -> std::io::Result<Self> {
         let (sender, receiver) = sync_channel(config.capacity);
         let counters = Arc::new(Counters::default());
-        let spare = Arc::new(SpareRows::default());
         let thread_counters = Arc::clone(&counters);
-        let thread_spare = Arc::clone(&spare);
         let thread = std::thread::Builder::new()
             .name("log-writer".into())
-            .spawn(move || run(&db, &receiver, config, &thread_counters, &thread_spare))?;
+            .spawn(move || run(&db, &receiver, config, &thread_counters))?;
         Ok(Self {
             sender: Mutex::new(Some(sender)),
             counters,
-            spare,
             thread: Mutex::new(Some(thread)),
         })
-    }
-
-    /// An empty row to fill and [`submit`](Self::submit): a committed one when there is one
-    /// (see [`RequestLog::recycle`] for what "empty" means), else a new one.
-    #[must_use]
-    pub fn blank_row(&self) -> Box<RequestLog> {
-        self.spare.take().unwrap_or_default()
     }
 
     fn sender(&self) -> Option<SyncSender<Message>> {
@@ -210,14 +164,8 @@ impl Drop for LogWriter {
     }
 }
 
-fn run(
-    db: &LogDb,
-    receiver: &Receiver<Message>,
-    config: WriterConfig,
-    counters: &Counters,
-    spare: &SpareRows,
-) {
-    let mut batch: Vec<Box<RequestLog>> = Vec::with_capacity(config.max_batch);
+fn run(db: &LogDb, receiver: &Receiver<Message>, config: WriterConfig, counters: &Counters) {
+    let mut batch: Vec<RequestLog> = Vec::with_capacity(config.max_batch);
     let mut waiters: Vec<SyncSender<()>> = Vec::new();
     loop {
         // Block for the first message of a batch…
@@ -234,7 +182,7 @@ fn run(
                 Ok(message) => {
                     take(message, &mut batch, &mut waiters);
                     if batch.len() >= config.max_batch {
-                        commit(db, &mut batch, counters, spare);
+                        commit(db, &mut batch, counters);
                     }
                 }
                 Err(std::sync::mpsc::TryRecvError::Empty) => break,
@@ -244,7 +192,7 @@ fn run(
                 }
             }
         }
-        commit(db, &mut batch, counters, spare);
+        commit(db, &mut batch, counters);
         for waiter in waiters.drain(..) {
             let _ = waiter.send(());
         }
@@ -256,14 +204,10 @@ fn run(
 }
 
 /// Add a message to the batch; true when it asks for an immediate commit.
-fn take(
-    message: Message,
-    batch: &mut Vec<Box<RequestLog>>,
-    waiters: &mut Vec<SyncSender<()>>,
-) -> bool {
+fn take(message: Message, batch: &mut Vec<RequestLog>, waiters: &mut Vec<SyncSender<()>>) -> bool {
     match message {
         Message::Row(row) => {
-            batch.push(row);
+            batch.push(*row);
             false
         }
         Message::Flush(waiter) => {
@@ -273,7 +217,7 @@ fn take(
     }
 }
 
-fn commit(db: &LogDb, batch: &mut Vec<Box<RequestLog>>, counters: &Counters, spare: &SpareRows) {
+fn commit(db: &LogDb, batch: &mut Vec<RequestLog>, counters: &Counters) {
     if batch.is_empty() {
         return;
     }
@@ -301,6 +245,5 @@ fn commit(db: &LogDb, batch: &mut Vec<Box<RequestLog>>, counters: &Counters, spa
             tracing::error!(error = %err, rows = count, "request-log batch could not be written");
         }
     }
-    spare.give_back(batch);
     batch.clear();
 }
