@@ -331,7 +331,11 @@ async fn send_on(
             let response = sender
                 .try_send_request(request)
                 .await
-                .map_err(|error| not_answered(error, absolute))?;
+                .map_err(|error| not_answered(error, absolute))
+                .inspect_err(|_| {
+                    // The shared connection is going away; the next request opens a new one.
+                    lock(&host.state).shared = None;
+                })?;
             Ok(response.map(|body| UpstreamBody {
                 body,
                 give_back: None,
