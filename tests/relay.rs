@@ -425,13 +425,8 @@ fn count_rows(data_dir: &Path) -> u64 {
 #[test]
 fn upstream_keys_rotate_with_key_load_balance() {
     let s = setup(json!({}));
-    let (status, body) = s.server.admin(
-        "POST",
-        "/channels",
-        Some(&json!({"pool": "messages", "name": "two-keys", "serviceType": "claude", "baseUrl": s.mock.base_url(),
-            "apiKeys": ["sk-rotate-key-one-0000000", "sk-rotate-key-two-0000000"], "keyLoadBalance": "round-robin"})),
-    );
-    assert_eq!(status, 201, "{body}");
+    s.add_channel(json!({"name": "two-keys", "baseUrl": s.mock.base_url(),
+        "apiKeys": ["sk-rotate-key-one-0000000", "sk-rotate-key-two-0000000"], "keyLoadBalance": "round-robin"}));
     for _ in 0..4 {
         assert_eq!(s.messages(&hello()).0, 200);
     }
@@ -532,13 +527,10 @@ fn https_upstreams_are_verified_unless_insecure_skip_verify() {
         json!({"failover": {"enabled": true, "rules": [{"errorCodes": "502", "actionChain": [{"action": "failover"}]}]}}),
     );
     let port = tls_front(&s, s.tmp.path());
-    let (status, body) = s.server.admin(
-        "POST",
-        "/channels",
-        Some(&json!({"pool": "messages", "name": "self-signed", "serviceType": "claude",
-            "baseUrl": format!("https://localhost:{port}"), "apiKeys": [UPSTREAM_KEY], "insecureSkipVerify": true})),
+    s.add_channel(
+        json!({"name": "self-signed", "baseUrl": format!("https://localhost:{port}"),
+        "insecureSkipVerify": true}),
     );
-    assert_eq!(status, 201, "{body}");
     let (status, body) = s.messages(&hello());
     assert_eq!(status, 200, "TLS with insecureSkipVerify: {body}");
     assert_eq!(body["type"], "message");
@@ -678,15 +670,7 @@ fn closing_upstream() -> (u16, std::sync::Arc<std::sync::atomic::AtomicU64>) {
 fn a_connection_the_upstream_closed_is_not_reused() {
     let s = setup(json!({}));
     let (port, accepted) = closing_upstream();
-    let (status, body) = s.server.admin(
-        "POST",
-        "/channels",
-        Some(
-            &json!({"pool": "messages", "name": "closing", "serviceType": "claude",
-            "baseUrl": format!("http://127.0.0.1:{port}"), "apiKeys": [UPSTREAM_KEY]}),
-        ),
-    );
-    assert_eq!(status, 201, "{body}");
+    s.add_channel(json!({"name": "closing", "baseUrl": format!("http://127.0.0.1:{port}")}));
     for round in 0..3 {
         let (status, body) = s.messages(&hello());
         assert_eq!(status, 200, "round {round}: {body}");
@@ -745,13 +729,7 @@ fn https_upstreams_that_offer_http2_get_it() {
             });
         }
     });
-    let (status, body) = s.server.admin(
-        "POST",
-        "/channels",
-        Some(&json!({"pool": "messages", "name": "h2", "serviceType": "claude",
-            "baseUrl": format!("https://localhost:{port}"), "apiKeys": [UPSTREAM_KEY], "insecureSkipVerify": true})),
-    );
-    assert_eq!(status, 201, "{body}");
+    s.add_channel(json!({"name": "h2", "baseUrl": format!("https://localhost:{port}"), "insecureSkipVerify": true}));
     for _ in 0..3 {
         let (status, body) = s.messages(&hello());
         assert_eq!(status, 200, "{body}");

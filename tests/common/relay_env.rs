@@ -65,11 +65,20 @@ impl Setup {
         priority: i64,
     ) -> String {
         let base = directives.map_or_else(|| self.mock.base_url(), |d| self.mock.scenario_url(d));
-        let (status, body) = self.server.admin(
-            "POST",
-            "/channels",
-            Some(&json!({"pool": pool, "name": name, "serviceType": service_type, "baseUrl": base, "apiKeys": [UPSTREAM_KEY], "priority": priority})),
-        );
+        self.add_channel(
+            json!({"pool": pool, "name": name, "serviceType": service_type, "baseUrl": base, "priority": priority}),
+        )
+    }
+
+    /// Add a channel through the admin API: a `messages` pool `claude` channel with
+    /// [`UPSTREAM_KEY`], changed by `fields`. Returns its id.
+    pub fn add_channel(&self, fields: Value) -> String {
+        let mut channel =
+            json!({"pool": "messages", "serviceType": "claude", "apiKeys": [UPSTREAM_KEY]});
+        for (name, value) in fields.as_object().expect("channel fields are an object") {
+            channel[name] = value.clone();
+        }
+        let (status, body) = self.server.admin("POST", "/channels", Some(&channel));
         assert_eq!(status, 201, "{body}");
         body["id"].as_str().unwrap().to_string()
     }
