@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Compare two relaybox builds under the same load, in alternating rounds.
+#
+#   bench/ab.sh OLD_BINARY NEW_BINARY
+#
+# Each round measures the bare pass-through proxy, build A and build B, one after the other
+# (the order flips every round), each relaybox on a fresh data dir. It prints every round and
+# the medians: throughput of each build as a share of the proxy's in the same round, B/A, and
+# CPU time per request. One machine's noise moves single runs by ±10–25 %; only the medians of
+# several rounds say whether a change helped. See bench/README.md.
+#
+# Environment (all optional):
+#   AB_ROUNDS=6          rounds
+#   AB_DURATION=5        seconds per measured wrk run (after a 2 s warm-up)
+#   AB_CONNECTIONS=32    wrk connections (-t2)
+#   AB_MODE=messages     messages | stream | chat
+#   AB_ENV_A, AB_ENV_B   extra environment for relaybox A / B, e.g. "RELAYBOX_LOG_LEVEL=info"
+set -euo pipefail
+
+if [ $# -ne 2 ] || [ ! -x "$1" ] || [ ! -x "$2" ]; then
+  echo "usage: bench/ab.sh OLD_RELAYBOX_BINARY NEW_RELAYBOX_BINARY" >&2
+  exit 2
+fi
+BIN_A="$(realpath "$1")"
+BIN_B="$(realpath "$2")"
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(dirname "$BENCH_DIR")"
+ROUNDS="${AB_ROUNDS:-6}"
+DURATION="${AB_DURATION:-5}"
+CONNECTIONS="${AB_CONNECTIONS:-32}"
+MODE="${AB_MODE:-messages}"
+case $MODE in
+  messages) SCRIPT=messages.lua PATH_=/v1/messages STREAM=0 ;;
+  stream) SCRIPT=messages.lua PATH_=/v1/messages STREAM=1 ;;
+  chat) SCRIPT=chat.lua PATH_=/v1/chat/completions STREAM=0 ;;
+  *)
+    echo "AB_MODE must be messages, stream or chat" >&2
+    exit 2
+    ;;
+esac
+command -v wrk >/dev/null || {
+  echo "wrk is needed (apt-get install wrk)" >&2
+  exit 1
+}
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/relaybox-ab.XXXXXX")"
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+(cd "$ROOT" && cargo build --release -q -p relaybox-mock-upstream -p relaybox-passthrough-proxy)
+TARGET_DIR="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+
+# Echo the URL of the "... listening on http://ADDR" line that process $2 printed to file $1.
+wait_url() {
+  local i url
+  for ((i = 0; i < 100; i++)); do
+    url="$(grep -o -m1 'listening on http://[^ ]*' "$1" 2>/dev/null | sed 's/^listening on //' || true)"
+    [ -n "$url" ] && { printf '%s' "$url"; return 0; }
+    kill -0 "$2" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+"$TARGET_DIR/release/mock-upstream" --listen 127.0.0.1:0 --no-record >"$WORK/mock.log" 2>&1 &
+PIDS+=($!)
+MOCK_URL="$(wait_url "$WORK/mock.log" $!)" || { cat "$WORK/mock.log" >&2; exit 1; }
+"$TARGET_DIR/release/passthrough-proxy" --listen 127.0.0.1:0 --upstream "$MOCK_URL" >"$WORK/proxy.log" 2>&1 &
+PROXY_PID=$!
+PIDS+=("$PROXY_PID")
+PROXY_URL="$(wait_url "$WORK/proxy.log" "$PROXY_PID")" || { cat "$WORK/proxy.log" >&2; exit 1; }
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# One wrk run against $1 (server pid $2): prints "req/s cpu_us_per_request".
+measure() {
+  local url=$1 pid=$2 key=$3 before after
+  BENCH_API_KEY="$key" BENCH_STREAM="$STREAM" wrk -t2 -c"$CONNECTIONS" -d2s \
+    -s "$BENCH_DIR/$SCRIPT" "$url$PATH_" >/dev/null 2>&1
+  before="$(cpu_ticks "$pid")"
+  BENCH_API_KEY="$key" BENCH_STREAM="$STREAM" wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" \
+    -s "$BENCH_DIR/$SCRIPT" "$url$PATH_" >"$WORK/wrk.txt" 2>&1
+  after="$(cpu_ticks "$pid")"
+  python3 - "$WORK/wrk.txt" "$((after - before))" "$(getconf CLK_TCK)" <<'EOF'
+import re, sys
+text = open(sys.argv[1]).read()
+fields = dict(kv.split("=") for kv in re.search(r"^WRK_RESULT (.*)$", text, re.M).group(1).split())
+requests, seconds = int(fields["requests"]), int(fields["duration_us"]) / 1e6
+if int(fields["non2xx"]) or not requests:
+    sys.exit(f"non-2xx answers or no requests: {text}")
+print(f"{requests / seconds:.0f} {int(sys.argv[2]) / int(sys.argv[3]) * 1e6 / requests:.0f}")
+EOF
+}
+
+# Start relaybox $1 with extra environment $2 on a fresh data dir, configure it, measure it.
+measure_relaybox() {
+  local binary=$1 extra=$2 port admin url pid key answer
+  port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  admin="ab-admin-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+  url="http://127.0.0.1:$port"
+  rm -rf "$WORK/data"
+  # shellcheck disable=SC2086 # $extra is a list of NAME=value words
+  env $extra RELAYBOX_DATA_DIR="$WORK/data" RELAYBOX_LISTEN="127.0.0.1:$port" \
+    RELAYBOX_ADMIN_KEY="$admin" RELAYBOX_LOG_LEVEL="${RELAYBOX_LOG_LEVEL:-warn}" \
+    "$binary" serve >"$WORK/relaybox.log" 2>&1 &
+  pid=$!
+  until curl -sf -o /dev/null "$url/health"; do
+    kill -0 "$pid" 2>/dev/null || { cat "$WORK/relaybox.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  for body in \
+    "{\"pool\":\"messages\",\"name\":\"mock\",\"serviceType\":\"claude\",\"baseUrl\":\"$MOCK_URL\",\"apiKeys\":[\"sk-ab-upstream\"]}" \
+    "{\"pool\":\"chat\",\"name\":\"mock\",\"serviceType\":\"openai\",\"baseUrl\":\"$MOCK_URL\",\"apiKeys\":[\"sk-ab-upstream\"]}"; do
+    curl -sf -o /dev/null -X POST "$url/admin/api/channels" -H "authorization: Bearer $admin" \
+      -H 'content-type: application/json' --data "$body"
+  done
+  curl -sf -o /dev/null -X POST "$url/admin/api/pricing" -H "authorization: Bearer $admin" \
+    -H 'content-type: application/json' --data '{"model":"claude-sonnet-4-5","inputPrice":3,"outputPrice":15}'
+  answer="$(curl -sf -X POST "$url/admin/api/keys" -H "authorization: Bearer $admin" \
+    -H 'content-type: application/json' --data '{"name":"ab"}')"
+  key="$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["plaintext"])' "$answer")"
+  measure "$url" "$pid" "$key"
+  kill -TERM "$pid"
+  wait "$pid" 2>/dev/null || true
+}
+
+echo "A: $BIN_A${AB_ENV_A:+ ($AB_ENV_A)}"
+echo "B: $BIN_B${AB_ENV_B:+ ($AB_ENV_B)}"
+echo "$MODE, $CONNECTIONS connections, $ROUNDS rounds of ${DURATION} s runs"
+printf '%-6s %9s %9s %9s %7s %7s %6s %8s %8s %8s\n' round proxy A B A/proxy B/proxy B/A cpu-prx cpu-A cpu-B
+: >"$WORK/rounds.txt"
+for ((round = 1; round <= ROUNDS; round++)); do
+  order=(proxy A B)
+  ((round % 2 == 0)) && order=(B A proxy)
+  declare -A result=()
+  for target in "${order[@]}"; do
+    case $target in
+      proxy) result[proxy]="$(measure "$PROXY_URL" "$PROXY_PID" unused)" ;;
+      A) result[A]="$(measure_relaybox "$BIN_A" "${AB_ENV_A:-}")" ;;
+      B) result[B]="$(measure_relaybox "$BIN_B" "${AB_ENV_B:-}")" ;;
+    esac
+  done
+  echo "$round ${result[proxy]} ${result[A]} ${result[B]}" | tee -a "$WORK/rounds.txt" |
+    awk '{printf "%-6s %9d %9d %9d %6.1f%% %6.1f%% %6.3f %8d %8d %8d\n",
+      $1, $2, $4, $6, 100 * $4 / $2, 100 * $6 / $2, $6 / $4, $3, $5, $7}'
+done
+python3 - "$WORK/rounds.txt" <<'EOF'
+import statistics as st, sys
+rows = [list(map(float, line.split())) for line in open(sys.argv[1])]
+med = lambda values: st.median(values)
+print(f"medians: A {100 * med([r[3] / r[1] for r in rows]):.1f} % of the proxy, "
+      f"B {100 * med([r[5] / r[1] for r in rows]):.1f} %, B/A {med([r[5] / r[3] for r in rows]):.3f}; "
+      f"CPU per request: proxy {med([r[2] for r in rows]):.0f} µs, A {med([r[4] for r in rows]):.0f} µs, "
+      f"B {med([r[6] for r in rows]):.0f} µs")
+EOF
