@@ -26,6 +26,8 @@ TARGET_ADDED_P99_US = 400
 TARGET_IDLE_MB = 30
 TARGET_LOAD_MB = 80
 TARGET_WRITER_ROWS = 100_000
+# Above this share of CPU in use just before the load (our servers idle), the report warns.
+BUSY_BEFORE_LOAD_PCT = 20
 
 UNIT_US = {"us": 1.0, "ms": 1_000.0, "s": 1_000_000.0, "m": 60_000_000.0, "h": 3_600_000_000.0}
 
@@ -165,6 +167,7 @@ def main():
         f"({meta.get('cpu_model', '?')}) · wrk {meta.get('wrk_threads', '?')} threads × "
         f"{meta.get('connections', '?')} connections, {meta.get('duration', '?')} s per run after a "
         f"{meta.get('warmup', '?')} s warm-up · load tool, mock, proxy and relaybox share the CPUs · "
+        f"CPUs in use just before the load: {meta.get('cpu_busy_before_load_pct', '?')} % · "
         f"load average before / after the load: {meta.get('loadavg_start', '?')} / {meta.get('loadavg_end', '?')}"
     )
     out.append("")
@@ -331,14 +334,14 @@ def main():
     out.append("")
 
     try:
-        load = float(meta.get("loadavg_start", "").split()[0])
-        cpus = int(meta.get("cpus", "0"))
-        if cpus and load > cpus:
+        busy = int(meta.get("cpu_busy_before_load_pct", ""))
+        if busy > BUSY_BEFORE_LOAD_PCT:
             problems.append(
-                f"the machine was busy before the load started (load average {load:.1f} on {cpus} CPUs): "
-                "absolute numbers and tails are pessimistic and noisy"
+                f"the machine was busy just before the load started ({busy} % of the CPUs in use "
+                "over 3 s, with the benchmark's servers idle): absolute numbers and tails are "
+                "pessimistic and noisy"
             )
-    except (ValueError, IndexError):
+    except ValueError:
         pass
     smoke = meta.get("smoke", "")
     if smoke and smoke != "ok":

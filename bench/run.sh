@@ -300,6 +300,14 @@ run_wrk() {
   return 0
 }
 
+# How busy the CPUs are just before the load, with our three servers idle: the load average
+# cannot tell (the release build above still weighs in it for minutes).
+cpu_jiffies() { awk '/^cpu / {print $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9, $5 + $6}' /proc/stat; }
+read -r total_before idle_before < <(cpu_jiffies)
+sleep 3
+read -r total_after idle_after < <(cpu_jiffies)
+meta cpu_busy_before_load_pct "$(( 100 - 100 * (idle_after - idle_before) / (total_after - total_before > 0 ? total_after - total_before : 1) ))"
+
 MODES=(messages messages-stream)
 [ "$WITH_CHAT" = 1 ] && MODES+=(chat)
 # Rounds: every target once per round, so each round compares runs made minutes apart.
