@@ -24,6 +24,8 @@ fi
 BIN_A="$(realpath "$1")"
 BIN_B="$(realpath "$2")"
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=bench/lib.sh
+source "$BENCH_DIR/lib.sh"
 ROOT="$(dirname "$BENCH_DIR")"
 ROUNDS="${AB_ROUNDS:-6}"
 DURATION="${AB_DURATION:-5}"
@@ -57,17 +59,6 @@ trap cleanup EXIT
 TARGET_DIR="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 
-# Echo the URL of the "... listening on http://ADDR" line that process $2 printed to file $1.
-wait_url() {
-  local i url
-  for ((i = 0; i < 100; i++)); do
-    url="$(grep -o -m1 'listening on http://[^ ]*' "$1" 2>/dev/null | sed 's/^listening on //' || true)"
-    [ -n "$url" ] && { printf '%s' "$url"; return 0; }
-    kill -0 "$2" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
 
 "$TARGET_DIR/release/mock-upstream" --listen 127.0.0.1:0 --no-record >"$WORK/mock.log" 2>&1 &
 PIDS+=($!)
@@ -76,8 +67,6 @@ MOCK_URL="$(wait_url "$WORK/mock.log" $!)" || { cat "$WORK/mock.log" >&2; exit 1
 PROXY_PID=$!
 PIDS+=("$PROXY_PID")
 PROXY_URL="$(wait_url "$WORK/proxy.log" "$PROXY_PID")" || { cat "$WORK/proxy.log" >&2; exit 1; }
-
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # One wrk run against $1 (server pid $2): prints "req/s cpu_us_per_request".
 measure() {

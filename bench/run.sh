@@ -18,6 +18,8 @@
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=bench/lib.sh
+source "$BENCH_DIR/lib.sh"
 ROOT="$(dirname "$BENCH_DIR")"
 DURATION="${BENCH_DURATION:-10}"
 CONNECTIONS="${BENCH_CONNECTIONS:-32}"
@@ -116,20 +118,6 @@ meta rounds "$ROUNDS"
 meta loadavg_start "$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---- start the three servers ------------------------------------------------------------------
-# Echo the URL of the "... listening on http://ADDR" line a process printed to $1.
-wait_url() {
-  local file=$1 pid=$2 i url
-  for ((i = 0; i < 100; i++)); do
-    url="$(grep -o -m1 'listening on http://[^ ]*' "$file" 2>/dev/null | sed 's/^listening on //' || true)"
-    if [ -n "$url" ]; then
-      printf '%s' "$url"
-      return 0
-    fi
-    kill -0 "$pid" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
 
 "$BIN/mock-upstream" --listen 127.0.0.1:0 --no-record >"$WORK/mock.log" 2>&1 &
 MOCK_PID=$!
@@ -257,13 +245,6 @@ describe() {
 declare -A URL=([direct]="$MOCK_URL" [proxy]="$PROXY_URL" [relaybox]="$RELAY_URL")
 # The process whose CPU time a run is charged to (direct: the mock itself).
 declare -A SERVER_PID=([direct]="$MOCK_PID" [proxy]="$PROXY_PID" [relaybox]="$RELAY_PID")
-# utime + stime of a process, in clock ticks (fields 14 and 15 of /proc/PID/stat, after "(comm)").
-cpu_ticks() {
-  local stat
-  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || { echo 0; return 0; }
-  stat="${stat##*) }"
-  awk '{print $12 + $13}' <<<"$stat"
-}
 meta clk_tck "$(getconf CLK_TCK)"
 run_wrk() {
   local target=$1 mode=$2 kind=$3 round=$4 script=messages.lua stream=0 file result

@@ -1,0 +1,27 @@
+# shellcheck shell=bash
+# Helpers shared by bench/run.sh and bench/ab.sh (sourced, not run).
+
+# Echo the URL of the "... listening on http://ADDR" line that process $2 printed to file $1;
+# fail when the process exits or 10 s pass first.
+wait_url() {
+  local file=$1 pid=$2 i url
+  for ((i = 0; i < 100; i++)); do
+    url="$(grep -o -m1 'listening on http://[^ ]*' "$file" 2>/dev/null | sed 's/^listening on //' || true)"
+    if [ -n "$url" ]; then
+      printf '%s' "$url"
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+# utime + stime of a process, in clock ticks (fields 14 and 15 of /proc/PID/stat, after "(comm)");
+# 0 when it is gone.
+cpu_ticks() {
+  local stat
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || { echo 0; return 0; }
+  stat="${stat##*) }"
+  awk '{print $12 + $13}' <<<"$stat"
+}
