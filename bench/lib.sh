@@ -25,3 +25,9 @@ cpu_ticks() {
   stat="${stat##*) }"
   awk '{print $12 + $13}' <<<"$stat"
 }
+
+# Cargo's target directory of the workspace at $1 (honours CARGO_TARGET_DIR and config).
+cargo_target_dir() {
+  (cd "$1" && cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+}

@@ -99,8 +99,7 @@ if [ "$SKIP_BUILD" != 1 ]; then
   (cd "$ROOT" && cargo build --release --workspace --bins --examples) || die "the release build failed"
 fi
 meta build_s $((SECONDS - BUILD_START))
-TARGET_DIR="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
-  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+TARGET_DIR="$(cargo_target_dir "$ROOT")"
 BIN="$TARGET_DIR/release"
 for exe in relaybox mock-upstream passthrough-proxy examples/log_writer_bench; do
   [ -x "$BIN/$exe" ] || die "$BIN/$exe is missing (build failed?)"
