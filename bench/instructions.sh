@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Count the CPU instructions relaybox executes per request, next to the bare proxy's.
+#
+#   bench/instructions.sh [RELAYBOX_BINARY]
+#
+# Throughput on a shared 2-core machine moves by ±10–25 % between runs; instruction counts do
+# not. Each server runs under valgrind's callgrind while one wrk connection sends the
+# benchmark's non-streaming /v1/messages request (bench/messages.lua) for a fixed time; the
+# counters are zeroed after a warm-up and read when wrk stops. It prints instructions per request
+# for the proxy and relaybox (request threads and log-writer thread apart), the ratio, and the
+# relaybox functions with the most instructions per request (inclusive). A change that removes
+# work shows here at once, and exactly; bench/ab.sh then says what it is worth in requests/s.
+#
+# Caveat: under valgrind the CPU reports no SHA extensions, so sha2 falls back to its software
+# code (about 3,400 instructions per key hash that natively are a few hundred).
+#
+# Environment (all optional):
+#   INSN_DURATION=10   seconds of measured load per server (about 500–1,000 requests/s under valgrind)
+#   INSN_TOP=25        how many relaybox functions to list
+set -euo pipefail
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=bench/lib.sh
+source "$BENCH_DIR/lib.sh"
+ROOT="$(dirname "$BENCH_DIR")"
+DURATION="${INSN_DURATION:-10}"
+TOP="${INSN_TOP:-25}"
+
+for tool in wrk valgrind; do
+  if ! command -v "$tool" >/dev/null; then
+    echo "installing $tool"
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get install -y -q "$tool" >/dev/null
+  fi
+done
+
+(cd "$ROOT" && cargo build --release -q -p relaybox-mock-upstream -p relaybox-passthrough-proxy)
+TARGET_DIR="$(cargo_target_dir "$ROOT")"
+if [ $# -ge 1 ]; then
+  RELAYBOX="$(realpath "$1")"
+else
+  (cd "$ROOT" && cargo build --release -q --bin relaybox)
+  RELAYBOX="$TARGET_DIR/release/relaybox"
+fi
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/relaybox-insn.XXXXXX")"
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+"$TARGET_DIR/release/mock-upstream" --listen 127.0.0.1:0 --no-record >"$WORK/mock.log" 2>&1 &
+PIDS+=($!)
+MOCK_URL="$(wait_url "$WORK/mock.log" $!)" || { cat "$WORK/mock.log" >&2; exit 1; }
+
+CALLGRIND=(valgrind --tool=callgrind --separate-threads=yes)
+
+# Load $1 (server pid $2, client key $3): warm up, zero the counters, measure, dump them.
+# Prints the number of requests answered during the measured run.
+count() {
+  local url=$1 pid=$2 key=$3
+  BENCH_API_KEY="$key" wrk -t1 -c1 -d3s -s "$BENCH_DIR/messages.lua" "$url/v1/messages" >/dev/null
+  callgrind_control -z "$pid" >/dev/null
+  BENCH_API_KEY="$key" wrk -t1 -c1 -d"${DURATION}s" -s "$BENCH_DIR/messages.lua" \
+    "$url/v1/messages" >"$WORK/wrk.txt"
+  callgrind_control -d "$pid" >/dev/null
+  python3 - "$WORK/wrk.txt" <<'EOF'
+import re, sys
+text = open(sys.argv[1]).read()
+fields = dict(kv.split("=") for kv in re.search(r"^WRK_RESULT (.*)$", text, re.M).group(1).split())
+if int(fields["non2xx"]) or not int(fields["requests"]):
+    sys.exit(f"non-2xx answers or no requests: {text}")
+print(fields["requests"])
+EOF
+}
+
+echo "proxy under callgrind..." >&2
+"${CALLGRIND[@]}" --callgrind-out-file="$WORK/proxy.out" \
+  "$TARGET_DIR/release/passthrough-proxy" --listen 127.0.0.1:0 --upstream "$MOCK_URL" \
+  >"$WORK/proxy.log" 2>&1 &
+PROXY_PID=$!
+PIDS+=("$PROXY_PID")
+PROXY_URL="$(wait_url "$WORK/proxy.log" "$PROXY_PID")" ||
+  { cat "$WORK/proxy.log" >&2; exit 1; }
+PROXY_REQUESTS="$(count "$PROXY_URL" "$PROXY_PID" unused)"
+kill "$PROXY_PID"
+
+echo "relaybox under callgrind..." >&2
+PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+ADMIN="insn-admin-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+URL="http://127.0.0.1:$PORT"
+env RELAYBOX_DATA_DIR="$WORK/data" RELAYBOX_LISTEN="127.0.0.1:$PORT" RELAYBOX_ADMIN_KEY="$ADMIN" \
+  RELAYBOX_LOG_LEVEL=warn "${CALLGRIND[@]}" --callgrind-out-file="$WORK/relaybox.out" \
+  "$RELAYBOX" serve >"$WORK/relaybox.log" 2>&1 &
+RELAYBOX_PID=$!
+PIDS+=("$RELAYBOX_PID")
+until curl -sf -o /dev/null "$URL/health"; do
+  kill -0 "$RELAYBOX_PID" 2>/dev/null || { cat "$WORK/relaybox.log" >&2; exit 1; }
+  sleep 0.3
+done
+curl -sf -o /dev/null -X POST "$URL/admin/api/channels" -H "authorization: Bearer $ADMIN" \
+  -H 'content-type: application/json' \
+  --data "{\"pool\":\"messages\",\"name\":\"mock\",\"serviceType\":\"claude\",\"baseUrl\":\"$MOCK_URL\",\"apiKeys\":[\"sk-insn-upstream\"]}"
+curl -sf -o /dev/null -X POST "$URL/admin/api/pricing" -H "authorization: Bearer $ADMIN" \
+  -H 'content-type: application/json' --data '{"model":"claude-sonnet-4-5","inputPrice":3,"outputPrice":15}'
+ANSWER="$(curl -sf -X POST "$URL/admin/api/keys" -H "authorization: Bearer $ADMIN" \
+  -H 'content-type: application/json' --data '{"name":"insn"}')"
+KEY="$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["plaintext"])' "$ANSWER")"
+RELAYBOX_REQUESTS="$(count "$URL" "$RELAYBOX_PID" "$KEY")"
+kill -TERM "$RELAYBOX_PID"
+wait "$RELAYBOX_PID" 2>/dev/null || true
+
+python3 - "$WORK" "$PROXY_REQUESTS" "$RELAYBOX_REQUESTS" "$TOP" <<'EOF'
+import glob, re, subprocess, sys
+
+work, proxy_requests, relaybox_requests, top = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+
+def dumps(name):
+    """The per-thread files of the dump taken after the measured run (part 1, not the final one)."""
+    return [f for f in glob.glob(f"{work}/{name}.out.1-*")]
+
+def total(path):
+    for line in open(path):
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    return 0
+
+def is_log_writer(path):
+    # Only the writer thread's own file defines the cost of its loop.
+    return "sqlite::writer::run" in open(path, errors="replace").read()
+
+proxy = sum(total(f) for f in dumps("proxy")) / proxy_requests
+relaybox_files = dumps("relaybox")
+writer_files = [f for f in relaybox_files if is_log_writer(f)]
+request_files = [f for f in relaybox_files if f not in writer_files]
+request_threads = sum(total(f) for f in request_files) / relaybox_requests
+writer = sum(total(f) for f in writer_files) / relaybox_requests
+
+print(f"instructions per non-streaming /v1/messages request "
+      f"(proxy {proxy_requests} requests, relaybox {relaybox_requests})")
+print(f"  proxy                        {proxy:9,.0f}")
+print(f"  relaybox                     {request_threads + writer:9,.0f}   "
+      f"{(request_threads + writer) / proxy:.2f} x the proxy")
+print(f"    request threads            {request_threads:9,.0f}")
+print(f"    log writer thread          {writer:9,.0f}")
+print(f"\nrelaybox functions by instructions per request (inclusive, request threads and writer):")
+costs = {}
+for path in relaybox_files:
+    out = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", path],
+                         capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        m = re.match(r"\s*([\d,]+)\s+\([^)]*\)\s+(\S.*?):(.*?)(?: \[.*\])?$", line)
+        if m and m.group(3).startswith(("relaybox::", "<relaybox::")):
+            name = m.group(3)
+            costs[name] = max(costs.get(name, 0), int(m.group(1).replace(",", "")))
+for name, cost in sorted(costs.items(), key=lambda kv: -kv[1])[:top]:
+    print(f"  {cost / relaybox_requests:9,.0f}  {name[:150]}")
+EOF
