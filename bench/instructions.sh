@@ -153,11 +153,16 @@ costs = {}
 for path in relaybox_files:
     out = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", path],
                          capture_output=True, text=True).stdout
+    # One function can be listed once per source file its code came from (inlining): take the
+    # largest entry in each thread's file, then add up the threads.
+    in_thread = {}
     for line in out.splitlines():
         m = re.match(r"\s*([\d,]+)\s+\([^)]*\)\s+(\S.*?):(.*?)(?: \[.*\])?$", line)
         if m and m.group(3).startswith(("relaybox::", "<relaybox::")):
             name = m.group(3)
-            costs[name] = max(costs.get(name, 0), int(m.group(1).replace(",", "")))
+            in_thread[name] = max(in_thread.get(name, 0), int(m.group(1).replace(",", "")))
+    for name, cost in in_thread.items():
+        costs[name] = costs.get(name, 0) + cost
 for name, cost in sorted(costs.items(), key=lambda kv: -kv[1])[:top]:
     print(f"  {cost / relaybox_requests:9,.0f}  {name[:150]}")
 EOF
