@@ -1,12 +1,13 @@
 //! Prometheus metrics, kept in plain atomics and small maps (bounded label sets: endpoint,
 //! status, channel), rendered in the text exposition format by `GET /metrics`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::FastMap;
 use crate::store::sqlite::writer::WriterStats;
 
 /// Upper bounds of the latency histogram, in seconds.
@@ -22,13 +23,13 @@ struct Histogram {
 }
 
 /// channel name → count
-type CountsByChannel = HashMap<String, u64>;
+type CountsByChannel = FastMap<String, u64>;
 
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// endpoint → status → channel → count (nested so a lookup borrows instead of allocating)
-    requests: Mutex<HashMap<String, HashMap<u16, CountsByChannel>>>,
-    latency: Mutex<HashMap<String, Histogram>>,
+    requests: Mutex<FastMap<String, FastMap<u16, CountsByChannel>>>,
+    latency: Mutex<FastMap<String, Histogram>>,
     /// (channel, status) → count
     upstream_errors: Mutex<BTreeMap<(String, u16), u64>>,
     retries: AtomicU64,

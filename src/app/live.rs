@@ -4,11 +4,11 @@
 //! then swapped in atomically (infallible). In-flight requests keep the snapshot they started
 //! with.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
+use crate::FastMap;
 use crate::crypto::{Cipher, CryptoError};
 use crate::domain::{Channel, ClientKey, ModelAliases, Pool, PricingTable, Settings};
 use crate::store::ConfigState;
@@ -71,15 +71,15 @@ pub struct LegacyIndex {
 }
 
 /// Hex digest → key.
-pub type KeysByHash = HashMap<String, Arc<ClientKey>>;
+pub type KeysByHash = FastMap<String, Arc<ClientKey>>;
 
 #[derive(Debug, Default)]
 pub struct Live {
     pub revision: u64,
-    pub keys_by_hash: HashMap<String, Arc<ClientKey>>,
+    pub keys_by_hash: KeysByHash,
     pub legacy: LegacyIndex,
     /// Per pool, ordered by priority then file position.
-    pub pools: HashMap<Pool, Vec<Arc<LiveChannel>>>,
+    pub pools: FastMap<Pool, Vec<Arc<LiveChannel>>>,
     pub pricing: PricingTable,
     pub aliases: ModelAliases,
     pub settings: Settings,
@@ -89,7 +89,8 @@ pub struct Live {
 impl Live {
     /// Prepare a snapshot; fails (and the old one stays) when a secret cannot be opened.
     pub fn prepare(state: ConfigState, cipher: &Cipher) -> Result<Live, CryptoError> {
-        let mut keys_by_hash = HashMap::with_capacity(state.keys.len());
+        let mut keys_by_hash =
+            KeysByHash::with_capacity_and_hasher(state.keys.len(), Default::default());
         let mut legacy = LegacyIndex::default();
         for key in state.keys.values() {
             let key_arc = Arc::new(key.clone());
@@ -100,13 +101,14 @@ impl Live {
                     Some((_, map)) => {
                         map.insert(legacy_hash.hash.clone(), key_arc);
                     }
-                    None => legacy
-                        .by_salt
-                        .push((salt, HashMap::from([(legacy_hash.hash.clone(), key_arc)]))),
+                    None => legacy.by_salt.push((
+                        salt,
+                        KeysByHash::from_iter([(legacy_hash.hash.clone(), key_arc)]),
+                    )),
                 }
             }
         }
-        let mut pools: HashMap<Pool, Vec<Arc<LiveChannel>>> = HashMap::new();
+        let mut pools: FastMap<Pool, Vec<Arc<LiveChannel>>> = FastMap::default();
         for channel in state.channels.values() {
             let api_keys = channel
                 .api_keys

@@ -29,6 +29,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 use quota::QuotaPeriod;
 use window::RollingSum;
 
+use crate::FastMap;
 use crate::domain::key::KeyLimits;
 use crate::domain::{Channel, ClientKey};
 
@@ -140,8 +141,8 @@ fn quota_signature(channel: &Channel) -> String {
 
 pub struct Limiter {
     clock: Arc<dyn Clock>,
-    keys: Mutex<HashMap<String, KeyState>>,
-    channels: Mutex<HashMap<String, ChannelState>>,
+    keys: Mutex<FastMap<String, KeyState>>,
+    channels: Mutex<FastMap<String, ChannelState>>,
     /// `key id / session id` → (channel id, expires at unix seconds)
     sessions: Mutex<HashMap<String, (String, i64)>>,
 }
@@ -158,7 +159,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// The state of a key, created on first use (looked up without allocating on the hot path).
 fn key_state<'a>(
-    keys: &'a mut HashMap<String, KeyState>,
+    keys: &'a mut FastMap<String, KeyState>,
     id: &str,
     today: time::Date,
 ) -> &'a mut KeyState {
@@ -170,7 +171,7 @@ fn key_state<'a>(
 }
 
 fn channel_state<'a>(
-    channels: &'a mut HashMap<String, ChannelState>,
+    channels: &'a mut FastMap<String, ChannelState>,
     id: &str,
 ) -> &'a mut ChannelState {
     if !channels.contains_key(id) {
@@ -275,8 +276,8 @@ impl Limiter {
     pub fn new(clock: Arc<dyn Clock>) -> Arc<Self> {
         Arc::new(Self {
             clock,
-            keys: Mutex::new(HashMap::new()),
-            channels: Mutex::new(HashMap::new()),
+            keys: Mutex::new(FastMap::default()),
+            channels: Mutex::new(FastMap::default()),
             sessions: Mutex::new(HashMap::new()),
         })
     }
