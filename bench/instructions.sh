@@ -27,12 +27,7 @@ DURATION="${INSN_DURATION:-10}"
 TOP="${INSN_TOP:-25}"
 
 for tool in wrk valgrind; do
-  if ! command -v "$tool" >/dev/null; then
-    echo "installing $tool"
-    SUDO=""
-    [ "$(id -u)" = 0 ] || SUDO=sudo
-    $SUDO apt-get install -y -q "$tool" >/dev/null
-  fi
+  ensure_tool "$tool" || { echo "could not install $tool; install it and rerun" >&2; exit 1; }
 done
 
 (cd "$ROOT" && cargo build --release -q -p relaybox-mock-upstream -p relaybox-passthrough-proxy)

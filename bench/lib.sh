@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Helpers shared by bench/run.sh and bench/ab.sh (sourced, not run).
+# Helpers shared by bench/run.sh, bench/ab.sh and bench/instructions.sh (sourced, not run).
 
 # Echo the URL of the "... listening on http://ADDR" line that process $2 printed to file $1;
 # fail when the process exits or 10 s pass first.
@@ -30,4 +30,15 @@ cpu_ticks() {
 cargo_target_dir() {
   (cd "$1" && cargo metadata --format-version 1 --no-deps |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+}
+
+# Install Debian package $1 (with sudo when not root) unless command $1 exists; tries without
+# `apt-get update` first. Fails when it cannot.
+ensure_tool() {
+  local tool=$1 sudo=""
+  command -v "$tool" >/dev/null && return 0
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "installing $tool (apt-get)" >&2
+  $sudo apt-get install -y "$tool" >/dev/null 2>&1 ||
+    { $sudo apt-get update >/dev/null && $sudo apt-get install -y "$tool" >/dev/null; }
 }

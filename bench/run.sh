@@ -83,14 +83,7 @@ meta() { printf '%s=%s\n' "$1" "$2" >>"$WORK/meta.env"; }
 for tool in curl python3 cargo; do
   command -v "$tool" >/dev/null || die "$tool is needed"
 done
-if ! command -v wrk >/dev/null; then
-  log "installing wrk (apt-get)"
-  SUDO=""
-  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get install -y wrk >/dev/null 2>&1 ||
-    { $SUDO apt-get update >/dev/null && $SUDO apt-get install -y wrk >/dev/null; } ||
-    die "could not install wrk; install it and rerun"
-fi
+ensure_tool wrk || die "could not install wrk; install it and rerun"
 
 # ---- build ------------------------------------------------------------------------------------
 BUILD_START=$SECONDS
