@@ -89,8 +89,8 @@ EOF
 
 # Start relaybox $1 with extra environment $2 on a fresh data dir, configure it, measure it.
 measure_relaybox() {
-  local binary=$1 extra=$2 port admin url pid key answer
-  port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  local binary=$1 extra=$2 port admin url pid key
+  port="$(free_port)"
   admin="ab-admin-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
   url="http://127.0.0.1:$port"
   rm -rf "$WORK/data"
@@ -103,17 +103,7 @@ measure_relaybox() {
     kill -0 "$pid" 2>/dev/null || { cat "$WORK/relaybox.log" >&2; exit 1; }
     sleep 0.1
   done
-  for body in \
-    "{\"pool\":\"messages\",\"name\":\"mock\",\"serviceType\":\"claude\",\"baseUrl\":\"$MOCK_URL\",\"apiKeys\":[\"sk-ab-upstream\"]}" \
-    "{\"pool\":\"chat\",\"name\":\"mock\",\"serviceType\":\"openai\",\"baseUrl\":\"$MOCK_URL\",\"apiKeys\":[\"sk-ab-upstream\"]}"; do
-    curl -sf -o /dev/null -X POST "$url/admin/api/channels" -H "authorization: Bearer $admin" \
-      -H 'content-type: application/json' --data "$body"
-  done
-  curl -sf -o /dev/null -X POST "$url/admin/api/pricing" -H "authorization: Bearer $admin" \
-    -H 'content-type: application/json' --data '{"model":"claude-sonnet-4-5","inputPrice":3,"outputPrice":15}'
-  answer="$(curl -sf -X POST "$url/admin/api/keys" -H "authorization: Bearer $admin" \
-    -H 'content-type: application/json' --data '{"name":"ab"}')"
-  key="$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["plaintext"])' "$answer")"
+  key="$(configure_relaybox "$url" "$admin" "$MOCK_URL")" || exit 1
   measure "$url" "$pid" "$key"
   kill -TERM "$pid"
   wait "$pid" 2>/dev/null || true

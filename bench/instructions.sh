@@ -86,7 +86,7 @@ PROXY_REQUESTS="$(count "$PROXY_URL" "$PROXY_PID" unused)"
 kill "$PROXY_PID"
 
 echo "relaybox under callgrind..." >&2
-PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+PORT="$(free_port)"
 ADMIN="insn-admin-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 URL="http://127.0.0.1:$PORT"
 env RELAYBOX_DATA_DIR="$WORK/data" RELAYBOX_LISTEN="127.0.0.1:$PORT" RELAYBOX_ADMIN_KEY="$ADMIN" \
@@ -98,14 +98,7 @@ until curl -sf -o /dev/null "$URL/health"; do
   kill -0 "$RELAYBOX_PID" 2>/dev/null || { cat "$WORK/relaybox.log" >&2; exit 1; }
   sleep 0.3
 done
-curl -sf -o /dev/null -X POST "$URL/admin/api/channels" -H "authorization: Bearer $ADMIN" \
-  -H 'content-type: application/json' \
-  --data "{\"pool\":\"messages\",\"name\":\"mock\",\"serviceType\":\"claude\",\"baseUrl\":\"$MOCK_URL\",\"apiKeys\":[\"sk-insn-upstream\"]}"
-curl -sf -o /dev/null -X POST "$URL/admin/api/pricing" -H "authorization: Bearer $ADMIN" \
-  -H 'content-type: application/json' --data '{"model":"claude-sonnet-4-5","inputPrice":3,"outputPrice":15}'
-ANSWER="$(curl -sf -X POST "$URL/admin/api/keys" -H "authorization: Bearer $ADMIN" \
-  -H 'content-type: application/json' --data '{"name":"insn"}')"
-KEY="$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["plaintext"])' "$ANSWER")"
+KEY="$(configure_relaybox "$URL" "$ADMIN" "$MOCK_URL")" || exit 1
 RELAYBOX_REQUESTS="$(count "$URL" "$RELAYBOX_PID" "$KEY")"
 kill -TERM "$RELAYBOX_PID"
 wait "$RELAYBOX_PID" 2>/dev/null || true
@@ -117,7 +110,7 @@ work, proxy_requests, relaybox_requests, top = sys.argv[1], int(sys.argv[2]), in
 
 def dumps(name):
     """The per-thread files of the dump taken after the measured run (part 1, not the final one)."""
-    return [f for f in glob.glob(f"{work}/{name}.out.1-*")]
+    return glob.glob(f"{work}/{name}.out.1-*")
 
 def total(path):
     for line in open(path):

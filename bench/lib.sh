@@ -42,3 +42,27 @@ ensure_tool() {
   $sudo apt-get install -y "$tool" >/dev/null 2>&1 ||
     { $sudo apt-get update >/dev/null && $sudo apt-get install -y "$tool" >/dev/null; }
 }
+
+# A TCP port on 127.0.0.1 that is free right now.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Configure the relaybox at URL $1 (admin key $2) for the benchmark through its admin API: a
+# `claude` channel in the messages pool and an `openai` channel in the chat pool, both pointing at
+# the mock at $3, a price for claude-sonnet-4-5, and one client key, whose plaintext it echoes.
+# Fails (curl reports the status on stderr) when any call is not answered 2xx.
+configure_relaybox() {
+  local url=$1 admin=$2 mock=$3 body answer
+  local -a call=(curl -sS --fail-with-body -X POST -H "authorization: Bearer $admin"
+    -H 'content-type: application/json')
+  for body in \
+    "{\"pool\":\"messages\",\"name\":\"mock\",\"serviceType\":\"claude\",\"baseUrl\":\"$mock\",\"apiKeys\":[\"sk-bench-upstream-key-000000\"]}" \
+    "{\"pool\":\"chat\",\"name\":\"mock\",\"serviceType\":\"openai\",\"baseUrl\":\"$mock\",\"apiKeys\":[\"sk-bench-upstream-key-000000\"]}"; do
+    "${call[@]}" -o /dev/null --data "$body" "$url/admin/api/channels" || return 1
+  done
+  "${call[@]}" -o /dev/null --data '{"model":"claude-sonnet-4-5","inputPrice":3,"outputPrice":15}' \
+    "$url/admin/api/pricing" || return 1
+  answer="$("${call[@]}" --data '{"name":"bench"}' "$url/admin/api/keys")" || return 1
+  python3 -c 'import json, sys; print(json.loads(sys.argv[1])["plaintext"])' "$answer"
+}

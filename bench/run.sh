@@ -123,7 +123,7 @@ PIDS+=("$PROXY_PID")
 PROXY_URL="$(wait_url "$WORK/proxy.log" "$PROXY_PID")" || die "passthrough-proxy did not start: $(cat "$WORK/proxy.log")"
 log "passthrough-proxy on $PROXY_URL (pid $PROXY_PID)"
 
-RELAY_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+RELAY_PORT="$(free_port)"
 RELAY_URL="http://127.0.0.1:$RELAY_PORT"
 ADMIN_KEY="bench-admin-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 DATA_DIR="$WORK/data"
@@ -147,21 +147,8 @@ done
 log "relaybox on $RELAY_URL (pid $RELAY_PID, data $DATA_DIR, /health → $code)"
 
 # ---- configure relaybox through its admin API ---------------------------------------------------
-admin() {
-  local method=$1 path=$2 body=${3:-} out code
-  out="$(curl -sS -X "$method" "$RELAY_URL/admin/api$path" -H "authorization: Bearer $ADMIN_KEY" \
-    -H 'content-type: application/json' ${body:+--data "$body"} -w '\n%{http_code}')" ||
-    die "admin $method $path: curl failed"
-  code="${out##*$'\n'}"
-  out="${out%$'\n'*}"
-  [[ $code == 2* ]] || die "admin $method $path → HTTP $code: $out"
-  printf '%s' "$out"
-}
-UPSTREAM_KEY="sk-bench-upstream-key-000000"
-admin POST /channels "{\"pool\":\"messages\",\"name\":\"mock\",\"serviceType\":\"claude\",\"baseUrl\":\"$MOCK_URL\",\"apiKeys\":[\"$UPSTREAM_KEY\"]}" >/dev/null
-admin POST /channels "{\"pool\":\"chat\",\"name\":\"mock\",\"serviceType\":\"openai\",\"baseUrl\":\"$MOCK_URL\",\"apiKeys\":[\"$UPSTREAM_KEY\"]}" >/dev/null
-admin POST /pricing '{"model":"claude-sonnet-4-5","inputPrice":3,"outputPrice":15}' >/dev/null
-CLIENT_KEY="$(admin POST /keys '{"name":"bench"}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["plaintext"])')"
+CLIENT_KEY="$(configure_relaybox "$RELAY_URL" "$ADMIN_KEY" "$MOCK_URL")" ||
+  die "configuring relaybox through its admin API failed (curl's error is above)"
 [ -n "$CLIENT_KEY" ] || die "no client key in the admin API's answer"
 log "relaybox configured: 2 channels, 1 price, client key ${CLIENT_KEY:0:8}…"
 
