@@ -45,15 +45,7 @@ command -v wrk >/dev/null || {
   exit 1
 }
 
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/relaybox-ab.XXXXXX")"
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+use_scratch_dir ab
 
 (cd "$ROOT" && cargo build --release -q -p relaybox-mock-upstream -p relaybox-passthrough-proxy)
 TARGET_DIR="$(cargo_target_dir "$ROOT")"

@@ -39,15 +39,7 @@ else
   RELAYBOX="$TARGET_DIR/release/relaybox"
 fi
 
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/relaybox-insn.XXXXXX")"
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+use_scratch_dir insn
 
 "$TARGET_DIR/release/mock-upstream" --listen 127.0.0.1:0 --no-record >"$WORK/mock.log" 2>&1 &
 PIDS+=($!)

@@ -66,3 +66,18 @@ configure_relaybox() {
   answer="$("${call[@]}" --data '{"name":"bench"}' "$url/admin/api/keys")" || return 1
   python3 -c 'import json, sys; print(json.loads(sys.argv[1])["plaintext"])' "$answer"
 }
+
+# Make a scratch dir $WORK (named after $1) and an empty $PIDS; on exit, stop every process in
+# $PIDS and remove $WORK. For scripts that keep nothing of a run (run.sh has its own).
+use_scratch_dir() {
+  WORK="$(mktemp -d "${TMPDIR:-/tmp}/relaybox-$1.XXXXXX")"
+  PIDS=()
+  trap remove_scratch_dir EXIT
+}
+
+remove_scratch_dir() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
