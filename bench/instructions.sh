@@ -17,6 +17,7 @@
 # Environment (all optional):
 #   INSN_DURATION=10   seconds of measured load per server (about 500–1,000 requests/s under valgrind)
 #   INSN_TOP=25        how many relaybox functions to list
+#   INSN_KEEP=DIR      keep the callgrind files there (callgrind_annotate them for call trees)
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -95,6 +96,11 @@ RELAYBOX_REQUESTS="$(count "$URL" "$RELAYBOX_PID" "$KEY")"
 kill -TERM "$RELAYBOX_PID"
 wait "$RELAYBOX_PID" 2>/dev/null || true
 
+if [ -n "${INSN_KEEP:-}" ]; then
+  mkdir -p "$INSN_KEEP" && cp "$WORK"/*.out* "$INSN_KEEP"/
+  echo "proxy $PROXY_REQUESTS relaybox $RELAYBOX_REQUESTS" >"$INSN_KEEP/requests.txt"
+fi
+
 python3 - "$WORK" "$PROXY_REQUESTS" "$RELAYBOX_REQUESTS" "$TOP" <<'EOF'
 import glob, re, subprocess, sys
 
@@ -111,8 +117,8 @@ def total(path):
     return 0
 
 def is_log_writer(path):
-    # Only the writer thread's own file defines the cost of its loop.
-    return "sqlite::writer::run" in open(path, errors="replace").read()
+    # Only the writer thread's file names its loop (`run`, or `commit` where `run` is inlined).
+    return re.search(r"sqlite::writer::(run|commit)\b", open(path, errors="replace").read()) is not None
 
 proxy = sum(total(f) for f in dumps("proxy")) / proxy_requests
 relaybox_files = dumps("relaybox")
