@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::json::{self, Count, count};
 use super::tap::TapState;
-use super::{BodySummary, RequestFacts, Usage, errors, str_field};
+use super::{BodySummary, RequestFacts, RequestHead, Usage, errors, str_field};
 
 /// `usage` as Anthropic reports it (all figures optional: `message_delta` may carry only
 /// `output_tokens`).
@@ -58,13 +58,7 @@ struct MessageDelta {
 }
 
 pub(crate) fn summarize_body(body: &[u8]) -> BodySummary {
-    match serde_json::from_slice::<Message<'_>>(body) {
-        Ok(message) => BodySummary {
-            usage: message.usage.as_ref().map(WireUsage::to_usage),
-            response_model: message.model.map(Cow::into_owned).filter(|m| !m.is_empty()),
-        },
-        Err(_) => BodySummary::default(),
-    }
+    super::top_level_summary(body, WireUsage::to_usage)
 }
 
 /// One stream event. Only `message_start`, `message_delta` and `error` are parsed; the content
@@ -127,14 +121,11 @@ pub(crate) fn on_stream_event(state: &mut TapState, name: Option<&[u8]>, data: &
     }
 }
 
-pub(crate) fn request_facts(body: &Value) -> RequestFacts {
+pub(crate) fn request_facts(head: &RequestHead<'_>) -> RequestFacts {
     RequestFacts {
-        model: str_field(body, "model").unwrap_or_default().to_owned(),
-        stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
-        session_id: body
-            .get("metadata")
-            .and_then(|m| str_field(m, "user_id"))
-            .and_then(session_from_user_id),
+        model: head.model().to_owned(),
+        stream: head.stream(),
+        session_id: head.metadata_user_id().and_then(session_from_user_id),
         wants_usage_chunk: false,
     }
 }
@@ -316,6 +307,12 @@ mod tests {
         );
     }
 
+    /// What the relay reads from `body`, sent as JSON text.
+    fn facts_of(body: &Value) -> RequestFacts {
+        crate::providers::request_facts(Protocol::Anthropic, body.to_string().as_bytes())
+            .expect("a JSON object")
+    }
+
     #[test]
     fn request_facts_and_sessions() {
         let body = json!({
@@ -325,7 +322,7 @@ mod tests {
             "metadata": {"user_id": "user_6c3a1f0b2e4d5c6a7b8c9d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c_account_3f2b9c1e-5d4a-4b8e-9c7d-1a2b3c4d5e6f_session_8d7c6b5a-4e3f-4a2b-9c1d-0e1f2a3b4c5d"},
             "messages": [{"role": "user", "content": "Hello"}],
         });
-        let facts = request_facts(&body);
+        let facts = facts_of(&body);
         assert_eq!(
             facts,
             RequestFacts {
@@ -346,9 +343,11 @@ mod tests {
             Some("user_x_session_")
         );
         assert_eq!(session_from_user_id("  "), None);
-        let facts = request_facts(&json!({"model": "m"}));
+        let facts = facts_of(&json!({"model": "m"}));
         assert_eq!((facts.stream, facts.session_id), (false, None));
-        let facts = request_facts(&json!([]));
-        assert_eq!(facts, RequestFacts::default());
+        assert!(matches!(
+            crate::providers::request_facts(Protocol::Anthropic, b"[]"),
+            Err(crate::providers::BodyError::NotAnObject)
+        ));
     }
 }

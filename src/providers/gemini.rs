@@ -11,7 +11,6 @@
 use std::borrow::Cow;
 
 use serde::Deserialize;
-use serde_json::Value;
 
 use super::json::{self, Count, count};
 use super::tap::TapState;
@@ -150,7 +149,7 @@ pub fn parse_model_action(segment: &str) -> Option<(&str, Action)> {
 /// Request facts of a Gemini call: the model and streaming come from the path (see
 /// [`parse_model_action`]), not the body; Gemini has no session id.
 #[must_use]
-pub fn request_facts(_body: &Value, model: &str, stream: bool) -> RequestFacts {
+pub fn request_facts(model: &str, stream: bool) -> RequestFacts {
     RequestFacts {
         model: model.trim().to_owned(),
         stream,
@@ -355,7 +354,7 @@ mod tests {
         assert_eq!(parse_model_action("gemini-2.5-pro"), None);
 
         let body = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]});
-        let facts = request_facts(&body, "gemini-2.5-pro", true);
+        let facts = request_facts("gemini-2.5-pro", true);
         assert_eq!(
             facts,
             RequestFacts {
@@ -366,7 +365,8 @@ mod tests {
             }
         );
         assert_eq!(
-            crate::providers::request_facts(Protocol::Gemini, &body),
+            crate::providers::request_facts(Protocol::Gemini, body.to_string().as_bytes())
+                .expect("a JSON object"),
             RequestFacts::default()
         );
     }

@@ -189,6 +189,52 @@ pub(crate) fn has_non_null(json: &[u8], quoted_key: &[u8]) -> bool {
     find_value(json, quoted_key).is_some_and(|v| v != b"null")
 }
 
+/// The top-level `"key": value` pairs of a JSON object, raw and in document order. Keys come
+/// without their quotes and as written (escapes are not decoded). The walk steps over nested
+/// values with a string-aware bracket scan instead of parsing them; it does not validate, and
+/// stops at the first thing that is not a member.
+pub(crate) fn members(json: &[u8]) -> Members<'_> {
+    let start = expect(json, skip_ws(json, 0), b'{');
+    Members {
+        json,
+        at: start.unwrap_or(json.len()),
+    }
+}
+
+pub(crate) struct Members<'a> {
+    json: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Iterator for Members<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let json = self.json;
+        // Any early return below leaves `at` at the end: the walk is over.
+        let at = std::mem::replace(&mut self.at, json.len());
+        let key_start = expect(json, skip_ws(json, at), b'"')?;
+        let key_end = string_end(json, key_start - 1)?;
+        let colon = expect(json, skip_ws(json, key_end), b':')?;
+        let value_start = skip_ws(json, colon);
+        let value_end = value_end(json, value_start)?;
+        let next = skip_ws(json, value_end);
+        if json.get(next) == Some(&b',') {
+            self.at = next + 1;
+        }
+        Some((&json[key_start..key_end - 1], &json[value_start..value_end]))
+    }
+}
+
+/// A raw JSON string value, unescaped (borrowed when it has no escapes).
+pub(crate) fn string_value(raw: &[u8]) -> Option<Cow<'_, str>> {
+    let inner = raw.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    if inner.contains(&b'\\') {
+        return serde_json::from_slice::<String>(raw).ok().map(Cow::Owned);
+    }
+    std::str::from_utf8(inner).ok().map(Cow::Borrowed)
+}
+
 /// End (exclusive) of the JSON value starting at `start`.
 fn value_end(json: &[u8], start: usize) -> Option<usize> {
     match *json.get(start)? {
@@ -273,6 +319,33 @@ mod tests {
         );
         let missing: Counts = serde_json::from_str("{}").unwrap();
         assert_eq!(count(missing.a), 0);
+    }
+
+    #[test]
+    fn members_walks_the_top_level_only() {
+        let json = br#" { "model" : "m\"x" , "content":[{"usage":{"a":1}},"}]"],"n":-1.5e3,
+            "usage":{"input_tokens":3},"t":true,"z":null } "#;
+        let found: Vec<(&[u8], &[u8])> = members(json).collect();
+        let keys: Vec<&[u8]> = found.iter().map(|(k, _)| *k).collect();
+        assert_eq!(
+            keys,
+            [&b"model"[..], b"content", b"n", b"usage", b"t", b"z"]
+        );
+        assert_eq!(found[0].1, br#""m\"x""#);
+        assert_eq!(found[1].1, br#"[{"usage":{"a":1}},"}]"]"#);
+        assert_eq!(found[2].1, b"-1.5e3");
+        assert_eq!(found[3].1, br#"{"input_tokens":3}"#);
+        assert_eq!(found[5].1, b"null");
+        assert_eq!(string_value(found[0].1).as_deref(), Some("m\"x"));
+        assert_eq!(string_value(br#""plain""#), Some(Cow::Borrowed("plain")));
+        assert_eq!(string_value(b"12"), None);
+        // Not an object, or broken off: the walk ends where the members end.
+        assert_eq!(members(b"[1,2]").count(), 0);
+        assert_eq!(members(b"").count(), 0);
+        assert_eq!(members(b"{}").count(), 0);
+        let cut: Vec<&[u8]> = members(br#"{"a":1,"b":{"c":"#).map(|(k, _)| k).collect();
+        assert_eq!(cut, [&b"a"[..]]);
+        assert_eq!(members(br#"{"a" 1}"#).count(), 0);
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod gemini;
 pub(crate) mod json;
 pub mod mapping;
 pub mod openai;
+mod request;
 pub mod responses;
 pub mod sse;
 pub mod tap;
@@ -32,6 +33,8 @@ pub use errors::{
 };
 pub use mapping::{ModelMapper, map_model};
 pub use openai::ensure_include_usage;
+pub use request::BodyError;
+pub(crate) use request::RequestHead;
 pub use sse::{DEFAULT_MAX_EVENT_BYTES, SseEvent, SseParser};
 pub use tap::StreamTap;
 
@@ -103,6 +106,32 @@ pub struct BodySummary {
     pub response_model: Option<String>,
 }
 
+/// `usage` and `model` of a whole response object, read from its top level, where Anthropic,
+/// OpenAI Chat and Responses all put them. Only `usage` is parsed; the content, usually most of
+/// the body, is stepped over. A `usage` that does not parse counts as absent.
+fn top_level_summary<'a, W: serde::Deserialize<'a>>(
+    body: &'a [u8],
+    to_usage: fn(&W) -> Usage,
+) -> BodySummary {
+    let mut summary = BodySummary::default();
+    for (key, value) in json::members(body) {
+        match key {
+            b"usage" => {
+                summary.usage = serde_json::from_slice::<W>(value)
+                    .ok()
+                    .map(|w| to_usage(&w));
+            }
+            b"model" => {
+                summary.response_model = json::string_value(value)
+                    .map(std::borrow::Cow::into_owned)
+                    .filter(|m| !m.is_empty());
+            }
+            _ => {}
+        }
+    }
+    summary
+}
+
 /// Read usage and the answering model out of a whole response body. Tolerant: a body that is not
 /// the expected JSON gives `None` for both, never an error.
 ///
@@ -132,7 +161,7 @@ pub struct RequestFacts {
     pub wants_usage_chunk: bool,
 }
 
-/// Pull what routing needs out of a parsed request body.
+/// Read what routing needs out of a request body (see [`RequestHead`] for how it is read).
 ///
 /// - Anthropic: `model`, `stream`, session from `metadata.user_id` (Claude Code's
 ///   `user_<hash>_account_<uuid>_session_<uuid>` gives the part after `session_`; its JSON form
@@ -140,14 +169,17 @@ pub struct RequestFacts {
 /// - OpenAI Chat / Responses: `model`, `stream`, session from `prompt_cache_key`, else `user`.
 /// - Gemini: the body names neither model nor stream; this returns an empty model and
 ///   `stream: false`. Use [`gemini::request_facts`] with the path's `{model}:{action}`.
-#[must_use]
-pub fn request_facts(protocol: Protocol, body: &serde_json::Value) -> RequestFacts {
-    match protocol {
-        Protocol::Anthropic => anthropic::request_facts(body),
-        Protocol::OpenAiChat => openai::request_facts(body),
-        Protocol::OpenAiResponses => responses::request_facts(body),
-        Protocol::Gemini => gemini::request_facts(body, "", false),
-    }
+///
+/// # Errors
+/// When the body is not JSON, or not a JSON object.
+pub fn request_facts(protocol: Protocol, body: &[u8]) -> Result<RequestFacts, BodyError> {
+    let head = RequestHead::parse(body)?;
+    Ok(match protocol {
+        Protocol::Anthropic => anthropic::request_facts(&head),
+        Protocol::OpenAiChat => openai::request_facts(&head),
+        Protocol::OpenAiResponses => responses::request_facts(&head),
+        Protocol::Gemini => gemini::request_facts("", false),
+    })
 }
 
 /// A non-empty string field of a JSON object.

@@ -5,14 +5,12 @@
 //! one extra chunk before `[DONE]` has `"choices":[]` and the usage of the whole request.
 //! `prompt_tokens` includes the cached tokens (`prompt_tokens_details.cached_tokens`).
 
-use std::borrow::Cow;
-
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::json::{self, Count, count};
 use super::tap::TapState;
-use super::{BodySummary, RequestFacts, Usage, errors, str_field};
+use super::{BodySummary, RequestFacts, RequestHead, Usage, errors};
 
 /// `usage` of a chat completion (or chunk).
 #[derive(Debug, Default, Deserialize)]
@@ -48,11 +46,9 @@ impl WireUsage {
     }
 }
 
-/// A chat completion body, or a stream chunk: only what the tap reads.
+/// A stream chunk that carries usage: only what the tap reads.
 #[derive(Deserialize)]
-struct Completion<'a> {
-    #[serde(borrow, default)]
-    model: Option<Cow<'a, str>>,
+struct Completion {
     #[serde(default)]
     choices: Option<Vec<serde::de::IgnoredAny>>,
     #[serde(default)]
@@ -60,16 +56,7 @@ struct Completion<'a> {
 }
 
 pub(crate) fn summarize_body(body: &[u8]) -> BodySummary {
-    match serde_json::from_slice::<Completion<'_>>(body) {
-        Ok(completion) => BodySummary {
-            usage: completion.usage.as_ref().map(WireUsage::to_usage),
-            response_model: completion
-                .model
-                .map(Cow::into_owned)
-                .filter(|m| !m.is_empty()),
-        },
-        Err(_) => BodySummary::default(),
-    }
+    super::top_level_summary(body, WireUsage::to_usage)
 }
 
 /// Delta fields whose non-empty string value is a generated token.
@@ -114,7 +101,7 @@ pub(crate) fn on_stream_event(state: &mut TapState, data: &[u8]) -> bool {
         return false;
     }
     state.parsed += 1;
-    let Ok(chunk) = serde_json::from_slice::<Completion<'_>>(data) else {
+    let Ok(chunk) = serde_json::from_slice::<Completion>(data) else {
         return false;
     };
     let Some(usage) = &chunk.usage else {
@@ -145,24 +132,20 @@ pub(crate) fn plain_string(raw: &[u8]) -> Option<&str> {
     std::str::from_utf8(inner).ok()
 }
 
-pub(crate) fn request_facts(body: &Value) -> RequestFacts {
+pub(crate) fn request_facts(head: &RequestHead<'_>) -> RequestFacts {
     RequestFacts {
-        model: str_field(body, "model").unwrap_or_default().to_owned(),
-        stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
-        session_id: session_id(body),
-        wants_usage_chunk: body
-            .get("stream_options")
-            .and_then(|o| o.get("include_usage"))
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
+        model: head.model().to_owned(),
+        stream: head.stream(),
+        session_id: session_id(head),
+        wants_usage_chunk: head.include_usage(),
     }
 }
 
 /// OpenAI-style session: `prompt_cache_key` (Codex sends its conversation id there), else
 /// `user`.
-pub(crate) fn session_id(body: &Value) -> Option<String> {
-    str_field(body, "prompt_cache_key")
-        .or_else(|| str_field(body, "user"))
+pub(crate) fn session_id(head: &RequestHead<'_>) -> Option<String> {
+    head.prompt_cache_key()
+        .or_else(|| head.user())
         .map(str::to_owned)
 }
 
@@ -384,6 +367,12 @@ mod tests {
         assert_eq!(body, json!("not an object"));
     }
 
+    /// What the relay reads from `body`, sent as JSON text.
+    fn facts_of(body: &Value) -> RequestFacts {
+        crate::providers::request_facts(Protocol::OpenAiChat, body.to_string().as_bytes())
+            .expect("a JSON object")
+    }
+
     #[test]
     fn request_facts_and_sessions() {
         let body = json!({
@@ -394,7 +383,7 @@ mod tests {
             "messages": [{"role": "user", "content": "hi"}],
         });
         assert_eq!(
-            request_facts(&body),
+            facts_of(&body),
             RequestFacts {
                 model: "gpt-4o".into(),
                 stream: true,
@@ -403,9 +392,9 @@ mod tests {
             }
         );
         let body = json!({"model": "gpt-5", "prompt_cache_key": "conv-7", "user": "u"});
-        let facts = request_facts(&body);
+        let facts = facts_of(&body);
         assert_eq!(facts.session_id.as_deref(), Some("conv-7"));
         assert!(!facts.stream && !facts.wants_usage_chunk);
-        assert_eq!(request_facts(&json!({"user": ""})).session_id, None);
+        assert_eq!(facts_of(&json!({"user": ""})).session_id, None);
     }
 }

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::json::{self, Count, count};
 use super::tap::TapState;
-use super::{BodySummary, RequestFacts, Usage, errors, openai, str_field};
+use super::{BodySummary, RequestFacts, RequestHead, Usage, errors, openai};
 
 #[derive(Debug, Default, Deserialize)]
 struct WireUsage {
@@ -65,16 +65,7 @@ struct WithResponse<'a> {
 }
 
 pub(crate) fn summarize_body(body: &[u8]) -> BodySummary {
-    match serde_json::from_slice::<Response<'_>>(body) {
-        Ok(response) => BodySummary {
-            usage: response.usage.as_ref().map(WireUsage::to_usage),
-            response_model: response
-                .model
-                .map(Cow::into_owned)
-                .filter(|m| !m.is_empty()),
-        },
-        Err(_) => BodySummary::default(),
-    }
+    super::top_level_summary(body, WireUsage::to_usage)
 }
 
 /// One stream event. `*.delta` events are recognised by name; only `response.created` /
@@ -131,11 +122,11 @@ pub(crate) fn on_stream_event(state: &mut TapState, name: Option<&[u8]>, data: &
     }
 }
 
-pub(crate) fn request_facts(body: &Value) -> RequestFacts {
+pub(crate) fn request_facts(head: &RequestHead<'_>) -> RequestFacts {
     RequestFacts {
-        model: str_field(body, "model").unwrap_or_default().to_owned(),
-        stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
-        session_id: openai::session_id(body),
+        model: head.model().to_owned(),
+        stream: head.stream(),
+        session_id: openai::session_id(head),
         wants_usage_chunk: false,
     }
 }
@@ -288,6 +279,12 @@ mod tests {
         );
     }
 
+    /// What the relay reads from `body`, sent as JSON text.
+    fn facts_of(body: &Value) -> RequestFacts {
+        crate::providers::request_facts(Protocol::OpenAiResponses, body.to_string().as_bytes())
+            .expect("a JSON object")
+    }
+
     #[test]
     fn request_facts_and_sessions() {
         let body = json!({
@@ -298,7 +295,7 @@ mod tests {
             "prompt_cache_key": "0199a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
         });
         assert_eq!(
-            request_facts(&body),
+            facts_of(&body),
             RequestFacts {
                 model: "gpt-5-codex".into(),
                 stream: true,
@@ -306,7 +303,7 @@ mod tests {
                 wants_usage_chunk: false,
             }
         );
-        let facts = request_facts(&json!({"model": "o3", "user": "bob"}));
+        let facts = facts_of(&json!({"model": "o3", "user": "bob"}));
         assert_eq!(facts.session_id.as_deref(), Some("bob"));
         assert!(!facts.stream);
     }

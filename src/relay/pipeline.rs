@@ -16,6 +16,7 @@
 //! 7. `Recorder::finish`    — cost from pricing × channel multipliers; the row goes to the
 //!    batching log writer (never awaited)
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,7 +39,7 @@ use crate::app::Live;
 use crate::app::server::Server;
 use crate::domain::ClientKey;
 use crate::domain::key::Expiry;
-use crate::providers::{self, ErrorKind, Protocol, RequestFacts};
+use crate::providers::{self, BodyError, ErrorKind, Protocol, RequestFacts};
 use http_body_util::BodyExt as _;
 
 /// How much of an upstream error body is read (for the log and failover matching).
@@ -170,26 +171,6 @@ pub async fn relay(server: Arc<Server>, incoming: Incoming) -> Response {
 }
 
 /// Stage 2: size limit, JSON, protocol facts.
-/// The few top-level fields the relay reads. Deserialising only these (serde skips the rest
-/// without building it) keeps large bodies — Claude Code sends 100 kB system prompts — cheap;
-/// the whole document is parsed only when it must change.
-#[derive(serde::Deserialize)]
-struct RequestHead {
-    #[serde(default)]
-    model: Option<Value>,
-    #[serde(default)]
-    stream: Option<Value>,
-    #[serde(default)]
-    metadata: Option<Value>,
-    #[serde(default)]
-    stream_options: Option<Value>,
-    #[serde(default)]
-    prompt_cache_key: Option<Value>,
-    #[serde(default)]
-    user: Option<Value>,
-}
-
-/// Stage 2: size limit, JSON, protocol facts.
 fn parse(live: &Live, incoming: &Incoming) -> Result<RequestFacts, RelayError> {
     let limit = live.settings.max_body_bytes;
     if incoming.body.len() as u64 > limit {
@@ -202,28 +183,14 @@ fn parse(live: &Live, incoming: &Incoming) -> Result<RequestFacts, RelayError> {
             ),
         ));
     }
-    let head: RequestHead = serde_json::from_slice(&incoming.body).map_err(|e| {
-        let message = if e.is_data() {
-            "the request body must be a JSON object".to_string()
-        } else {
-            format!("the request body is not valid JSON: {e}")
-        };
-        RelayError::new(ErrorKind::InvalidRequest, "invalid_json", message)
-    })?;
-    let mut small = serde_json::Map::new();
-    for (name, value) in [
-        ("model", head.model),
-        ("stream", head.stream),
-        ("metadata", head.metadata),
-        ("stream_options", head.stream_options),
-        ("prompt_cache_key", head.prompt_cache_key),
-        ("user", head.user),
-    ] {
-        if let Some(value) = value {
-            small.insert(name.to_string(), value);
-        }
-    }
-    let mut facts = providers::request_facts(incoming.endpoint.protocol(), &Value::Object(small));
+    let mut facts = providers::request_facts(incoming.endpoint.protocol(), &incoming.body)
+        .map_err(|e| {
+            let message = match e {
+                BodyError::NotAnObject => "the request body must be a JSON object".to_string(),
+                BodyError::NotJson(e) => format!("the request body is not valid JSON: {e}"),
+            };
+            RelayError::new(ErrorKind::InvalidRequest, "invalid_json", message)
+        })?;
     if let Some(model) = &incoming.path_model {
         facts.model.clone_from(model);
     }
@@ -284,7 +251,7 @@ async fn attempt(
     let mut parsed: Option<Value> = None;
     for candidate in &candidates {
         let channel = &candidate.channel;
-        let name = channel.channel.name.clone();
+        let name = channel.channel.name.as_str();
         if let Err(reason) = server
             .limits
             .acquire_channel_slot(&channel.channel, settings.max_queue_length)
@@ -292,7 +259,7 @@ async fn attempt(
         {
             server.metrics.limit_refusal("channel_rate_limit");
             notes.push(AttemptNote {
-                channel: name.clone(),
+                channel: name.to_owned(),
                 status: 429,
                 action: "skip",
                 wait_ms: None,
@@ -303,7 +270,7 @@ async fn attempt(
             continue;
         }
         let upstream_model = providers::map_model(&channel.channel.model_mapping, &facts.model)
-            .unwrap_or_else(|| facts.model.clone());
+            .map_or(Cow::Borrowed(facts.model.as_str()), Cow::Owned);
         let payload = match upstream_body(
             &incoming,
             &mut parsed,
@@ -337,7 +304,7 @@ async fn attempt(
                 upstream::upstream_headers(&incoming.headers, candidate.kind, channel, key_index)
             else {
                 notes.push(AttemptNote {
-                    channel: name.clone(),
+                    channel: name.to_owned(),
                     status: 0,
                     action: "skip",
                     wait_ms: None,
@@ -361,7 +328,7 @@ async fn attempt(
                     recorder.set_channel(channel);
                     if !notes.is_empty() {
                         notes.push(AttemptNote {
-                            channel: name.clone(),
+                            channel: name.to_owned(),
                             status: response.status().as_u16(),
                             action: "success",
                             wait_ms: None,
@@ -412,7 +379,7 @@ async fn attempt(
                     None,
                 ),
             };
-            server.metrics.upstream_error(&name, failure.status);
+            server.metrics.upstream_error(name, failure.status);
             let decision =
                 failover::decide(&settings.failover, &failure, &mut chain, suspend_default);
             let excerpt = providers::upstream_error_text(failure.body.as_bytes());
@@ -429,7 +396,7 @@ async fn attempt(
                 Decision::GiveUp => ("return", None),
             };
             notes.push(AttemptNote {
-                channel: name.clone(),
+                channel: name.to_owned(),
                 status: failure.status,
                 action,
                 wait_ms,
@@ -440,7 +407,7 @@ async fn attempt(
             recorder.set_failover_info(serde_json::to_string(&notes).unwrap_or_default());
             last = Some(LastFailure {
                 failure,
-                channel: name.clone(),
+                channel: name.to_owned(),
                 content_type,
             });
             match decision {
