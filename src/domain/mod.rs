@@ -16,9 +16,37 @@ pub use settings::Settings;
 use time::OffsetDateTime;
 
 /// Current wall-clock time in UTC; one place so tests and code agree on the clock source.
+///
+/// A request asks for the time about ten times (auth, limits, log row). Turning a system time
+/// into a calendar date is most of what `OffsetDateTime::now_utc` costs, so each thread keeps
+/// the last whole second it converted and only swaps in the sub-second part within it.
 #[must_use]
 pub fn now() -> OffsetDateTime {
-    OffsetDateTime::now_utc()
+    use std::cell::Cell;
+    use std::time::{SystemTime, UNIX_EPOCH};
+    thread_local! {
+        static LAST_SECOND: Cell<Option<(u64, OffsetDateTime)>> = const { Cell::new(None) };
+    }
+    let Ok(since_epoch) = SystemTime::now().duration_since(UNIX_EPOCH) else {
+        return OffsetDateTime::now_utc();
+    };
+    let (seconds, nanos) = (since_epoch.as_secs(), since_epoch.subsec_nanos());
+    LAST_SECOND.with(|last| {
+        if let Some((second, at)) = last.get()
+            && second == seconds
+            && let Ok(now) = at.replace_nanosecond(nanos)
+        {
+            return now;
+        }
+        let Some(whole) = i64::try_from(seconds)
+            .ok()
+            .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+        else {
+            return OffsetDateTime::now_utc();
+        };
+        last.set(Some((seconds, whole)));
+        whole.replace_nanosecond(nanos).unwrap_or(whole)
+    })
 }
 
 /// RFC 3339 UTC with milliseconds (`2026-11-21T06:30:00.123Z`): fixed width, so text order is
@@ -69,7 +97,19 @@ pub fn new_channel_id() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::format_time;
+    use super::{format_time, now};
+
+    #[test]
+    fn now_follows_the_system_clock_within_and_across_seconds() {
+        for _ in 0..3 {
+            let before = time::OffsetDateTime::now_utc();
+            let ours = now();
+            let after = time::OffsetDateTime::now_utc();
+            assert!(before <= ours && ours <= after, "{before} {ours} {after}");
+            assert_eq!(ours.offset(), time::UtcOffset::UTC);
+            std::thread::sleep(std::time::Duration::from_millis(600));
+        }
+    }
     use time::OffsetDateTime;
 
     #[test]

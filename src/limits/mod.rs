@@ -768,17 +768,20 @@ impl Limiter {
     /// Bind (or refresh) a conversation to a channel for `ttl_seconds`.
     pub fn stick(&self, session: &str, channel_id: &str, ttl_seconds: u64) {
         let t = self.clock.now().unix_timestamp();
+        let expires = t + i64::try_from(ttl_seconds).unwrap_or(i64::MAX / 2);
         let mut sessions = lock(&self.sessions);
+        // Most requests continue a conversation already bound here: refresh it in place.
+        if let Some((bound, at)) = sessions.get_mut(session) {
+            if bound != channel_id {
+                channel_id.clone_into(bound);
+            }
+            *at = expires;
+            return;
+        }
         if sessions.len() > 10_000 {
             sessions.retain(|_, (_, expires)| *expires > t);
         }
-        sessions.insert(
-            session.to_string(),
-            (
-                channel_id.to_string(),
-                t + i64::try_from(ttl_seconds).unwrap_or(i64::MAX / 2),
-            ),
-        );
+        sessions.insert(session.to_string(), (channel_id.to_string(), expires));
     }
 }
 

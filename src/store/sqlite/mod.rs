@@ -352,8 +352,10 @@ fn bind_row(
 /// The `usage_daily` additions of one batch: one upsert per (key, model, day), not per row.
 #[derive(Default)]
 struct RollUp<'a> {
-    /// (key, model, day) → ([requests, input, output, cache creation, cache read], cost)
-    sums: std::collections::HashMap<(&'a str, &'a str, &'a str), ([i64; 5], f64)>,
+    /// (key, model, day) → ([requests, input, output, cache creation, cache read], cost).
+    /// A fast hasher although `model` comes from clients: a batch holds at most `max_batch`
+    /// rows, so even crafted collisions could only slow one batch, never grow without bound.
+    sums: crate::FastMap<(&'a str, &'a str, &'a str), ([i64; 5], f64)>,
 }
 
 impl<'a> RollUp<'a> {
