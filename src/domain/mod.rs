@@ -53,9 +53,14 @@ pub fn now() -> OffsetDateTime {
 /// time order; the form of every timestamp in `logs.sqlite`.
 ///
 /// Written by hand: three of these go into every log row, and the generic formatter costs ten
-/// times as much.
+/// times as much. Each thread keeps the text of the last whole second it wrote, so most calls
+/// only write the milliseconds.
 #[must_use]
 pub fn format_time(at: OffsetDateTime) -> String {
+    use std::cell::Cell;
+    thread_local! {
+        static LAST_SECOND: Cell<Option<(i64, [u8; 24])>> = const { Cell::new(None) };
+    }
     let at = at.to_offset(time::UtcOffset::UTC);
     let year = at.year();
     if !(0..=9999).contains(&year) {
@@ -64,21 +69,31 @@ pub fn format_time(at: OffsetDateTime) -> String {
         );
         return at.format(FORMAT).unwrap_or_default();
     }
-    let mut out = *b"0000-00-00T00:00:00.000Z";
-    let mut put = |at: usize, width: usize, mut value: u32| {
-        for i in (at..at + width).rev() {
-            out[i] = b'0' + (value % 10) as u8;
-            value /= 10;
+    let second = at.unix_timestamp();
+    let mut out = LAST_SECOND.with(|last| match last.get() {
+        Some((cached, text)) if cached == second => text,
+        _ => {
+            let mut text = *b"0000-00-00T00:00:00.000Z";
+            put_digits(&mut text[0..4], year.unsigned_abs());
+            put_digits(&mut text[5..7], u32::from(u8::from(at.month())));
+            put_digits(&mut text[8..10], u32::from(at.day()));
+            put_digits(&mut text[11..13], u32::from(at.hour()));
+            put_digits(&mut text[14..16], u32::from(at.minute()));
+            put_digits(&mut text[17..19], u32::from(at.second()));
+            last.set(Some((second, text)));
+            text
         }
-    };
-    put(0, 4, year.unsigned_abs());
-    put(5, 2, u32::from(u8::from(at.month())));
-    put(8, 2, u32::from(at.day()));
-    put(11, 2, u32::from(at.hour()));
-    put(14, 2, u32::from(at.minute()));
-    put(17, 2, u32::from(at.second()));
-    put(20, 3, u32::from(at.millisecond()));
+    });
+    put_digits(&mut out[20..23], u32::from(at.millisecond()));
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `value` in decimal, zero-padded to the width of `out`.
+fn put_digits(out: &mut [u8], mut value: u32) {
+    for digit in out.iter_mut().rev() {
+        *digit = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
 }
 
 /// A new time-ordered identifier (UUIDv7, simple hex form).
@@ -141,5 +156,15 @@ mod tests {
             format_time(time::macros::datetime!(2026-11-21 09:30:00.5 +08:00)),
             "2026-11-21T01:30:00.500Z"
         );
+        // Within one second and across seconds, back and forth (the per-second cache).
+        let base = time::macros::datetime!(2026-11-21 23:59:59.000 UTC);
+        for offset_ms in [0, 1, 999, 1000, 1001, 0, 998, -1, 86_400_000, 999] {
+            let at = base + time::Duration::milliseconds(offset_ms);
+            assert_eq!(
+                format_time(at),
+                at.format(reference).unwrap(),
+                "{offset_ms}"
+            );
+        }
     }
 }
