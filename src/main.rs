@@ -6,6 +6,13 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use relaybox::cli::{self, Cli};
 
+/// mimalloc: a relayed request allocates about 60 blocks, and the request-log rows are freed
+/// on another thread than the one that built them. Per request it runs 8 % fewer instructions
+/// than glibc's allocator (bench/instructions.sh). Built without transparent huge pages, which
+/// would otherwise add about 10 MB to the idle footprint.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Cli::parse();
