@@ -58,7 +58,27 @@ struct MessageDelta {
 }
 
 pub(crate) fn summarize_body(body: &[u8]) -> BodySummary {
-    super::top_level_summary(body, WireUsage::to_usage)
+    super::top_level_summary(body, usage_of)
+}
+
+/// A raw `usage` object, read by walking its members: its four figures are plain numbers, so
+/// this skips serde's per-field machinery (each figure is read as tolerantly as [`Count`]).
+fn usage_of(raw: &[u8]) -> Option<Usage> {
+    if raw.first() != Some(&b'{') {
+        return None;
+    }
+    let mut usage = Usage::default();
+    for (key, value) in json::members(raw) {
+        let figure = match key {
+            b"input_tokens" => &mut usage.input,
+            b"output_tokens" => &mut usage.output,
+            b"cache_creation_input_tokens" => &mut usage.cache_creation,
+            b"cache_read_input_tokens" => &mut usage.cache_read,
+            _ => continue,
+        };
+        *figure = json::count_of(value);
+    }
+    Some(usage)
 }
 
 /// One stream event. Only `message_start`, `message_delta` and `error` are parsed; the content
@@ -146,7 +166,11 @@ pub fn session_from_user_id(user_id: &str) -> Option<String> {
     {
         return Some(session.to_owned());
     }
-    if let Some((_, session)) = user_id.rsplit_once("session_")
+    // One searcher for every request: building it is most of the cost of a search.
+    static SESSION_MARK: std::sync::LazyLock<memchr::memmem::FinderRev<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::FinderRev::new(b"session_"));
+    if let Some(at) = SESSION_MARK.rfind(user_id.as_bytes())
+        && let session = &user_id[at + b"session_".len()..]
         && !session.is_empty()
     {
         return Some(session.to_owned());

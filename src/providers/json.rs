@@ -73,6 +73,16 @@ impl<'de> Visitor<'de> for CountVisitor {
     }
 }
 
+/// The count a raw JSON value stands for, as [`Count`] reads it; plain digits without serde.
+pub(crate) fn count_of(raw: &[u8]) -> u64 {
+    if !raw.is_empty() && raw.len() <= 19 && raw.iter().all(u8::is_ascii_digit) {
+        return raw
+            .iter()
+            .fold(0, |n, digit| n * 10 + u64::from(digit - b'0'));
+    }
+    serde_json::from_slice::<Count>(raw).map_or(0, |c| c.0)
+}
+
 /// Reads an optional count as a plain number (absent or `null` = 0).
 pub(crate) fn count(c: Option<Count>) -> u64 {
     c.map_or(0, |c| c.0)
@@ -346,6 +356,26 @@ mod tests {
         let cut: Vec<&[u8]> = members(br#"{"a":1,"b":{"c":"#).map(|(k, _)| k).collect();
         assert_eq!(cut, [&b"a"[..]]);
         assert_eq!(members(br#"{"a" 1}"#).count(), 0);
+    }
+
+    #[test]
+    fn count_of_reads_raw_values_like_count() {
+        for (raw, expected) in [
+            (&b"0"[..], 0),
+            (b"1234", 1234),
+            (b"9999999999999999999", 9_999_999_999_999_999_999),
+            (b"18446744073709551615", u64::MAX),
+            (b"7.6", 8),
+            (b"-3", 0),
+            (b"\"41\"", 41),
+            (b"null", 0),
+            (b"true", 0),
+            (b"{\"x\":1}", 0),
+            (b"[1]", 0),
+            (b"", 0),
+        ] {
+            assert_eq!(count_of(raw), expected, "{}", String::from_utf8_lossy(raw));
+        }
     }
 
     #[test]

@@ -107,20 +107,13 @@ pub struct BodySummary {
 }
 
 /// `usage` and `model` of a whole response object, read from its top level, where Anthropic,
-/// OpenAI Chat and Responses all put them. Only `usage` is parsed; the content, usually most of
-/// the body, is stepped over. A `usage` that does not parse counts as absent.
-fn top_level_summary<'a, W: serde::Deserialize<'a>>(
-    body: &'a [u8],
-    to_usage: fn(&W) -> Usage,
-) -> BodySummary {
+/// OpenAI Chat and Responses all put them. Only `usage` is parsed (by `usage_of`, from its raw
+/// JSON); the content, usually most of the body, is stepped over.
+fn top_level_summary(body: &[u8], usage_of: fn(&[u8]) -> Option<Usage>) -> BodySummary {
     let mut summary = BodySummary::default();
     for (key, value) in json::members(body) {
         match key {
-            b"usage" => {
-                summary.usage = serde_json::from_slice::<W>(value)
-                    .ok()
-                    .map(|w| to_usage(&w));
-            }
+            b"usage" => summary.usage = usage_of(value),
             b"model" => {
                 summary.response_model = json::string_value(value)
                     .map(std::borrow::Cow::into_owned)

@@ -56,7 +56,11 @@ struct Completion {
 }
 
 pub(crate) fn summarize_body(body: &[u8]) -> BodySummary {
-    super::top_level_summary(body, WireUsage::to_usage)
+    super::top_level_summary(body, |raw| {
+        serde_json::from_slice::<WireUsage>(raw)
+            .ok()
+            .map(|wire| wire.to_usage())
+    })
 }
 
 /// Delta fields whose non-empty string value is a generated token.

@@ -65,7 +65,11 @@ struct WithResponse<'a> {
 }
 
 pub(crate) fn summarize_body(body: &[u8]) -> BodySummary {
-    super::top_level_summary(body, WireUsage::to_usage)
+    super::top_level_summary(body, |raw| {
+        serde_json::from_slice::<WireUsage>(raw)
+            .ok()
+            .map(|wire| wire.to_usage())
+    })
 }
 
 /// One stream event. `*.delta` events are recognised by name; only `response.created` /

@@ -150,7 +150,7 @@ pub async fn relay(server: Arc<Server>, incoming: Incoming) -> Response {
     let ttl = live.settings.sticky_session_ttl_seconds;
     let sticky = session_id
         .filter(|_| ttl > 0)
-        .map(|session| (format!("{}/{session}", key.id), ttl));
+        .map(|session| ([key.id.as_str(), "/", &session].concat(), ttl));
     if let Some((session, _)) = &sticky
         && let Some(bound) = server.limits.sticky_channel(session)
         && let Some(position) = candidates

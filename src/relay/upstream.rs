@@ -57,10 +57,15 @@ pub fn upstream_url(base_url: &str, endpoint_path: &str, query: Option<&str>) ->
     } else {
         endpoint_path
     };
-    match query.filter(|q| !q.is_empty()) {
-        Some(query) => format!("{base}{path}?{query}"),
-        None => format!("{base}{path}"),
+    let query = query.filter(|q| !q.is_empty());
+    let mut url = String::with_capacity(base.len() + path.len() + query.map_or(0, |q| q.len() + 1));
+    url.push_str(base);
+    url.push_str(path);
+    if let Some(query) = query {
+        url.push('?');
+        url.push_str(query);
     }
+    url
 }
 
 /// Client headers that are never forwarded: hop-by-hop headers, the client's credentials,
