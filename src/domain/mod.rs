@@ -113,19 +113,19 @@ pub fn new_channel_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::{format_time, now};
+    use time::OffsetDateTime;
 
     #[test]
     fn now_follows_the_system_clock_within_and_across_seconds() {
         for _ in 0..3 {
-            let before = time::OffsetDateTime::now_utc();
+            let before = OffsetDateTime::now_utc();
             let ours = now();
-            let after = time::OffsetDateTime::now_utc();
+            let after = OffsetDateTime::now_utc();
             assert!(before <= ours && ours <= after, "{before} {ours} {after}");
             assert_eq!(ours.offset(), time::UtcOffset::UTC);
             std::thread::sleep(std::time::Duration::from_millis(600));
         }
     }
-    use time::OffsetDateTime;
 
     #[test]
     fn format_time_matches_the_generic_rfc3339_formatter() {

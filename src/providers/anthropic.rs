@@ -181,6 +181,7 @@ pub fn session_from_user_id(user_id: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::request::facts_of;
     use crate::providers::tap::test_support::{crlf, run_every_split};
     use crate::providers::{Protocol, summarize_body as summarize};
     use serde_json::json;
@@ -331,12 +332,6 @@ mod tests {
         );
     }
 
-    /// What the relay reads from `body`, sent as JSON text.
-    fn facts_of(body: &Value) -> RequestFacts {
-        crate::providers::request_facts(Protocol::Anthropic, body.to_string().as_bytes())
-            .expect("a JSON object")
-    }
-
     #[test]
     fn request_facts_and_sessions() {
         let body = json!({
@@ -346,7 +341,7 @@ mod tests {
             "metadata": {"user_id": "user_6c3a1f0b2e4d5c6a7b8c9d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c_account_3f2b9c1e-5d4a-4b8e-9c7d-1a2b3c4d5e6f_session_8d7c6b5a-4e3f-4a2b-9c1d-0e1f2a3b4c5d"},
             "messages": [{"role": "user", "content": "Hello"}],
         });
-        let facts = facts_of(&body);
+        let facts = facts_of(Protocol::Anthropic, &body);
         assert_eq!(
             facts,
             RequestFacts {
@@ -367,7 +362,7 @@ mod tests {
             Some("user_x_session_")
         );
         assert_eq!(session_from_user_id("  "), None);
-        let facts = facts_of(&json!({"model": "m"}));
+        let facts = facts_of(Protocol::Anthropic, &json!({"model": "m"}));
         assert_eq!((facts.stream, facts.session_id), (false, None));
         assert!(matches!(
             crate::providers::request_facts(Protocol::Anthropic, b"[]"),

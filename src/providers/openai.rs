@@ -178,6 +178,7 @@ pub fn ensure_include_usage(body: &mut Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::request::facts_of;
     use crate::providers::tap::test_support::{crlf, run, run_every_split};
     use crate::providers::{Protocol, StreamTap, summarize_body as summarize};
     use bytes::Bytes;
@@ -371,12 +372,6 @@ mod tests {
         assert_eq!(body, json!("not an object"));
     }
 
-    /// What the relay reads from `body`, sent as JSON text.
-    fn facts_of(body: &Value) -> RequestFacts {
-        crate::providers::request_facts(Protocol::OpenAiChat, body.to_string().as_bytes())
-            .expect("a JSON object")
-    }
-
     #[test]
     fn request_facts_and_sessions() {
         let body = json!({
@@ -387,7 +382,7 @@ mod tests {
             "messages": [{"role": "user", "content": "hi"}],
         });
         assert_eq!(
-            facts_of(&body),
+            facts_of(Protocol::OpenAiChat, &body),
             RequestFacts {
                 model: "gpt-4o".into(),
                 stream: true,
@@ -396,9 +391,12 @@ mod tests {
             }
         );
         let body = json!({"model": "gpt-5", "prompt_cache_key": "conv-7", "user": "u"});
-        let facts = facts_of(&body);
+        let facts = facts_of(Protocol::OpenAiChat, &body);
         assert_eq!(facts.session_id.as_deref(), Some("conv-7"));
         assert!(!facts.stream && !facts.wants_usage_chunk);
-        assert_eq!(facts_of(&json!({"user": ""})).session_id, None);
+        assert_eq!(
+            facts_of(Protocol::OpenAiChat, &json!({"user": ""})).session_id,
+            None
+        );
     }
 }

@@ -222,6 +222,13 @@ impl<'de, T: Expected<'de>> Visitor<'de> for LenientVisitor<T> {
     }
 }
 
+/// What the relay reads from `body`, sent as JSON text to a `protocol` endpoint (for the
+/// protocol files' tests).
+#[cfg(test)]
+pub(crate) fn facts_of(protocol: super::Protocol, body: &serde_json::Value) -> super::RequestFacts {
+    super::request_facts(protocol, body.to_string().as_bytes()).expect("a JSON object")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

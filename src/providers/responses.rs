@@ -138,6 +138,7 @@ pub(crate) fn request_facts(head: &RequestHead<'_>) -> RequestFacts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::request::facts_of;
     use crate::providers::tap::test_support::{crlf, run_every_split};
     use crate::providers::{Protocol, StreamTap, summarize_body as summarize};
     use serde_json::json;
@@ -283,12 +284,6 @@ mod tests {
         );
     }
 
-    /// What the relay reads from `body`, sent as JSON text.
-    fn facts_of(body: &Value) -> RequestFacts {
-        crate::providers::request_facts(Protocol::OpenAiResponses, body.to_string().as_bytes())
-            .expect("a JSON object")
-    }
-
     #[test]
     fn request_facts_and_sessions() {
         let body = json!({
@@ -299,7 +294,7 @@ mod tests {
             "prompt_cache_key": "0199a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
         });
         assert_eq!(
-            facts_of(&body),
+            facts_of(Protocol::OpenAiResponses, &body),
             RequestFacts {
                 model: "gpt-5-codex".into(),
                 stream: true,
@@ -307,7 +302,10 @@ mod tests {
                 wants_usage_chunk: false,
             }
         );
-        let facts = facts_of(&json!({"model": "o3", "user": "bob"}));
+        let facts = facts_of(
+            Protocol::OpenAiResponses,
+            &json!({"model": "o3", "user": "bob"}),
+        );
         assert_eq!(facts.session_id.as_deref(), Some("bob"));
         assert!(!facts.stream);
     }
