@@ -52,13 +52,8 @@ use_scratch_dir ab
 TARGET_DIR="$(cargo_target_dir "$ROOT")"
 
 
-"$TARGET_DIR/release/mock-upstream" --listen 127.0.0.1:0 --no-record >"$WORK/mock.log" 2>&1 &
-PIDS+=($!)
-MOCK_URL="$(wait_url "$WORK/mock.log" $!)" || { cat "$WORK/mock.log" >&2; exit 1; }
-"$TARGET_DIR/release/passthrough-proxy" --listen 127.0.0.1:0 --upstream "$MOCK_URL" >"$WORK/proxy.log" 2>&1 &
-PROXY_PID=$!
-PIDS+=("$PROXY_PID")
-PROXY_URL="$(wait_url "$WORK/proxy.log" "$PROXY_PID")" || { cat "$WORK/proxy.log" >&2; exit 1; }
+start_mock
+start_proxy
 
 # One wrk run against $1 (server pid $2): prints "req/s cpu_us_per_request p50_us".
 measure() {
@@ -81,26 +76,12 @@ print(f"{requests / seconds:.0f} {int(sys.argv[2]) / int(sys.argv[3]) * 1e6 / re
 EOF
 }
 
-# Start relaybox $1 with extra environment $2 on a fresh data dir, configure it, measure it.
+# Start relaybox $1 with extra environment $2 on a fresh data dir, measure it, stop it.
 measure_relaybox() {
-  local binary=$1 extra=$2 port admin url pid key
-  port="$(free_port)"
-  admin="ab-admin-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
-  url="http://127.0.0.1:$port"
-  rm -rf "$WORK/data"
-  # shellcheck disable=SC2086 # $extra is a list of NAME=value words
-  env $extra RELAYBOX_DATA_DIR="$WORK/data" RELAYBOX_LISTEN="127.0.0.1:$port" \
-    RELAYBOX_ADMIN_KEY="$admin" RELAYBOX_LOG_LEVEL="${RELAYBOX_LOG_LEVEL:-warn}" \
-    "$binary" serve >"$WORK/relaybox.log" 2>&1 &
-  pid=$!
-  until curl -sf -o /dev/null "$url/health"; do
-    kill -0 "$pid" 2>/dev/null || { cat "$WORK/relaybox.log" >&2; exit 1; }
-    sleep 0.1
-  done
-  key="$(configure_relaybox "$url" "$admin" "$MOCK_URL")" || exit 1
-  measure "$url" "$pid" "$key"
-  kill -TERM "$pid"
-  wait "$pid" 2>/dev/null || true
+  start_relaybox "$1" "$2" || exit 1
+  measure "$RELAYBOX_URL" "$RELAYBOX_PID" "$RELAYBOX_KEY"
+  kill -TERM "$RELAYBOX_PID"
+  wait "$RELAYBOX_PID" 2>/dev/null || true
 }
 
 echo "A: $BIN_A${AB_ENV_A:+ ($AB_ENV_A)}"

@@ -42,9 +42,7 @@ fi
 
 use_scratch_dir insn
 
-"$TARGET_DIR/release/mock-upstream" --listen 127.0.0.1:0 --no-record >"$WORK/mock.log" 2>&1 &
-PIDS+=($!)
-MOCK_URL="$(wait_url "$WORK/mock.log" $!)" || { cat "$WORK/mock.log" >&2; exit 1; }
+start_mock
 
 CALLGRIND=(valgrind --tool=callgrind --separate-threads=yes)
 
@@ -68,31 +66,13 @@ EOF
 }
 
 echo "proxy under callgrind..." >&2
-"${CALLGRIND[@]}" --callgrind-out-file="$WORK/proxy.out" \
-  "$TARGET_DIR/release/passthrough-proxy" --listen 127.0.0.1:0 --upstream "$MOCK_URL" \
-  >"$WORK/proxy.log" 2>&1 &
-PROXY_PID=$!
-PIDS+=("$PROXY_PID")
-PROXY_URL="$(wait_url "$WORK/proxy.log" "$PROXY_PID")" ||
-  { cat "$WORK/proxy.log" >&2; exit 1; }
+start_proxy "${CALLGRIND[@]}" --callgrind-out-file="$WORK/proxy.out"
 PROXY_REQUESTS="$(count "$PROXY_URL" "$PROXY_PID" unused)"
 kill "$PROXY_PID"
 
 echo "relaybox under callgrind..." >&2
-PORT="$(free_port)"
-ADMIN="insn-admin-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
-URL="http://127.0.0.1:$PORT"
-env RELAYBOX_DATA_DIR="$WORK/data" RELAYBOX_LISTEN="127.0.0.1:$PORT" RELAYBOX_ADMIN_KEY="$ADMIN" \
-  RELAYBOX_LOG_LEVEL=warn "${CALLGRIND[@]}" --callgrind-out-file="$WORK/relaybox.out" \
-  "$RELAYBOX" serve >"$WORK/relaybox.log" 2>&1 &
-RELAYBOX_PID=$!
-PIDS+=("$RELAYBOX_PID")
-until curl -sf -o /dev/null "$URL/health"; do
-  kill -0 "$RELAYBOX_PID" 2>/dev/null || { cat "$WORK/relaybox.log" >&2; exit 1; }
-  sleep 0.3
-done
-KEY="$(configure_relaybox "$URL" "$ADMIN" "$MOCK_URL")" || exit 1
-RELAYBOX_REQUESTS="$(count "$URL" "$RELAYBOX_PID" "$KEY")"
+start_relaybox "$RELAYBOX" "" "${CALLGRIND[@]}" --callgrind-out-file="$WORK/relaybox.out"
+RELAYBOX_REQUESTS="$(count "$RELAYBOX_URL" "$RELAYBOX_PID" "$RELAYBOX_KEY")"
 kill -TERM "$RELAYBOX_PID"
 wait "$RELAYBOX_PID" 2>/dev/null || true
 

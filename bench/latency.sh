@@ -34,26 +34,9 @@ fi
 
 use_scratch_dir latency
 
-"$TARGET_DIR/release/mock-upstream" --listen 127.0.0.1:0 --no-record >"$WORK/mock.log" 2>&1 &
-PIDS+=($!)
-MOCK_URL="$(wait_url "$WORK/mock.log" $!)" || { cat "$WORK/mock.log" >&2; exit 1; }
-"$TARGET_DIR/release/passthrough-proxy" --listen 127.0.0.1:0 --upstream "$MOCK_URL" \
-  >"$WORK/proxy.log" 2>&1 &
-PIDS+=($!)
-PROXY_URL="$(wait_url "$WORK/proxy.log" $!)" || { cat "$WORK/proxy.log" >&2; exit 1; }
-
-PORT="$(free_port)"
-ADMIN="latency-admin-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
-URL="http://127.0.0.1:$PORT"
-env RELAYBOX_DATA_DIR="$WORK/data" RELAYBOX_LISTEN="127.0.0.1:$PORT" RELAYBOX_ADMIN_KEY="$ADMIN" \
-  RELAYBOX_LOG_LEVEL=warn "$RELAYBOX" serve >"$WORK/relaybox.log" 2>&1 &
-RELAYBOX_PID=$!
-PIDS+=("$RELAYBOX_PID")
-until curl -sf -o /dev/null "$URL/health"; do
-  kill -0 "$RELAYBOX_PID" 2>/dev/null || { cat "$WORK/relaybox.log" >&2; exit 1; }
-  sleep 0.2
-done
-KEY="$(configure_relaybox "$URL" "$ADMIN" "$MOCK_URL")" || exit 1
+start_mock
+start_proxy
+start_relaybox "$RELAYBOX" ""
 
 # One wrk run against $1 with client key $2: prints "p50_us p99_us".
 measure() {
@@ -75,7 +58,7 @@ printf '%-6s %12s %12s %12s\n' round "direct p50/p99" "proxy p50/p99" "relaybox 
 for ((round = 1; round <= ROUNDS; round++)); do
   direct="$(measure "$MOCK_URL" any-key)"
   proxy="$(measure "$PROXY_URL" any-key)"
-  relaybox="$(measure "$URL" "$KEY")"
+  relaybox="$(measure "$RELAYBOX_URL" "$RELAYBOX_KEY")"
   echo "$round $direct $proxy $relaybox" | tee -a "$WORK/rounds.txt" |
     awk '{printf "%-6s %12s %12s %12s\n", $1, $2 "/" $3, $4 "/" $5, $6 "/" $7}'
 done

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Helpers shared by bench/run.sh, bench/ab.sh and bench/instructions.sh (sourced, not run).
+# Helpers shared by the bench/*.sh scripts (sourced, not run).
 
 # Echo the URL of the "... listening on http://ADDR" line that process $2 printed to file $1;
 # fail when the process exits or 10 s pass first.
@@ -80,4 +80,47 @@ remove_scratch_dir() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$WORK"
+}
+
+# Start the mock upstream (not recording requests) from $TARGET_DIR; set MOCK_URL.
+start_mock() {
+  "$TARGET_DIR/release/mock-upstream" --listen 127.0.0.1:0 --no-record >"$WORK/mock.log" 2>&1 &
+  PIDS+=($!)
+  MOCK_URL="$(wait_url "$WORK/mock.log" $!)" || { cat "$WORK/mock.log" >&2; return 1; }
+}
+
+# Start the bare proxy in front of $MOCK_URL, under the command words given (none, or e.g.
+# valgrind and its options); set PROXY_URL and PROXY_PID.
+# shellcheck disable=SC2120 # the wrapper words are optional
+start_proxy() {
+  "$@" "$TARGET_DIR/release/passthrough-proxy" --listen 127.0.0.1:0 --upstream "$MOCK_URL" \
+    >"$WORK/proxy.log" 2>&1 &
+  PROXY_PID=$!
+  PIDS+=("$PROXY_PID")
+  # shellcheck disable=SC2034 # for the calling script
+  PROXY_URL="$(wait_url "$WORK/proxy.log" "$PROXY_PID")" || { cat "$WORK/proxy.log" >&2; return 1; }
+}
+
+# Start relaybox binary $1 on a fresh $WORK/data, with extra environment $2 ("NAME=value …",
+# may be empty; it wins over the defaults), under the command words that follow (none, or e.g.
+# valgrind and its options). Wait for /health, configure it (configure_relaybox) and set
+# RELAYBOX_URL, RELAYBOX_PID and RELAYBOX_KEY.
+start_relaybox() {
+  local binary=$1 extra=$2 port admin
+  shift 2
+  port="$(free_port)"
+  admin="bench-admin-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+  RELAYBOX_URL="http://127.0.0.1:$port"
+  rm -rf "$WORK/data"
+  # shellcheck disable=SC2086 # $extra is a list of NAME=value words
+  env RELAYBOX_DATA_DIR="$WORK/data" RELAYBOX_LISTEN="127.0.0.1:$port" RELAYBOX_ADMIN_KEY="$admin" \
+    RELAYBOX_LOG_LEVEL=warn $extra "$@" "$binary" serve >"$WORK/relaybox.log" 2>&1 &
+  RELAYBOX_PID=$!
+  PIDS+=("$RELAYBOX_PID")
+  until curl -sf -o /dev/null "$RELAYBOX_URL/health"; do
+    kill -0 "$RELAYBOX_PID" 2>/dev/null || { cat "$WORK/relaybox.log" >&2; return 1; }
+    sleep 0.1
+  done
+  # shellcheck disable=SC2034 # for the calling script
+  RELAYBOX_KEY="$(configure_relaybox "$RELAYBOX_URL" "$admin" "$MOCK_URL")"
 }
