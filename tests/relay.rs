@@ -245,6 +245,24 @@ fn bad_input_gets_clear_protocol_shaped_errors() {
         &serde_json::from_str(&text).unwrap(),
         "invalid_request_error",
     );
+    // JSON, but not an object
+    let (status, text) = request_raw(
+        "POST",
+        &format!("{url}/v1/messages"),
+        &[("x-api-key", &s.key)],
+        Some(r#"[{"model":"claude-sonnet-4-5"}]"#),
+    )
+    .unwrap();
+    assert_eq!(status, 400);
+    let body: Value = serde_json::from_str(&text).unwrap();
+    anthropic(status, &body, "invalid_request_error");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("must be a JSON object"),
+        "{body}"
+    );
     // no model
     let (status, body) = s.messages(&json!({"messages": []}));
     assert_eq!(status, 400);
