@@ -48,10 +48,7 @@ command -v wrk >/dev/null || {
 
 use_scratch_dir ab
 
-(cd "$ROOT" && cargo build --release -q -p relaybox-mock-upstream -p relaybox-passthrough-proxy)
-TARGET_DIR="$(cargo_target_dir "$ROOT")"
-
-
+build_helpers
 start_mock
 start_proxy
 

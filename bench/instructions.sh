@@ -31,14 +31,8 @@ for tool in wrk valgrind; do
   ensure_tool "$tool" || { echo "could not install $tool; install it and rerun" >&2; exit 1; }
 done
 
-(cd "$ROOT" && cargo build --release -q -p relaybox-mock-upstream -p relaybox-passthrough-proxy)
-TARGET_DIR="$(cargo_target_dir "$ROOT")"
-if [ $# -ge 1 ]; then
-  RELAYBOX="$(realpath "$1")"
-else
-  (cd "$ROOT" && cargo build --release -q --bin relaybox)
-  RELAYBOX="$TARGET_DIR/release/relaybox"
-fi
+build_helpers
+relaybox_binary "$@"
 
 use_scratch_dir insn
 

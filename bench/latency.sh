@@ -23,14 +23,8 @@ ROUNDS="${LATENCY_ROUNDS:-10}"
 DURATION="${LATENCY_DURATION:-4}"
 
 ensure_tool wrk || { echo "could not install wrk; install it and rerun" >&2; exit 1; }
-(cd "$ROOT" && cargo build --release -q -p relaybox-mock-upstream -p relaybox-passthrough-proxy)
-TARGET_DIR="$(cargo_target_dir "$ROOT")"
-if [ $# -ge 1 ]; then
-  RELAYBOX="$(realpath "$1")"
-else
-  (cd "$ROOT" && cargo build --release -q --bin relaybox)
-  RELAYBOX="$TARGET_DIR/release/relaybox"
-fi
+build_helpers
+relaybox_binary "$@"
 
 use_scratch_dir latency
 

@@ -82,6 +82,24 @@ remove_scratch_dir() {
   rm -rf "$WORK"
 }
 
+# Build the mock upstream and the bare proxy of the workspace at $ROOT (release); set TARGET_DIR.
+build_helpers() {
+  (cd "$ROOT" && cargo build --release -q -p relaybox-mock-upstream -p relaybox-passthrough-proxy)
+  TARGET_DIR="$(cargo_target_dir "$ROOT")"
+}
+
+# Set RELAYBOX to binary $1 when given, else build relaybox in $ROOT and use that (after
+# build_helpers, which sets TARGET_DIR).
+# shellcheck disable=SC2034 # RELAYBOX is for the calling script
+relaybox_binary() {
+  if [ $# -ge 1 ]; then
+    RELAYBOX="$(realpath "$1")"
+  else
+    (cd "$ROOT" && cargo build --release -q --bin relaybox)
+    RELAYBOX="$TARGET_DIR/release/relaybox"
+  fi
+}
+
 # Start the mock upstream (not recording requests) from $TARGET_DIR; set MOCK_URL.
 start_mock() {
   "$TARGET_DIR/release/mock-upstream" --listen 127.0.0.1:0 --no-record >"$WORK/mock.log" 2>&1 &

@@ -313,36 +313,49 @@ fn bind_row(
     first: usize,
     r: &RequestLog,
 ) -> rusqlite::Result<()> {
-    statement.raw_bind_parameter(first, r.id.as_str())?;
-    statement.raw_bind_parameter(first + 1, &*r.status)?;
-    statement.raw_bind_parameter(first + 2, r.initial_time.as_str())?;
-    statement.raw_bind_parameter(first + 3, r.first_token_time.as_deref())?;
-    statement.raw_bind_parameter(first + 4, r.complete_time.as_deref())?;
-    statement.raw_bind_parameter(first + 5, r.duration_ms)?;
-    statement.raw_bind_parameter(first + 6, r.provider.as_str())?;
-    statement.raw_bind_parameter(first + 7, r.provider_name.as_str())?;
-    statement.raw_bind_parameter(first + 8, r.model.as_str())?;
-    statement.raw_bind_parameter(first + 9, r.response_model.as_str())?;
-    statement.raw_bind_parameter(first + 10, r.input_tokens)?;
-    statement.raw_bind_parameter(first + 11, r.output_tokens)?;
-    statement.raw_bind_parameter(first + 12, r.cache_creation_input_tokens)?;
-    statement.raw_bind_parameter(first + 13, r.cache_read_input_tokens)?;
-    statement.raw_bind_parameter(first + 14, r.total_tokens)?;
-    statement.raw_bind_parameter(first + 15, r.price)?;
-    statement.raw_bind_parameter(first + 16, r.input_cost)?;
-    statement.raw_bind_parameter(first + 17, r.output_cost)?;
-    statement.raw_bind_parameter(first + 18, r.cache_creation_cost)?;
-    statement.raw_bind_parameter(first + 19, r.cache_read_cost)?;
-    statement.raw_bind_parameter(first + 20, r.http_status)?;
-    statement.raw_bind_parameter(first + 21, r.stream)?;
-    statement.raw_bind_parameter(first + 22, r.channel_id.as_str())?;
-    statement.raw_bind_parameter(first + 23, r.channel_name.as_str())?;
-    statement.raw_bind_parameter(first + 24, &*r.endpoint)?;
-    statement.raw_bind_parameter(first + 25, r.client_id.as_str())?;
-    statement.raw_bind_parameter(first + 26, r.session_id.as_str())?;
-    statement.raw_bind_parameter(first + 27, r.error.as_str())?;
-    statement.raw_bind_parameter(first + 28, r.upstream_error.as_str())?;
-    statement.raw_bind_parameter(first + 29, r.failover_info.as_str())?;
+    // Each value in `LOG_COLUMNS` order, at the next parameter.
+    macro_rules! bind_in_order {
+        ($($value:expr),+ $(,)?) => {{
+            let mut index = first;
+            $(
+                statement.raw_bind_parameter(index, $value)?;
+                index += 1;
+            )+
+            debug_assert_eq!(index - first, LOG_COLUMN_COUNT);
+        }};
+    }
+    bind_in_order!(
+        r.id.as_str(),
+        &*r.status,
+        r.initial_time.as_str(),
+        r.first_token_time.as_deref(),
+        r.complete_time.as_deref(),
+        r.duration_ms,
+        r.provider.as_str(),
+        r.provider_name.as_str(),
+        r.model.as_str(),
+        r.response_model.as_str(),
+        r.input_tokens,
+        r.output_tokens,
+        r.cache_creation_input_tokens,
+        r.cache_read_input_tokens,
+        r.total_tokens,
+        r.price,
+        r.input_cost,
+        r.output_cost,
+        r.cache_creation_cost,
+        r.cache_read_cost,
+        r.http_status,
+        r.stream,
+        r.channel_id.as_str(),
+        r.channel_name.as_str(),
+        &*r.endpoint,
+        r.client_id.as_str(),
+        r.session_id.as_str(),
+        r.error.as_str(),
+        r.upstream_error.as_str(),
+        r.failover_info.as_str(),
+    );
     Ok(())
 }
 
