@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod fsguard;
@@ -14,6 +15,7 @@ pub mod metrics;
 pub mod providers;
 pub mod relay;
 pub mod store;
+pub mod tasks;
 pub mod telemetry;
 
 /// A `HashMap` with foldhash's per-process seeded hasher, for keys relaybox chooses itself (ids,

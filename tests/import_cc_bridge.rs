@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use relaybox::config::Configuration;
 use relaybox::crypto::{Cipher, MasterSecret, hash_client_key};
 use relaybox::domain::key::KeyStatus;
 use relaybox::domain::{Channel, ChannelStatus, Pool, PricingTable};
@@ -38,9 +39,11 @@ const LOG_ROWS: u64 = 2_345;
 struct Env {
     tmp: TempDir,
     source: PathBuf,
-    store: RedbStore,
+    store: Arc<RedbStore>,
+    /// The one write path, over `store` (reads in the tests go to `store` itself).
+    config: Configuration,
     logs: LogDb,
-    cipher: Cipher,
+    cipher: Arc<Cipher>,
 }
 
 impl Env {
@@ -65,10 +68,18 @@ impl Env {
         let master = MasterSecret::from_text(&MasterSecret::generate_text().unwrap());
         let (cipher, record) = Cipher::create(&master).unwrap();
         store.init_keyring(&record).unwrap();
+        let store = Arc::new(store);
+        let cipher = Arc::new(cipher);
+        let config = Configuration::local(
+            Arc::clone(&store) as Arc<dyn relaybox::store::ConfigStore>,
+            Arc::clone(&cipher),
+        )
+        .unwrap();
         Env {
             tmp,
             source,
             store,
+            config,
             logs,
             cipher,
         }
@@ -79,7 +90,13 @@ impl Env {
     }
 
     fn import(&self, options: &ImportOptions) -> Result<ImportReport, ImportError> {
-        cc_bridge::import_dir(&self.source, &self.store, &self.logs, &self.cipher, options)
+        cc_bridge::import_dir(
+            &self.source,
+            &self.config,
+            &self.logs,
+            &self.cipher,
+            options,
+        )
     }
 
     fn import_ok(&self) -> ImportReport {
@@ -732,7 +749,7 @@ fn pricing_longest_prefix_and_null_cache_prices() {
     let report = env.import_ok();
     assert_eq!(report.pricing.found, 6);
     let state = env.state();
-    let table = PricingTable::new(&state.pricing);
+    let table = PricingTable::new(state.pricing.iter());
 
     let (key, price) = table.lookup("claude-sonnet-4-5-20250929").unwrap();
     assert_eq!(key, "claude-sonnet-4-5");
@@ -1247,7 +1264,10 @@ fn config_file_origin_removes_dropped_channels_but_never_admin_ones() {
     admin.id = "0190f0f0admin".into();
     admin.name = "made-in-the-ui".into();
     admin.origin = ChannelOrigin::Admin;
-    env.store
+    // Sealed secrets are bound to their channel id: a copy under a new id needs its own.
+    admin.api_keys = vec![env.cipher.seal(&api_key_aad(&admin.id), "sk-admin").unwrap()];
+    admin.oauth_tokens = None;
+    env.config
         .apply(&[relaybox::store::ConfigOp::PutChannel(
             admin,
             relaybox::store::Expect::Absent,
@@ -1499,7 +1519,7 @@ fn a_parent_folder_is_read_through_its_config_folder() {
     let parent = env.source.parent().unwrap().to_path_buf();
     let report = cc_bridge::import_dir(
         &parent,
-        &env.store,
+        &env.config,
         &env.logs,
         &env.cipher,
         &ImportOptions::default(),
@@ -1511,7 +1531,7 @@ fn a_parent_folder_is_read_through_its_config_folder() {
     assert!(matches!(
         cc_bridge::import_dir(
             empty.path(),
-            &env.store,
+            &env.config,
             &env.logs,
             &env.cipher,
             &ImportOptions::default()

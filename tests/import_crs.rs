@@ -15,8 +15,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{TestServer, all_bytes, contains, request, run_cli};
-use relaybox::app::live::{api_key_aad, legacy_salt_aad, oauth_aad};
 use relaybox::app::{DataDir, DataDirOptions};
+use relaybox::config::snapshot::{api_key_aad, legacy_salt_aad, oauth_aad};
 use relaybox::importers::crs;
 use relaybox::store::ConfigState;
 use relaybox::store::sqlite::UsageDay;
@@ -287,9 +287,14 @@ fn import_snapshot(data: &DataDir, snapshot: &crs::Snapshot, offset_hours: i32) 
     let mut options = crs::CrsOptions::new(ENCRYPTION_KEY);
     options.timezone_offset_minutes = offset_hours * 60;
     let prepared = crs::prepare_snapshot("test", snapshot, &options).unwrap();
+    let config = relaybox::config::Configuration::local(
+        std::sync::Arc::clone(&data.stores.config),
+        std::sync::Arc::clone(&data.cipher),
+    )
+    .unwrap();
     crs::import(
         &prepared,
-        data.stores.config.as_ref(),
+        &config,
         &data.stores.logs,
         &data.cipher,
         &options,

@@ -1,26 +1,22 @@
-//! Wiring: open a data dir, hold the live snapshot, apply changes.
+//! Wiring: the only place that builds things and connects them.
 //!
 //! [`DataDir::open`] is the one start-up sequence every command shares (server and offline
-//! CLI): file-system guard → instance lock → stores → keyring check. [`Core`] adds the live
-//! snapshot and is what services work on; the server wraps it in [`server::Server`].
+//! CLI): file-system guard → instance lock → stores → keyring check. [`Instance`] adds the
+//! configuration (snapshot + writer) and is what the offline CLI works on; the server builds
+//! [`server::App`] from it (relay state, log writer, config-file poller, supervised tasks).
 
-pub mod live;
 pub mod reload;
 pub mod server;
-pub mod services;
-pub mod tasks;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
-
+use crate::config::{Configuration, WriteError};
 use crate::crypto::{Cipher, CryptoError, MasterSecret};
 use crate::fsguard::{self, InstanceLock};
 use crate::store::redb_store::RedbStore;
 use crate::store::sqlite::{LogDb, OpenOptions};
-use crate::store::{ConfigOp, ConfigStore, StoreError, blocking};
-pub use live::Live;
+use crate::store::{ConfigStore, StoreError};
 
 pub const CONFIG_DB_FILE: &str = "relaybox.redb";
 pub const LOG_DB_FILE: &str = "logs.sqlite";
@@ -45,6 +41,8 @@ pub enum StartupError {
     FileSystem(String),
     #[error("{0}")]
     Locked(String),
+    #[error("the configuration cannot be loaded: {0}")]
+    Config(#[from] WriteError),
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,
@@ -198,70 +196,34 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// A data dir plus its live snapshot: what services operate on.
-pub struct Core {
+/// An opened data dir with its configuration loaded: what the offline CLI works on, and what
+/// the server is built from.
+pub struct Instance {
     pub data: DataDir,
-    live: ArcSwap<Live>,
+    pub config: Arc<Configuration>,
 }
 
-impl std::fmt::Debug for Core {
+impl std::fmt::Debug for Instance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Core")
+        f.debug_struct("Instance")
             .field("data", &self.data)
             .finish_non_exhaustive()
     }
 }
 
-impl Core {
-    pub fn new(data: DataDir) -> Result<Core, StartupError> {
-        let state = data.stores.config.load()?;
-        let live = Live::prepare(state, &data.cipher).map_err(StartupError::Crypto)?;
-        Ok(Core {
+impl Instance {
+    /// Load the configuration (the one full read of the store) and build the first snapshot.
+    pub fn load(data: DataDir) -> Result<Instance, StartupError> {
+        let config =
+            Configuration::local(Arc::clone(&data.stores.config), Arc::clone(&data.cipher))?;
+        Ok(Instance {
             data,
-            live: ArcSwap::from_pointee(live),
+            config: Arc::new(config),
         })
-    }
-
-    /// The current snapshot; take it once per request and use it throughout.
-    #[must_use]
-    pub fn live(&self) -> Arc<Live> {
-        self.live.load_full()
-    }
-
-    #[must_use]
-    pub fn cipher(&self) -> &Cipher {
-        &self.data.cipher
     }
 
     #[must_use]
     pub fn stores(&self) -> &Stores {
         &self.data.stores
-    }
-
-    /// Apply a change in one transaction, then rebuild and swap the snapshot.
-    pub fn apply(&self, ops: &[ConfigOp]) -> Result<u64, services::ServiceError> {
-        let revision = self.data.stores.config.apply(ops)?;
-        self.refresh()?;
-        Ok(revision)
-    }
-
-    /// Rebuild the snapshot from the store (after a change by this or another process).
-    pub fn refresh(&self) -> Result<(), services::ServiceError> {
-        let state = self.data.stores.config.load()?;
-        if state.revision == self.live.load().revision && state.revision != 0 {
-            return Ok(());
-        }
-        let live = Live::prepare(state, &self.data.cipher)?;
-        self.live.store(Arc::new(live));
-        Ok(())
-    }
-
-    /// [`Core::apply`] off the async runtime.
-    pub async fn apply_async(
-        self: &Arc<Self>,
-        ops: Vec<ConfigOp>,
-    ) -> Result<u64, services::ServiceError> {
-        let core = Arc::clone(self);
-        blocking(move || core.apply(&ops)).await
     }
 }

@@ -19,10 +19,11 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::Core;
+use crate::config::Configuration;
 use crate::domain::channel::ChannelOrigin;
 use crate::importers::cc_bridge::{self, ConfigFile, FileError};
 use crate::store::ConfigOp;
+use crate::store::sqlite::LogDb;
 
 /// The import-history namespace of the data dir's own files (the CLI import uses `cc-bridge`).
 const IMPORT_SOURCE: &str = "data-dir";
@@ -67,7 +68,8 @@ struct Watched {
 }
 
 pub struct Reloader {
-    core: Arc<Core>,
+    config: Arc<Configuration>,
+    logs: LogDb,
     dir: PathBuf,
     interval: Duration,
     status: Mutex<ReloadStatus>,
@@ -98,10 +100,15 @@ fn signature(meta: &std::fs::Metadata) -> Signature {
 }
 
 impl Reloader {
-    pub fn new(core: Arc<Core>, interval: Duration) -> Arc<Self> {
-        let dir = core.data.path.clone();
+    pub fn new(
+        config: Arc<Configuration>,
+        logs: LogDb,
+        dir: PathBuf,
+        interval: Duration,
+    ) -> Arc<Self> {
         Arc::new(Self {
-            core,
+            config,
+            logs,
             dir,
             interval,
             status: Mutex::new(ReloadStatus {
@@ -175,13 +182,7 @@ impl Reloader {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let entry = watched.entry(name).or_default();
         if entry.settled.is_none() {
-            entry.settled = self
-                .core
-                .stores()
-                .logs
-                .last_applied(IMPORT_SOURCE, name)
-                .ok()
-                .flatten();
+            entry.settled = self.logs.last_applied(IMPORT_SOURCE, name).ok().flatten();
         }
         let sig = signature(&meta);
         let initial = entry.signature.is_none();
@@ -212,10 +213,7 @@ impl Reloader {
         let name = file.file_name();
         // quota_usage.json seeds the counters once; afterwards relaybox owns them.
         if file == ConfigFile::QuotaUsage
-            && matches!(
-                self.core.stores().logs.last_applied(IMPORT_SOURCE, name),
-                Ok(Some(_))
-            )
+            && matches!(self.logs.last_applied(IMPORT_SOURCE, name), Ok(Some(_)))
         {
             tracing::info!(
                 file = name,
@@ -225,7 +223,7 @@ impl Reloader {
         }
         let result = self.plan_and_apply(file, bytes);
         let at = crate::domain::now().to_string();
-        let logs = &self.core.stores().logs;
+        let logs = &self.logs;
         match result {
             Ok(changes) => {
                 tracing::info!(file = name, changes, "applied config file");
@@ -262,9 +260,10 @@ impl Reloader {
         }
     }
 
-    /// Parse, validate and apply one file; returns how many records changed.
+    /// Parse, validate and apply one file; returns how many records changed. The file is
+    /// planned inside the config write, against the committed state, so an admin change made
+    /// meanwhile is compared with, not overwritten blindly.
     fn plan_and_apply(&self, file: ConfigFile, bytes: &[u8]) -> Result<usize, FileError> {
-        let state = self.core.live().state.clone();
         let store_error = |e: &dyn std::fmt::Display| FileError {
             file: file.file_name().to_string(),
             line: None,
@@ -272,33 +271,38 @@ impl Reloader {
             field: None,
             reason: format!("could not be applied: {e}"),
         };
-        let ops: Vec<ConfigOp> = match file {
-            ConfigFile::Config => cc_bridge::plan_config(
-                bytes,
-                &state,
-                self.core.cipher(),
-                ChannelOrigin::ConfigFile,
-            )?,
-            ConfigFile::Pricing => cc_bridge::plan_pricing(bytes, &state)?,
-            ConfigFile::Aliases => cc_bridge::plan_aliases(bytes, &state)?,
-            ConfigFile::QuotaUsage => {
-                let config = std::fs::read(self.dir.join(ConfigFile::Config.file_name()))
-                    .unwrap_or_default();
-                let entries = cc_bridge::plan_quota_usage(bytes, &config)?;
-                for entry in &entries {
-                    self.core
-                        .stores()
-                        .logs
-                        .put_channel_quota(&entry.channel_id, entry.used, &entry.last_reset_at)
-                        .map_err(|e| store_error(&e))?;
-                }
-                return Ok(entries.len());
+        if file == ConfigFile::QuotaUsage {
+            let config =
+                std::fs::read(self.dir.join(ConfigFile::Config.file_name())).unwrap_or_default();
+            let entries = cc_bridge::plan_quota_usage(bytes, &config)?;
+            for entry in &entries {
+                self.logs
+                    .put_channel_quota(&entry.channel_id, entry.used, &entry.last_reset_at)
+                    .map_err(|e| store_error(&e))?;
             }
-        };
-        if !ops.is_empty() {
-            self.core.apply(&ops).map_err(|e| store_error(&e))?;
+            return Ok(entries.len());
         }
-        Ok(ops.len())
+        let mut changes = 0;
+        let written = self.config.write(|committed| {
+            let ops: Vec<ConfigOp> = match file {
+                ConfigFile::Config => cc_bridge::plan_config(
+                    bytes,
+                    committed,
+                    self.config.cipher(),
+                    ChannelOrigin::ConfigFile,
+                )?,
+                ConfigFile::Pricing => cc_bridge::plan_pricing(bytes, committed)?,
+                ConfigFile::Aliases => cc_bridge::plan_aliases(bytes, committed)?,
+                ConfigFile::QuotaUsage => Vec::new(),
+            };
+            changes = ops.len();
+            Ok::<_, ReloadFailure>(ops)
+        });
+        match written {
+            Ok(_) => Ok(changes),
+            Err(ReloadFailure::File(error)) => Err(error),
+            Err(ReloadFailure::Write(error)) => Err(store_error(&error)),
+        }
     }
 
     fn update_status(&self, name: &str, change: impl FnOnce(&mut FileStatus)) {
@@ -307,5 +311,23 @@ impl Reloader {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         change(status.files.entry(name.to_string()).or_default());
+    }
+}
+
+/// Why a file's change was not written: the file itself, or the write.
+enum ReloadFailure {
+    File(FileError),
+    Write(crate::config::WriteError),
+}
+
+impl From<FileError> for ReloadFailure {
+    fn from(error: FileError) -> Self {
+        Self::File(error)
+    }
+}
+
+impl From<crate::config::WriteError> for ReloadFailure {
+    fn from(error: crate::config::WriteError) -> Self {
+        Self::Write(error)
     }
 }

@@ -1,5 +1,6 @@
-//! The running server: the core plus everything that only exists while serving — the log
-//! writer, the config-file poller, supervised tasks and the local control token.
+//! The running server: an [`Instance`] plus everything that only exists while serving — the
+//! relay's state (with the log writer), the config-file poller, supervised tasks and the local
+//! control token.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,9 +10,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::reload::Reloader;
-use super::tasks::Tasks;
-use super::{Core, StartupError};
+use super::{DataDir, Instance, StartupError};
+use crate::config::Configuration;
+use crate::relay::Relay;
 use crate::store::sqlite::writer::{LogWriter, WriterConfig};
+use crate::tasks::Tasks;
 
 /// Written to `data/control.json` (0600) while the server runs, so CLI commands on the same
 /// machine find it and authenticate without the admin key. Whoever can read it can already
@@ -40,66 +43,80 @@ impl Default for ServerOptions {
     }
 }
 
-pub struct Server {
-    pub core: Arc<Core>,
-    pub upstream: crate::relay::client::UpstreamClient,
-    pub health: crate::relay::routing::Health,
-    pub limits: Arc<crate::limits::Limiter>,
-    pub metrics: crate::metrics::Metrics,
-    pub writer: LogWriter,
+/// Everything the HTTP layer serves: the admin API and `/health` read it; the relay routes get
+/// only [`App::relay`].
+pub struct App {
+    pub data: DataDir,
+    pub config: Arc<Configuration>,
+    pub relay: Arc<Relay>,
     pub reloader: Arc<Reloader>,
     pub tasks: Tasks,
     pub control_token: String,
     pub started_at: time::OffsetDateTime,
 }
 
-impl std::fmt::Debug for Server {
+impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server")
-            .field("core", &self.core)
+        f.debug_struct("App")
+            .field("data", &self.data)
             .finish_non_exhaustive()
     }
 }
 
-impl Server {
+impl App {
     /// Start the log writer and import the config files; background work starts in
-    /// [`Server::start_background`].
-    pub fn new(core: Core, options: &ServerOptions) -> Result<Arc<Server>, StartupError> {
-        let core = Arc::new(core);
+    /// [`App::start_background`].
+    pub fn new(instance: Instance, options: &ServerOptions) -> Result<Arc<App>, StartupError> {
+        let Instance { data, config } = instance;
         let writer =
-            LogWriter::start(core.stores().logs.clone(), options.writer).map_err(|source| {
+            LogWriter::start(data.stores.logs.clone(), options.writer).map_err(|source| {
                 StartupError::Io {
                     what: "cannot start the log writer in",
-                    path: core.data.path.clone(),
+                    path: data.path.clone(),
                     source,
                 }
             })?;
-        let reloader = Reloader::new(Arc::clone(&core), options.poll_interval);
+        let reloader = Reloader::new(
+            Arc::clone(&config),
+            data.stores.logs.clone(),
+            data.path.clone(),
+            options.poll_interval,
+        );
         reloader.initial_sync();
         let token = crate::crypto::generate_client_key("ctl_").map_err(StartupError::Crypto)?;
         let limits = crate::limits::Limiter::new(Arc::new(crate::limits::SystemClock));
-        let seeded =
-            crate::limits::seed::seed_changed(&limits, &core.live().state, &core.stores().logs)?;
+        let seeded = crate::limits::seed::seed_changed(
+            &limits,
+            &config.snapshot().state,
+            &data.stores.logs,
+        )?;
         tracing::debug!(seeded, "limit counters rebuilt from logs.sqlite");
         let upstream = crate::relay::client::UpstreamClient::new().map_err(|e| {
             StartupError::FileSystem(format!("cannot set up the upstream TLS client: {e}"))
         })?;
-        Ok(Arc::new(Server {
-            core,
-            upstream,
-            health: crate::relay::routing::Health::default(),
+        let tasks = Tasks::new();
+        let relay = Arc::new(Relay {
+            config: Arc::clone(&config),
             limits,
+            health: crate::relay::routing::Health::default(),
+            upstream,
+            logs: writer,
             metrics: crate::metrics::Metrics::default(),
-            writer,
+            tasks: tasks.clone(),
+        });
+        Ok(Arc::new(App {
+            data,
+            config,
+            relay,
             reloader,
-            tasks: Tasks::new(),
+            tasks,
             control_token: token.to_string(),
             started_at: crate::domain::now(),
         }))
     }
 
     fn control_path(&self) -> PathBuf {
-        self.core.data.path.join(CONTROL_FILE)
+        self.data.path.join(CONTROL_FILE)
     }
 
     /// Start the supervised workers and publish the control file for `addr`.
@@ -109,12 +126,12 @@ impl Server {
             "config-file-poller",
             Arc::clone(&self.reloader).run(shutdown.clone()),
         );
-        if let Err(err) = self.core.data.lock().set_listen(&addr.to_string()) {
+        if let Err(err) = self.data.lock().set_listen(&addr.to_string()) {
             tracing::warn!(error = %err, "could not record the listen address in the instance lock");
         }
         self.tasks.spawn(
             "instance-lock-heartbeat",
-            heartbeat(Arc::clone(&self.core), shutdown.clone()),
+            heartbeat(Arc::clone(self), shutdown.clone()),
         );
         self.tasks.spawn(
             "limits-sync",
@@ -154,18 +171,18 @@ impl Server {
     pub async fn finish(&self) {
         self.tasks.begin_shutdown();
         self.tasks.wait().await;
-        let stats = self.writer.stats();
-        tracing::info!(queued = stats.queued, "flushing request logs");
-        self.writer.close();
+        let writer = &self.relay.logs;
+        tracing::info!(queued = writer.stats().queued, "flushing request logs");
+        writer.close();
         let _ = std::fs::remove_file(self.control_path());
-        tracing::info!(written = self.writer.stats().written, "stopped cleanly");
+        tracing::info!(written = writer.stats().written, "stopped cleanly");
     }
 }
 
 /// Refresh the instance lock every few seconds; a lock taken over by another process (the same
 /// files reached through another path, where file locks do not see each other) stops this one.
 async fn heartbeat(
-    core: Arc<Core>,
+    app: Arc<App>,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<()> {
     loop {
@@ -173,8 +190,8 @@ async fn heartbeat(
             () = shutdown.cancelled() => return Ok(()),
             () = tokio::time::sleep(crate::fsguard::HEARTBEAT_INTERVAL) => {}
         }
-        let core = Arc::clone(&core);
-        crate::store::blocking(move || core.data.lock().heartbeat())
+        let app = Arc::clone(&app);
+        crate::store::blocking(move || app.data.lock().heartbeat())
             .await
             .map_err(|err| {
                 anyhow::anyhow!(
@@ -187,27 +204,27 @@ async fn heartbeat(
 /// After a configuration change, re-seed the counters of keys and channels whose limits changed
 /// (the log rows are flushed first, so the seed sees every finished request).
 async fn limits_sync(
-    server: Arc<Server>,
+    app: Arc<App>,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut seen = server.core.live().revision;
+    let mut seen = app.config.snapshot().revision;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
             () = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
-        let live = server.core.live();
-        if live.revision == seen {
+        let snapshot = app.config.snapshot();
+        if snapshot.revision == seen {
             continue;
         }
-        seen = live.revision;
-        let server = Arc::clone(&server);
+        seen = snapshot.revision;
+        let app = Arc::clone(&app);
         let result = crate::store::blocking(move || {
-            server.writer.flush();
+            app.relay.logs.flush();
             crate::limits::seed::seed_changed(
-                &server.limits,
-                &live.state,
-                &server.core.stores().logs,
+                &app.relay.limits,
+                &snapshot.state,
+                &app.data.stores.logs,
             )
         })
         .await;

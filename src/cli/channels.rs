@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::remote::{Target, connect};
 use super::{ChannelListArgs, ChannelRefArgs, ChannelsCommand};
-use crate::app::services;
+use crate::config::services;
 use crate::domain::Pool;
 
 pub async fn run(command: ChannelsCommand) -> anyhow::Result<ExitCode> {
@@ -25,9 +25,9 @@ async fn list(args: ChannelListArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let channels: Vec<Value> = match connect(args.data.options()).await? {
-        Target::Local(core) => services::list_channels(&core, pool)
+        Target::Local(local) => services::list_channels(&local.config, pool)
             .iter()
-            .map(|c| services::channel_view(&core, c).map(|v| v.channel))
+            .map(|c| services::channel_view(&local.config, c).map(|v| v.channel))
             .collect::<Result<_, _>>()?,
         Target::Remote(client) => {
             let query = pool.map(|p| format!("?pool={p}")).unwrap_or_default();
@@ -74,9 +74,9 @@ async fn list(args: ChannelListArgs) -> anyhow::Result<ExitCode> {
 
 async fn show(args: ChannelRefArgs) -> anyhow::Result<ExitCode> {
     let channel = match connect(args.data.options()).await? {
-        Target::Local(core) => {
-            let channel = services::resolve_channel(&core, &args.channel)?;
-            services::channel_view(&core, &channel)?.channel
+        Target::Local(local) => {
+            let channel = services::resolve_channel(&local.config, &args.channel)?;
+            services::channel_view(&local.config, &channel)?.channel
         }
         Target::Remote(client) => {
             let all = client.call("GET", "/channels", None).await?["channels"]

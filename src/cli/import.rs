@@ -4,7 +4,7 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use super::CcBridgeArgs;
-use crate::app::{DataDir, StartupError};
+use crate::app::{DataDir, Instance, StartupError};
 use crate::importers::cc_bridge::{ImportOptions, Progress, import_dir};
 
 /// `relaybox import cc-bridge DIR [--dry-run]`: needs the data dir to itself (no running server).
@@ -24,7 +24,8 @@ pub async fn cc_bridge(args: CcBridgeArgs) -> anyhow::Result<ExitCode> {
             let _ = writeln!(std::io::stderr().lock(), "  {}: {}/{}", p.stage, p.done, p.total);
         };
         let options = ImportOptions { dry_run, progress: Some(Box::new(progress)), ..ImportOptions::default() };
-        Ok(import_dir(&source, data.stores.config.as_ref(), &data.stores.logs, &data.cipher, &options)?)
+        let instance = Instance::load(data)?;
+        Ok(import_dir(&source, &instance.config, &instance.data.stores.logs, &instance.data.cipher, &options)?)
     })
     .await?;
     let mut out = std::io::stdout().lock();
@@ -86,11 +87,12 @@ pub async fn claude_relay_service(args: super::CrsArgs) -> anyhow::Result<ExitCo
             ),
             Err(other) => return Err(other.into()),
         };
+        let instance = Instance::load(data)?;
         Ok(crs::import(
             &prepared,
-            data.stores.config.as_ref(),
-            &data.stores.logs,
-            &data.cipher,
+            &instance.config,
+            &instance.data.stores.logs,
+            &instance.data.cipher,
             &options,
         )?)
     })

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::remote::{Target, connect};
 use super::{KeyCreateArgs, KeyLimitArgs, KeyRefArgs, KeyUpdateArgs, KeysCommand, ListArgs};
-use crate::app::services::{self, KeyView, NewKey};
+use crate::config::services::{self, KeyView, NewKey};
 use crate::domain::KeyStatus;
 
 pub async fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {
@@ -37,8 +37,8 @@ async fn create(args: KeyCreateArgs) -> anyhow::Result<ExitCode> {
     }
     let new: NewKey = serde_json::from_value(body.clone())?;
     let result = match connect(args.data.options()).await? {
-        Target::Local(core) => {
-            let (key, plaintext) = services::create_key(&core, new)?;
+        Target::Local(local) => {
+            let (key, plaintext) = services::create_key(&local.config, new)?;
             json!({ "key": view(&key), "plaintext": plaintext.as_str() })
         }
         Target::Remote(client) => client.call("POST", "/keys", Some(&body)).await?,
@@ -67,7 +67,7 @@ async fn create(args: KeyCreateArgs) -> anyhow::Result<ExitCode> {
 /// Find a key by id or name through either target; returns its JSON view.
 async fn lookup(target: &Target, reference: &str) -> anyhow::Result<Value> {
     match target {
-        Target::Local(core) => Ok(view(&services::resolve_key(core, reference)?)),
+        Target::Local(local) => Ok(view(&services::resolve_key(&local.config, reference)?)),
         Target::Remote(client) => {
             let keys = client.call("GET", "/keys", None).await?;
             let list = keys["keys"].as_array().cloned().unwrap_or_default();
@@ -84,7 +84,10 @@ async fn lookup(target: &Target, reference: &str) -> anyhow::Result<Value> {
 
 async fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
     let keys: Vec<Value> = match connect(args.data.options()).await? {
-        Target::Local(core) => services::list_keys(&core).iter().map(view).collect(),
+        Target::Local(local) => services::list_keys(&local.config)
+            .iter()
+            .map(view)
+            .collect(),
         Target::Remote(client) => client.call("GET", "/keys", None).await?["keys"]
             .as_array()
             .cloned()
@@ -137,7 +140,7 @@ async fn set_status(args: KeyRefArgs, status: KeyStatus) -> anyhow::Result<ExitC
     let key = lookup(&target, &args.key).await?;
     let id = key["id"].as_str().unwrap_or_default().to_string();
     let updated = match &target {
-        Target::Local(core) => view(&services::set_key_status(core, &id, status)?),
+        Target::Local(local) => view(&services::set_key_status(&local.config, &id, status)?),
         Target::Remote(client) => {
             client
                 .call(
@@ -167,7 +170,7 @@ async fn delete(args: KeyRefArgs) -> anyhow::Result<ExitCode> {
     let key = lookup(&target, &args.key).await?;
     let id = key["id"].as_str().unwrap_or_default().to_string();
     match &target {
-        Target::Local(core) => services::delete_key(core, &id, None)?,
+        Target::Local(local) => services::delete_key(&local.config, &id, None)?,
         Target::Remote(client) => {
             client.call("DELETE", &format!("/keys/{id}"), None).await?;
         }
@@ -303,7 +306,7 @@ async fn update(args: KeyUpdateArgs) -> anyhow::Result<ExitCode> {
         object.insert("name".into(), json!(name));
     }
     let updated = match &target {
-        Target::Local(core) => view(&services::update_key(core, &id, &patch, None)?),
+        Target::Local(local) => view(&services::update_key(&local.config, &id, &patch, None)?),
         Target::Remote(client) => {
             client
                 .call("PATCH", &format!("/keys/{id}"), Some(&patch))
@@ -340,11 +343,15 @@ async fn usage(args: KeyRefArgs) -> anyhow::Result<ExitCode> {
     let key = lookup(&target, &args.key).await?;
     let id = key["id"].as_str().unwrap_or_default().to_string();
     let usage = match &target {
-        Target::Local(core) => {
-            let key = services::get_key(core, &id)?;
+        Target::Local(local) => {
+            let key = services::get_key(&local.config, &id)?;
             let limiter =
                 crate::limits::Limiter::new(std::sync::Arc::new(crate::limits::SystemClock));
-            crate::limits::seed::seed_changed(&limiter, &core.live().state, &core.stores().logs)?;
+            crate::limits::seed::seed_changed(
+                &limiter,
+                &local.config.snapshot().state,
+                &local.stores().logs,
+            )?;
             json!(limiter.key_usage(&key))
         }
         Target::Remote(client) => {

@@ -11,11 +11,11 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
 use crate::app::server::{CONTROL_FILE, ControlFile};
-use crate::app::{Core, DataDir, DataDirOptions, StartupError};
+use crate::app::{DataDir, DataDirOptions, Instance, StartupError};
 
 pub enum Target {
     /// No server runs: the data dir is opened (and locked) by this process.
-    Local(Box<Core>),
+    Local(Box<Instance>),
     /// A server runs: requests go through its admin API.
     Remote(Box<AdminClient>),
 }
@@ -24,7 +24,8 @@ pub enum Target {
 pub async fn connect(options: DataDirOptions) -> anyhow::Result<Target> {
     let path = options.path.clone();
     let opened =
-        crate::store::blocking(move || DataDir::open(&options, "cli").and_then(Core::new)).await;
+        crate::store::blocking(move || DataDir::open(&options, "cli").and_then(Instance::load))
+            .await;
     match opened {
         Ok(core) => Ok(Target::Local(Box::new(core))),
         Err(StartupError::Locked(message))

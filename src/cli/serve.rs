@@ -10,9 +10,10 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 use super::ServeArgs;
-use crate::app::server::{Server, ServerOptions};
-use crate::app::services::{self, NewKey};
-use crate::app::{Core, DataDir};
+use crate::app::server::{App, ServerOptions};
+use crate::app::{DataDir, Instance};
+use crate::config::services::{self, NewKey};
+use crate::config::{Configuration, WriteError};
 use crate::crypto;
 use crate::domain::{ClientKey, KeyStatus, now};
 use crate::store::{ConfigOp, Expect};
@@ -22,14 +23,14 @@ const MIN_ADMIN_KEY_LEN: usize = 20;
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let options = args.data.options();
-    let core = crate::store::blocking(move || -> anyhow::Result<Core> {
+    let instance = crate::store::blocking(move || -> anyhow::Result<Instance> {
         let data = DataDir::open(&options, "serve")?;
-        Ok(Core::new(data)?)
+        Ok(Instance::load(data)?)
     })
     .await?;
-    ensure_admin_key(&core, args.admin_key.as_deref())?;
-    let server = Server::new(
-        core,
+    ensure_admin_key(&instance.config, args.admin_key.as_deref())?;
+    let app = App::new(
+        instance,
         &ServerOptions {
             poll_interval: Duration::from_millis(args.poll_interval_ms.max(100)),
             ..ServerOptions::default()
@@ -42,30 +43,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         )
     })?;
     let addr = listener.local_addr()?;
-    tracing::info!(data_dir = %server.core.data.path.display(), "relaybox listening on http://{addr}");
-    watch_sighup(&server);
-    crate::http::serve(server, listener, shutdown_signal()).await?;
+    tracing::info!(data_dir = %app.data.path.display(), "relaybox listening on http://{addr}");
+    watch_sighup(&app);
+    crate::http::serve(app, listener, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// First start: create an admin key and print it once. With RELAYBOX_ADMIN_KEY: make sure that
 /// key is an admin key (changing the variable replaces the previous one).
-fn ensure_admin_key(core: &Core, from_env: Option<&str>) -> anyhow::Result<()> {
+fn ensure_admin_key(config: &Configuration, from_env: Option<&str>) -> anyhow::Result<()> {
     if let Some(plaintext) = from_env.map(str::trim).filter(|k| !k.is_empty()) {
         anyhow::ensure!(
             plaintext.len() >= MIN_ADMIN_KEY_LEN,
             "RELAYBOX_ADMIN_KEY is too short: use at least {MIN_ADMIN_KEY_LEN} random characters (relaybox keygen prints one)"
         );
         let hash = crypto::hash_client_key(plaintext);
-        let live = core.live();
-        if live
-            .state
-            .keys
-            .get(ENV_ADMIN_KEY_ID)
-            .is_some_and(|k| k.hash == hash)
-        {
-            return Ok(());
-        }
         let at = now();
         let key = ClientKey {
             id: ENV_ADMIN_KEY_ID.into(),
@@ -85,11 +77,21 @@ fn ensure_admin_key(core: &Core, from_env: Option<&str>) -> anyhow::Result<()> {
             version: 0,
             extra: Default::default(),
         };
-        core.apply(&[ConfigOp::PutKey(key, Expect::Any)])?;
+        config.write(|committed| {
+            let unchanged = committed
+                .keys
+                .get(ENV_ADMIN_KEY_ID)
+                .is_some_and(|k| k.hash == key.hash);
+            Ok::<_, WriteError>(if unchanged {
+                Vec::new()
+            } else {
+                vec![ConfigOp::PutKey(key.clone(), Expect::Any)]
+            })
+        })?;
         return Ok(());
     }
-    let has_admin = core
-        .live()
+    let has_admin = config
+        .snapshot()
         .state
         .keys
         .values()
@@ -98,7 +100,7 @@ fn ensure_admin_key(core: &Core, from_env: Option<&str>) -> anyhow::Result<()> {
         return Ok(());
     }
     let (_, plaintext) = services::create_key(
-        core,
+        config,
         NewKey {
             name: "admin".into(),
             is_admin: true,
@@ -114,7 +116,7 @@ fn ensure_admin_key(core: &Core, from_env: Option<&str>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn watch_sighup(server: &Arc<Server>) {
+fn watch_sighup(server: &Arc<App>) {
     let reloader = Arc::clone(&server.reloader);
     let shutdown = server.tasks.shutdown_token();
     server.tasks.spawn("sighup", async move {

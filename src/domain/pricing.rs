@@ -50,9 +50,9 @@ pub struct PricingTable {
 
 impl PricingTable {
     #[must_use]
-    pub fn new(models: &BTreeMap<String, ModelPrice>) -> Self {
+    pub fn new<'a>(models: impl IntoIterator<Item = (&'a String, &'a ModelPrice)>) -> Self {
         let mut by_length: Vec<(String, ModelPrice)> = models
-            .iter()
+            .into_iter()
             .map(|(model, price)| (model.clone(), price.clone()))
             .collect();
         by_length.sort_by(|(a, _), (b, _)| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::app::services::ServiceError;
+use crate::config::services::ServiceError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]

@@ -7,16 +7,16 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use crate::app::server::Server;
+use crate::app::server::App;
 
-pub fn routes() -> Router<Arc<Server>> {
+pub fn routes() -> Router<Arc<App>> {
     Router::new().route("/health", get(health))
 }
 
-async fn health(State(server): State<Arc<Server>>) -> Json<Value> {
-    let live = server.core.live();
-    let reload = server.reloader.status();
-    let writer = server.writer.stats();
+async fn health(State(app): State<Arc<App>>) -> Json<Value> {
+    let live = app.config.snapshot();
+    let reload = app.reloader.status();
+    let writer = app.relay.logs.stats();
     let status = if reload.last_error.is_some() {
         "degraded"
     } else {
@@ -25,13 +25,13 @@ async fn health(State(server): State<Arc<Server>>) -> Json<Value> {
     Json(json!({
         "status": status,
         "version": env!("CARGO_PKG_VERSION"),
-        "startedAt": server.started_at.to_string(),
+        "startedAt": app.started_at.to_string(),
         "storage": {
             "config": { "engine": "redb", "file": crate::app::CONFIG_DB_FILE, "revision": live.revision },
             "logs": {
                 "engine": "sqlite",
                 "file": crate::app::LOG_DB_FILE,
-                "exclusiveLocking": server.core.data.exclusive_locking,
+                "exclusiveLocking": app.data.exclusive_locking,
                 "writer": writer,
             },
         },

@@ -15,14 +15,15 @@ use axum::Router;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
-use crate::app::server::Server;
+use crate::app::server::App;
+use crate::relay::Relay;
 
-pub fn router(server: Arc<Server>) -> Router {
+pub fn router(app: Arc<App>) -> Router {
     Router::new()
+        .merge(crate::relay::routes().with_state(Arc::clone(&app.relay)))
         .merge(health::routes())
-        .merge(crate::relay::routes())
-        .nest("/admin/api", admin::routes(Arc::clone(&server)))
-        .with_state(server)
+        .nest("/admin/api", admin::routes(Arc::clone(&app)))
+        .with_state(app)
 }
 
 /// What every connection serves: fixed-path relay POSTs go straight to the pipeline, the rest
@@ -30,7 +31,7 @@ pub fn router(server: Arc<Server>) -> Router {
 #[derive(Clone)]
 struct Frontend {
     router: TowerToHyperService<Router>,
-    server: Arc<Server>,
+    relay: Arc<Relay>,
 }
 
 impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Frontend {
@@ -40,10 +41,10 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Frontend
 
     fn call(&self, request: hyper::Request<hyper::body::Incoming>) -> Self::Future {
         if let Some(endpoint) = crate::relay::fixed_post(request.method(), request.uri().path()) {
-            let server = Arc::clone(&self.server);
+            let relay = Arc::clone(&self.relay);
             let request = request.map(axum::body::Body::new);
             return Box::pin(async move {
-                Ok(crate::relay::relay_fixed(server, endpoint, request).await)
+                Ok(crate::relay::relay_fixed(relay, endpoint, request).await)
             });
         }
         Box::pin(self.router.call(request))
@@ -51,17 +52,15 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Frontend
 }
 
 /// Serve until `shutdown` resolves or a supervised task fails; then drain in-flight requests
-/// and run the shutdown sequence ([`Server::finish`]).
+/// and run the shutdown sequence ([`App::finish`]).
 pub async fn serve(
-    server: Arc<Server>,
+    app: Arc<App>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
-    server
-        .start_background(addr)
-        .map_err(std::io::Error::other)?;
-    let token = server.tasks.shutdown_token();
+    app.start_background(addr).map_err(std::io::Error::other)?;
+    let token = app.tasks.shutdown_token();
     let stop = async move {
         tokio::select! {
             () = shutdown => {}
@@ -70,10 +69,10 @@ pub async fn serve(
         tracing::info!("shutting down: finishing in-flight requests");
     };
     let frontend = Frontend {
-        router: TowerToHyperService::new(router(Arc::clone(&server))),
-        server: Arc::clone(&server),
+        router: TowerToHyperService::new(router(Arc::clone(&app))),
+        relay: Arc::clone(&app.relay),
     };
     connections::serve_connections(listener, frontend, stop).await;
-    server.finish().await;
+    app.finish().await;
     Ok(())
 }

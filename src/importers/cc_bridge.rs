@@ -35,10 +35,11 @@ pub use self::sqlite::{
 };
 pub use crate::domain::channel::ChannelOrigin;
 
+use crate::config::{Configuration, WriteError};
 use crate::crypto::Cipher;
 use crate::domain::{ModelAliases, Pool, Settings};
 use crate::store::sqlite::LogDb;
-use crate::store::{ConfigOp, ConfigStore, StoreError};
+use crate::store::{ConfigOp, StoreError};
 
 /// The `source` of cc-bridge entries in `import_history`.
 pub const SOURCE: &str = "cc-bridge";
@@ -147,6 +148,8 @@ pub enum ImportError {
     File(#[from] FileError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Write(#[from] WriteError),
     #[error("{}: {source}", .path.display())]
     Io {
         path: PathBuf,
@@ -227,7 +230,7 @@ impl ImportOptions {
 /// is never modified. With `dry_run`, the same report is computed and nothing is written.
 pub fn import_dir(
     dir: &Path,
-    store: &dyn ConfigStore,
+    config_store: &Configuration,
     logs: &LogDb,
     cipher: &Cipher,
     options: &ImportOptions,
@@ -248,7 +251,7 @@ pub fn import_dir(
         ImportError::File(err)
     };
 
-    let current = store.load()?;
+    let current = config_store.committed();
     let mut state = current.clone();
     let mut ops: Vec<ConfigOp> = Vec::new();
     // Files whose content is now in the stores: (item, sha256, detail).
@@ -430,7 +433,7 @@ pub fn import_dir(
 
     // One transaction for every config change.
     if !dry_run && !ops.is_empty() {
-        store.apply(&ops)?;
+        config_store.apply(&ops)?;
     }
     if !dry_run {
         for entry in &quota_writes {
@@ -507,7 +510,11 @@ pub fn import_dir(
     }
 
     // --- target counts (re-read: the report verifies what is stored) ----------------------
-    let target = if dry_run { state } else { store.load()? };
+    let target = if dry_run {
+        state
+    } else {
+        config_store.committed()
+    };
     report.channels.target = target.channels.len() as u64;
     report.settings.target = 1;
     report.pricing.target = target.pricing.len() as u64;

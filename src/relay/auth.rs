@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use super::Endpoint;
 use super::error::RelayError;
-use crate::app::Live;
+use crate::config::Snapshot;
 use crate::domain::key::Expiry;
 use crate::domain::{ClientKey, KeyStatus, Pool};
 use crate::providers::ErrorKind;
@@ -49,7 +49,7 @@ pub fn presented_key<'a>(
 
 /// Find the key and check that it may be used at all (status, expiry).
 pub fn authenticate(
-    live: &Live,
+    live: &Snapshot,
     presented: Option<&str>,
     now: OffsetDateTime,
 ) -> Result<Arc<ClientKey>, RelayError> {

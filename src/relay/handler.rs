@@ -7,15 +7,15 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 
 use super::Endpoint;
+use super::Relay;
 use super::error::RelayError;
 use super::pipeline::{self, Incoming};
-use crate::app::server::Server;
 use crate::providers::{ErrorKind, Protocol};
 
 /// Hand one relay request to the pipeline. The handlers take the whole `Request` (not the
 /// `HeaderMap` extractor, which clones every header) and move its parts along.
 pub(super) async fn run(
-    server: Arc<Server>,
+    relay: Arc<Relay>,
     endpoint: Endpoint,
     request: Request,
     path_model: Option<String>,
@@ -23,7 +23,8 @@ pub(super) async fn run(
     let (parts, body) = request.into_parts();
     let query = parts.uri.query().map(str::to_string);
     let headers = parts.headers;
-    let limit = usize::try_from(server.core.live().settings.max_body_bytes).unwrap_or(usize::MAX);
+    let limit =
+        usize::try_from(relay.config.snapshot().settings.max_body_bytes).unwrap_or(usize::MAX);
     // Read inline: the wake-up this causes in the connection task is absorbed by
     // `http::connections::ElideSelfWakes`.
     let body = match axum::body::to_bytes(body, limit.saturating_add(1)).await {
@@ -37,7 +38,7 @@ pub(super) async fn run(
         }
     };
     pipeline::relay(
-        server,
+        relay,
         Incoming {
             endpoint,
             headers,
@@ -51,7 +52,7 @@ pub(super) async fn run(
 
 /// `/v1beta/models/{model}:generateContent` and `:streamGenerateContent`.
 pub async fn gemini(
-    State(server): State<Arc<Server>>,
+    State(relay): State<Arc<Relay>>,
     Path(target): Path<String>,
     request: Request,
 ) -> Response {
@@ -72,19 +73,19 @@ pub async fn gemini(
             .into_response_for(Protocol::Gemini);
     };
     let model = model.to_string();
-    run(server, endpoint, request, Some(model)).await
+    run(relay, endpoint, request, Some(model)).await
 }
 
 pub async fn models(
-    State(server): State<Arc<Server>>,
+    State(relay): State<Arc<Relay>>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    pipeline::models(&server, &headers, query.as_deref())
+    pipeline::models(&relay, &headers, query.as_deref())
 }
 
-pub async fn metrics(State(server): State<Arc<Server>>) -> Response {
-    let text = server.metrics.render(server.writer.stats());
+pub async fn metrics(State(relay): State<Arc<Relay>>) -> Response {
+    let text = relay.metrics.render(relay.logs.stats());
     (
         [(
             header::CONTENT_TYPE,

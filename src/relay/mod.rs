@@ -8,6 +8,7 @@ mod handler;
 pub mod pipeline;
 pub mod record;
 pub mod routing;
+pub mod state;
 mod stream;
 pub mod upstream;
 
@@ -18,9 +19,9 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 
-use crate::app::server::Server;
 use crate::domain::Pool;
 use crate::providers::Protocol;
+pub use state::Relay;
 
 /// The relay's POST endpoints with a fixed path. Both the route table and the connections' fast
 /// path ([`fixed_post`]) come from this list.
@@ -46,17 +47,17 @@ pub fn fixed_post(method: &axum::http::Method, path: &str) -> Option<Endpoint> {
 }
 
 /// Relay one request of a fixed-path endpoint (the route table's handler and the fast path).
-pub async fn relay_fixed(server: Arc<Server>, endpoint: Endpoint, request: Request) -> Response {
-    handler::run(server, endpoint, request, None).await
+pub async fn relay_fixed(relay: Arc<Relay>, endpoint: Endpoint, request: Request) -> Response {
+    handler::run(relay, endpoint, request, None).await
 }
 
-pub fn routes() -> Router<Arc<Server>> {
+pub fn routes() -> Router<Arc<Relay>> {
     let mut router = Router::new();
     for (path, endpoint) in FIXED_POSTS {
         router = router.route(
             path,
-            post(move |State(server): State<Arc<Server>>, request: Request| {
-                relay_fixed(server, endpoint, request)
+            post(move |State(relay): State<Arc<Relay>>, request: Request| {
+                relay_fixed(relay, endpoint, request)
             }),
         );
     }

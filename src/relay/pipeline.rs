@@ -27,6 +27,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::Endpoint;
+use super::Relay;
 use super::auth;
 use super::client::{Certificates, UpstreamResponse};
 use super::error::RelayError;
@@ -35,8 +36,7 @@ use super::record::{Outcome, Recorder};
 use super::routing::{self, Candidate};
 use super::stream::RelayStream;
 use super::upstream;
-use crate::app::Live;
-use crate::app::server::Server;
+use crate::config::Snapshot;
 use crate::domain::ClientKey;
 use crate::domain::key::Expiry;
 use crate::providers::{self, BodyError, ErrorKind, Protocol, RequestFacts};
@@ -57,9 +57,9 @@ pub struct Incoming {
     pub body: Bytes,
 }
 
-pub async fn relay(server: Arc<Server>, incoming: Incoming) -> Response {
+pub async fn relay(relay: Arc<Relay>, incoming: Incoming) -> Response {
     let protocol = incoming.endpoint.protocol();
-    let live = server.core.live();
+    let live = relay.config.snapshot();
     let now = crate::domain::now();
 
     // 1. authenticate
@@ -73,7 +73,7 @@ pub async fn relay(server: Arc<Server>, incoming: Incoming) -> Response {
         Err(error) => return error.into_response_for(protocol),
     };
     let mut recorder = Recorder::start(
-        Arc::clone(&server),
+        Arc::clone(&relay),
         Arc::clone(&live),
         incoming.endpoint.log_name(),
         &key.id,
@@ -96,14 +96,14 @@ pub async fn relay(server: Arc<Server>, incoming: Incoming) -> Response {
     if let Err(error) = auth::authorize(&key, incoming.endpoint, &facts.model, user_agent) {
         return reject(recorder, error, protocol);
     }
-    stamp_first_use(&server, &key);
+    stamp_first_use(&relay, &key);
 
     // 3b. admit: the key's limits, in memory; the permit holds a concurrency slot until the row
     //     is written
-    match server.limits.admit_key(&key) {
+    match relay.limits.admit_key(&key) {
         Ok(permit) => recorder.attach_key(Arc::clone(&key), permit),
         Err(refusal) => {
-            server.metrics.limit_refusal(refusal.limit);
+            relay.metrics.limit_refusal(refusal.limit);
             let mut error = RelayError::new(ErrorKind::RateLimited, refusal.limit, refusal.message);
             if let Some(seconds) = refusal.retry_after {
                 error = error.with_retry_after(seconds);
@@ -120,7 +120,7 @@ pub async fn relay(server: Arc<Server>, incoming: Incoming) -> Response {
             protocol,
         );
     };
-    let plan = routing::plan(&live, &server.health, &server.limits, pool, &key, now);
+    let plan = routing::plan(&live, &relay.health, &relay.limits, pool, &key, now);
     if plan.candidates.is_empty() {
         let detail = if plan.skipped.is_empty() {
             format!(
@@ -152,7 +152,7 @@ pub async fn relay(server: Arc<Server>, incoming: Incoming) -> Response {
         .filter(|_| ttl > 0)
         .map(|session| ([key.id.as_str(), "/", &session].concat(), ttl));
     if let Some((session, _)) = &sticky
-        && let Some(bound) = server.limits.sticky_channel(session)
+        && let Some(bound) = relay.limits.sticky_channel(session)
         && let Some(position) = candidates
             .iter()
             .position(|c| c.channel.channel.id == bound)
@@ -167,11 +167,11 @@ pub async fn relay(server: Arc<Server>, incoming: Incoming) -> Response {
         hide_usage_chunk,
         sticky,
     };
-    attempt(server, live, incoming, recorder, candidates, request).await
+    attempt(relay, live, incoming, recorder, candidates, request).await
 }
 
 /// Stage 2: size limit, JSON, protocol facts.
-fn parse(live: &Live, incoming: &Incoming) -> Result<RequestFacts, RelayError> {
+fn parse(live: &Snapshot, incoming: &Incoming) -> Result<RequestFacts, RelayError> {
     let limit = live.settings.max_body_bytes;
     if incoming.body.len() as u64 > limit {
         return Err(RelayError::new(
@@ -226,8 +226,8 @@ struct LastFailure {
 }
 
 async fn attempt(
-    server: Arc<Server>,
-    live: Arc<Live>,
+    relay: Arc<Relay>,
+    live: Arc<Snapshot>,
     incoming: Incoming,
     mut recorder: Recorder,
     candidates: Vec<Candidate>,
@@ -252,12 +252,12 @@ async fn attempt(
     for candidate in &candidates {
         let channel = &candidate.channel;
         let name = channel.channel.name.as_str();
-        if let Err(reason) = server
+        if let Err(reason) = relay
             .limits
             .acquire_channel_slot(&channel.channel, settings.max_queue_length)
             .await
         {
-            server.metrics.limit_refusal("channel_rate_limit");
+            relay.metrics.limit_refusal("channel_rate_limit");
             notes.push(AttemptNote {
                 channel: name.to_owned(),
                 status: 429,
@@ -296,7 +296,7 @@ async fn attempt(
             Certificates::Verify
         };
         let mut chain = ChainState::default();
-        let mut key_index = server
+        let mut key_index = relay
             .health
             .first_key(channel, settings.load_balance_for(channel.channel.pool));
         loop {
@@ -314,16 +314,16 @@ async fn attempt(
             };
             let sent = tokio::time::timeout(
                 header_timeout,
-                server
+                relay
                     .upstream
                     .send(certificates, &url, headers, payload.clone()),
             )
             .await;
             let (failure, content_type) = match sent {
                 Ok(Ok(response)) if response.status().is_success() => {
-                    server.health.record_success(&channel.channel.id);
+                    relay.health.record_success(&channel.channel.id);
                     if let Some((session, ttl)) = &sticky {
-                        server.limits.stick(session, &channel.channel.id, *ttl);
+                        relay.limits.stick(session, &channel.channel.id, *ttl);
                     }
                     recorder.set_channel(channel);
                     if !notes.is_empty() {
@@ -379,7 +379,7 @@ async fn attempt(
                     None,
                 ),
             };
-            server.metrics.upstream_error(name, failure.status);
+            relay.metrics.upstream_error(name, failure.status);
             let decision =
                 failover::decide(&settings.failover, &failure, &mut chain, suspend_default);
             let excerpt = providers::upstream_error_text(failure.body.as_bytes());
@@ -412,13 +412,13 @@ async fn attempt(
             });
             match decision {
                 Decision::Retry(wait) => {
-                    server.metrics.retry();
+                    relay.metrics.retry();
                     tokio::time::sleep(wait).await;
                     key_index += 1;
                 }
                 Decision::Failover => {
-                    server.metrics.failover();
-                    server.health.record_failure(
+                    relay.metrics.failover();
+                    relay.health.record_failure(
                         &channel.channel.id,
                         settings.circuit_breaker_threshold,
                         breaker_cooldown,
@@ -426,9 +426,9 @@ async fn attempt(
                     break;
                 }
                 Decision::Suspend(duration) => {
-                    server.metrics.failover();
+                    relay.metrics.failover();
                     tracing::warn!(channel = %name, seconds = duration.as_secs(), "channel suspended by a failover rule");
-                    server.health.suspend(&channel.channel.id, duration);
+                    relay.health.suspend(&channel.channel.id, duration);
                     break;
                 }
                 Decision::GiveUp => {
@@ -663,38 +663,44 @@ fn fail(recorder: Recorder, error: RelayError, protocol: Protocol) -> Response {
 }
 
 /// "N days after first use" keys: remember the first use (once; a rare config write, off the
-/// request path).
-fn stamp_first_use(server: &Arc<Server>, key: &Arc<ClientKey>) {
+/// request path, through the config writer like every other change).
+fn stamp_first_use(relay: &Arc<Relay>, key: &Arc<ClientKey>) {
     if !matches!(key.expiry, Some(Expiry::AfterFirstUse { .. })) || key.first_used_at.is_some() {
         return;
     }
-    let core = Arc::clone(&server.core);
+    let config = Arc::clone(&relay.config);
     let id = key.id.clone();
-    server.tasks.spawn("stamp-first-use", async move {
-        crate::store::blocking(move || {
-            let Some(mut key) = core.live().state.keys.get(&id).cloned() else {
-                return;
-            };
-            if key.first_used_at.is_some() {
-                return;
-            }
-            key.first_used_at = Some(crate::domain::now());
-            let version = key.version;
-            if let Err(err) = core.apply(&[crate::store::ConfigOp::PutKey(
-                key,
-                crate::store::Expect::Version(version),
-            )]) {
-                tracing::debug!(error = %err, "first use was stamped concurrently");
-            }
+    relay.tasks.spawn("stamp-first-use", async move {
+        let written = crate::store::blocking(move || {
+            config.write(|committed| {
+                // Planned against the committed key: a concurrent edit is never undone, and a
+                // second request racing this one finds the stamp already there.
+                let Some(key) = committed.keys.get(&id) else {
+                    return Ok(Vec::new());
+                };
+                if key.first_used_at.is_some() {
+                    return Ok(Vec::new());
+                }
+                let mut key = key.clone();
+                key.first_used_at = Some(crate::domain::now());
+                let version = key.version;
+                Ok::<_, crate::config::WriteError>(vec![crate::store::ConfigOp::PutKey(
+                    key,
+                    crate::store::Expect::Version(version),
+                )])
+            })
         })
         .await;
+        if let Err(err) = written {
+            tracing::warn!(error = %err, "could not record a key's first use");
+        }
         Ok(())
     });
 }
 
 /// `GET /v1/models`: the models this key may use, from aliases, pricing and channel mappings.
-pub fn models(server: &Arc<Server>, headers: &HeaderMap, query: Option<&str>) -> Response {
-    let live = server.core.live();
+pub fn models(relay: &Arc<Relay>, headers: &HeaderMap, query: Option<&str>) -> Response {
+    let live = relay.config.snapshot();
     let presented = auth::presented_key(headers, query, Endpoint::Models);
     let key = match auth::authenticate(&live, presented, crate::domain::now()) {
         Ok(key) => key,

@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use time::OffsetDateTime;
 
-use crate::app::Live;
-use crate::app::live::LiveChannel;
-use crate::app::server::Server;
+use super::Relay;
+use crate::config::LiveChannel;
+use crate::config::Snapshot;
 use crate::domain::{Channel, ClientKey};
 use crate::limits::KeyPermit;
 use crate::providers::Usage;
@@ -41,7 +41,7 @@ fn multiplier(value: Option<f64>) -> f64 {
 
 /// Longest-prefix price × the channel's multipliers (`_default` × the longest specific prefix).
 #[must_use]
-pub fn costs(live: &Live, channel: Option<&Channel>, model: &str, usage: Usage) -> Costs {
+pub fn costs(live: &Snapshot, channel: Option<&Channel>, model: &str, usage: Usage) -> Costs {
     let Some((_, price)) = live.pricing.lookup(model) else {
         return Costs::default();
     };
@@ -100,8 +100,8 @@ impl Outcome {
 }
 
 pub struct Recorder {
-    server: Arc<Server>,
-    live: Arc<Live>,
+    relay: Arc<Relay>,
+    live: Arc<Snapshot>,
     /// The row being filled in; `None` once it went to the writer. Boxed so that the request
     /// futures, which carry the recorder from stage to stage, stay small.
     row: Option<Box<RequestLog>>,
@@ -124,8 +124,8 @@ impl std::fmt::Debug for Recorder {
 
 impl Recorder {
     pub fn start(
-        server: Arc<Server>,
-        live: Arc<Live>,
+        relay: Arc<Relay>,
+        live: Arc<Snapshot>,
         endpoint: &'static str,
         client_id: &str,
     ) -> Self {
@@ -139,7 +139,7 @@ impl Recorder {
             ..RequestLog::default()
         });
         Self {
-            server,
+            relay,
             live,
             row: Some(row),
             started: Instant::now(),
@@ -261,7 +261,7 @@ impl Recorder {
         } else {
             tracing::info!(endpoint = %row.endpoint, status = %row.status, http_status, channel = %row.channel_name, model = %row.model, duration_ms = row.duration_ms, error = %row.error, "request failed");
         }
-        let limits = &self.server.limits;
+        let limits = &self.relay.limits;
         if let Some(key) = &self.key {
             limits.record_key_usage(key, self.started_at, usage.total(), row.price);
         }
@@ -271,7 +271,7 @@ impl Recorder {
             limits.record_channel_usage(&channel.channel, &row.model, self.started_at, row.price);
         }
         drop(self.permit.take());
-        let metrics = &self.server.metrics;
+        let metrics = &self.relay.metrics;
         metrics.request(&row.endpoint, http_status, &row.channel_name, elapsed);
         metrics.tokens(
             usage.input,
@@ -280,7 +280,7 @@ impl Recorder {
             usage.cache_read,
             row.price,
         );
-        self.server.writer.submit(row);
+        self.relay.logs.submit(row);
     }
 }
 

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
 use super::upstream::{self, UpstreamKind};
-use crate::app::Live;
-use crate::app::live::LiveChannel;
+use crate::config::LiveChannel;
+use crate::config::Snapshot;
 use crate::domain::{ClientKey, Pool};
 use crate::limits::Limiter;
 
@@ -154,7 +154,7 @@ fn promoted(channel: &LiveChannel, now: OffsetDateTime) -> bool {
 
 /// The ordered candidates for a request of `pool` by `key`.
 pub fn plan(
-    live: &Live,
+    live: &Snapshot,
     health: &Health,
     limits: &Limiter,
     pool: Pool,

@@ -3,7 +3,7 @@
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 
-use crate::app::live::LiveChannel;
+use crate::config::LiveChannel;
 use crate::domain::Pool;
 
 /// How relaybox talks to a channel (only pass-through kinds exist so far).

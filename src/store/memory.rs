@@ -2,7 +2,7 @@
 
 use std::sync::Mutex;
 
-use super::{ConfigOp, ConfigState, ConfigStore, StoreError};
+use super::{Commit, ConfigState, ConfigStore, RecordWrite, StoreError};
 use crate::crypto::KeyringRecord;
 
 #[derive(Debug, Default)]
@@ -25,10 +25,31 @@ impl ConfigStore for MemoryStore {
         Ok(self.lock().0.clone())
     }
 
-    fn apply(&self, ops: &[ConfigOp]) -> Result<u64, StoreError> {
+    fn commit(&self, commit: Commit<'_>) -> Result<(), StoreError> {
         let mut guard = self.lock();
-        guard.0.apply_ops(ops)?;
-        Ok(guard.0.revision)
+        let state = &mut guard.0;
+        if state.revision != commit.base {
+            return Err(StoreError::RevisionMoved {
+                expected: commit.base,
+                found: state.revision,
+            });
+        }
+        for write in commit.writes {
+            match write.clone() {
+                RecordWrite::Key(id, Some(key)) => state.keys.insert(id, key),
+                RecordWrite::Key(id, None) => _ = state.keys.remove(&id),
+                RecordWrite::KeyHash(hash, Some(id)) => state.key_hashes.insert(hash, id),
+                RecordWrite::KeyHash(hash, None) => _ = state.key_hashes.remove(&hash),
+                RecordWrite::Channel(id, Some(channel)) => state.channels.insert(id, channel),
+                RecordWrite::Channel(id, None) => _ = state.channels.remove(&id),
+                RecordWrite::Price(model, Some(price)) => state.pricing.insert(model, price),
+                RecordWrite::Price(model, None) => _ = state.pricing.remove(&model),
+                RecordWrite::Aliases(aliases) => state.aliases = aliases,
+                RecordWrite::Settings(settings) => state.settings = settings,
+            }
+        }
+        state.revision = commit.revision;
+        Ok(())
     }
 
     fn revision(&self) -> Result<u64, StoreError> {

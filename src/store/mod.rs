@@ -7,13 +7,15 @@
 //!
 //! Every config change is a list of [`ConfigOp`]s applied in one transaction. The semantics of
 //! an op (optimistic versions, unique key hashes) live in one pure function,
-//! [`ConfigState::apply_ops`], which both engines use.
+//! [`ConfigState::apply_ops`]; its [`RecordWrite`]s are what an engine persists
+//! ([`ConfigStore::commit`]). Only the config writer (`config::writer`) calls it.
 
 pub mod memory;
 pub mod redb_store;
 pub mod sqlite;
+pub mod table;
 
-use std::collections::BTreeMap;
+pub use table::Table;
 
 use crate::crypto::KeyringRecord;
 use crate::domain::{Channel, ClientKey, ModelAliases, ModelPrice, Settings};
@@ -38,6 +40,10 @@ pub enum StoreError {
     Locked(String),
     #[error("storage error: {0}")]
     Backend(String),
+    #[error(
+        "relaybox.redb was changed outside this process (revision {found}, expected {expected}); the change was not written"
+    )]
+    RevisionMoved { expected: u64, found: u64 },
 }
 
 /// What an op expects to find: the optimistic-concurrency precondition.
@@ -65,14 +71,15 @@ pub enum ConfigOp {
     PutSettings(Settings, Expect),
 }
 
-/// Everything in the config store, as loaded at start and after each change.
-#[derive(Debug, Clone, Default)]
+/// Everything in the config store. Its tables are persistent maps: a clone is O(1) and shares
+/// every record, so the committed state and each snapshot built from it cost what changed.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ConfigState {
-    pub keys: BTreeMap<String, ClientKey>,
+    pub keys: Table<ClientKey>,
     /// SHA-256 hex → key id (unique).
-    pub key_hashes: BTreeMap<String, String>,
-    pub channels: BTreeMap<String, Channel>,
-    pub pricing: BTreeMap<String, ModelPrice>,
+    pub key_hashes: Table<String>,
+    pub channels: Table<Channel>,
+    pub pricing: Table<ModelPrice>,
     pub aliases: ModelAliases,
     pub settings: Settings,
     /// Bumped by every committed change; the live snapshot records the revision it was built from.
@@ -80,7 +87,7 @@ pub struct ConfigState {
 }
 
 /// A row-level write produced by [`ConfigState::apply_ops`], for engines that store per record.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum RecordWrite {
     Key(String, Option<ClientKey>),
     KeyHash(String, Option<String>),
@@ -157,7 +164,8 @@ impl ConfigState {
             ConfigOp::DeleteKey(id, expect) => {
                 let current = self.keys.get(id).map(|k| k.version);
                 check("key", id, current, delete_expect(*expect))?;
-                if let Some(old) = self.keys.remove(id) {
+                if let Some(old) = self.keys.get(id).cloned() {
+                    self.keys.remove(id);
                     self.key_hashes.remove(&old.hash);
                     writes.push(RecordWrite::KeyHash(old.hash, None));
                     writes.push(RecordWrite::Key(id.clone(), None));
@@ -188,7 +196,7 @@ impl ConfigState {
             ConfigOp::DeleteChannel(id, expect) => {
                 let current = self.channels.get(id).map(|c| c.version);
                 check("channel", id, current, delete_expect(*expect))?;
-                if self.channels.remove(id).is_some() {
+                if self.channels.remove(id) {
                     writes.push(RecordWrite::Channel(id.clone(), None));
                 }
             }
@@ -203,7 +211,7 @@ impl ConfigState {
             ConfigOp::DeletePrice(model, expect) => {
                 let current = self.pricing.get(model).map(|p| p.version);
                 check("price", model, current, delete_expect(*expect))?;
-                if self.pricing.remove(model).is_some() {
+                if self.pricing.remove(model) {
                     writes.push(RecordWrite::Price(model.clone(), None));
                 }
             }
@@ -236,13 +244,28 @@ fn delete_expect(expect: Expect) -> Expect {
     }
 }
 
+/// One change as an engine persists it: the record writes that take the store from revision
+/// `base` to `revision`, in one durable transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct Commit<'a> {
+    pub base: u64,
+    pub revision: u64,
+    pub writes: &'a [RecordWrite],
+}
+
 /// Keys, channels, pricing, aliases, settings and the keyring.
+///
+/// A store persists; it does not decide. Versions and uniqueness are checked by
+/// [`ConfigState::apply_ops`] against the committed state the writer holds, so a commit costs
+/// what it changes.
 pub trait ConfigStore: Send + Sync {
-    /// The whole configuration (it is small; the request path never calls this).
+    /// The whole configuration (at start and on a full resync; never per request or per write).
     fn load(&self) -> Result<ConfigState, StoreError>;
-    /// Apply all ops in one durable transaction; returns the new revision.
-    fn apply(&self, ops: &[ConfigOp]) -> Result<u64, StoreError>;
-    /// The current revision without loading everything (cheap; polled for cross-process changes).
+    /// Persist one change in one durable transaction. Refused with
+    /// [`StoreError::RevisionMoved`] (and nothing written) when the stored revision is not
+    /// `commit.base`.
+    fn commit(&self, commit: Commit<'_>) -> Result<(), StoreError>;
+    /// The current revision without loading everything.
     fn revision(&self) -> Result<u64, StoreError>;
     fn keyring(&self) -> Result<Option<KeyringRecord>, StoreError>;
     /// Store the keyring of a new data dir; refuses to replace an existing one.

@@ -7,7 +7,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{ConfigOp, ConfigState, ConfigStore, RecordWrite, StoreError};
+use super::{Commit, ConfigState, ConfigStore, RecordWrite, StoreError, Table};
 use crate::crypto::KeyringRecord;
 
 const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("keys");
@@ -141,15 +141,12 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| StoreError::Backend(format!("encoding a record: {e}")))
 }
 
-fn read_map<T, Tbl>(
-    name: &str,
-    table: &Tbl,
-) -> Result<std::collections::BTreeMap<String, T>, StoreError>
+fn read_map<T, Tbl>(name: &str, table: &Tbl) -> Result<Table<T>, StoreError>
 where
     T: DeserializeOwned,
     Tbl: ReadableTable<&'static str, &'static [u8]>,
 {
-    let mut out = std::collections::BTreeMap::new();
+    let mut out = Table::default();
     for entry in table.range::<&str>(..)? {
         let (id, bytes) = entry?;
         out.insert(
@@ -165,7 +162,7 @@ macro_rules! read_state {
     ($txn:expr) => {{
         let txn = $txn;
         let keys = read_map("keys", &txn.open_table(KEYS)?)?;
-        let mut key_hashes = std::collections::BTreeMap::new();
+        let mut key_hashes = Table::default();
         for entry in txn.open_table(KEY_HASHES)?.range::<&str>(..)? {
             let (hash, id) = entry?;
             key_hashes.insert(hash.value().to_string(), id.value().to_string());
@@ -203,17 +200,27 @@ impl ConfigStore for RedbStore {
         Ok(read_state!(&txn))
     }
 
-    fn apply(&self, ops: &[ConfigOp]) -> Result<u64, StoreError> {
+    fn commit(&self, commit: Commit<'_>) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
-        let mut state = read_state!(&txn);
-        let writes = state.apply_ops(ops)?;
+        {
+            let found = txn
+                .open_table(META)?
+                .get(META_REVISION)?
+                .map_or(0, |v| v.value());
+            if found != commit.base {
+                return Err(StoreError::RevisionMoved {
+                    expected: commit.base,
+                    found,
+                });
+            }
+        }
         {
             let mut keys = txn.open_table(KEYS)?;
             let mut hashes = txn.open_table(KEY_HASHES)?;
             let mut channels = txn.open_table(CHANNELS)?;
             let mut pricing = txn.open_table(PRICING)?;
             let mut documents = txn.open_table(DOCUMENTS)?;
-            for write in &writes {
+            for write in commit.writes {
                 match write {
                     RecordWrite::Key(id, Some(key)) => {
                         keys.insert(id.as_str(), encode(key)?.as_slice())?;
@@ -248,10 +255,10 @@ impl ConfigStore for RedbStore {
                 }
             }
             txn.open_table(META)?
-                .insert(META_REVISION, state.revision)?;
+                .insert(META_REVISION, commit.revision)?;
         }
         txn.commit()?;
-        Ok(state.revision)
+        Ok(())
     }
 
     fn revision(&self) -> Result<u64, StoreError> {

@@ -9,9 +9,9 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::app::Core;
-use crate::app::server::Server;
-use crate::app::services::{self, ChannelView, KeyView, NewKey, ServiceError};
+use crate::app::server::App;
+use crate::config::Configuration;
+use crate::config::services::{self, ChannelView, KeyView, NewKey, ServiceError};
 use crate::domain::pricing::ModelAlias;
 use crate::domain::{ModelAliases, ModelPrice, Pool, Settings};
 use crate::http::error::AdminError;
@@ -20,13 +20,13 @@ use crate::store::blocking;
 type Reply<T> = Result<T, AdminError>;
 
 /// Run a service call on the blocking pool (stores are synchronous).
-async fn run<T, F>(server: &Arc<Server>, work: F) -> Result<T, AdminError>
+async fn run<T, F>(app: &Arc<App>, work: F) -> Result<T, AdminError>
 where
     T: Send + 'static,
-    F: FnOnce(&Core) -> Result<T, ServiceError> + Send + 'static,
+    F: FnOnce(&Configuration) -> Result<T, ServiceError> + Send + 'static,
 {
-    let core = Arc::clone(&server.core);
-    Ok(blocking(move || work(&core)).await?)
+    let config = Arc::clone(&app.config);
+    Ok(blocking(move || work(&config)).await?)
 }
 
 /// `If-Match: 3` (or `"3"`) → optimistic-concurrency version.
@@ -48,8 +48,8 @@ fn body(value: Result<Json<Value>, axum::extract::rejection::JsonRejection>) -> 
 
 // ---- keys -----------------------------------------------------------------------------------
 
-pub async fn list_keys(State(server): State<Arc<Server>>) -> Reply<Json<Value>> {
-    let keys: Vec<KeyView> = services::list_keys(&server.core)
+pub async fn list_keys(State(app): State<Arc<App>>) -> Reply<Json<Value>> {
+    let keys: Vec<KeyView> = services::list_keys(&app.config)
         .iter()
         .map(KeyView::of)
         .collect();
@@ -57,12 +57,12 @@ pub async fn list_keys(State(server): State<Arc<Server>>) -> Reply<Json<Value>> 
 }
 
 pub async fn create_key(
-    State(server): State<Arc<Server>>,
+    State(app): State<Arc<App>>,
     payload: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> Reply<(StatusCode, Json<Value>)> {
     let new: NewKey = serde_json::from_value(body(payload)?)
         .map_err(|e| AdminError::BadRequest(format!("key: {e}")))?;
-    let (key, plaintext) = run(&server, move |core| services::create_key(core, new)).await?;
+    let (key, plaintext) = run(&app, move |config| services::create_key(config, new)).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -73,36 +73,33 @@ pub async fn create_key(
     ))
 }
 
-pub async fn get_key(
-    State(server): State<Arc<Server>>,
-    Path(id): Path<String>,
-) -> Reply<Json<KeyView>> {
-    Ok(Json(KeyView::of(&services::get_key(&server.core, &id)?)))
+pub async fn get_key(State(app): State<Arc<App>>, Path(id): Path<String>) -> Reply<Json<KeyView>> {
+    Ok(Json(KeyView::of(&services::get_key(&app.config, &id)?)))
 }
 
 pub async fn update_key(
-    State(server): State<Arc<Server>>,
+    State(app): State<Arc<App>>,
     Path(id): Path<String>,
     headers: HeaderMap,
     payload: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> Reply<Json<KeyView>> {
     let version = if_match(&headers)?;
     let patch = body(payload)?;
-    let key = run(&server, move |core| {
-        services::update_key(core, &id, &patch, version)
+    let key = run(&app, move |config| {
+        services::update_key(config, &id, &patch, version)
     })
     .await?;
     Ok(Json(KeyView::of(&key)))
 }
 
 pub async fn delete_key(
-    State(server): State<Arc<Server>>,
+    State(app): State<Arc<App>>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Reply<StatusCode> {
     let version = if_match(&headers)?;
-    run(&server, move |core| {
-        services::delete_key(core, &id, version)
+    run(&app, move |config| {
+        services::delete_key(config, &id, version)
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -127,62 +124,62 @@ fn parse_pool(text: Option<&str>) -> Reply<Option<Pool>> {
 }
 
 pub async fn list_channels(
-    State(server): State<Arc<Server>>,
+    State(app): State<Arc<App>>,
     Query(filter): Query<PoolFilter>,
 ) -> Reply<Json<Value>> {
     let pool = parse_pool(filter.pool.as_deref())?;
-    let channels = services::list_channels(&server.core, pool)
+    let channels = services::list_channels(&app.config, pool)
         .iter()
-        .map(|c| services::channel_view(&server.core, c))
+        .map(|c| services::channel_view(&app.config, c))
         .collect::<Result<Vec<ChannelView>, _>>()?;
     Ok(Json(json!({ "channels": channels })))
 }
 
 pub async fn create_channel(
-    State(server): State<Arc<Server>>,
+    State(app): State<Arc<App>>,
     payload: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> Reply<(StatusCode, Json<ChannelView>)> {
     let value = body(payload)?;
-    let view = run(&server, move |core| {
-        let channel = services::create_channel(core, value)?;
-        services::channel_view(core, &channel)
+    let view = run(&app, move |config| {
+        let channel = services::create_channel(config, value)?;
+        services::channel_view(config, &channel)
     })
     .await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
 pub async fn get_channel(
-    State(server): State<Arc<Server>>,
+    State(app): State<Arc<App>>,
     Path(id): Path<String>,
 ) -> Reply<Json<ChannelView>> {
-    let channel = services::get_channel(&server.core, &id)?;
-    Ok(Json(services::channel_view(&server.core, &channel)?))
+    let channel = services::get_channel(&app.config, &id)?;
+    Ok(Json(services::channel_view(&app.config, &channel)?))
 }
 
 pub async fn update_channel(
-    State(server): State<Arc<Server>>,
+    State(app): State<Arc<App>>,
     Path(id): Path<String>,
     headers: HeaderMap,
     payload: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> Reply<Json<ChannelView>> {
     let version = if_match(&headers)?;
     let patch = body(payload)?;
-    let view = run(&server, move |core| {
-        let channel = services::update_channel(core, &id, &patch, version)?;
-        services::channel_view(core, &channel)
+    let view = run(&app, move |config| {
+        let channel = services::update_channel(config, &id, &patch, version)?;
+        services::channel_view(config, &channel)
     })
     .await?;
     Ok(Json(view))
 }
 
 pub async fn delete_channel(
-    State(server): State<Arc<Server>>,
+    State(app): State<Arc<App>>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Reply<StatusCode> {
     let version = if_match(&headers)?;
-    run(&server, move |core| {
-        services::delete_channel(core, &id, version)
+    run(&app, move |config| {
+        services::delete_channel(config, &id, version)
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -190,15 +187,15 @@ pub async fn delete_channel(
 
 // ---- pricing --------------------------------------------------------------------------------
 
-pub async fn list_pricing(State(server): State<Arc<Server>>) -> Reply<Json<Value>> {
+pub async fn list_pricing(State(app): State<Arc<App>>) -> Reply<Json<Value>> {
     let models: BTreeMap<String, ModelPrice> =
-        services::list_pricing(&server.core).into_iter().collect();
-    let currency = server.core.live().settings.pricing_currency.clone();
+        services::list_pricing(&app.config).into_iter().collect();
+    let currency = app.config.snapshot().settings.pricing_currency.clone();
     Ok(Json(json!({ "currency": currency, "models": models })))
 }
 
 pub async fn create_price(
-    State(server): State<Arc<Server>>,
+    State(app): State<Arc<App>>,
     payload: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> Reply<(StatusCode, Json<ModelPrice>)> {
     let mut value = body(payload)?;
@@ -211,22 +208,22 @@ pub async fn create_price(
         })?;
     let price: ModelPrice =
         serde_json::from_value(value).map_err(|e| AdminError::BadRequest(format!("price: {e}")))?;
-    let price = run(&server, move |core| {
-        services::create_price(core, &model, price)
+    let price = run(&app, move |config| {
+        services::create_price(config, &model, price)
     })
     .await?;
     Ok((StatusCode::CREATED, Json(price)))
 }
 
 pub async fn get_price(
-    State(server): State<Arc<Server>>,
+    State(app): State<Arc<App>>,
     Path(model): Path<String>,
 ) -> Reply<Json<ModelPrice>> {
-    Ok(Json(services::get_price(&server.core, &model)?))
+    Ok(Json(services::get_price(&app.config, &model)?))
 }
 
 pub async fn update_price(
-    State(server): State<Arc<Server>>,
+    State(app): State<Arc<App>>,
     Path(model): Path<String>,
     headers: HeaderMap,
     payload: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
@@ -234,21 +231,21 @@ pub async fn update_price(
     let version = if_match(&headers)?;
     let patch = body(payload)?;
     Ok(Json(
-        run(&server, move |core| {
-            services::update_price(core, &model, &patch, version)
+        run(&app, move |config| {
+            services::update_price(config, &model, &patch, version)
         })
         .await?,
     ))
 }
 
 pub async fn delete_price(
-    State(server): State<Arc<Server>>,
+    State(app): State<Arc<App>>,
     Path(model): Path<String>,
     headers: HeaderMap,
 ) -> Reply<StatusCode> {
     let version = if_match(&headers)?;
-    run(&server, move |core| {
-        services::delete_price(core, &model, version)
+    run(&app, move |config| {
+        services::delete_price(config, &model, version)
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -256,18 +253,18 @@ pub async fn delete_price(
 
 // ---- aliases, settings ----------------------------------------------------------------------
 
-pub async fn get_aliases(State(server): State<Arc<Server>>) -> Json<ModelAliases> {
-    Json(server.core.live().aliases.clone())
+pub async fn get_aliases(State(app): State<Arc<App>>) -> Json<ModelAliases> {
+    Json(app.config.snapshot().aliases.clone())
 }
 
 pub async fn put_aliases(
-    State(server): State<Arc<Server>>,
+    State(app): State<Arc<App>>,
     headers: HeaderMap,
     payload: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> Reply<Json<ModelAliases>> {
     let (aliases, version) = document::<ModelAliases>(&headers, payload, "aliases")?;
-    let saved = run(&server, move |core| {
-        services::put_aliases(core, aliases, version)
+    let saved = run(&app, move |config| {
+        services::put_aliases(config, aliases, version)
     })
     .await?;
     Ok(Json(saved))
@@ -295,77 +292,51 @@ pub struct NewAlias {
     description: Option<String>,
 }
 
-fn alias_list(aliases: &mut ModelAliases, pool: Pool) -> &mut Vec<ModelAlias> {
-    match pool {
-        Pool::Messages => &mut aliases.messages_models,
-        Pool::Responses => &mut aliases.responses_models,
-        Pool::Gemini => &mut aliases.gemini_models,
-        Pool::Chat => &mut aliases.chat_models,
-    }
-}
-
 pub async fn add_alias(
-    State(server): State<Arc<Server>>,
+    State(app): State<Arc<App>>,
     payload: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> Reply<(StatusCode, Json<ModelAliases>)> {
     let new: NewAlias = serde_json::from_value(body(payload)?)
         .map_err(|e| AdminError::BadRequest(format!("alias: {e}")))?;
     let pool = parse_pool(Some(&new.pool))?.unwrap_or(Pool::Messages);
-    let aliases = run(&server, move |core| {
-        let mut aliases = core.live().aliases.clone();
-        let version = aliases.version;
-        let list = alias_list(&mut aliases, pool);
-        if list.iter().any(|a| a.value == new.value) {
-            return Err(ServiceError::Conflict(format!(
-                "the {pool} pool already offers '{}'",
-                new.value
-            )));
-        }
-        list.push(ModelAlias {
-            value: new.value,
-            description: new.description,
-        });
-        services::put_aliases(core, aliases, Some(version))
+    let aliases = run(&app, move |config| {
+        services::add_alias(
+            config,
+            pool,
+            ModelAlias {
+                value: new.value,
+                description: new.description,
+            },
+        )
     })
     .await?;
     Ok((StatusCode::CREATED, Json(aliases)))
 }
 
 pub async fn delete_alias(
-    State(server): State<Arc<Server>>,
+    State(app): State<Arc<App>>,
     Path((pool, value)): Path<(String, String)>,
 ) -> Reply<StatusCode> {
     let pool = parse_pool(Some(&pool))?.unwrap_or(Pool::Messages);
-    run(&server, move |core| {
-        let mut aliases = core.live().aliases.clone();
-        let version = aliases.version;
-        let list = alias_list(&mut aliases, pool);
-        let before = list.len();
-        list.retain(|a| a.value != value);
-        if list.len() == before {
-            return Err(ServiceError::NotFound {
-                kind: "alias",
-                id: format!("{pool}/{value}"),
-            });
-        }
-        services::put_aliases(core, aliases, Some(version))
+    run(&app, move |config| {
+        services::remove_alias(config, pool, &value)
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn get_settings(State(server): State<Arc<Server>>) -> Json<Settings> {
-    Json(server.core.live().settings.clone())
+pub async fn get_settings(State(app): State<Arc<App>>) -> Json<Settings> {
+    Json(app.config.snapshot().settings.clone())
 }
 
 pub async fn put_settings(
-    State(server): State<Arc<Server>>,
+    State(app): State<Arc<App>>,
     headers: HeaderMap,
     payload: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> Reply<Json<Settings>> {
     let (settings, version) = document::<Settings>(&headers, payload, "settings")?;
-    let saved = run(&server, move |core| {
-        services::put_settings(core, settings, version)
+    let saved = run(&app, move |config| {
+        services::put_settings(config, settings, version)
     })
     .await?;
     Ok(Json(saved))
@@ -373,12 +344,12 @@ pub async fn put_settings(
 
 // ---- reload, logs ---------------------------------------------------------------------------
 
-pub async fn reload_status(State(server): State<Arc<Server>>) -> Json<Value> {
-    Json(json!(server.reloader.status()))
+pub async fn reload_status(State(app): State<Arc<App>>) -> Json<Value> {
+    Json(json!(app.reloader.status()))
 }
 
-pub async fn reload_now(State(server): State<Arc<Server>>) -> (StatusCode, Json<Value>) {
-    server.reloader.wake();
+pub async fn reload_now(State(app): State<Arc<App>>) -> (StatusCode, Json<Value>) {
+    app.reloader.wake();
     (
         StatusCode::ACCEPTED,
         Json(json!({ "status": "poll scheduled" })),
@@ -392,11 +363,11 @@ pub struct LogQuery {
 }
 
 pub async fn recent_logs(
-    State(server): State<Arc<Server>>,
+    State(app): State<Arc<App>>,
     Query(query): Query<LogQuery>,
 ) -> Reply<Json<Value>> {
     let limit = query.limit.unwrap_or(100).min(1000);
-    let logs = server.core.stores().logs.clone();
+    let logs = app.data.stores.logs.clone();
     let rows = blocking(move || logs.recent_logs(limit, query.key.as_deref()))
         .await
         .map_err(ServiceError::from)?;
@@ -405,33 +376,30 @@ pub async fn recent_logs(
 
 // ---- usage and limits -----------------------------------------------------------------------
 
-pub async fn key_usage(
-    State(server): State<Arc<Server>>,
-    Path(id): Path<String>,
-) -> Reply<Json<Value>> {
-    let key = services::get_key(&server.core, &id)?;
-    Ok(Json(json!(server.limits.key_usage(&key))))
+pub async fn key_usage(State(app): State<Arc<App>>, Path(id): Path<String>) -> Reply<Json<Value>> {
+    let key = services::get_key(&app.config, &id)?;
+    Ok(Json(json!(app.relay.limits.key_usage(&key))))
 }
 
 pub async fn channel_usage(
-    State(server): State<Arc<Server>>,
+    State(app): State<Arc<App>>,
     Path(id): Path<String>,
 ) -> Reply<Json<Value>> {
-    let channel = services::get_channel(&server.core, &id)?;
-    Ok(Json(json!(server.limits.channel_usage(&channel))))
+    let channel = services::get_channel(&app.config, &id)?;
+    Ok(Json(json!(app.relay.limits.channel_usage(&channel))))
 }
 
 /// Start the channel's quota period afresh now (durable: a restart keeps the reset).
 pub async fn reset_channel_quota(
-    State(server): State<Arc<Server>>,
+    State(app): State<Arc<App>>,
     Path(id): Path<String>,
 ) -> Reply<Json<Value>> {
-    let channel = services::get_channel(&server.core, &id)?;
-    let at = server.limits.reset_channel_quota(&channel);
-    let logs = server.core.stores().logs.clone();
+    let channel = services::get_channel(&app.config, &id)?;
+    let at = app.relay.limits.reset_channel_quota(&channel);
+    let logs = app.data.stores.logs.clone();
     let channel_id = channel.id.clone();
     blocking(move || logs.put_channel_quota(&channel_id, 0.0, &crate::domain::format_time(at)))
         .await
         .map_err(ServiceError::from)?;
-    Ok(Json(json!(server.limits.channel_usage(&channel))))
+    Ok(Json(json!(app.relay.limits.channel_usage(&channel))))
 }

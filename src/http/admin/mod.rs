@@ -13,11 +13,11 @@ use axum::response::Response;
 use axum::routing::get;
 
 use super::error::AdminError;
-use crate::app::server::Server;
+use crate::app::server::App;
 use crate::crypto::digests_equal;
 use crate::domain::KeyStatus;
 
-pub fn routes(server: Arc<Server>) -> Router<Arc<Server>> {
+pub fn routes(app: Arc<App>) -> Router<Arc<App>> {
     use handlers as h;
     Router::new()
         .route("/keys", get(h::list_keys).post(h::create_key))
@@ -56,12 +56,12 @@ pub fn routes(server: Arc<Server>) -> Router<Arc<Server>> {
         .route("/settings", get(h::get_settings).put(h::put_settings))
         .route("/reload", get(h::reload_status).post(h::reload_now))
         .route("/logs", get(h::recent_logs))
-        .layer(middleware::from_fn_with_state(server, require_admin))
+        .layer(middleware::from_fn_with_state(app, require_admin))
 }
 
 /// Admin auth: an active admin client key, or the control token of `data/control.json`.
 async fn require_admin(
-    State(server): State<Arc<Server>>,
+    State(app): State<Arc<App>>,
     request: Request,
     next: Next,
 ) -> Result<Response, AdminError> {
@@ -72,10 +72,10 @@ async fn require_admin(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .ok_or(AdminError::Unauthorized)?;
-    let is_control = digests_equal(presented, &server.control_token);
-    let is_admin_key = server
-        .core
-        .live()
+    let is_control = digests_equal(presented, &app.control_token);
+    let is_admin_key = app
+        .config
+        .snapshot()
         .find_key(presented)
         .is_some_and(|key| key.is_admin && key.status == KeyStatus::Active);
     if !(is_control || is_admin_key) {

@@ -38,10 +38,11 @@ pub use self::usage::{UNATTRIBUTED, utc_day};
 use self::accounts::AccountPlan;
 use self::keys::{Bindings, KeyPlan};
 use self::usage::{KeyRef, KeyUsage};
+use crate::config::{Configuration, WriteError};
 use crate::crypto::{Cipher, CryptoError};
 use crate::domain::{ChannelStatus, Pool};
+use crate::store::StoreError;
 use crate::store::sqlite::LogDb;
-use crate::store::{ConfigStore, StoreError};
 
 /// The `source` of claude-relay-service entries in `import_history`.
 pub const SOURCE: &str = "claude-relay-service";
@@ -89,6 +90,8 @@ pub enum CrsError {
     NothingToImport(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Write(#[from] WriteError),
     #[error("crypto: {0}")]
     Crypto(#[from] CryptoError),
 }
@@ -287,14 +290,14 @@ fn grouped_notes(notes: Vec<(String, String)>) -> Vec<String> {
 /// Step 2: write what differs into the stores (nothing with `dry_run`) and report.
 pub fn import(
     prepared: &Prepared,
-    store: &dyn ConfigStore,
+    config_store: &Configuration,
     logs: &LogDb,
     cipher: &Cipher,
     options: &CrsOptions,
 ) -> Result<CrsReport, CrsError> {
     let dry_run = options.dry_run;
     let secret = options.encryption_key.as_str();
-    let state = store.load()?;
+    let state = config_store.committed();
     let mut history = logs.latest_imports(SOURCE, "channel/")?;
     history.extend(logs.latest_imports(SOURCE, "key/")?);
 
@@ -348,7 +351,7 @@ pub fn import(
                 "writing {} key(s) and channel(s)",
                 config.ops.len()
             ));
-            store.apply(&config.ops)?;
+            config_store.apply(&config.ops)?;
         }
         if !config.history.is_empty() {
             logs.record_imports(SOURCE, &config.history)?;
@@ -368,7 +371,7 @@ pub fn import(
         projected.apply_ops(&config.ops)?;
         projected
     } else {
-        store.load()?
+        config_store.committed()
     };
     let mut report = CrsReport {
         source: prepared.source.clone(),

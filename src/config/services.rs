@@ -1,19 +1,22 @@
 //! Use cases shared by the admin API and the offline CLI: they generate ids, timestamps and
-//! hashes, seal secrets, check rules, then apply one change through [`Core::apply`].
+//! hashes, seal secrets, check rules, and make one change through [`Configuration::write`].
+//! A change that builds on the current value (a patch) is planned inside the write, against
+//! the committed state; the answer is read from the snapshot that write published.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
-use super::Core;
-use super::live::{api_key_aad, oauth_aad};
+use super::snapshot::{api_key_aad, oauth_aad};
+use super::{Configuration, WriteError};
 use crate::crypto::{self, CryptoError, SealedSecret};
 use crate::domain::channel::ChannelOrigin;
 use crate::domain::key::{Expiry, KeyAllowlists, KeyLimits};
+use crate::domain::pricing::ModelAlias;
 use crate::domain::{
     Channel, ClientKey, KeyStatus, ModelAliases, ModelPrice, Pool, Settings, new_id, now,
 };
-use crate::store::{ConfigOp, Expect, StoreError};
+use crate::store::{ConfigOp, ConfigState, Expect, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -27,6 +30,16 @@ pub enum ServiceError {
     Store(StoreError),
     #[error("{0}")]
     Crypto(#[from] CryptoError),
+}
+
+impl From<WriteError> for ServiceError {
+    fn from(err: WriteError) -> Self {
+        match err {
+            WriteError::Store(store) => store.into(),
+            WriteError::Crypto(crypto) => ServiceError::Crypto(crypto),
+            WriteError::Refused => ServiceError::Invalid("the change was refused".into()),
+        }
+    }
 }
 
 impl From<StoreError> for ServiceError {
@@ -85,12 +98,12 @@ impl KeyView {
 }
 
 /// Create a key; the plaintext is returned once and never stored.
-pub fn create_key(core: &Core, new: NewKey) -> Result<(ClientKey, Zeroizing<String>)> {
+pub fn create_key(config: &Configuration, new: NewKey) -> Result<(ClientKey, Zeroizing<String>)> {
     let name = new.name.trim();
     if name.is_empty() {
         return Err(invalid("a key needs a name"));
     }
-    let prefix = core.live().settings.key_prefix.clone();
+    let prefix = config.snapshot().settings.key_prefix.clone();
     let plaintext = crypto::generate_client_key(&prefix)?;
     let at = now();
     let key = ClientKey {
@@ -111,18 +124,21 @@ pub fn create_key(core: &Core, new: NewKey) -> Result<(ClientKey, Zeroizing<Stri
         version: 0,
         extra: Map::new(),
     };
-    core.apply(&[ConfigOp::PutKey(key.clone(), Expect::Absent)])?;
-    let stored = get_key(core, &key.id)?;
-    Ok((stored, plaintext))
+    let written = config
+        .write(|_| Ok::<_, ServiceError>(vec![ConfigOp::PutKey(key.clone(), Expect::Absent)]))?;
+    Ok((key_in(&written.state, &key.id)?, plaintext))
 }
 
-pub fn list_keys(core: &Core) -> Vec<ClientKey> {
-    core.live().state.keys.values().cloned().collect()
+pub fn list_keys(config: &Configuration) -> Vec<ClientKey> {
+    config.snapshot().state.keys.values().cloned().collect()
 }
 
-pub fn get_key(core: &Core, id: &str) -> Result<ClientKey> {
-    core.live()
-        .state
+pub fn get_key(config: &Configuration, id: &str) -> Result<ClientKey> {
+    key_in(&config.snapshot().state, id)
+}
+
+fn key_in(state: &ConfigState, id: &str) -> Result<ClientKey> {
+    state
         .keys
         .get(id)
         .cloned()
@@ -133,11 +149,11 @@ pub fn get_key(core: &Core, id: &str) -> Result<ClientKey> {
 }
 
 /// Find a key by id, or by name when exactly one key has it (CLI convenience).
-pub fn resolve_key(core: &Core, id_or_name: &str) -> Result<ClientKey> {
-    if let Ok(key) = get_key(core, id_or_name) {
+pub fn resolve_key(config: &Configuration, id_or_name: &str) -> Result<ClientKey> {
+    if let Ok(key) = get_key(config, id_or_name) {
         return Ok(key);
     }
-    let live = core.live();
+    let live = config.snapshot();
     let matches: Vec<_> = live
         .state
         .keys
@@ -169,28 +185,35 @@ const KEY_PATCHABLE: &[&str] = &[
 
 /// Merge `patch` (JSON object of patchable fields) into the key. `version` (optimistic
 /// concurrency) comes from the patch's `version` field or the caller.
-pub fn update_key(core: &Core, id: &str, patch: &Value, version: Option<u64>) -> Result<ClientKey> {
-    let current = get_key(core, id)?;
-    let (merged, patch_version) = merge_patch(&current, patch, KEY_PATCHABLE)?;
-    let mut key: ClientKey = merged;
-    if key.name.trim().is_empty() {
-        return Err(invalid("a key needs a name"));
-    }
-    key.updated_at = now();
-    let expect = version
-        .or(patch_version)
-        .map_or(Expect::Exists, Expect::Version);
-    core.apply(&[ConfigOp::PutKey(key, expect)])?;
-    get_key(core, id)
+pub fn update_key(
+    config: &Configuration,
+    id: &str,
+    patch: &Value,
+    version: Option<u64>,
+) -> Result<ClientKey> {
+    let written = config.write(|committed| {
+        let current = key_in(committed, id)?;
+        let (merged, patch_version) = merge_patch(&current, patch, KEY_PATCHABLE)?;
+        let mut key: ClientKey = merged;
+        if key.name.trim().is_empty() {
+            return Err(invalid("a key needs a name"));
+        }
+        key.updated_at = now();
+        let expect = version
+            .or(patch_version)
+            .map_or(Expect::Exists, Expect::Version);
+        Ok(vec![ConfigOp::PutKey(key, expect)])
+    })?;
+    key_in(&written.state, id)
 }
 
-pub fn set_key_status(core: &Core, id: &str, status: KeyStatus) -> Result<ClientKey> {
-    update_key(core, id, &serde_json::json!({ "status": status }), None)
+pub fn set_key_status(config: &Configuration, id: &str, status: KeyStatus) -> Result<ClientKey> {
+    update_key(config, id, &serde_json::json!({ "status": status }), None)
 }
 
-pub fn delete_key(core: &Core, id: &str, version: Option<u64>) -> Result<()> {
+pub fn delete_key(config: &Configuration, id: &str, version: Option<u64>) -> Result<()> {
     let expect = version.map_or(Expect::Exists, Expect::Version);
-    core.apply(&[ConfigOp::DeleteKey(id.to_string(), expect)])?;
+    config.apply(&[ConfigOp::DeleteKey(id.to_string(), expect)])?;
     Ok(())
 }
 
@@ -220,13 +243,14 @@ fn is_masked(text: &str) -> bool {
     text.contains('…')
 }
 
-pub fn channel_view(core: &Core, channel: &Channel) -> Result<ChannelView> {
+pub fn channel_view(config: &Configuration, channel: &Channel) -> Result<ChannelView> {
     let mut value = serde_json::to_value(channel).map_err(|e| invalid(e.to_string()))?;
     let masked: Vec<String> = channel
         .api_keys
         .iter()
         .map(|sealed| {
-            core.cipher()
+            config
+                .cipher()
                 .open(&api_key_aad(&channel.id), sealed)
                 .map(|k| mask_secret(&k))
         })
@@ -240,8 +264,8 @@ pub fn channel_view(core: &Core, channel: &Channel) -> Result<ChannelView> {
     Ok(ChannelView { channel: value })
 }
 
-pub fn list_channels(core: &Core, pool: Option<Pool>) -> Vec<Channel> {
-    let live = core.live();
+pub fn list_channels(config: &Configuration, pool: Option<Pool>) -> Vec<Channel> {
+    let live = config.snapshot();
     let mut channels: Vec<Channel> = live
         .state
         .channels
@@ -255,9 +279,12 @@ pub fn list_channels(core: &Core, pool: Option<Pool>) -> Vec<Channel> {
     channels
 }
 
-pub fn get_channel(core: &Core, id: &str) -> Result<Channel> {
-    core.live()
-        .state
+pub fn get_channel(config: &Configuration, id: &str) -> Result<Channel> {
+    channel_in(&config.snapshot().state, id)
+}
+
+fn channel_in(state: &ConfigState, id: &str) -> Result<Channel> {
+    state
         .channels
         .get(id)
         .cloned()
@@ -268,11 +295,11 @@ pub fn get_channel(core: &Core, id: &str) -> Result<Channel> {
 }
 
 /// Find a channel by id, or by name when exactly one channel has it.
-pub fn resolve_channel(core: &Core, id_or_name: &str) -> Result<Channel> {
-    if let Ok(channel) = get_channel(core, id_or_name) {
+pub fn resolve_channel(config: &Configuration, id_or_name: &str) -> Result<Channel> {
+    if let Ok(channel) = get_channel(config, id_or_name) {
         return Ok(channel);
     }
-    let live = core.live();
+    let live = config.snapshot();
     let matches: Vec<_> = live
         .state
         .channels
@@ -293,7 +320,11 @@ pub fn resolve_channel(core: &Core, id_or_name: &str) -> Result<Channel> {
 
 /// Build a channel from admin JSON: plaintext `apiKeys` (masked entries keep the stored key at
 /// that position) and an `oauthTokens` object are sealed here.
-fn channel_from_json(core: &Core, mut body: Value, existing: Option<&Channel>) -> Result<Channel> {
+fn channel_from_json(
+    config: &Configuration,
+    mut body: Value,
+    existing: Option<&Channel>,
+) -> Result<Channel> {
     let object = body
         .as_object_mut()
         .ok_or_else(|| invalid("a channel must be a JSON object"))?;
@@ -340,7 +371,7 @@ fn channel_from_json(core: &Core, mut body: Value, existing: Option<&Channel>) -
                 })?;
             sealed.push(kept.clone());
         } else {
-            sealed.push(core.cipher().seal(&api_key_aad(&id), key)?);
+            sealed.push(config.cipher().seal(&api_key_aad(&id), key)?);
         }
     }
     channel.api_keys = sealed;
@@ -349,7 +380,7 @@ fn channel_from_json(core: &Core, mut body: Value, existing: Option<&Channel>) -
         Some(Value::Null) => None,
         Some(Value::String(s)) if s == "(set)" => existing.and_then(|c| c.oauth_tokens.clone()),
         Some(tokens @ Value::Object(_)) => {
-            Some(core.cipher().seal(&oauth_aad(&id), &tokens.to_string())?)
+            Some(config.cipher().seal(&oauth_aad(&id), &tokens.to_string())?)
         }
         Some(_) => return Err(invalid("oauthTokens must be an object")),
     };
@@ -362,24 +393,48 @@ fn channel_from_json(core: &Core, mut body: Value, existing: Option<&Channel>) -
     Ok(channel)
 }
 
-pub fn create_channel(core: &Core, body: Value) -> Result<Channel> {
-    let mut channel = channel_from_json(core, body, None)?;
-    let live = core.live();
-    channel.position = u32::try_from(live.channels(channel.pool).len()).unwrap_or(u32::MAX);
-    core.apply(&[ConfigOp::PutChannel(channel.clone(), Expect::Absent)])?;
-    get_channel(core, &channel.id)
+pub fn create_channel(config: &Configuration, body: Value) -> Result<Channel> {
+    let channel = channel_from_json(config, body, None)?;
+    let written = config.write(|committed| {
+        let mut channel = channel.clone();
+        let in_pool = committed
+            .channels
+            .values()
+            .filter(|c| c.pool == channel.pool)
+            .count();
+        channel.position = u32::try_from(in_pool).unwrap_or(u32::MAX);
+        Ok::<_, ServiceError>(vec![ConfigOp::PutChannel(channel, Expect::Absent)])
+    })?;
+    channel_in(&written.state, &channel.id)
 }
 
 pub fn update_channel(
-    core: &Core,
+    config: &Configuration,
     id: &str,
     patch: &Value,
     version: Option<u64>,
 ) -> Result<Channel> {
-    let current = get_channel(core, id)?;
     let patch_object = patch
         .as_object()
         .ok_or_else(|| invalid("a patch must be a JSON object"))?;
+    let patch_version = patch_object.get("version").and_then(Value::as_u64);
+    let written = config.write(|committed| {
+        let current = channel_in(committed, id)?;
+        let channel = patched_channel(config, &current, patch_object)?;
+        let expect = version
+            .or(patch_version)
+            .map_or(Expect::Exists, Expect::Version);
+        Ok::<_, ServiceError>(vec![ConfigOp::PutChannel(channel, expect)])
+    })?;
+    channel_in(&written.state, id)
+}
+
+/// `current` with the fields of an admin patch.
+fn patched_channel(
+    config: &Configuration,
+    current: &Channel,
+    patch_object: &Map<String, Value>,
+) -> Result<Channel> {
     for fixed in ["id", "pool"] {
         if let Some(value) = patch_object.get(fixed)
             && serde_json::to_value(&current)
@@ -393,32 +448,27 @@ pub fn update_channel(
             )));
         }
     }
-    let patch_version = patch_object.get("version").and_then(Value::as_u64);
     // Start from the admin view (masked keys), so untouched keys round-trip as masked.
-    let mut merged = channel_view(core, &current)?.channel;
+    let mut merged = channel_view(config, current)?.channel;
     if let Some(object) = merged.as_object_mut() {
         for (field, value) in patch_object {
             object.insert(field.clone(), value.clone());
         }
     }
-    let channel = channel_from_json(core, merged, Some(&current))?;
-    let expect = version
-        .or(patch_version)
-        .map_or(Expect::Exists, Expect::Version);
-    core.apply(&[ConfigOp::PutChannel(channel, expect)])?;
-    get_channel(core, id)
+    channel_from_json(config, merged, Some(current))
 }
 
-pub fn delete_channel(core: &Core, id: &str, version: Option<u64>) -> Result<()> {
+pub fn delete_channel(config: &Configuration, id: &str, version: Option<u64>) -> Result<()> {
     let expect = version.map_or(Expect::Exists, Expect::Version);
-    core.apply(&[ConfigOp::DeleteChannel(id.to_string(), expect)])?;
+    config.apply(&[ConfigOp::DeleteChannel(id.to_string(), expect)])?;
     Ok(())
 }
 
 // ---- pricing, aliases, settings ---------------------------------------------------------------
 
-pub fn list_pricing(core: &Core) -> Vec<(String, ModelPrice)> {
-    core.live()
+pub fn list_pricing(config: &Configuration) -> Vec<(String, ModelPrice)> {
+    config
+        .snapshot()
         .state
         .pricing
         .iter()
@@ -426,9 +476,12 @@ pub fn list_pricing(core: &Core) -> Vec<(String, ModelPrice)> {
         .collect()
 }
 
-pub fn get_price(core: &Core, model: &str) -> Result<ModelPrice> {
-    core.live()
-        .state
+pub fn get_price(config: &Configuration, model: &str) -> Result<ModelPrice> {
+    price_in(&config.snapshot().state, model)
+}
+
+fn price_in(state: &ConfigState, model: &str) -> Result<ModelPrice> {
+    state
         .pricing
         .get(model)
         .cloned()
@@ -457,13 +510,13 @@ fn validate_price(price: &ModelPrice) -> Result<()> {
     Ok(())
 }
 
-pub fn create_price(core: &Core, model: &str, price: ModelPrice) -> Result<ModelPrice> {
+pub fn create_price(config: &Configuration, model: &str, price: ModelPrice) -> Result<ModelPrice> {
     if model.trim().is_empty() {
         return Err(invalid("a price needs a model id or prefix"));
     }
     validate_price(&price)?;
-    core.apply(&[ConfigOp::PutPrice(model.to_string(), price, Expect::Absent)])?;
-    get_price(core, model)
+    let written = config.apply(&[ConfigOp::PutPrice(model.to_string(), price, Expect::Absent)])?;
+    price_in(&written.state, model)
 }
 
 const PRICE_PATCHABLE: &[&str] = &[
@@ -476,38 +529,96 @@ const PRICE_PATCHABLE: &[&str] = &[
 ];
 
 pub fn update_price(
-    core: &Core,
+    config: &Configuration,
     model: &str,
     patch: &Value,
     version: Option<u64>,
 ) -> Result<ModelPrice> {
-    let current = get_price(core, model)?;
-    let (price, patch_version): (ModelPrice, _) = merge_patch(&current, patch, PRICE_PATCHABLE)?;
-    validate_price(&price)?;
-    let expect = version
-        .or(patch_version)
-        .map_or(Expect::Exists, Expect::Version);
-    core.apply(&[ConfigOp::PutPrice(model.to_string(), price, expect)])?;
-    get_price(core, model)
+    let written = config.write(|committed| {
+        let current = price_in(committed, model)?;
+        let (price, patch_version): (ModelPrice, _) =
+            merge_patch(&current, patch, PRICE_PATCHABLE)?;
+        validate_price(&price)?;
+        let expect = version
+            .or(patch_version)
+            .map_or(Expect::Exists, Expect::Version);
+        Ok::<_, ServiceError>(vec![ConfigOp::PutPrice(model.to_string(), price, expect)])
+    })?;
+    price_in(&written.state, model)
 }
 
-pub fn delete_price(core: &Core, model: &str, version: Option<u64>) -> Result<()> {
+pub fn delete_price(config: &Configuration, model: &str, version: Option<u64>) -> Result<()> {
     let expect = version.map_or(Expect::Exists, Expect::Version);
-    core.apply(&[ConfigOp::DeletePrice(model.to_string(), expect)])?;
+    config.apply(&[ConfigOp::DeletePrice(model.to_string(), expect)])?;
     Ok(())
 }
 
 pub fn put_aliases(
-    core: &Core,
+    config: &Configuration,
     aliases: ModelAliases,
     version: Option<u64>,
 ) -> Result<ModelAliases> {
     let expect = version.map_or(Expect::Any, Expect::Version);
-    core.apply(&[ConfigOp::PutAliases(aliases, expect)])?;
-    Ok(core.live().aliases.clone())
+    let written = config.apply(&[ConfigOp::PutAliases(aliases, expect)])?;
+    Ok(written.aliases.clone())
 }
 
-pub fn put_settings(core: &Core, settings: Settings, version: Option<u64>) -> Result<Settings> {
+fn alias_list(aliases: &mut ModelAliases, pool: Pool) -> &mut Vec<ModelAlias> {
+    match pool {
+        Pool::Messages => &mut aliases.messages_models,
+        Pool::Responses => &mut aliases.responses_models,
+        Pool::Gemini => &mut aliases.gemini_models,
+        Pool::Chat => &mut aliases.chat_models,
+    }
+}
+
+/// Offer one more model name in a pool's `/v1/models` list.
+pub fn add_alias(config: &Configuration, pool: Pool, alias: ModelAlias) -> Result<ModelAliases> {
+    let written = config.write(|committed| {
+        let mut aliases = committed.aliases.clone();
+        let version = aliases.version;
+        let list = alias_list(&mut aliases, pool);
+        if list.iter().any(|a| a.value == alias.value) {
+            return Err(ServiceError::Conflict(format!(
+                "the {pool} pool already offers '{}'",
+                alias.value
+            )));
+        }
+        list.push(alias.clone());
+        Ok(vec![ConfigOp::PutAliases(
+            aliases,
+            Expect::Version(version),
+        )])
+    })?;
+    Ok(written.aliases.clone())
+}
+
+pub fn remove_alias(config: &Configuration, pool: Pool, value: &str) -> Result<ModelAliases> {
+    let written = config.write(|committed| {
+        let mut aliases = committed.aliases.clone();
+        let version = aliases.version;
+        let list = alias_list(&mut aliases, pool);
+        let before = list.len();
+        list.retain(|a| a.value != value);
+        if list.len() == before {
+            return Err(ServiceError::NotFound {
+                kind: "alias",
+                id: format!("{pool}/{value}"),
+            });
+        }
+        Ok(vec![ConfigOp::PutAliases(
+            aliases,
+            Expect::Version(version),
+        )])
+    })?;
+    Ok(written.aliases.clone())
+}
+
+pub fn put_settings(
+    config: &Configuration,
+    settings: Settings,
+    version: Option<u64>,
+) -> Result<Settings> {
     if settings.key_prefix.len() > 16 || settings.key_prefix.chars().any(char::is_whitespace) {
         return Err(invalid(
             "keyPrefix must be at most 16 characters without spaces",
@@ -521,8 +632,8 @@ pub fn put_settings(core: &Core, settings: Settings, version: Option<u64>) -> Re
         }
     }
     let expect = version.map_or(Expect::Any, Expect::Version);
-    core.apply(&[ConfigOp::PutSettings(settings, expect)])?;
-    Ok(core.live().settings.clone())
+    let written = config.apply(&[ConfigOp::PutSettings(settings, expect)])?;
+    Ok(written.settings.clone())
 }
 
 /// Merge the patchable fields of a JSON patch into `current`; unknown fields are refused so a
