@@ -37,7 +37,9 @@ fn field_seq(key: &Value, field: &str) -> u64 {
     match field {
         "name" => key["name"].as_str().and_then(|t| number(t, "shared-")),
         "description" => key["description"].as_str().and_then(|t| number(t, "note-")),
-        "limits" => key["limits"]["requestsPerMinute"].as_u64().map(|n| n - 1000),
+        "limits" => key["limits"]["requestsPerMinute"]
+            .as_u64()
+            .map(|n| n - 1000),
         "allow" => key["allow"]["userAgents"][0]
             .as_str()
             .and_then(|t| number(t, "agent-")),

@@ -1265,7 +1265,11 @@ fn config_file_origin_removes_dropped_channels_but_never_admin_ones() {
     admin.name = "made-in-the-ui".into();
     admin.origin = ChannelOrigin::Admin;
     // Sealed secrets are bound to their channel id: a copy under a new id needs its own.
-    admin.api_keys = vec![env.cipher.seal(&api_key_aad(&admin.id), "sk-admin").unwrap()];
+    admin.api_keys = vec![
+        env.cipher
+            .seal(&api_key_aad(&admin.id), "sk-admin")
+            .unwrap(),
+    ];
     admin.oauth_tokens = None;
     env.config
         .apply(&[relaybox::store::ConfigOp::PutChannel(

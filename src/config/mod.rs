@@ -4,6 +4,7 @@
 //! Arrows: `config` knows the stores and the domain; it does not know HTTP, the relay or the
 //! app that wires them.
 
+pub mod channel;
 pub mod services;
 pub mod snapshot;
 pub mod writer;
@@ -12,7 +13,8 @@ use std::sync::Arc;
 
 use crate::crypto::Cipher;
 use crate::store::{ConfigOp, ConfigState, ConfigStore};
-pub use snapshot::{LiveChannel, Snapshot};
+pub use channel::{LiveChannel, LoadBalance, UpstreamKind};
+pub use snapshot::Snapshot;
 pub use writer::{ConfigWriter, LocalWriter, Snapshots, WriteError, Written};
 
 /// The configuration of one data dir: read the snapshot, change through the writer.

@@ -11,9 +11,10 @@ use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
+use super::channel::{LiveChannel, LoadBalance, load_balance_per_pool};
 use crate::FastMap;
 use crate::crypto::{Cipher, CryptoError};
-use crate::domain::{Channel, ClientKey, ModelAliases, Pool, PricingTable, Settings};
+use crate::domain::{ClientKey, ModelAliases, Pool, PricingTable, Settings};
 use crate::store::{ConfigState, RecordWrite, Table};
 
 /// AAD of a channel's upstream keys.
@@ -32,38 +33,6 @@ pub fn oauth_aad(channel_id: &str) -> String {
 #[must_use]
 pub fn legacy_salt_aad(key_id: &str) -> String {
     format!("key/{key_id}/legacySalt")
-}
-
-/// A channel with its secrets opened, ready to forward to.
-#[derive(Debug)]
-pub struct LiveChannel {
-    pub channel: Channel,
-    /// Per upstream API key, the header values that carry it (built once per snapshot, not
-    /// per request); `None` for a key that is not a valid header value.
-    pub credentials: Vec<Option<Credential>>,
-    pub oauth_tokens: Option<Zeroizing<String>>,
-}
-
-/// One upstream API key as header values, marked sensitive (never logged by hyper).
-#[derive(Debug)]
-pub struct Credential {
-    /// The key itself: `x-api-key`, `x-goog-api-key`.
-    pub raw: hyper::header::HeaderValue,
-    /// `Bearer <key>`: `authorization`.
-    pub bearer: hyper::header::HeaderValue,
-}
-
-impl Credential {
-    fn new(key: &str) -> Option<Self> {
-        let sensitive = |mut value: hyper::header::HeaderValue| {
-            value.set_sensitive(true);
-            value
-        };
-        Some(Self {
-            raw: sensitive(hyper::header::HeaderValue::from_str(key).ok()?),
-            bearer: sensitive(hyper::header::HeaderValue::from_str(&format!("Bearer {key}")).ok()?),
-        })
-    }
 }
 
 /// Client keys that carry a claude-relay-service salted hash, grouped by salt, so a presented
@@ -93,6 +62,8 @@ pub struct Snapshot {
     pub pricing: PricingTable,
     pub aliases: ModelAliases,
     pub settings: Settings,
+    /// Each pool's load-balance strategy, parsed (index: `Pool as usize`).
+    pub load_balance: [LoadBalance; 4],
     /// The committed state this snapshot shows (shares its records with it).
     pub state: ConfigState,
 }
@@ -108,6 +79,7 @@ impl Default for Snapshot {
             pricing: PricingTable::default(),
             aliases: ModelAliases::default(),
             settings: Settings::default(),
+            load_balance: [LoadBalance::Failover; 4],
             state: ConfigState::default(),
         }
     }
@@ -131,6 +103,7 @@ impl Snapshot {
         snapshot.pricing = PricingTable::new(state.pricing.iter());
         snapshot.aliases = state.aliases.clone();
         snapshot.settings = state.settings.clone();
+        snapshot.load_balance = load_balance_per_pool(&state.settings);
         snapshot.revision = state.revision;
         snapshot.state = state;
         Ok(snapshot)
@@ -153,6 +126,7 @@ impl Snapshot {
             pricing: PricingTable::default(),
             aliases: next.aliases.clone(),
             settings: next.settings.clone(),
+            load_balance: load_balance_per_pool(&next.settings),
             state: self.state.clone(),
         };
         let (mut channels_changed, mut pricing_changed) = (false, false);
@@ -258,26 +232,5 @@ impl Snapshot {
     #[must_use]
     pub fn channels(&self, pool: Pool) -> &[Arc<LiveChannel>] {
         self.pools.get(&pool).map_or(&[], Vec::as_slice)
-    }
-}
-
-impl LiveChannel {
-    /// Open a channel's secrets.
-    pub fn open(channel: &Channel, cipher: &Cipher) -> Result<LiveChannel, CryptoError> {
-        let api_keys = channel
-            .api_keys
-            .iter()
-            .map(|sealed| cipher.open(&api_key_aad(&channel.id), sealed))
-            .collect::<Result<Vec<_>, _>>()?;
-        let oauth_tokens = channel
-            .oauth_tokens
-            .as_ref()
-            .map(|sealed| cipher.open(&oauth_aad(&channel.id), sealed))
-            .transpose()?;
-        Ok(LiveChannel {
-            channel: channel.clone(),
-            credentials: api_keys.iter().map(|key| Credential::new(key)).collect(),
-            oauth_tokens,
-        })
     }
 }

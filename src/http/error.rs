@@ -66,3 +66,16 @@ impl IntoResponse for AdminError {
             .into_response()
     }
 }
+
+/// What the entrance answers when a handler panicked: a plain JSON 500 (the panic itself is in
+/// the server log; the caller's protocol is not known at that point).
+#[must_use]
+pub fn internal_error_response() -> Response {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(json!({
+            "error": { "code": "internal_error", "message": "internal error; see the server log" }
+        })),
+    )
+        .into_response()
+}

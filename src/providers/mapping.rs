@@ -52,20 +52,15 @@ impl ModelMapper {
         self.exact.is_empty()
     }
 
-    /// As [`map_model`].
+    /// As [`map_model`], without sorting or allocating anything but the result.
     #[must_use]
     pub fn map(&self, model: &str) -> Option<String> {
         if self.exact.is_empty() {
             return None;
         }
-        let by_length: Vec<(&str, &str)> = self
-            .by_length
-            .iter()
-            .map(|(s, t)| (s.as_str(), t.as_str()))
-            .collect();
         resolve(
             |name| self.exact.get(name).map(String::as_str),
-            &by_length,
+            &self.by_length,
             model,
         )
     }
@@ -81,9 +76,9 @@ fn sorted_by_length<'a>(
     sorted
 }
 
-fn resolve<'m>(
+fn resolve<'m, S: AsRef<str>, T: AsRef<str>>(
     exact: impl Fn(&str) -> Option<&'m str>,
-    by_length: &[(&str, &'m str)],
+    by_length: &[(S, T)],
     model: &str,
 ) -> Option<String> {
     let model = model.trim();
@@ -101,12 +96,14 @@ fn resolve<'m>(
     }
     let base = split.map_or(model, |(base, _)| base);
     let matches = |text: &str, source: &str| text.contains(source) || source.contains(text);
-    let (_, target) = by_length
-        .iter()
-        .find(|(source, _)| matches(base, source) || (split.is_some() && matches(model, source)))?;
+    let (_, target) = by_length.iter().find(|(source, _)| {
+        let source = source.as_ref();
+        matches(base, source) || (split.is_some() && matches(model, source))
+    })?;
+    let target = target.as_ref();
     Some(match split {
         Some((_, suffix)) => with_suffix(target, suffix),
-        None => (*target).to_owned(),
+        None => target.to_owned(),
     })
 }
 

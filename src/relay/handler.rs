@@ -34,7 +34,7 @@ pub(super) async fn run(
             let message =
                 format!("the request body is larger than this relay accepts ({limit} bytes)");
             return RelayError::new(ErrorKind::RequestTooLarge, "request_too_large", message)
-                .into_response_for(endpoint.protocol());
+                .into_response_for(endpoint.client_protocol());
         }
     };
     pipeline::relay(

@@ -93,8 +93,10 @@ impl Endpoint {
         }
     }
 
+    /// The protocol the client speaks (what it sent, what it gets back, errors included). The
+    /// upstream's is the channel's (`config::UpstreamKind::protocol`).
     #[must_use]
-    pub fn protocol(self) -> Protocol {
+    pub fn client_protocol(self) -> Protocol {
         match self {
             Endpoint::Messages | Endpoint::CountTokens => Protocol::Anthropic,
             Endpoint::ChatCompletions | Endpoint::Models => Protocol::OpenAiChat,

@@ -58,7 +58,7 @@ pub struct Incoming {
 }
 
 pub async fn relay(relay: Arc<Relay>, incoming: Incoming) -> Response {
-    let protocol = incoming.endpoint.protocol();
+    let client_protocol = incoming.endpoint.client_protocol();
     let live = relay.config.snapshot();
     let now = crate::domain::now();
 
@@ -70,7 +70,7 @@ pub async fn relay(relay: Arc<Relay>, incoming: Incoming) -> Response {
     );
     let key = match auth::authenticate(&live, presented, now) {
         Ok(key) => key,
-        Err(error) => return error.into_response_for(protocol),
+        Err(error) => return error.into_response_for(client_protocol),
     };
     let mut recorder = Recorder::start(
         Arc::clone(&relay),
@@ -82,7 +82,7 @@ pub async fn relay(relay: Arc<Relay>, incoming: Incoming) -> Response {
     // 2. parse
     let facts = match parse(&live, &incoming) {
         Ok(parsed) => parsed,
-        Err(error) => return reject(recorder, error, protocol),
+        Err(error) => return reject(recorder, error, client_protocol),
     };
     let session_id = session_id(&incoming.headers, &facts);
     recorder.set_request(&facts.model, facts.stream, session_id.as_deref());
@@ -94,7 +94,7 @@ pub async fn relay(relay: Arc<Relay>, incoming: Incoming) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if let Err(error) = auth::authorize(&key, incoming.endpoint, &facts.model, user_agent) {
-        return reject(recorder, error, protocol);
+        return reject(recorder, error, client_protocol);
     }
     stamp_first_use(&relay, &key);
 
@@ -108,7 +108,7 @@ pub async fn relay(relay: Arc<Relay>, incoming: Incoming) -> Response {
             if let Some(seconds) = refusal.retry_after {
                 error = error.with_retry_after(seconds);
             }
-            return reject(recorder, error, protocol);
+            return reject(recorder, error, client_protocol);
         }
     }
 
@@ -117,7 +117,7 @@ pub async fn relay(relay: Arc<Relay>, incoming: Incoming) -> Response {
         return reject(
             recorder,
             RelayError::new(ErrorKind::NotFound, "not_found", "unknown endpoint"),
-            protocol,
+            client_protocol,
         );
     };
     let plan = routing::plan(&live, &relay.health, &relay.limits, pool, &key, now);
@@ -138,12 +138,12 @@ pub async fn relay(relay: Arc<Relay>, incoming: Incoming) -> Response {
             )
         };
         let error = RelayError::new(ErrorKind::Overloaded, "no_channel_available", detail);
-        return fail(recorder, error, protocol);
+        return fail(recorder, error, client_protocol);
     }
 
     // OpenAI Chat streams carry usage only when asked: ask, and hide it if the client did not.
     let hide_usage_chunk =
-        protocol == Protocol::OpenAiChat && facts.stream && !facts.wants_usage_chunk;
+        client_protocol == Protocol::OpenAiChat && facts.stream && !facts.wants_usage_chunk;
 
     // Sticky sessions: a conversation goes back to the channel that served it, if it can.
     let mut candidates = plan.candidates;
@@ -183,14 +183,14 @@ fn parse(live: &Snapshot, incoming: &Incoming) -> Result<RequestFacts, RelayErro
             ),
         ));
     }
-    let mut facts = providers::request_facts(incoming.endpoint.protocol(), &incoming.body)
+    let mut facts = providers::request_facts(incoming.endpoint.client_protocol(), &incoming.body)
         .map_err(|e| {
-            let message = match e {
-                BodyError::NotAnObject => "the request body must be a JSON object".to_string(),
-                BodyError::NotJson(e) => format!("the request body is not valid JSON: {e}"),
-            };
-            RelayError::new(ErrorKind::InvalidRequest, "invalid_json", message)
-        })?;
+        let message = match e {
+            BodyError::NotAnObject => "the request body must be a JSON object".to_string(),
+            BodyError::NotJson(e) => format!("the request body is not valid JSON: {e}"),
+        };
+        RelayError::new(ErrorKind::InvalidRequest, "invalid_json", message)
+    })?;
     if let Some(model) = &incoming.path_model {
         facts.model.clone_from(model);
     }
@@ -238,7 +238,7 @@ async fn attempt(
         hide_usage_chunk,
         sticky,
     } = request;
-    let protocol = incoming.endpoint.protocol();
+    let client_protocol = incoming.endpoint.client_protocol();
     let settings = &live.settings;
     let mut notes: Vec<AttemptNote> = Vec::new();
     let mut last: Option<LastFailure> = None;
@@ -269,7 +269,9 @@ async fn attempt(
             rate_limited = Some(format!("{name}: {reason}"));
             continue;
         }
-        let upstream_model = providers::map_model(&channel.channel.model_mapping, &facts.model)
+        let upstream_model = channel
+            .mapper
+            .map(&facts.model)
             .map_or(Cow::Borrowed(facts.model.as_str()), Cow::Owned);
         let payload = match upstream_body(
             &incoming,
@@ -279,7 +281,7 @@ async fn attempt(
             hide_usage_chunk,
         ) {
             Ok(bytes) => bytes,
-            Err(error) => return fail(recorder, error, protocol),
+            Err(error) => return fail(recorder, error, client_protocol),
         };
         let url = upstream::upstream_url(
             &channel.channel.base_url,
@@ -298,7 +300,7 @@ async fn attempt(
         let mut chain = ChainState::default();
         let mut key_index = relay
             .health
-            .first_key(channel, settings.load_balance_for(channel.channel.pool));
+            .first_key(channel, live.load_balance[channel.channel.pool as usize]);
         loop {
             let Some(headers) =
                 upstream::upstream_headers(&incoming.headers, candidate.kind, channel, key_index)
@@ -337,8 +339,17 @@ async fn attempt(
                         recorder
                             .set_failover_info(serde_json::to_string(&notes).unwrap_or_default());
                     }
-                    return respond(response, recorder, protocol, facts.stream, hide_usage_chunk)
-                        .await;
+                    return respond(
+                        response,
+                        recorder,
+                        Protocols {
+                            client: client_protocol,
+                            upstream: candidate.kind.protocol(),
+                        },
+                        facts.stream,
+                        hide_usage_chunk,
+                    )
+                    .await;
                 }
                 Ok(Ok(response)) => {
                     let status = response.status().as_u16();
@@ -433,20 +444,20 @@ async fn attempt(
                 }
                 Decision::GiveUp => {
                     let Some(last) = last else { break };
-                    return give_back(recorder, last, protocol);
+                    return give_back(recorder, last, client_protocol);
                 }
             }
         }
     }
     match (last, rate_limited) {
-        (Some(last), _) => exhausted(recorder, &last, candidates.len(), protocol),
+        (Some(last), _) => exhausted(recorder, &last, candidates.len(), client_protocol),
         (None, Some(reason)) => {
             let message = format!(
                 "every channel that could serve this request is at its rate limit ({reason}); retry in a minute"
             );
             let error = RelayError::new(ErrorKind::RateLimited, "channel_rate_limited", message)
                 .with_retry_after(60);
-            fail(recorder, error, protocol)
+            fail(recorder, error, client_protocol)
         }
         (None, None) => {
             let error = RelayError::new(
@@ -454,7 +465,7 @@ async fn attempt(
                 "no_channel_available",
                 "no channel could be tried (none has an upstream credential)",
             );
-            fail(recorder, error, protocol)
+            fail(recorder, error, client_protocol)
         }
     }
 }
@@ -495,7 +506,7 @@ fn upstream_body(
     upstream_model: &str,
     ask_for_usage: bool,
 ) -> Result<Bytes, RelayError> {
-    let remap = incoming.endpoint.protocol() != Protocol::Gemini && model != upstream_model;
+    let remap = incoming.endpoint.client_protocol() != Protocol::Gemini && model != upstream_model;
     if !remap && !ask_for_usage {
         return Ok(incoming.body.clone());
     }
@@ -544,11 +555,20 @@ async fn read_limited(response: UpstreamResponse, limit: usize) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Which protocol each side of a forwarded request speaks: the client's shapes what relaybox
+/// says itself (errors), the upstream's is what its answer is read as (usage, stream events).
+/// Equal today; protocol conversion goes between them.
+#[derive(Debug, Clone, Copy)]
+struct Protocols {
+    client: Protocol,
+    upstream: Protocol,
+}
+
 /// Stage 6: hand the upstream's successful answer to the client.
 async fn respond(
     response: UpstreamResponse,
     mut recorder: Recorder,
-    protocol: Protocol,
+    protocols: Protocols,
     stream: bool,
     hide_usage_chunk: bool,
 ) -> Response {
@@ -564,7 +584,7 @@ async fn respond(
     if stream && is_event_stream {
         let body = RelayStream::new(
             Box::pin(body.into_data_stream()),
-            protocol,
+            protocols.upstream,
             hide_usage_chunk,
             recorder,
             status.as_u16(),
@@ -577,7 +597,7 @@ async fn respond(
         .map(http_body_util::Collected::to_bytes)
     {
         Ok(bytes) => {
-            let summary = providers::summarize_body(protocol, &bytes);
+            let summary = providers::summarize_body(protocols.upstream, &bytes);
             recorder.set_usage(
                 summary.usage.unwrap_or_default(),
                 summary.response_model.as_deref(),
@@ -595,7 +615,7 @@ async fn respond(
                 "upstream_error",
                 "the upstream response broke off; retry the request",
             );
-            fail(recorder, error, protocol)
+            fail(recorder, error, protocols.client)
         }
     }
 }

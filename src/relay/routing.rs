@@ -14,9 +14,7 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
-use super::upstream::{self, UpstreamKind};
-use crate::config::LiveChannel;
-use crate::config::Snapshot;
+use crate::config::{LiveChannel, LoadBalance, Snapshot, UpstreamKind};
 use crate::domain::{ClientKey, Pool};
 use crate::limits::Limiter;
 
@@ -115,15 +113,11 @@ impl Health {
     /// Which of a channel's upstream keys a request starts with: `keyLoadBalance`
     /// (`failover` = the first, `round-robin`, `random`; empty = the pool's strategy). Retries
     /// move on to the next key.
-    pub fn first_key(&self, channel: &LiveChannel, pool_strategy: &str) -> usize {
-        let strategy = match channel.channel.key_load_balance.as_str() {
-            "" => pool_strategy,
-            own => own,
-        };
-        match strategy {
-            "round-robin" => self.key_round_robin.fetch_add(1, Ordering::Relaxed),
-            "random" => self.random(),
-            _ => 0,
+    pub fn first_key(&self, channel: &LiveChannel, pool_strategy: LoadBalance) -> usize {
+        match channel.key_load_balance.unwrap_or(pool_strategy) {
+            LoadBalance::RoundRobin => self.key_round_robin.fetch_add(1, Ordering::Relaxed),
+            LoadBalance::Random => self.random(),
+            LoadBalance::Failover => 0,
         }
     }
 
@@ -144,12 +138,7 @@ fn allowlist(key: &ClientKey, pool: Pool) -> &[String] {
 }
 
 fn promoted(channel: &LiveChannel, now: OffsetDateTime) -> bool {
-    channel
-        .channel
-        .promotion_until
-        .as_deref()
-        .and_then(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
-        .is_some_and(|until| until > now)
+    channel.promotion_until.is_some_and(|until| until > now)
 }
 
 /// The ordered candidates for a request of `pool` by `key`.
@@ -178,10 +167,10 @@ pub fn plan(
             plan.skipped.push((name, "not allowed for this key".into()));
             continue;
         }
-        let kind = match upstream::kind_for(pool, &channel.channel.service_type) {
-            Ok(kind) => kind,
+        let kind = match &channel.upstream {
+            Ok(kind) => *kind,
             Err(reason) => {
-                plan.skipped.push((name, reason));
+                plan.skipped.push((name, reason.clone()));
                 continue;
             }
         };
@@ -201,15 +190,15 @@ pub fn plan(
     // Promoted channels first, keeping their relative order.
     let (mut first, mut rest): (Vec<_>, Vec<_>) =
         usable.into_iter().partition(|c| promoted(&c.channel, now));
-    let strategy = live.settings.load_balance_for(pool);
-    if !rest.is_empty() && strategy != "failover" {
+    let strategy = live.load_balance[pool as usize];
+    if !rest.is_empty() && strategy != LoadBalance::Failover {
         let best = rest[0].channel.channel.priority;
         let tier = rest
             .iter()
             .take_while(|c| c.channel.channel.priority == best)
             .count();
         if tier > 1 {
-            let shift = if strategy == "random" {
+            let shift = if strategy == LoadBalance::Random {
                 health.random()
             } else {
                 health.next(pool)

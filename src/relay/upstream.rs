@@ -1,42 +1,10 @@
-//! Talking to upstreams: which channel types can serve which pool, the upstream URL, headers
-//! and credentials. The HTTP client itself is in `client.rs`.
+//! Talking to upstreams: the upstream URL, headers and credentials. Which channel types can
+//! serve which pool is decided once per snapshot (`config::channel`); the HTTP client itself
+//! is in `client.rs`.
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 
-use crate::config::LiveChannel;
-use crate::domain::Pool;
-
-/// How relaybox talks to a channel (only pass-through kinds exist so far).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpstreamKind {
-    /// Anthropic Messages, `x-api-key`.
-    Anthropic,
-    /// OpenAI-compatible Chat Completions, `Authorization: Bearer`.
-    OpenAiChat,
-    /// OpenAI Responses, `Authorization: Bearer`.
-    OpenAiResponses,
-    /// Codex OAuth (`openai-oauth`): Responses with the OAuth access token and account id.
-    CodexOAuth,
-    /// Gemini, `x-goog-api-key`.
-    Gemini,
-}
-
-/// Whether a channel of `service_type` can serve requests of `pool` without a conversion.
-pub fn kind_for(pool: Pool, service_type: &str) -> Result<UpstreamKind, String> {
-    let kind = match (pool, service_type) {
-        (Pool::Messages, "claude") => UpstreamKind::Anthropic,
-        (Pool::Chat, "openai" | "openai_chat" | "openaiold") => UpstreamKind::OpenAiChat,
-        (Pool::Responses, "responses") => UpstreamKind::OpenAiResponses,
-        (Pool::Responses, "openai-oauth") => UpstreamKind::CodexOAuth,
-        (Pool::Gemini, "gemini") => UpstreamKind::Gemini,
-        (_, other) => {
-            return Err(format!(
-                "serviceType '{other}' in the {pool} pool needs a protocol conversion relaybox does not do yet"
-            ));
-        }
-    };
-    Ok(kind)
-}
+use crate::config::{LiveChannel, UpstreamKind};
 
 /// cc-bridge's URL rule: a base URL that already ends in a version segment (`/v1`, `/v1beta`)
 /// gets the endpoint path without its own version prefix; the client's query string is kept.
@@ -121,8 +89,9 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Headers for the upstream request: the client's (minus the dropped ones) plus the channel's
-/// credential. Returns `None` when the channel has no credential to send.
+/// Headers for the upstream request: the client's (minus the dropped ones, and minus another
+/// protocol's `anthropic-*` headers) plus the channel's credential. Returns `None` when the
+/// channel has no credential to send.
 pub fn upstream_headers(
     client: &HeaderMap,
     kind: UpstreamKind,
@@ -130,8 +99,9 @@ pub fn upstream_headers(
     key_index: usize,
 ) -> Option<HeaderMap> {
     let mut headers = HeaderMap::with_capacity(client.len() + 2);
+    let anthropic = kind == UpstreamKind::Anthropic;
     for (name, value) in client {
-        if !is_dropped(name) {
+        if !is_dropped(name) && (anthropic || !name.as_str().starts_with("anthropic-")) {
             headers.append(name.clone(), value.clone());
         }
     }
@@ -237,24 +207,6 @@ mod tests {
         assert_eq!(
             upstream_url("https://h/version", "/v1/responses", None),
             "https://h/version/v1/responses"
-        );
-    }
-
-    #[test]
-    fn service_types_per_pool() {
-        assert_eq!(
-            kind_for(Pool::Messages, "claude"),
-            Ok(UpstreamKind::Anthropic)
-        );
-        assert!(kind_for(Pool::Messages, "openai").is_err());
-        assert_eq!(
-            kind_for(Pool::Chat, "openaiold"),
-            Ok(UpstreamKind::OpenAiChat)
-        );
-        assert!(
-            kind_for(Pool::Chat, "claude")
-                .unwrap_err()
-                .contains("conversion")
         );
     }
 }

@@ -1,0 +1,197 @@
+//! A channel as the request path uses it: parsed once per change, when the snapshot is
+//! advanced, so nothing on the request path parses a date, a JSON string or a string enum.
+//!
+//! Two protocols are named apart: the client's (decided by the endpoint it called) and the
+//! upstream's ([`UpstreamKind`], decided by the channel's `serviceType` in its pool). Today
+//! they are always the same wire protocol; protocol conversion goes between them.
+
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+use super::snapshot::{api_key_aad, oauth_aad};
+use crate::crypto::{Cipher, CryptoError};
+use crate::domain::{Channel, Pool, Settings};
+use crate::providers::{ModelMapper, Protocol};
+
+/// How relaybox talks to a channel: its wire protocol and how it authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamKind {
+    /// Anthropic Messages, `x-api-key` (or an OAuth access token).
+    Anthropic,
+    /// OpenAI-compatible Chat Completions, `Authorization: Bearer`.
+    OpenAiChat,
+    /// OpenAI Responses, `Authorization: Bearer`.
+    OpenAiResponses,
+    /// Codex OAuth (`openai-oauth`): Responses with the OAuth access token and account id.
+    CodexOAuth,
+    /// Gemini, `x-goog-api-key`.
+    Gemini,
+}
+
+impl UpstreamKind {
+    /// The wire protocol the upstream speaks.
+    #[must_use]
+    pub fn protocol(self) -> Protocol {
+        match self {
+            UpstreamKind::Anthropic => Protocol::Anthropic,
+            UpstreamKind::OpenAiChat => Protocol::OpenAiChat,
+            UpstreamKind::OpenAiResponses | UpstreamKind::CodexOAuth => Protocol::OpenAiResponses,
+            UpstreamKind::Gemini => Protocol::Gemini,
+        }
+    }
+}
+
+/// How a channel of `service_type` serves requests of `pool`, or why it cannot (no conversion
+/// exists yet).
+pub fn upstream_kind(pool: Pool, service_type: &str) -> Result<UpstreamKind, String> {
+    let kind = match (pool, service_type) {
+        (Pool::Messages, "claude") => UpstreamKind::Anthropic,
+        (Pool::Chat, "openai" | "openai_chat" | "openaiold") => UpstreamKind::OpenAiChat,
+        (Pool::Responses, "responses") => UpstreamKind::OpenAiResponses,
+        (Pool::Responses, "openai-oauth") => UpstreamKind::CodexOAuth,
+        (Pool::Gemini, "gemini") => UpstreamKind::Gemini,
+        (_, other) => {
+            return Err(format!(
+                "serviceType '{other}' in the {pool} pool needs a protocol conversion relaybox does not do yet"
+            ));
+        }
+    };
+    Ok(kind)
+}
+
+/// How requests spread over a pool's best tier, or over a channel's upstream keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LoadBalance {
+    /// The first that works.
+    #[default]
+    Failover,
+    RoundRobin,
+    Random,
+}
+
+impl LoadBalance {
+    /// The settings' spelling; anything else is `None` (the admin API refuses it).
+    #[must_use]
+    pub fn parse(text: &str) -> Option<LoadBalance> {
+        match text {
+            "failover" => Some(LoadBalance::Failover),
+            "round-robin" => Some(LoadBalance::RoundRobin),
+            "random" => Some(LoadBalance::Random),
+            _ => None,
+        }
+    }
+}
+
+/// Each pool's strategy, indexed by `Pool as usize`.
+#[must_use]
+pub fn load_balance_per_pool(settings: &Settings) -> [LoadBalance; 4] {
+    Pool::ALL.map(|pool| LoadBalance::parse(settings.load_balance_for(pool)).unwrap_or_default())
+}
+
+/// A channel with its secrets opened and its settings parsed, ready to forward to.
+#[derive(Debug)]
+pub struct LiveChannel {
+    pub channel: Channel,
+    /// How to reach it from its pool, or why it cannot serve the pool.
+    pub upstream: Result<UpstreamKind, String>,
+    /// `modelMapping`, prepared.
+    pub mapper: ModelMapper,
+    /// `promotionUntil`, parsed (`None` when absent or not RFC 3339).
+    pub promotion_until: Option<OffsetDateTime>,
+    /// `keyLoadBalance`; `None` = the pool's strategy.
+    pub key_load_balance: Option<LoadBalance>,
+    /// Per upstream API key, the header values that carry it; `None` for a key that is not a
+    /// valid header value.
+    pub credentials: Vec<Option<Credential>>,
+    pub oauth_tokens: Option<Zeroizing<String>>,
+}
+
+impl LiveChannel {
+    /// Open a channel's secrets and parse what the request path needs.
+    pub fn open(channel: &Channel, cipher: &Cipher) -> Result<LiveChannel, CryptoError> {
+        let api_keys = channel
+            .api_keys
+            .iter()
+            .map(|sealed| cipher.open(&api_key_aad(&channel.id), sealed))
+            .collect::<Result<Vec<_>, _>>()?;
+        let oauth_tokens = channel
+            .oauth_tokens
+            .as_ref()
+            .map(|sealed| cipher.open(&oauth_aad(&channel.id), sealed))
+            .transpose()?;
+        Ok(LiveChannel {
+            upstream: upstream_kind(channel.pool, &channel.service_type),
+            mapper: ModelMapper::new(&channel.model_mapping),
+            promotion_until: channel.promotion_until.as_deref().and_then(|t| {
+                OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+            }),
+            key_load_balance: LoadBalance::parse(&channel.key_load_balance),
+            credentials: api_keys.iter().map(|key| Credential::new(key)).collect(),
+            oauth_tokens,
+            channel: channel.clone(),
+        })
+    }
+}
+
+/// One upstream API key as header values, marked sensitive (never logged by hyper).
+#[derive(Debug)]
+pub struct Credential {
+    /// The key itself: `x-api-key`, `x-goog-api-key`.
+    pub raw: hyper::header::HeaderValue,
+    /// `Bearer <key>`: `authorization`.
+    pub bearer: hyper::header::HeaderValue,
+}
+
+impl Credential {
+    fn new(key: &str) -> Option<Self> {
+        let sensitive = |mut value: hyper::header::HeaderValue| {
+            value.set_sensitive(true);
+            value
+        };
+        Some(Self {
+            raw: sensitive(hyper::header::HeaderValue::from_str(key).ok()?),
+            bearer: sensitive(hyper::header::HeaderValue::from_str(&format!("Bearer {key}")).ok()?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_types_per_pool() {
+        assert_eq!(
+            upstream_kind(Pool::Messages, "claude"),
+            Ok(UpstreamKind::Anthropic)
+        );
+        assert!(upstream_kind(Pool::Messages, "openai").is_err());
+        assert_eq!(
+            upstream_kind(Pool::Chat, "openaiold"),
+            Ok(UpstreamKind::OpenAiChat)
+        );
+        assert!(
+            upstream_kind(Pool::Chat, "claude")
+                .unwrap_err()
+                .contains("conversion")
+        );
+        assert_eq!(
+            UpstreamKind::CodexOAuth.protocol(),
+            Protocol::OpenAiResponses
+        );
+    }
+
+    #[test]
+    fn load_balance_spellings() {
+        assert_eq!(
+            LoadBalance::parse("round-robin"),
+            Some(LoadBalance::RoundRobin)
+        );
+        assert_eq!(LoadBalance::parse(""), None);
+        let mut settings = Settings::default();
+        settings.chat_load_balance = "random".into();
+        let per_pool = load_balance_per_pool(&settings);
+        assert_eq!(per_pool[Pool::Chat as usize], LoadBalance::Random);
+        assert_eq!(per_pool[Pool::Messages as usize], LoadBalance::Failover);
+    }
+}
