@@ -47,16 +47,31 @@ fn every_route_answers_through_the_same_entrance() {
     let body = hello().to_string();
     let admin = format!("Bearer {}", common::ADMIN_KEY);
     let cases = [
-        ("POST", "/v1/messages", vec![("x-api-key", key.as_str())], body.as_str(), "200"),
+        (
+            "POST",
+            "/v1/messages",
+            vec![("x-api-key", key.as_str())],
+            body.as_str(),
+            "200",
+        ),
         ("POST", "/v1/messages", vec![], body.as_str(), "401"),
         ("GET", "/health", vec![], "", "200"),
-        ("GET", "/admin/api/keys", vec![("authorization", admin.as_str())], "", "200"),
+        (
+            "GET",
+            "/admin/api/keys",
+            vec![("authorization", admin.as_str())],
+            "",
+            "200",
+        ),
         ("GET", "/no/such/path", vec![], "", "404"),
     ];
     let mut ids = Vec::new();
     for (method, path, headers, body, status) in cases {
         let head = head(url, method, path, &headers, body);
-        assert!(head.starts_with(&format!("http/1.1 {status}")), "{path}: {head}");
+        assert!(
+            head.starts_with(&format!("http/1.1 {status}")),
+            "{path}: {head}"
+        );
         let id = request_id(&head).unwrap_or_else(|| panic!("{path}: no request id in {head}"));
         ids.push(id);
     }

@@ -11,9 +11,11 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::errors;
 use super::json::{self, Count, count};
-use super::tap::TapState;
-use super::{BodySummary, RequestFacts, RequestHead, Usage, errors, str_field};
+use super::request::{RequestFacts, RequestHead};
+use super::stream_state::TapState;
+use super::usage::{BodySummary, Usage, top_level_summary};
 
 /// `usage` as Anthropic reports it (all figures optional: `message_delta` may carry only
 /// `output_tokens`).
@@ -58,7 +60,7 @@ struct MessageDelta {
 }
 
 pub(crate) fn summarize_body(body: &[u8]) -> BodySummary {
-    super::top_level_summary(body, usage_of)
+    top_level_summary(body, usage_of)
 }
 
 /// A raw `usage` object, read by walking its members: its four figures are plain numbers, so
@@ -178,10 +180,18 @@ pub fn session_from_user_id(user_id: &str) -> Option<String> {
     Some(user_id.to_owned())
 }
 
+/// A non-empty string field of a JSON object.
+fn str_field<'a>(body: &'a serde_json::Value, key: &str) -> Option<&'a str> {
+    body.get(key)
+        .and_then(serde_json::Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::request::facts_of;
+    use crate::providers::dispatch::facts_of;
     use crate::providers::tap::test_support::{crlf, run_every_split};
     use crate::providers::{Protocol, summarize_body as summarize};
     use serde_json::json;

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::Protocol;
+use super::protocol::Protocol;
 
 /// relaybox's own classification of an error; decides the HTTP status and each protocol's
 /// error type.

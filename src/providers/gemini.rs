@@ -13,8 +13,10 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::json::{self, Count, count};
-use super::tap::TapState;
-use super::{BodySummary, RequestFacts, Usage, errors, openai};
+use super::request::RequestFacts;
+use super::stream_state::TapState;
+use super::usage::{BodySummary, Usage};
+use super::{errors, openai};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]

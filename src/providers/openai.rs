@@ -8,9 +8,11 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::errors;
 use super::json::{self, Count, count};
-use super::tap::TapState;
-use super::{BodySummary, RequestFacts, RequestHead, Usage, errors};
+use super::request::{RequestFacts, RequestHead};
+use super::stream_state::TapState;
+use super::usage::{BodySummary, Usage, top_level_summary};
 
 /// `usage` of a chat completion (or chunk).
 #[derive(Debug, Default, Deserialize)]
@@ -56,7 +58,7 @@ struct Completion {
 }
 
 pub(crate) fn summarize_body(body: &[u8]) -> BodySummary {
-    super::top_level_summary(body, |raw| {
+    top_level_summary(body, |raw| {
         serde_json::from_slice::<WireUsage>(raw)
             .ok()
             .map(|wire| wire.to_usage())
@@ -178,7 +180,7 @@ pub fn ensure_include_usage(body: &mut Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::request::facts_of;
+    use crate::providers::dispatch::facts_of;
     use crate::providers::tap::test_support::{crlf, run, run_every_split};
     use crate::providers::{Protocol, StreamTap, summarize_body as summarize};
     use bytes::Bytes;

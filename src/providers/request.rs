@@ -14,6 +14,20 @@ use serde::Deserialize;
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+/// What routing needs out of a request body.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestFacts {
+    /// The requested model; empty when the body names none (Gemini: see
+    /// [`super::gemini::request_facts`], which takes the model from the path).
+    pub model: String,
+    /// `"stream": true` (Gemini: the `:streamGenerateContent` action).
+    pub stream: bool,
+    /// A client-side conversation id, for sticky routing and the log's `session_id`.
+    pub session_id: Option<String>,
+    /// OpenAI Chat: the client itself asked for `stream_options.include_usage`.
+    pub wants_usage_chunk: bool,
+}
+
 /// The request fields every protocol's `request_facts` reads from.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct RequestHead<'a> {
@@ -220,13 +234,6 @@ impl<'de, T: Expected<'de>> Visitor<'de> for LenientVisitor<T> {
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Option<T>, A::Error> {
         T::from_map(map)
     }
-}
-
-/// What the relay reads from `body`, sent as JSON text to a `protocol` endpoint (for the
-/// protocol files' tests).
-#[cfg(test)]
-pub(crate) fn facts_of(protocol: super::Protocol, body: &serde_json::Value) -> super::RequestFacts {
-    super::request_facts(protocol, body.to_string().as_bytes()).expect("a JSON object")
 }
 
 #[cfg(test)]

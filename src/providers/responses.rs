@@ -12,8 +12,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::json::{self, Count, count};
-use super::tap::TapState;
-use super::{BodySummary, RequestFacts, RequestHead, Usage, errors, openai};
+use super::request::{RequestFacts, RequestHead};
+use super::stream_state::TapState;
+use super::usage::{BodySummary, Usage, top_level_summary};
+use super::{errors, openai};
 
 #[derive(Debug, Default, Deserialize)]
 struct WireUsage {
@@ -65,7 +67,7 @@ struct WithResponse<'a> {
 }
 
 pub(crate) fn summarize_body(body: &[u8]) -> BodySummary {
-    super::top_level_summary(body, |raw| {
+    top_level_summary(body, |raw| {
         serde_json::from_slice::<WireUsage>(raw)
             .ok()
             .map(|wire| wire.to_usage())
@@ -138,7 +140,7 @@ pub(crate) fn request_facts(head: &RequestHead<'_>) -> RequestFacts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::request::facts_of;
+    use crate::providers::dispatch::facts_of;
     use crate::providers::tap::test_support::{crlf, run_every_split};
     use crate::providers::{Protocol, StreamTap, summarize_body as summarize};
     use serde_json::json;

@@ -13,11 +13,11 @@
 use bytes::{Bytes, BytesMut};
 
 use super::errors::{self, ErrorKind};
+use super::protocol::Protocol;
 use super::sse::{self, ArraySplitter, DEFAULT_MAX_EVENT_BYTES, RawEvent, Splitter};
-use super::{Protocol, Usage, anthropic, gemini, openai, responses};
-
-/// Longest in-stream error message kept (characters).
-const MAX_ERROR_CHARS: usize = 2000;
+use super::stream_state::TapState;
+use super::usage::Usage;
+use super::{anthropic, gemini, openai, responses};
 
 /// Watches one streamed response. See the module docs.
 #[derive(Debug)]
@@ -45,93 +45,6 @@ enum Framing {
 enum Segment {
     Range(usize, usize),
     Owned(Vec<u8>),
-}
-
-/// What the protocol handlers learn from the events.
-#[derive(Debug, Default)]
-pub(crate) struct TapState {
-    /// Cut the OpenAI usage-only chunk out of the stream.
-    pub hide_usage_chunk: bool,
-    pub usage: Usage,
-    pub usage_seen: bool,
-    pub usage_since_overflow: bool,
-    pub overflowed: bool,
-    pub first_token: bool,
-    pub completed: bool,
-    pub model: Option<String>,
-    pub error: Option<String>,
-    pub error_code: Option<String>,
-    /// Events with data seen so far.
-    pub events: u64,
-    /// Events that were JSON-parsed (the tap's main cost).
-    pub parsed: u64,
-    /// Events cut out of the stream.
-    pub hidden: u64,
-}
-
-impl TapState {
-    pub(crate) fn set_usage(&mut self, usage: Usage) {
-        self.usage = usage;
-        self.usage_seen = true;
-        self.usage_since_overflow = true;
-    }
-
-    pub(crate) fn set_model(&mut self, model: &str) {
-        let model = model.trim();
-        if self.model.is_none() && !model.is_empty() {
-            self.model = Some(model.to_owned());
-        }
-    }
-
-    /// Records an in-stream error; the first one is kept.
-    pub(crate) fn set_error(&mut self, message: Option<&str>, code: Option<&str>) {
-        if self.error.is_some() {
-            return;
-        }
-        let message = message.map(str::trim).filter(|m| !m.is_empty());
-        let code = code.map(str::trim).filter(|c| !c.is_empty());
-        let text = message.or(code).unwrap_or("error event without a message");
-        self.error = Some(errors::truncate_chars(text, MAX_ERROR_CHARS));
-        self.error_code = code.map(str::to_owned);
-    }
-
-    fn mark_overflow(&mut self) {
-        self.overflowed = true;
-        self.usage_since_overflow = false;
-    }
-
-    /// One framed event; returns true when it must be cut out of the stream.
-    fn on_event(&mut self, protocol: Protocol, event: &RawEvent<'_>) -> bool {
-        let Some(raw) = event.bytes else {
-            self.mark_overflow();
-            return false;
-        };
-        let fields = sse::fields(raw);
-        if !fields.has_data {
-            return false;
-        }
-        self.events += 1;
-        match protocol {
-            Protocol::Anthropic => anthropic::on_stream_event(self, fields.event, &fields.data),
-            Protocol::OpenAiChat => return openai::on_stream_event(self, &fields.data),
-            Protocol::OpenAiResponses => {
-                responses::on_stream_event(self, fields.event, &fields.data);
-            }
-            Protocol::Gemini => gemini::on_stream_event(self, &fields.data),
-        }
-        false
-    }
-
-    /// One element of a Gemini JSON-array stream.
-    fn on_element(&mut self, event: &RawEvent<'_>) {
-        match event.bytes {
-            Some(raw) => {
-                self.events += 1;
-                gemini::on_stream_event(self, raw);
-            }
-            None => self.mark_overflow(),
-        }
-    }
 }
 
 impl StreamTap {
@@ -197,13 +110,13 @@ impl StreamTap {
         match self.framing {
             Framing::JsonArray => {
                 if let Some(array) = &mut self.array {
-                    array.split(&chunk, |event| state.on_element(&event));
+                    array.split(&chunk, |event| on_element(state, &event));
                 }
                 chunk
             }
             _ if !state.hide_usage_chunk => {
                 self.sse.split(&chunk, |event| {
-                    state.on_event(protocol, &event);
+                    on_event(state, protocol, &event);
                 });
                 chunk
             }
@@ -217,7 +130,7 @@ impl StreamTap {
         let segments = &mut self.segments;
         segments.clear();
         let end = self.sse.split(&chunk, |event| {
-            if state.on_event(protocol, &event) {
+            if on_event(state, protocol, &event) {
                 state.hidden += 1;
                 return;
             }
@@ -252,7 +165,7 @@ impl StreamTap {
             end: rest.len(),
             carried: true,
         };
-        let hide = self.state.on_event(self.protocol, &event);
+        let hide = on_event(&mut self.state, self.protocol, &event);
         if hide {
             self.state.hidden += 1;
         }
@@ -337,6 +250,39 @@ impl StreamTap {
     #[cfg(test)]
     pub(crate) fn hidden_events(&self) -> u64 {
         self.state.hidden
+    }
+}
+
+/// One framed event; returns true when it must be cut out of the stream.
+fn on_event(state: &mut TapState, protocol: Protocol, event: &RawEvent<'_>) -> bool {
+    let Some(raw) = event.bytes else {
+        state.mark_overflow();
+        return false;
+    };
+    let fields = sse::fields(raw);
+    if !fields.has_data {
+        return false;
+    }
+    state.events += 1;
+    match protocol {
+        Protocol::Anthropic => anthropic::on_stream_event(state, fields.event, &fields.data),
+        Protocol::OpenAiChat => return openai::on_stream_event(state, &fields.data),
+        Protocol::OpenAiResponses => {
+            responses::on_stream_event(state, fields.event, &fields.data);
+        }
+        Protocol::Gemini => gemini::on_stream_event(state, &fields.data),
+    }
+    false
+}
+
+/// One element of a Gemini JSON-array stream.
+fn on_element(state: &mut TapState, event: &RawEvent<'_>) {
+    match event.bytes {
+        Some(raw) => {
+            state.events += 1;
+            gemini::on_stream_event(state, raw);
+        }
+        None => state.mark_overflow(),
     }
 }
 

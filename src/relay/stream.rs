@@ -10,14 +10,22 @@ use bytes::Bytes;
 use futures_util::Stream;
 
 use super::record::{Outcome, Recorder};
-use crate::providers::{self, ErrorKind, Protocol, StreamTap};
+use crate::providers::{ErrorKind, Protocol, StreamTap};
 
 type Upstream = Pin<Box<dyn Stream<Item = Result<Bytes, hyper::Error>> + Send>>;
+
+const BROKE_OFF: &str =
+    "the upstream connection broke off in the middle of the response; retry the request";
+
+/// The error event for an upstream that broke off. It comes from the tap, so a Responses
+/// stream's `sequence_number` continues after the events the client already received.
+fn broke_off_event(tap: &StreamTap) -> Bytes {
+    tap.error_event(ErrorKind::Upstream, BROKE_OFF)
+}
 
 pub struct RelayStream {
     upstream: Upstream,
     tap: StreamTap,
-    protocol: Protocol,
     recorder: Option<Recorder>,
     http_status: u16,
     /// The upstream has ended; only the tap's remainder was still to be sent.
@@ -35,7 +43,6 @@ impl RelayStream {
         Self {
             upstream,
             tap: StreamTap::new(protocol, hide_usage_chunk),
-            protocol,
             recorder: Some(recorder),
             http_status,
             pending_end: false,
@@ -82,16 +89,11 @@ impl Stream for RelayStream {
                 }
                 Poll::Ready(Some(Err(err))) => {
                     // The upstream broke off mid-stream: tell the client in its protocol.
-                    let message = "the upstream connection broke off in the middle of the response; retry the request";
                     if let Some(recorder) = this.recorder.as_mut() {
                         recorder.set_upstream_error(format!("stream interrupted: {err}"));
                     }
-                    this.finish(Outcome::Error, message);
-                    return Poll::Ready(Some(Ok(providers::stream_error_event(
-                        this.protocol,
-                        ErrorKind::Upstream,
-                        message,
-                    ))));
+                    this.finish(Outcome::Error, BROKE_OFF);
+                    return Poll::Ready(Some(Ok(broke_off_event(&this.tap))));
                 }
                 Poll::Ready(None) => {
                     // An upstream may end without a closing blank line: parse and forward the rest.
@@ -124,5 +126,28 @@ impl Drop for RelayStream {
         if let Some(mut recorder) = self.recorder.take() {
             recorder.set_usage(self.tap.usage(), self.tap.response_model());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broken_responses_stream_numbers_its_error_event_after_the_last_event() {
+        let mut tap = StreamTap::new(Protocol::OpenAiResponses, false);
+        tap.feed(Bytes::from_static(
+            b"event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0}\n\n\
+              event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":1,\"delta\":\"Hi\"}\n\n",
+        ));
+        let event = broke_off_event(&tap);
+        let text = std::str::from_utf8(&event).unwrap();
+        let data = text
+            .trim_end()
+            .strip_prefix("event: error\ndata: ")
+            .unwrap();
+        let data: serde_json::Value = serde_json::from_str(data).unwrap();
+        assert_eq!(data["sequence_number"], 2, "{text}");
+        assert_eq!(data["message"], BROKE_OFF);
     }
 }
