@@ -153,7 +153,7 @@ fn concurrent_admins_never_see_an_acknowledged_change_undone() {
                     }
 
                     // Revoke or delete: refused on the very next request.
-                    if round % 2 == 0 {
+                    if round.is_multiple_of(2) {
                         let (status, _) = admin(
                             url,
                             "PATCH",

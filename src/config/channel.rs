@@ -188,8 +188,10 @@ mod tests {
             Some(LoadBalance::RoundRobin)
         );
         assert_eq!(LoadBalance::parse(""), None);
-        let mut settings = Settings::default();
-        settings.chat_load_balance = "random".into();
+        let settings = Settings {
+            chat_load_balance: "random".into(),
+            ..Settings::default()
+        };
         let per_pool = load_balance_per_pool(&settings);
         assert_eq!(per_pool[Pool::Chat as usize], LoadBalance::Random);
         assert_eq!(per_pool[Pool::Messages as usize], LoadBalance::Failover);

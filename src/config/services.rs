@@ -437,7 +437,7 @@ fn patched_channel(
 ) -> Result<Channel> {
     for fixed in ["id", "pool"] {
         if let Some(value) = patch_object.get(fixed)
-            && serde_json::to_value(&current)
+            && serde_json::to_value(current)
                 .ok()
                 .and_then(|c| c.get(fixed).cloned())
                 .as_ref()
