@@ -433,6 +433,7 @@ fn channel_by_name<'a>(state: &'a ConfigState, pool: Pool, name: &str) -> &'a Ch
 
 fn opened_keys(cipher: &Cipher, channel: &Channel) -> Vec<String> {
     channel
+        .credentials
         .api_keys
         .iter()
         .map(|s| {
@@ -536,12 +537,12 @@ fn every_channel_field_survives_and_secrets_open_to_the_file_plaintexts() {
                             want,
                             "{key}[{index}].apiKeys"
                         );
-                        for sealed in &channel.api_keys {
+                        for sealed in &channel.credentials.api_keys {
                             assert!(sealed.as_str().starts_with("enc:v1:"));
                         }
                     }
                     "oauthTokens" => {
-                        let sealed = channel.oauth_tokens.as_ref().unwrap();
+                        let sealed = channel.credentials.oauth_tokens.as_ref().unwrap();
                         let opened = env.cipher.open(&oauth_aad(&channel.id), sealed).unwrap();
                         let opened: Value = serde_json::from_str(&opened).unwrap();
                         assert_eq!(&opened, value, "{key}[{index}].oauthTokens");
@@ -1265,12 +1266,12 @@ fn config_file_origin_removes_dropped_channels_but_never_admin_ones() {
     admin.name = "made-in-the-ui".into();
     admin.origin = ChannelOrigin::Admin;
     // Sealed secrets are bound to their channel id: a copy under a new id needs its own.
-    admin.api_keys = vec![
+    admin.credentials.api_keys = vec![
         env.cipher
             .seal(&api_key_aad(&admin.id), "sk-admin")
             .unwrap(),
     ];
-    admin.oauth_tokens = None;
+    admin.credentials.oauth_tokens = None;
     env.config
         .apply(&[relaybox::store::ConfigOp::PutChannel(
             admin,

@@ -329,12 +329,13 @@ fn opened_state(data: &DataDir, state: &ConfigState) -> Value {
         let mut value = serde_json::to_value(channel).unwrap();
         value["apiKeys"] = json!(
             channel
+                .credentials
                 .api_keys
                 .iter()
                 .map(|k| cipher.open(&api_key_aad(id), k).unwrap().to_string())
                 .collect::<Vec<_>>()
         );
-        if let Some(sealed) = &channel.oauth_tokens {
+        if let Some(sealed) = &channel.credentials.oauth_tokens {
             let text = cipher.open(&oauth_aad(id), sealed).unwrap();
             value["oauthTokens"] = serde_json::from_str(&text).unwrap();
         }
@@ -665,6 +666,7 @@ fn secrets_decrypt_to_the_fixture_plaintexts_and_are_sealed_at_rest() {
         let api_keys = |account: &str| -> Vec<String> {
             let channel = channel(account);
             channel
+                .credentials
                 .api_keys
                 .iter()
                 .map(|sealed| {
@@ -678,7 +680,7 @@ fn secrets_decrypt_to_the_fixture_plaintexts_and_are_sealed_at_rest() {
         };
         let oauth = |account: &str| -> Value {
             let channel = channel(account);
-            let sealed = channel.oauth_tokens.as_ref().unwrap();
+            let sealed = channel.credentials.oauth_tokens.as_ref().unwrap();
             assert!(sealed.as_str().starts_with("enc:v1:"));
             serde_json::from_str(&cipher.open(&oauth_aad(&channel.id), sealed).unwrap()).unwrap()
         };

@@ -110,11 +110,13 @@ impl LiveChannel {
     /// Open a channel's secrets and parse what the request path needs.
     pub fn open(channel: &Channel, cipher: &Cipher) -> Result<LiveChannel, CryptoError> {
         let api_keys = channel
+            .credentials
             .api_keys
             .iter()
             .map(|sealed| cipher.open(&api_key_aad(&channel.id), sealed))
             .collect::<Result<Vec<_>, _>>()?;
         let oauth_tokens = channel
+            .credentials
             .oauth_tokens
             .as_ref()
             .map(|sealed| cipher.open(&oauth_aad(&channel.id), sealed))

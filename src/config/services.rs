@@ -246,6 +246,7 @@ fn is_masked(text: &str) -> bool {
 pub fn channel_view(config: &Configuration, channel: &Channel) -> Result<ChannelView> {
     let mut value = serde_json::to_value(channel).map_err(|e| invalid(e.to_string()))?;
     let masked: Vec<String> = channel
+        .credentials
         .api_keys
         .iter()
         .map(|sealed| {
@@ -257,9 +258,13 @@ pub fn channel_view(config: &Configuration, channel: &Channel) -> Result<Channel
         .collect::<std::result::Result<_, _>>()?;
     if let Some(object) = value.as_object_mut() {
         object.insert("apiKeys".into(), serde_json::json!(masked));
-        if channel.oauth_tokens.is_some() {
+        if channel.credentials.oauth_tokens.is_some() {
             object.insert("oauthTokens".into(), Value::String("(set)".into()));
         }
+        object.insert(
+            "credentialsVersion".into(),
+            Value::from(channel.credentials.version),
+        );
     }
     Ok(ChannelView { channel: value })
 }
@@ -328,7 +333,7 @@ fn channel_from_json(
     let object = body
         .as_object_mut()
         .ok_or_else(|| invalid("a channel must be a JSON object"))?;
-    for forbidden in ["version", "origin"] {
+    for forbidden in ["version", "origin", "credentialsVersion"] {
         object.remove(forbidden);
     }
     let id = match existing {
@@ -363,7 +368,7 @@ fn channel_from_json(
     for (index, key) in plaintext_keys.iter().enumerate() {
         if is_masked(key) {
             let kept = existing
-                .and_then(|c| c.api_keys.get(index))
+                .and_then(|c| c.credentials.api_keys.get(index))
                 .ok_or_else(|| {
                     invalid(
                         "apiKeys contains a masked value where no key is stored; send the full key",
@@ -374,11 +379,13 @@ fn channel_from_json(
             sealed.push(config.cipher().seal(&api_key_aad(&id), key)?);
         }
     }
-    channel.api_keys = sealed;
-    channel.oauth_tokens = match oauth {
-        None => existing.and_then(|c| c.oauth_tokens.clone()),
+    channel.credentials.api_keys = sealed;
+    channel.credentials.oauth_tokens = match oauth {
+        None => existing.and_then(|c| c.credentials.oauth_tokens.clone()),
         Some(Value::Null) => None,
-        Some(Value::String(s)) if s == "(set)" => existing.and_then(|c| c.oauth_tokens.clone()),
+        Some(Value::String(s)) if s == "(set)" => {
+            existing.and_then(|c| c.credentials.oauth_tokens.clone())
+        }
         Some(tokens @ Value::Object(_)) => {
             Some(config.cipher().seal(&oauth_aad(&id), &tokens.to_string())?)
         }
@@ -387,6 +394,11 @@ fn channel_from_json(
     if let Some(existing) = existing {
         channel.origin = existing.origin;
         channel.position = existing.position;
+        // Kept: a config file that still names the same secrets leaves the admin's in place.
+        channel
+            .credentials
+            .file_digest
+            .clone_from(&existing.credentials.file_digest);
     } else {
         channel.origin = ChannelOrigin::Admin;
     }
@@ -418,12 +430,31 @@ pub fn update_channel(
         .as_object()
         .ok_or_else(|| invalid("a patch must be a JSON object"))?;
     let patch_version = patch_object.get("version").and_then(Value::as_u64);
+    // A patch of the secrets alone is a credentials change: the channel keeps its version.
+    let only_credentials = patch_object
+        .keys()
+        .all(|field| matches!(field.as_str(), "apiKeys" | "oauthTokens" | "version"));
     let written = config.write(|committed| {
         let current = channel_in(committed, id)?;
         let channel = patched_channel(config, &current, patch_object)?;
         let expect = version
             .or(patch_version)
             .map_or(Expect::Exists, Expect::Version);
+        if only_credentials {
+            if let Expect::Version(want) = expect
+                && want != current.version
+            {
+                return Err(ServiceError::Conflict(format!(
+                    "channel '{id}' was changed by someone else (version {}, you sent {want}); reload and retry",
+                    current.version
+                )));
+            }
+            return Ok(vec![ConfigOp::PutCredentials(
+                current.id.clone(),
+                channel.credentials,
+                Expect::Exists,
+            )]);
+        }
         Ok::<_, ServiceError>(vec![ConfigOp::PutChannel(channel, expect)])
     })?;
     channel_in(&written.state, id)

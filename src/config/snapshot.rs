@@ -140,9 +140,11 @@ impl Snapshot {
                         snapshot.add_key(key, cipher)?;
                     }
                 }
-                RecordWrite::Channel(id, after) => {
+                // The config record or the credentials: either way only this channel is
+                // opened again, from the state after the change (which joins both).
+                RecordWrite::Channel(id, _) | RecordWrite::Credentials(id, _) => {
                     channels_changed = true;
-                    match after {
+                    match next.channels.get(id) {
                         Some(channel) => snapshot
                             .channels
                             .insert(id.clone(), Arc::new(LiveChannel::open(channel, cipher)?)),

@@ -91,8 +91,11 @@ pub struct Channel {
     pub name: String,
     pub service_type: String,
     pub base_url: String,
-    #[serde(default)]
-    pub api_keys: Vec<SealedSecret>,
+    /// The upstream secrets: a store record of their own with its own version, so rotating
+    /// or refreshing them never bumps the channel's `version` (no false 409 for an admin
+    /// editing the channel meanwhile). Never part of the channel's record.
+    #[serde(skip)]
+    pub credentials: Credentials,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub key_load_balance: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -114,8 +117,6 @@ pub struct Channel {
     pub promotion_until: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub price_multipliers: BTreeMap<String, PriceMultiplier>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub oauth_tokens: Option<SealedSecret>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub quota_type: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -150,6 +151,36 @@ pub struct Channel {
     /// act on yet: contentFilter, codexServiceTierOverride, …).
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// A channel's upstream secrets, sealed (`enc:v1:…`, AAD bound to the channel id).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Credentials {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub api_keys: Vec<SealedSecret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth_tokens: Option<SealedSecret>,
+    /// Bumped by every change of the secrets (not by changes of the channel).
+    #[serde(default)]
+    pub version: u64,
+    /// The digest of the secrets a config file last gave this channel: a reload whose file
+    /// still says the same keeps secrets rotated since (by the admin API or a token refresh).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_digest: Option<String>,
+}
+
+impl Credentials {
+    /// The same secrets (versions and file digest aside).
+    #[must_use]
+    pub fn same_secrets(&self, other: &Credentials) -> bool {
+        self.api_keys == other.api_keys && self.oauth_tokens == other.oauth_tokens
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.api_keys.is_empty() && self.oauth_tokens.is_none()
+    }
 }
 
 impl Channel {

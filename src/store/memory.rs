@@ -4,6 +4,7 @@ use std::sync::Mutex;
 
 use super::{Commit, ConfigState, ConfigStore, RecordWrite, StoreError};
 use crate::crypto::KeyringRecord;
+use crate::domain::Channel;
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {
@@ -40,7 +41,31 @@ impl ConfigStore for MemoryStore {
                 RecordWrite::Key(id, None) => _ = state.keys.remove(&id),
                 RecordWrite::KeyHash(hash, Some(id)) => state.key_hashes.insert(hash, id),
                 RecordWrite::KeyHash(hash, None) => _ = state.key_hashes.remove(&hash),
-                RecordWrite::Channel(id, Some(channel)) => state.channels.insert(id, channel),
+                RecordWrite::Channel(id, Some(channel)) => {
+                    // The config record: the stored credentials stay (they have their own).
+                    let credentials = state
+                        .channels
+                        .get(&id)
+                        .map(|c| c.credentials.clone())
+                        .unwrap_or_default();
+                    state.channels.insert(
+                        id,
+                        Channel {
+                            credentials,
+                            ..channel
+                        },
+                    );
+                }
+                RecordWrite::Credentials(id, Some(credentials)) => {
+                    if let Some(channel) = state.channels.get(&id) {
+                        let channel = Channel {
+                            credentials,
+                            ..channel.clone()
+                        };
+                        state.channels.insert(id, channel);
+                    }
+                }
+                RecordWrite::Credentials(_, None) => {}
                 RecordWrite::Channel(id, None) => _ = state.channels.remove(&id),
                 RecordWrite::Price(model, Some(price)) => state.pricing.insert(model, price),
                 RecordWrite::Price(model, None) => _ = state.pricing.remove(&model),

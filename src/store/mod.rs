@@ -18,6 +18,7 @@ pub mod table;
 pub use table::Table;
 
 use crate::crypto::KeyringRecord;
+use crate::domain::channel::Credentials;
 use crate::domain::{Channel, ClientKey, ModelAliases, ModelPrice, Settings};
 
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +64,11 @@ pub enum Expect {
 pub enum ConfigOp {
     PutKey(ClientKey, Expect),
     DeleteKey(String, Expect),
+    /// The channel's config and, when they differ from the stored ones, its credentials.
     PutChannel(Channel, Expect),
+    /// Only a channel's credentials (rotation, token refresh); `Expect` is about the
+    /// credentials' version. The channel's own version stays.
+    PutCredentials(String, Credentials, Expect),
     DeleteChannel(String, Expect),
     PutPrice(String, ModelPrice, Expect),
     DeletePrice(String, Expect),
@@ -91,7 +96,10 @@ pub struct ConfigState {
 pub enum RecordWrite {
     Key(String, Option<ClientKey>),
     KeyHash(String, Option<String>),
+    /// The channel's config record (its `credentials` are not part of it).
     Channel(String, Option<Channel>),
+    /// The channel's credentials record.
+    Credentials(String, Option<Credentials>),
     Price(String, Option<ModelPrice>),
     Aliases(ModelAliases),
     Settings(Settings),
@@ -187,17 +195,63 @@ impl ConfigState {
                 }
                 let mut channel = channel.clone();
                 channel.version = version;
+                let stored = self.channels.get(&channel.id).map(|c| &c.credentials);
+                let credentials_changed = match stored {
+                    Some(stored) => {
+                        !stored.same_secrets(&channel.credentials)
+                            || stored.file_digest != channel.credentials.file_digest
+                    }
+                    None => {
+                        !channel.credentials.is_empty() || channel.credentials.file_digest.is_some()
+                    }
+                };
+                channel.credentials.version = match stored {
+                    Some(stored) if credentials_changed => stored.version + 1,
+                    Some(stored) => stored.version,
+                    None => u64::from(credentials_changed),
+                };
                 writes.push(RecordWrite::Channel(
                     channel.id.clone(),
                     Some(channel.clone()),
                 ));
+                if credentials_changed {
+                    writes.push(RecordWrite::Credentials(
+                        channel.id.clone(),
+                        Some(channel.credentials.clone()),
+                    ));
+                }
                 self.channels.insert(channel.id.clone(), channel);
+            }
+            ConfigOp::PutCredentials(id, credentials, expect) => {
+                let Some(current) = self.channels.get(id) else {
+                    return Err(StoreError::NotFound {
+                        kind: "channel",
+                        id: id.clone(),
+                    });
+                };
+                let version = check(
+                    "credentials of channel",
+                    id,
+                    Some(current.credentials.version),
+                    *expect,
+                )?;
+                let mut channel = current.clone();
+                channel.credentials = Credentials {
+                    version,
+                    ..credentials.clone()
+                };
+                writes.push(RecordWrite::Credentials(
+                    id.clone(),
+                    Some(channel.credentials.clone()),
+                ));
+                self.channels.insert(id.clone(), channel);
             }
             ConfigOp::DeleteChannel(id, expect) => {
                 let current = self.channels.get(id).map(|c| c.version);
                 check("channel", id, current, delete_expect(*expect))?;
                 if self.channels.remove(id) {
                     writes.push(RecordWrite::Channel(id.clone(), None));
+                    writes.push(RecordWrite::Credentials(id.clone(), None));
                 }
             }
             ConfigOp::PutPrice(model, price, expect) => {

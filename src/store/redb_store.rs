@@ -9,10 +9,14 @@ use serde::de::DeserializeOwned;
 
 use super::{Commit, ConfigState, ConfigStore, RecordWrite, StoreError, Table};
 use crate::crypto::KeyringRecord;
+use crate::domain::Channel;
+use crate::domain::channel::Credentials;
 
 const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("keys");
 const KEY_HASHES: TableDefinition<&str, &str> = TableDefinition::new("key_hashes");
 const CHANNELS: TableDefinition<&str, &[u8]> = TableDefinition::new("channels");
+/// A channel's upstream secrets, by channel id (schema 2; schema 1 kept them in the channel).
+const CREDENTIALS: TableDefinition<&str, &[u8]> = TableDefinition::new("credentials");
 const PRICING: TableDefinition<&str, &[u8]> = TableDefinition::new("pricing");
 /// Single documents: `aliases`, `settings`.
 const DOCUMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("documents");
@@ -24,7 +28,7 @@ const META_REVISION: &str = "revision";
 const KEYRING_ACTIVE: &str = "active";
 
 /// The schema this binary writes. Bump it with an `upgrade_from_vN` step below.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 impl From<redb::Error> for StoreError {
     fn from(err: redb::Error) -> Self {
@@ -96,14 +100,19 @@ impl RedbStore {
                         supported: SCHEMA_VERSION,
                     });
                 }
-                // Older schemas are upgraded here one step at a time, in this transaction
-                // (none exist yet: version 1 is the first released schema).
-                Some(_) => {}
+                // Older schemas are upgraded here one step at a time, in this transaction.
+                Some(found) => {
+                    if found < 2 {
+                        upgrade_from_v1(&txn)?;
+                    }
+                    meta.insert(META_SCHEMA, SCHEMA_VERSION)?;
+                }
             }
             // Create every table so readers never meet a missing one.
             txn.open_table(KEYS)?;
             txn.open_table(KEY_HASHES)?;
             txn.open_table(CHANNELS)?;
+            txn.open_table(CREDENTIALS)?;
             txn.open_table(PRICING)?;
             txn.open_table(DOCUMENTS)?;
             txn.open_table(KEYRING)?;
@@ -127,6 +136,43 @@ impl RedbStore {
         txn.commit()?;
         Ok(())
     }
+}
+
+/// Schema 1 → 2: a channel's `apiKeys` and `oauthTokens` move out of its record into a
+/// credentials record of their own (version 1).
+fn upgrade_from_v1(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    let mut channels = txn.open_table(CHANNELS)?;
+    let mut credentials = txn.open_table(CREDENTIALS)?;
+    let mut moved = Vec::new();
+    for entry in channels.range::<&str>(..)? {
+        let (id, bytes) = entry?;
+        let mut record: serde_json::Map<String, serde_json::Value> =
+            decode("channels", id.value(), bytes.value())?;
+        let api_keys = record.remove("apiKeys");
+        let oauth_tokens = record.remove("oauthTokens");
+        if api_keys.is_none() && oauth_tokens.is_none() {
+            continue;
+        }
+        let mut secrets = serde_json::json!({ "version": 1 });
+        if let Some(keys) = api_keys {
+            secrets["apiKeys"] = keys;
+        }
+        if let Some(tokens) = oauth_tokens {
+            secrets["oauthTokens"] = tokens;
+        }
+        moved.push((id.value().to_string(), encode(&record)?, encode(&secrets)?));
+    }
+    for (id, channel, secrets) in &moved {
+        channels.insert(id.as_str(), channel.as_slice())?;
+        credentials.insert(id.as_str(), secrets.as_slice())?;
+    }
+    if !moved.is_empty() {
+        tracing::info!(
+            channels = moved.len(),
+            "relaybox.redb: channel secrets moved into their own records (schema 2)"
+        );
+    }
+    Ok(())
 }
 
 fn decode<T: DeserializeOwned>(table: &str, id: &str, bytes: &[u8]) -> Result<T, StoreError> {
@@ -167,7 +213,18 @@ macro_rules! read_state {
             let (hash, id) = entry?;
             key_hashes.insert(hash.value().to_string(), id.value().to_string());
         }
-        let channels = read_map("channels", &txn.open_table(CHANNELS)?)?;
+        let mut channels: Table<Channel> = read_map("channels", &txn.open_table(CHANNELS)?)?;
+        for entry in txn.open_table(CREDENTIALS)?.range::<&str>(..)? {
+            let (id, bytes) = entry?;
+            let credentials: Credentials = decode("credentials", id.value(), bytes.value())?;
+            if let Some(channel) = channels.get(id.value()) {
+                let channel = Channel {
+                    credentials,
+                    ..channel.clone()
+                };
+                channels.insert(id.value().to_string(), channel);
+            }
+        }
         let pricing = read_map("pricing", &txn.open_table(PRICING)?)?;
         let documents = txn.open_table(DOCUMENTS)?;
         let aliases = match documents.get("aliases")? {
@@ -218,6 +275,7 @@ impl ConfigStore for RedbStore {
             let mut keys = txn.open_table(KEYS)?;
             let mut hashes = txn.open_table(KEY_HASHES)?;
             let mut channels = txn.open_table(CHANNELS)?;
+            let mut credentials = txn.open_table(CREDENTIALS)?;
             let mut pricing = txn.open_table(PRICING)?;
             let mut documents = txn.open_table(DOCUMENTS)?;
             for write in commit.writes {
@@ -239,6 +297,12 @@ impl ConfigStore for RedbStore {
                     }
                     RecordWrite::Channel(id, None) => {
                         channels.remove(id.as_str())?;
+                    }
+                    RecordWrite::Credentials(id, Some(secrets)) => {
+                        credentials.insert(id.as_str(), encode(secrets)?.as_slice())?;
+                    }
+                    RecordWrite::Credentials(id, None) => {
+                        credentials.remove(id.as_str())?;
                     }
                     RecordWrite::Price(model, Some(price)) => {
                         pricing.insert(model.as_str(), encode(price)?.as_slice())?;

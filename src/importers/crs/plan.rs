@@ -109,18 +109,20 @@ fn materialize(
 ) -> Result<Channel, CryptoError> {
     let mut out = channel.clone();
     let aad = api_key_aad(&out.id);
-    out.api_keys = plan
+    let stored = existing.map(|e| &e.credentials);
+    out.credentials = existing.map(|e| e.credentials.clone()).unwrap_or_default();
+    out.credentials.api_keys = plan
         .api_keys
         .iter()
         .enumerate()
-        .map(|(i, key)| seal_or_reuse(cipher, &aad, key, existing.and_then(|e| e.api_keys.get(i))))
+        .map(|(i, key)| seal_or_reuse(cipher, &aad, key, stored.and_then(|e| e.api_keys.get(i))))
         .collect::<Result<_, _>>()?;
-    out.oauth_tokens = match &plan.oauth_tokens {
+    out.credentials.oauth_tokens = match &plan.oauth_tokens {
         None => None,
         Some(tokens) => {
             let aad = oauth_aad(&out.id);
             let wanted = Value::Object(tokens.clone());
-            let reuse = existing
+            let reuse = stored
                 .and_then(|e| e.oauth_tokens.as_ref())
                 .filter(|sealed| {
                     cipher

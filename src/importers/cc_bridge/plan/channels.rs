@@ -3,12 +3,12 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::parsed_config::{SourceChannel, parse_config};
 use super::settings::settings_from;
 use crate::crypto::{Cipher, SealedSecret};
-use crate::domain::channel::ChannelOrigin;
+use crate::domain::channel::{ChannelOrigin, Credentials};
 use crate::domain::{Channel, ChannelStatus, Pool};
 use crate::importers::cc_bridge::{ConfigFile, FileError};
 use crate::importers::{api_key_aad, oauth_aad};
@@ -150,19 +150,28 @@ fn crypto_error(err: &crate::crypto::CryptoError) -> FileError {
     )
 }
 
-fn build_channel(
+/// The channel's credentials after this file. A file that still names the secrets it named
+/// when it was last applied (same digest) leaves the stored ones in place, even when they were
+/// rotated since through the admin API; a file whose secrets changed wins. Secrets equal to the
+/// stored ones keep their sealed form, so an unchanged file changes nothing.
+fn file_credentials(
     source: &SourceChannel,
     existing: Option<&Channel>,
     cipher: &Cipher,
-    origin: ChannelOrigin,
-) -> Result<Channel, FileError> {
+) -> Result<Credentials, FileError> {
     let src = &source.src;
     let id = source.id.as_str();
-
+    let digest = secrets_digest(id, &src.api_keys, src.oauth_tokens.as_ref());
+    if let Some(existing) = existing
+        && existing.credentials.file_digest.as_deref() == Some(digest.as_str())
+    {
+        return Ok(existing.credentials.clone());
+    }
+    let stored = existing.map(|e| &e.credentials);
     let key_aad = api_key_aad(id);
     let mut api_keys = Vec::with_capacity(src.api_keys.len());
     for (i, plaintext) in src.api_keys.iter().enumerate() {
-        let same = existing.and_then(|e| e.api_keys.get(i)).filter(|sealed| {
+        let same = stored.and_then(|e| e.api_keys.get(i)).filter(|sealed| {
             cipher
                 .open(&key_aad, sealed)
                 .is_ok_and(|open| open.as_str() == plaintext.as_str())
@@ -174,13 +183,12 @@ fn build_channel(
                 .map_err(|e| crypto_error(&e))?,
         });
     }
-
     let oauth_tokens = match &src.oauth_tokens {
         None => None,
         Some(tokens) => {
             let value = Value::Object(tokens.clone());
             let aad = oauth_aad(id);
-            let same = existing
+            let same = stored
                 .and_then(|e| e.oauth_tokens.as_ref())
                 .filter(|sealed| {
                     cipher
@@ -195,7 +203,41 @@ fn build_channel(
             })
         }
     };
+    Ok(Credentials {
+        api_keys,
+        oauth_tokens,
+        version: stored.map_or(0, |c| c.version),
+        file_digest: Some(digest),
+    })
+}
 
+/// SHA-256 over a channel's secrets as a file gives them (keys are long random strings, so
+/// the digest reveals nothing usable; it only tells "the file says the same as before").
+fn secrets_digest(id: &str, api_keys: &[String], oauth: Option<&Map<String, Value>>) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(id.as_bytes());
+    for key in api_keys {
+        hash.update([0]);
+        hash.update(key.as_bytes());
+    }
+    if let Some(tokens) = oauth {
+        hash.update([1]);
+        hash.update(Value::Object(tokens.clone()).to_string().as_bytes());
+    }
+    hex::encode(hash.finalize())
+}
+
+fn build_channel(
+    source: &SourceChannel,
+    existing: Option<&Channel>,
+    cipher: &Cipher,
+    origin: ChannelOrigin,
+) -> Result<Channel, FileError> {
+    let src = &source.src;
+    let id = source.id.as_str();
+
+    let credentials = file_credentials(source, existing, cipher)?;
     let origin = match (origin, existing) {
         (ChannelOrigin::Import, Some(existing)) => existing.origin,
         (origin, _) => origin,
@@ -211,7 +253,7 @@ fn build_channel(
         name: src.name.clone(),
         service_type: src.service_type.trim().to_string(),
         base_url: src.base_url.trim().to_string(),
-        api_keys,
+        credentials,
         key_load_balance: src.key_load_balance.clone(),
         description: src.description.clone(),
         website: src.website.clone(),
@@ -222,7 +264,6 @@ fn build_channel(
         status,
         promotion_until: src.promotion_until.clone(),
         price_multipliers: src.price_multipliers.clone(),
-        oauth_tokens,
         quota_type: src.quota_type.clone(),
         quota_limit: src.quota_limit,
         quota_reset_at: src.quota_reset_at.clone(),
@@ -364,7 +405,6 @@ mod tests {
             name: "manual".into(),
             service_type: "claude".into(),
             base_url: "https://m.example".into(),
-            api_keys: Vec::new(),
             key_load_balance: String::new(),
             description: String::new(),
             website: String::new(),
@@ -375,7 +415,7 @@ mod tests {
             status: ChannelStatus::Active,
             promotion_until: None,
             price_multipliers: BTreeMap::new(),
-            oauth_tokens: None,
+            credentials: Default::default(),
             quota_type: String::new(),
             quota_limit: None,
             quota_reset_at: None,
