@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod relay_env;
+pub mod wait;
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
