@@ -3,8 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
+mod common;
+
 use std::sync::Arc;
 
+use common::wait::wait_until_async;
 use relaybox::domain::key::{KeyLimits, WindowLimit};
 use relaybox::domain::{Channel, ClientKey};
 use relaybox::limits::{Clock as _, Limiter, ManualClock};
@@ -229,12 +232,12 @@ async fn channel_rate_limit_queues_and_refuses() {
     limiter.acquire_channel_slot(&queueing, 10).await.unwrap();
     let waiter = limiter.acquire_channel_slot(&queueing, 10);
     let meanwhile = async {
-        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
-        assert_eq!(
-            limiter.channel_usage(&queueing).queued,
-            1,
-            "waits in the queue"
-        );
+        wait_until_async(
+            std::time::Duration::from_secs(5),
+            "the second request to wait in the channel's queue",
+            || limiter.channel_usage(&queueing).queued == 1,
+        )
+        .await;
         // A full queue refuses at once.
         assert!(
             limiter

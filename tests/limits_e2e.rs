@@ -12,6 +12,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use common::relay_env::{Setup, hello, setup};
+use common::wait::wait_until;
 use common::{TestServer, eventually, request};
 use serde_json::{Value, json};
 
@@ -110,6 +111,8 @@ fn concurrency_cap_holds_under_50_parallel_streams_and_slots_are_released() {
                     );
                     refusals += 1;
                     assert!(refusals < 500, "never got a slot");
+                    // A client's pause before it retries, not a wait for an event: the 429 is
+                    // the signal, and without a pause 45 clients would spin on the relay.
                     std::thread::sleep(Duration::from_millis(20));
                 }
             })
@@ -271,7 +274,20 @@ fn a_cost_budget_survives_restart_and_kill_9() {
     for _ in 0..4 {
         assert_eq!(messages_with(&server.url, &fresh, &hello()).0, 200);
     }
-    std::thread::sleep(Duration::from_millis(400)); // longer than one group commit (100 ms)
+    // The writer has committed the four rows once the log listing (read from logs.sqlite)
+    // shows them.
+    wait_until(
+        Duration::from_secs(10),
+        "the four requests' log rows to be committed",
+        || {
+            server
+                .admin("GET", &format!("/logs?key={fresh_id}&limit=10"), None)
+                .1["logs"]
+                .as_array()
+                .map_or(0, Vec::len)
+                == 4
+        },
+    );
     server.kill9();
     let server = TestServer::start(&data, &[]);
     let usage = server
@@ -290,15 +306,28 @@ fn a_channel_over_quota_is_skipped_and_used_again_after_its_reset() {
     let s = setup(json!({}));
     let limited = s.channel("messages", "limited", "claude", Some("latency=1"), 1);
     s.channel("messages", "backup", "claude", None, 2);
+    // One request before the channel has a quota: it counts once the quota is set.
+    assert_eq!(s.messages(&hello()).0, 200);
     let (status, _) = s.server.admin(
         "PATCH",
         &format!("/channels/{limited}"),
         Some(&json!({"quotaType": "requests", "quotaLimit": 2, "quotaResetAt": "2026-01-01T00:00:00Z", "quotaResetInterval": 1, "quotaResetUnit": "days"})),
     );
     assert_eq!(status, 200);
-    // Give the limits-sync task a moment to pick up the edited quota.
-    std::thread::sleep(Duration::from_millis(700));
-    for _ in 0..4 {
+    // The limits-sync task re-seeds the edited quota from the log: until then its counter
+    // shows 0, afterwards today's request. (A request that finished while the seed ran could be
+    // missed by it.)
+    wait_until(
+        Duration::from_secs(10),
+        "the limits-sync task to seed the edited quota from the log",
+        || {
+            s.server
+                .admin("GET", &format!("/channels/{limited}/usage"), None)
+                .1["quota"]["used"]
+                == 1.0
+        },
+    );
+    for _ in 0..3 {
         assert_eq!(s.messages(&hello()).0, 200);
     }
     let rows = s.rows(4);

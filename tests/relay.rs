@@ -12,6 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::relay_env::{Setup, UPSTREAM_KEY, hello, setup};
+use common::wait::wait_until;
 use common::{eventually, request, request_raw};
 use serde_json::{Value, json};
 
@@ -148,7 +149,10 @@ fn the_circuit_breaker_opens_and_recovers_by_itself() {
         1,
     );
     s.channel("messages", "steady", "claude", None, 2);
-    for _ in 0..3 {
+    assert_eq!(s.messages(&hello()).0, 200);
+    // The second failure, during this request, opens the circuit.
+    let before_opening = Instant::now();
+    for _ in 0..2 {
         assert_eq!(s.messages(&hello()).0, 200);
     }
     assert_eq!(
@@ -156,14 +160,24 @@ fn the_circuit_breaker_opens_and_recovers_by_itself() {
         2,
         "after 2 failures the circuit is open: the third request skips it"
     );
-    std::thread::sleep(Duration::from_millis(1200));
-    assert_eq!(s.messages(&hello()).0, 200);
-    assert_eq!(
-        s.path_count("fail_times=2"),
-        3,
-        "after the cooldown the channel is tried again"
+    // Keep sending requests (served by the other channel meanwhile) until one tries the
+    // channel again: the circuit closes by itself once its cooldown is over.
+    let mut requests = 3;
+    wait_until(
+        Duration::from_secs(10),
+        "a request to try the channel again after its cooldown",
+        || {
+            assert_eq!(s.messages(&hello()).0, 200);
+            requests += 1;
+            s.path_count("fail_times=2") == 3
+        },
     );
-    let rows = s.rows(4);
+    assert!(
+        before_opening.elapsed() >= Duration::from_secs(1),
+        "not before the 1 s cooldown: {:?}",
+        before_opening.elapsed()
+    );
+    let rows = s.rows(requests);
     assert_eq!(
         rows[0]["channel_name"], "wobbly",
         "and it serves again once healthy"
@@ -389,9 +403,11 @@ fn graceful_stop_under_load_loses_no_row() {
     s.channel("messages", "main", "claude", Some("latency=30"), 1);
     let url = s.server.url.clone();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let answered_so_far = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let clients: Vec<_> = (0..8)
         .map(|i| {
             let (url, key, stop) = (url.clone(), s.key.clone(), std::sync::Arc::clone(&stop));
+            let answered_so_far = std::sync::Arc::clone(&answered_so_far);
             std::thread::spawn(move || {
                 let mut responses = 0u64;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -403,7 +419,10 @@ fn graceful_stop_under_load_loses_no_row() {
                         &[("x-api-key", &key)],
                         Some(&body),
                     ) {
-                        Ok((status, _)) if status > 0 => responses += 1,
+                        Ok((status, _)) if status > 0 => {
+                            responses += 1;
+                            answered_so_far.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
                         _ => break, // the listener is closed
                     }
                 }
@@ -411,7 +430,12 @@ fn graceful_stop_under_load_loses_no_row() {
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(700));
+    // Stop under real load: 40 answers so far, and eight clients still sending.
+    wait_until(
+        Duration::from_secs(20),
+        "the clients to get 40 answers",
+        || answered_so_far.load(std::sync::atomic::Ordering::Relaxed) >= 40,
+    );
     let data_dir = s.server.data_dir.clone();
     let Setup {
         server,
@@ -424,7 +448,7 @@ fn graceful_stop_under_load_loses_no_row() {
     let answered: u64 = clients.into_iter().map(|c| c.join().unwrap()).sum();
     assert!(status.success(), "{status}");
     assert!(
-        answered > 20,
+        answered >= 40,
         "too little load to mean anything: {answered}"
     );
     let rows = count_rows(&data_dir);
@@ -632,19 +656,26 @@ fn upstream_connections_are_kept_alive_and_reused() {
     assert_eq!(stats.connections_accepted, 2, "{stats:?}");
 }
 
+/// Connections a [`closing_upstream`] accepted and closed so far.
+#[derive(Default)]
+struct ClosingUpstream {
+    accepted: std::sync::atomic::AtomicU64,
+    closed: std::sync::atomic::AtomicU64,
+}
+
 /// An upstream that answers one request per connection and then closes it without saying so
-/// (as a server does when it drops idle keep-alive connections). Returns its port and the
-/// number of connections it accepted so far.
-fn closing_upstream() -> (u16, std::sync::Arc<std::sync::atomic::AtomicU64>) {
-    use std::sync::atomic::{AtomicU64, Ordering};
+/// (as a server does when it drops idle keep-alive connections). Returns its port and its
+/// counts of connections.
+fn closing_upstream() -> (u16, std::sync::Arc<ClosingUpstream>) {
+    use std::sync::atomic::Ordering;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let accepted = std::sync::Arc::new(AtomicU64::new(0));
-    let counter = std::sync::Arc::clone(&accepted);
+    let counts = std::sync::Arc::new(ClosingUpstream::default());
+    let counter = std::sync::Arc::clone(&counts);
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
-            counter.fetch_add(1, Ordering::SeqCst);
+            counter.accepted.fetch_add(1, Ordering::SeqCst);
             let mut seen = Vec::new();
             let mut buf = [0u8; 4096];
             // Head, then as many body bytes as it announces.
@@ -678,25 +709,31 @@ fn closing_upstream() -> (u16, std::sync::Arc<std::sync::atomic::AtomicU64>) {
                 "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
                 body.len()
             );
-            // Dropping the stream closes the connection.
+            drop(stream);
+            counter.closed.fetch_add(1, Ordering::SeqCst);
         }
     });
-    (port, accepted)
+    (port, counts)
 }
 
 #[test]
 fn a_connection_the_upstream_closed_is_not_reused() {
     let s = setup(json!({}));
-    let (port, accepted) = closing_upstream();
+    let (port, upstream) = closing_upstream();
     s.add_channel(json!({"name": "closing", "baseUrl": format!("http://127.0.0.1:{port}")}));
     for round in 0..3 {
         let (status, body) = s.messages(&hello());
         assert_eq!(status, 200, "round {round}: {body}");
         assert_eq!(body["content"][0]["text"], "hi");
-        std::thread::sleep(Duration::from_millis(100));
+        // The next request must find the connection closed, not race the upstream closing it.
+        wait_until(
+            Duration::from_secs(5),
+            "the upstream to close the connection",
+            || upstream.closed.load(std::sync::atomic::Ordering::SeqCst) == round + 1,
+        );
     }
     assert_eq!(
-        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        upstream.accepted.load(std::sync::atomic::Ordering::SeqCst),
         3,
         "each request needed a new connection"
     );

@@ -25,28 +25,43 @@ pub fn now() -> OffsetDateTime {
     use std::cell::Cell;
     use std::time::{SystemTime, UNIX_EPOCH};
     thread_local! {
-        static LAST_SECOND: Cell<Option<(u64, OffsetDateTime)>> = const { Cell::new(None) };
+        static LAST_SECOND: Cell<SecondCache> = const { Cell::new(None) };
     }
     let Ok(since_epoch) = SystemTime::now().duration_since(UNIX_EPOCH) else {
         return OffsetDateTime::now_utc();
     };
-    let (seconds, nanos) = (since_epoch.as_secs(), since_epoch.subsec_nanos());
-    LAST_SECOND.with(|last| {
-        if let Some((second, at)) = last.get()
-            && second == seconds
-            && let Ok(now) = at.replace_nanosecond(nanos)
-        {
-            return now;
-        }
-        let Some(whole) = i64::try_from(seconds)
-            .ok()
-            .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
-        else {
-            return OffsetDateTime::now_utc();
-        };
-        last.set(Some((seconds, whole)));
-        whole.replace_nanosecond(nanos).unwrap_or(whole)
-    })
+    LAST_SECOND
+        .with(|last| {
+            let mut cache = last.get();
+            let now = time_at(
+                &mut cache,
+                since_epoch.as_secs(),
+                since_epoch.subsec_nanos(),
+            );
+            last.set(cache);
+            now
+        })
+        .unwrap_or_else(OffsetDateTime::now_utc)
+}
+
+/// The last whole second (Unix seconds) [`now`] converted, and that second as a date and time.
+type SecondCache = Option<(u64, OffsetDateTime)>;
+
+/// The instant `seconds` and `nanos` after the Unix epoch. Within the second in `cache` only the
+/// sub-second part is swapped in; another second is converted and becomes the cached one.
+/// `None` (and `cache` unchanged) when the instant is out of range.
+fn time_at(cache: &mut SecondCache, seconds: u64, nanos: u32) -> Option<OffsetDateTime> {
+    if let Some((second, at)) = *cache
+        && second == seconds
+        && let Ok(now) = at.replace_nanosecond(nanos)
+    {
+        return Some(now);
+    }
+    let whole = i64::try_from(seconds)
+        .ok()
+        .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())?;
+    *cache = Some((seconds, whole));
+    Some(whole.replace_nanosecond(nanos).unwrap_or(whole))
 }
 
 /// RFC 3339 UTC with milliseconds (`2026-11-21T06:30:00.123Z`): fixed width, so text order is
@@ -112,19 +127,72 @@ pub fn new_channel_id() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{format_time, now};
+    use super::{SecondCache, format_time, now, time_at};
     use time::OffsetDateTime;
 
     #[test]
-    fn now_follows_the_system_clock_within_and_across_seconds() {
-        for _ in 0..3 {
+    fn now_follows_the_system_clock() {
+        // Twice: the first call may convert the second, the second one may reuse it.
+        for _ in 0..2 {
             let before = OffsetDateTime::now_utc();
             let ours = now();
             let after = OffsetDateTime::now_utc();
             assert!(before <= ours && ours <= after, "{before} {ours} {after}");
             assert_eq!(ours.offset(), time::UtcOffset::UTC);
-            std::thread::sleep(std::time::Duration::from_millis(600));
         }
+    }
+
+    #[test]
+    fn the_second_cache_is_used_within_a_second_and_replaced_across_seconds() {
+        let exact = |seconds: u64, nanos: u32| {
+            OffsetDateTime::from_unix_timestamp_nanos(
+                i128::from(seconds) * 1_000_000_000 + i128::from(nanos),
+            )
+            .unwrap()
+        };
+        let second = 1_795_305_599; // 2026-11-21T23:59:59Z: the next second is another day
+        let mut cache: SecondCache = None;
+        // Forward within a second, across a second (and a day), and back again, as a clock
+        // stepped back by NTP goes.
+        for (seconds, nanos) in [
+            (second, 0),
+            (second, 1),
+            (second, 999_999_999),
+            (second + 1, 0),
+            (second + 1, 500_000_000),
+            (second, 250_000_000),
+            (second + 86_400 * 366, 7),
+        ] {
+            assert_eq!(
+                time_at(&mut cache, seconds, nanos),
+                Some(exact(seconds, nanos)),
+                "{seconds}.{nanos:09}"
+            );
+            assert_eq!(
+                cache,
+                Some((seconds, exact(seconds, 0))),
+                "the second is cached"
+            );
+        }
+
+        // Within the cached second only the sub-second part changes: the cached date is used,
+        // not converted again (a planted wrong one shows through).
+        let planted = time::macros::datetime!(2000-01-01 00:00:00 UTC);
+        let mut cache: SecondCache = Some((second, planted));
+        assert_eq!(
+            time_at(&mut cache, second, 42),
+            Some(planted.replace_nanosecond(42).unwrap())
+        );
+        assert_eq!(
+            time_at(&mut cache, second + 1, 42),
+            Some(exact(second + 1, 42)),
+            "another second is converted"
+        );
+
+        // Out of range: no time, and the cache stays as it was.
+        let before = cache;
+        assert_eq!(time_at(&mut cache, u64::MAX, 0), None);
+        assert_eq!(cache, before);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod in_process;
 pub mod relay_env;
+pub mod wait;
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;

@@ -1,19 +1,33 @@
 //! `logs.sqlite`: request logs, usage roll-ups, channel quota usage, import history.
 //!
-//! One connection, shared behind a mutex: the background [`writer`] holds it only for one
-//! group-commit transaction at a time, admin reads and imports take it in between. One
-//! connection also works with `locking_mode=EXCLUSIVE`, which network and FUSE file systems need.
+//! Two seams over one file. A [`LogSink`] owns the one read-write connection, behind a mutex:
+//! the background [`writer`] holds it for one group-commit transaction at a time, imports take
+//! it in between. A [`LogReader`] serves admin listings, usage, quota reads and the limit
+//! seeding from read-only connections of its own: in WAL mode they read the last committed
+//! state without waiting for a batch, and the writer does not wait for them. With
+//! `locking_mode=EXCLUSIVE`, which network and FUSE file systems need, no second connection can
+//! open the file, and the reader reads through the write connection instead.
+//!
+//! [`LogDb`] holds both and offers every operation; [`LogDb::sink`] and [`LogDb::reader`] hand
+//! out one side.
 
 pub mod migrate;
+mod reader;
 mod seed;
+mod sink;
 pub mod writer;
 
 use std::borrow::Cow;
-use std::path::Path;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+pub use reader::LogReader;
+pub use sink::LogSink;
 
 use super::StoreError;
 
@@ -74,15 +88,18 @@ pub struct OpenOptions {
     pub exclusive_locking: bool,
 }
 
-/// The shared handle to `logs.sqlite`.
+/// The handle to `logs.sqlite`: its [`LogSink`] and its [`LogReader`].
 #[derive(Clone)]
 pub struct LogDb {
-    conn: Arc<Mutex<Connection>>,
+    sink: LogSink,
+    reader: LogReader,
 }
 
 impl std::fmt::Debug for LogDb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LogDb")
+        f.debug_struct("LogDb")
+            .field("reader", &self.reader)
+            .finish_non_exhaustive()
     }
 }
 
@@ -98,43 +115,63 @@ impl LogDb {
         // (fewer page splits and WAL frames per row). An existing file keeps its page size.
         conn.pragma_update(None, "page_size", NEW_FILE_PAGE_SIZE)?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
+        let wal = mode.eq_ignore_ascii_case("wal");
+        if !wal {
             tracing::warn!(mode, "logs.sqlite could not switch to WAL");
         }
         // FULL + group commit: an acknowledged batch survives power loss, and batching keeps
         // it cheap (see DESIGN.md).
         conn.pragma_update(None, "synchronous", "FULL")?;
         migrate::run(&mut conn)?;
+        // The file SQLite resolved, so the readers open the same one whatever the working
+        // directory.
+        let file = conn
+            .path()
+            .filter(|p| !p.is_empty())
+            .map_or_else(|| path.to_path_buf(), PathBuf::from);
+        let conn = Arc::new(Mutex::new(conn));
+        // Without WAL a reader would wait for the writer's file lock anyway, and could fail
+        // where the mutex would just wait.
+        let reader = if options.exclusive_locking || !wal {
+            LogReader::shared(Arc::clone(&conn))
+        } else {
+            LogReader::pooled(&file).unwrap_or_else(|err| {
+                tracing::warn!(error = %err, "logs.sqlite: no read-only connection; reads share the writer's");
+                LogReader::shared(Arc::clone(&conn))
+            })
+        };
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            sink: LogSink::new(conn),
+            reader,
         })
     }
 
-    /// The connection, for one short unit of work. Never hold it across an `.await`.
+    /// The write side: what the log writer and the importers write through.
+    #[must_use]
+    pub fn sink(&self) -> LogSink {
+        self.sink.clone()
+    }
+
+    /// The read side, which does not wait for the writer (see [`LogReader`]).
+    #[must_use]
+    pub fn reader(&self) -> LogReader {
+        self.reader.clone()
+    }
+
+    /// The write connection, for one short unit of work. Never hold it across an `.await`.
+    /// Reads are better done through [`LogDb::reader`], which does not wait for a batch.
     pub fn lock(&self) -> MutexGuard<'_, Connection> {
-        self.conn
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.sink.lock()
     }
 
     /// Insert rows and update the usage roll-ups in one transaction. Rows whose `id` already
     /// exists are skipped (imports are idempotent); returns how many were new.
     pub fn insert_logs(&self, rows: &[RequestLog]) -> Result<usize, StoreError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        let inserted = insert_logs_tx(&tx, rows)?;
-        tx.commit()?;
-        Ok(inserted)
+        self.sink.insert_logs(rows)
     }
 
     pub fn count_logs(&self) -> Result<u64, StoreError> {
-        let conn = self.lock();
-        Ok(conn
-            .query_row("SELECT COUNT(*) FROM request_log", [], |r| {
-                r.get::<_, i64>(0)
-            })?
-            .try_into()
-            .unwrap_or(0))
+        self.reader.count_logs()
     }
 
     /// The newest rows first, at most `limit`, optionally of one client key.
@@ -143,13 +180,7 @@ impl LogDb {
         limit: u32,
         client_id: Option<&str>,
     ) -> Result<Vec<RequestLog>, StoreError> {
-        let conn = self.lock();
-        let sql = format!(
-            "SELECT {LOG_COLUMNS} FROM request_log WHERE (?1 IS NULL OR client_id = ?1) ORDER BY seq DESC LIMIT ?2"
-        );
-        let mut stmt = conn.prepare(&sql)?;
-        let rows = stmt.query_map(params![client_id, limit], row_to_log)?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        self.reader.recent_logs(limit, client_id)
     }
 
     /// Record that `item` of `source` with content `sha256` was applied (or rejected).
@@ -161,24 +192,13 @@ impl LogDb {
         outcome: &str,
         detail: &str,
     ) -> Result<(), StoreError> {
-        let conn = self.lock();
-        conn.execute(
-            "INSERT INTO import_history (source, item, sha256, applied_at, outcome, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![source, item, sha256, crate::domain::now().to_string(), outcome, detail],
-        )?;
-        Ok(())
+        self.sink
+            .record_import(source, item, sha256, outcome, detail)
     }
 
     /// The hash of the last successfully applied content of `item`, if any.
     pub fn last_applied(&self, source: &str, item: &str) -> Result<Option<String>, StoreError> {
-        let conn = self.lock();
-        Ok(conn
-            .query_row(
-                "SELECT sha256 FROM import_history WHERE source = ?1 AND item = ?2 AND outcome = 'applied' ORDER BY id DESC LIMIT 1",
-                params![source, item],
-                |row| row.get(0),
-            )
-            .optional()?)
+        self.reader.last_applied(source, item)
     }
 
     /// Set a channel's quota counter (imports; the relay keeps its own in memory).
@@ -188,24 +208,11 @@ impl LogDb {
         used: f64,
         last_reset_at: &str,
     ) -> Result<(), StoreError> {
-        let conn = self.lock();
-        conn.execute(
-            "INSERT INTO channel_quota_usage (channel_id, used, last_reset_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (channel_id) DO UPDATE SET used = excluded.used, last_reset_at = excluded.last_reset_at",
-            params![channel_id, used, last_reset_at],
-        )?;
-        Ok(())
+        self.sink.put_channel_quota(channel_id, used, last_reset_at)
     }
 
     pub fn channel_quota(&self, channel_id: &str) -> Result<Option<(f64, String)>, StoreError> {
-        let conn = self.lock();
-        Ok(conn
-            .query_row(
-                "SELECT used, last_reset_at FROM channel_quota_usage WHERE channel_id = ?1",
-                params![channel_id],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .optional()?)
+        self.reader.channel_quota(channel_id)
     }
 
     pub fn put_user_alias(
@@ -215,60 +222,93 @@ impl LogDb {
         created_at: &str,
         updated_at: &str,
     ) -> Result<bool, StoreError> {
-        let conn = self.lock();
-        let changed = conn.execute(
-            "INSERT INTO user_aliases (user_id, alias, created_at, updated_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (user_id) DO UPDATE SET alias = excluded.alias, updated_at = excluded.updated_at
-             WHERE user_aliases.alias != excluded.alias",
-            params![user_id, alias, created_at, updated_at],
-        )?;
-        Ok(changed > 0)
+        self.sink
+            .put_user_alias(user_id, alias, created_at, updated_at)
     }
 
     /// Consistent online copy of the database (`VACUUM INTO`).
     pub fn backup_to(&self, target: &Path) -> Result<(), StoreError> {
-        let conn = self.lock();
-        conn.execute("VACUUM INTO ?1", params![target.to_string_lossy()])?;
-        Ok(())
+        self.reader.backup_to(target)
+    }
+
+    /// The latest `applied` entry of every item of `source` whose name starts with `prefix`.
+    pub fn latest_imports(
+        &self,
+        source: &str,
+        prefix: &str,
+    ) -> Result<BTreeMap<String, ImportEntry>, StoreError> {
+        self.reader.latest_imports(source, prefix)
+    }
+
+    /// Record several applied items of `source` (`(item, sha256, detail)`) in one transaction.
+    pub fn record_imports(
+        &self,
+        source: &str,
+        items: &[(String, String, String)],
+    ) -> Result<(), StoreError> {
+        self.sink.record_imports(source, items)
+    }
+
+    /// The usage contributions of `source` recorded so far, by item.
+    pub fn usage_contributions(
+        &self,
+        source: &str,
+    ) -> Result<BTreeMap<String, UsageContribution>, StoreError> {
+        self.reader.usage_contributions(source)
+    }
+
+    /// Make `usage_daily` hold each item's new contribution instead of its previous one (which
+    /// may have been counted on another day) and record it in `import_history`, all in one
+    /// transaction. Only the difference is applied, so traffic relaybox counted in the same rows
+    /// stays. Items equal to their previous contribution are skipped; returns how many changed.
+    pub fn apply_usage_contributions(
+        &self,
+        source: &str,
+        items: &[UsageContribution],
+    ) -> Result<usize, StoreError> {
+        self.sink.apply_usage_contributions(source, items)
+    }
+
+    /// `usage_daily` rows, optionally of one key, ordered by key, day and model.
+    pub fn usage_daily(&self, key_id: Option<&str>) -> Result<Vec<UsageDay>, StoreError> {
+        self.reader.usage_daily(key_id)
+    }
+
+    /// Per key: (cost over all time, cost on `today`), from the daily roll-ups (which also hold
+    /// imported history).
+    pub fn cost_totals(
+        &self,
+        today: time::Date,
+    ) -> Result<HashMap<String, (f64, f64)>, StoreError> {
+        self.reader.cost_totals(today)
+    }
+
+    /// Per client key of `keys`: its requests since its own start time.
+    pub fn key_requests_since(
+        &self,
+        keys: &HashMap<&str, OffsetDateTime>,
+    ) -> Result<HashMap<String, Vec<KeyRequest>>, StoreError> {
+        self.reader.key_requests_since(keys)
+    }
+
+    /// (unix seconds, model, cost) of a channel's successful requests since `since` that
+    /// relaybox itself relayed (rows imported from cc-bridge are already in its quota counters).
+    pub fn channel_requests_since(
+        &self,
+        channel_id: &str,
+        since: OffsetDateTime,
+    ) -> Result<Vec<(i64, String, f64)>, StoreError> {
+        self.reader.channel_requests_since(channel_id, since)
+    }
+}
+
+impl From<LogDb> for LogSink {
+    fn from(db: LogDb) -> Self {
+        db.sink
     }
 }
 
 pub(crate) const LOG_COLUMNS: &str = "id, status, initial_time, first_token_time, complete_time, duration_ms, provider, provider_name, model, response_model, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, total_tokens, price, input_cost, output_cost, cache_creation_cost, cache_read_cost, http_status, stream, channel_id, channel_name, endpoint, client_id, session_id, error, upstream_error, failover_info";
-
-fn row_to_log(row: &rusqlite::Row<'_>) -> rusqlite::Result<RequestLog> {
-    Ok(RequestLog {
-        id: row.get(0)?,
-        status: Cow::Owned(row.get(1)?),
-        initial_time: row.get(2)?,
-        first_token_time: row.get(3)?,
-        complete_time: row.get(4)?,
-        duration_ms: row.get(5)?,
-        provider: row.get(6)?,
-        provider_name: row.get(7)?,
-        model: row.get(8)?,
-        response_model: row.get(9)?,
-        input_tokens: row.get(10)?,
-        output_tokens: row.get(11)?,
-        cache_creation_input_tokens: row.get(12)?,
-        cache_read_input_tokens: row.get(13)?,
-        total_tokens: row.get(14)?,
-        price: row.get(15)?,
-        input_cost: row.get(16)?,
-        output_cost: row.get(17)?,
-        cache_creation_cost: row.get(18)?,
-        cache_read_cost: row.get(19)?,
-        http_status: row.get(20)?,
-        stream: row.get(21)?,
-        channel_id: row.get(22)?,
-        channel_name: row.get(23)?,
-        endpoint: Cow::Owned(row.get(24)?),
-        client_id: row.get(25)?,
-        session_id: row.get(26)?,
-        error: row.get(27)?,
-        upstream_error: row.get(28)?,
-        failover_info: row.get(29)?,
-    })
-}
 
 /// Add figures to one (key, model, day) row of `usage_daily`, creating it if needed.
 const ADD_TO_USAGE_DAILY: &str = "INSERT INTO usage_daily (key_id, model, day, requests, input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, cost)
@@ -512,158 +552,6 @@ pub struct UsageContribution {
 pub struct ImportEntry {
     pub sha256: String,
     pub detail: String,
-}
-
-impl LogDb {
-    /// The latest `applied` entry of every item of `source` whose name starts with `prefix`.
-    pub fn latest_imports(
-        &self,
-        source: &str,
-        prefix: &str,
-    ) -> Result<std::collections::BTreeMap<String, ImportEntry>, StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare(
-            "SELECT item, sha256, detail FROM import_history WHERE id IN (
-               SELECT MAX(id) FROM import_history
-               WHERE source = ?1 AND outcome = 'applied' AND substr(item, 1, length(?2)) = ?2
-               GROUP BY item)",
-        )?;
-        let rows = stmt.query_map(params![source, prefix], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                ImportEntry {
-                    sha256: row.get(1)?,
-                    detail: row.get(2)?,
-                },
-            ))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Record several applied items of `source` (`(item, sha256, detail)`) in one transaction.
-    pub fn record_imports(
-        &self,
-        source: &str,
-        items: &[(String, String, String)],
-    ) -> Result<(), StoreError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        {
-            let now = crate::domain::now().to_string();
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO import_history (source, item, sha256, applied_at, outcome, detail) VALUES (?1, ?2, ?3, ?4, 'applied', ?5)",
-            )?;
-            for (item, sha, detail) in items {
-                insert.execute(params![source, item, sha, now, detail])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// The usage contributions of `source` recorded so far, by item.
-    pub fn usage_contributions(
-        &self,
-        source: &str,
-    ) -> Result<std::collections::BTreeMap<String, UsageContribution>, StoreError> {
-        self.latest_imports(source, "usage/")?
-            .into_iter()
-            .map(|(item, entry)| {
-                serde_json::from_str(&entry.detail)
-                    .map(|c| (item.clone(), c))
-                    .map_err(|e| StoreError::Backend(format!("import_history item {item}: {e}")))
-            })
-            .collect()
-    }
-
-    /// Make `usage_daily` hold each item's new contribution instead of its previous one (which
-    /// may have been counted on another day) and record it in `import_history`, all in one
-    /// transaction. Only the difference is applied, so traffic relaybox counted in the same rows
-    /// stays. Items equal to their previous contribution are skipped; returns how many changed.
-    pub fn apply_usage_contributions(
-        &self,
-        source: &str,
-        items: &[UsageContribution],
-    ) -> Result<usize, StoreError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        let mut changed = 0;
-        {
-            let now = crate::domain::now().to_string();
-            let mut previous = tx.prepare_cached(
-                "SELECT detail FROM import_history WHERE source = ?1 AND item = ?2 AND outcome = 'applied' ORDER BY id DESC LIMIT 1",
-            )?;
-            let mut add = tx.prepare_cached(ADD_TO_USAGE_DAILY)?;
-            let mut drop_empty = tx.prepare_cached(
-                "DELETE FROM usage_daily WHERE key_id = ?1 AND model = ?2 AND day = ?3
-                   AND requests = 0 AND input_tokens = 0 AND output_tokens = 0
-                   AND cache_creation_tokens = 0 AND cache_read_tokens = 0 AND abs(cost) < 1e-12",
-            )?;
-            let mut record = tx.prepare_cached(
-                "INSERT INTO import_history (source, item, sha256, applied_at, outcome, detail) VALUES (?1, ?2, ?3, ?4, 'applied', ?5)",
-            )?;
-            for item in items {
-                let old: Option<UsageContribution> = previous
-                    .query_row(params![source, item.item], |row| row.get::<_, String>(0))
-                    .optional()?
-                    .and_then(|detail| serde_json::from_str(&detail).ok());
-                if old.as_ref() == Some(item) {
-                    continue;
-                }
-                let mut apply = |c: &UsageContribution, u: UsageFigures| -> rusqlite::Result<()> {
-                    add.execute(params![
-                        c.key_id,
-                        c.model,
-                        c.day,
-                        u.requests,
-                        u.input_tokens,
-                        u.output_tokens,
-                        u.cache_creation_tokens,
-                        u.cache_read_tokens,
-                        u.cost
-                    ])?;
-                    drop_empty.execute(params![c.key_id, c.model, c.day])?;
-                    Ok(())
-                };
-                if let Some(old) = &old {
-                    apply(old, old.usage.negated())?;
-                }
-                apply(item, item.usage)?;
-                let detail = serde_json::to_string(item)
-                    .map_err(|e| StoreError::Backend(format!("usage contribution: {e}")))?;
-                let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(detail.as_bytes()));
-                record.execute(params![source, item.item, sha, now, detail])?;
-                changed += 1;
-            }
-        }
-        tx.commit()?;
-        Ok(changed)
-    }
-
-    /// `usage_daily` rows, optionally of one key, ordered by key, day and model.
-    pub fn usage_daily(&self, key_id: Option<&str>) -> Result<Vec<UsageDay>, StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare(
-            "SELECT key_id, model, day, requests, input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, cost
-             FROM usage_daily WHERE (?1 IS NULL OR key_id = ?1) ORDER BY key_id, day, model",
-        )?;
-        let rows = stmt.query_map(params![key_id], |row| {
-            Ok(UsageDay {
-                key_id: row.get(0)?,
-                model: row.get(1)?,
-                day: row.get(2)?,
-                usage: UsageFigures {
-                    requests: row.get(3)?,
-                    input_tokens: row.get(4)?,
-                    output_tokens: row.get(5)?,
-                    cache_creation_tokens: row.get(6)?,
-                    cache_read_tokens: row.get(7)?,
-                    cost: row.get(8)?,
-                },
-            })
-        })?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
-    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::{LogDb, RequestLog, insert_logs_tx_pacing};
+use super::{LogSink, RequestLog};
 
 #[derive(Debug, Clone, Copy)]
 pub struct WriterConfig {
@@ -72,13 +72,16 @@ impl std::fmt::Debug for LogWriter {
 }
 
 impl LogWriter {
-    pub fn start(db: LogDb, config: WriterConfig) -> std::io::Result<Self> {
+    /// Start the writer thread on `sink` (a [`LogSink`], or the [`LogDb`](super::LogDb) whose
+    /// sink it is).
+    pub fn start(sink: impl Into<LogSink>, config: WriterConfig) -> std::io::Result<Self> {
+        let sink = sink.into();
         let (sender, receiver) = sync_channel(config.capacity);
         let counters = Arc::new(Counters::default());
         let thread_counters = Arc::clone(&counters);
         let thread = std::thread::Builder::new()
             .name("log-writer".into())
-            .spawn(move || run(&db, &receiver, config, &thread_counters))?;
+            .spawn(move || run(&sink, &receiver, config, &thread_counters))?;
         Ok(Self {
             sender: Mutex::new(Some(sender)),
             counters,
@@ -164,7 +167,7 @@ impl Drop for LogWriter {
     }
 }
 
-fn run(db: &LogDb, receiver: &Receiver<Message>, config: WriterConfig, counters: &Counters) {
+fn run(sink: &LogSink, receiver: &Receiver<Message>, config: WriterConfig, counters: &Counters) {
     let mut batch: Vec<RequestLog> = Vec::with_capacity(config.max_batch);
     let mut waiters: Vec<SyncSender<()>> = Vec::new();
     loop {
@@ -182,7 +185,7 @@ fn run(db: &LogDb, receiver: &Receiver<Message>, config: WriterConfig, counters:
                 Ok(message) => {
                     take(message, &mut batch, &mut waiters);
                     if batch.len() >= config.max_batch {
-                        commit(db, &mut batch, counters);
+                        commit(sink, &mut batch, counters);
                     }
                 }
                 Err(std::sync::mpsc::TryRecvError::Empty) => break,
@@ -192,7 +195,7 @@ fn run(db: &LogDb, receiver: &Receiver<Message>, config: WriterConfig, counters:
                 }
             }
         }
-        commit(db, &mut batch, counters);
+        commit(sink, &mut batch, counters);
         for waiter in waiters.drain(..) {
             let _ = waiter.send(());
         }
@@ -217,26 +220,20 @@ fn take(message: Message, batch: &mut Vec<RequestLog>, waiters: &mut Vec<SyncSen
     }
 }
 
-fn commit(db: &LogDb, batch: &mut Vec<RequestLog>, counters: &Counters) {
+fn commit(sink: &LogSink, batch: &mut Vec<RequestLog>, counters: &Counters) {
     if batch.is_empty() {
         return;
     }
     let count = batch.len() as u64;
-    let result = (|| {
-        let mut conn = db.lock();
-        let tx = conn.transaction()?;
-        // Step aside between slices of rows (one multi-row INSERT each): a request thread that
-        // wakes on this core then waits for one slice (~40 µs), not for the whole batch.
-        insert_logs_tx_pacing(&tx, batch, |done| {
-            if done > 0 {
-                std::thread::yield_now();
-            }
-        })?;
-        tx.commit()?;
-        Ok::<_, crate::store::StoreError>(())
-    })();
+    // Step aside between slices of rows (one multi-row INSERT each): a request thread that
+    // wakes on this core then waits for one slice (~40 µs), not for the whole batch.
+    let result = sink.insert_logs_pacing(batch, |done| {
+        if done > 0 {
+            std::thread::yield_now();
+        }
+    });
     match result {
-        Ok(()) => {
+        Ok(_) => {
             counters.written.fetch_add(count, Ordering::Relaxed);
             counters.batches.fetch_add(1, Ordering::Relaxed);
         }
