@@ -15,6 +15,9 @@ pub mod redb_store;
 pub mod sqlite;
 pub mod table;
 
+#[cfg(test)]
+mod conformance;
+
 pub use table::Table;
 
 use crate::crypto::KeyringRecord;
