@@ -435,3 +435,121 @@ async fn health_shows_the_config_revision_moving_on_each_write() {
 
     t.close().await;
 }
+
+/// Rotating a channel's upstream key is a credentials change: the channel keeps its version
+/// (an admin editing it meanwhile gets no 409), the next request uses the new key, and the
+/// edit keeps the rotated key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_an_upstream_key_leaves_the_channel_version_alone() {
+    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
+    let t = InProcessApp::start().await;
+    let channel = t.add_mock_channel(&mock.base_url(), json!({})).await;
+    let (_, key) = t.create_key(json!({"name": "rotation"})).await;
+    let (_, before) = t.admin("GET", &format!("/channels/{channel}"), None).await;
+    let (version, credentials) = (
+        before["version"].as_u64().unwrap(),
+        before["credentialsVersion"].as_u64().unwrap(),
+    );
+
+    const ROTATED: &str = "sk-rotated-upstream-key-0002";
+    let (status, rotated) = t
+        .admin(
+            "PATCH",
+            &format!("/channels/{channel}"),
+            Some(json!({"apiKeys": [ROTATED]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    assert_eq!(rotated["version"], version, "{rotated}");
+    assert_eq!(rotated["credentialsVersion"], credentials + 1, "{rotated}");
+    let (status, _) = t.relay_messages(&key, hello()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        mock.requests().last().unwrap().header("x-api-key"),
+        Some(ROTATED)
+    );
+
+    // An admin who loaded the channel before the rotation edits it with that version.
+    let (status, edited) = t
+        .admin_with(
+            "PATCH",
+            &format!("/channels/{channel}"),
+            &[("if-match", &version.to_string())],
+            Some(json!({"priority": 3})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{edited}");
+    assert_eq!(edited["version"], version + 1);
+    assert_eq!(edited["credentialsVersion"], credentials + 1);
+    let (status, _) = t.relay_messages(&key, hello()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        mock.requests().last().unwrap().header("x-api-key"),
+        Some(ROTATED)
+    );
+    t.close().await;
+}
+
+/// A config.json reload that still names the secrets it named last time keeps a key rotated
+/// through the admin API since; a file whose keys changed wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_keeps_a_rotated_key_unless_the_file_changed_its_keys() {
+    let mock = MockUpstream::start(MockOptions::default()).await.unwrap();
+    let t = InProcessApp::start().await;
+    let (_, key) = t.create_key(json!({"name": "reload"})).await;
+    let write_config = |description: &str, upstream_key: &str| {
+        let config = json!({"upstream": [{
+            "id": "cafe0001", "name": "from-file", "serviceType": "claude",
+            "baseUrl": mock.base_url(), "apiKeys": [upstream_key], "description": description,
+        }]});
+        std::fs::write(
+            t.data_dir().join("config.json"),
+            serde_json::to_vec_pretty(&config).unwrap(),
+        )
+        .unwrap();
+        // A change is applied once it has been seen unchanged on two polls.
+        t.app.reloader.poll_once();
+        t.app.reloader.poll_once();
+    };
+    let upstream_key = async || {
+        let (status, body) = t.relay_messages(&key, hello()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        mock.requests()
+            .last()
+            .unwrap()
+            .header("x-api-key")
+            .map(str::to_string)
+    };
+
+    write_config("first", "sk-file-key-one-0001");
+    assert_eq!(
+        upstream_key().await.as_deref(),
+        Some("sk-file-key-one-0001")
+    );
+
+    let (status, body) = t
+        .admin(
+            "PATCH",
+            "/channels/cafe0001",
+            Some(json!({"apiKeys": ["sk-admin-rotated-0002"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // The file changes, but not its keys: the rotated key stays, the description follows.
+    write_config("second, longer description", "sk-file-key-one-0001");
+    let (_, channel) = t.admin("GET", "/channels/cafe0001", None).await;
+    assert_eq!(channel["description"], "second, longer description");
+    assert_eq!(
+        upstream_key().await.as_deref(),
+        Some("sk-admin-rotated-0002")
+    );
+
+    // The file's keys change: the file wins.
+    write_config("third", "sk-file-key-three-0003");
+    assert_eq!(
+        upstream_key().await.as_deref(),
+        Some("sk-file-key-three-0003")
+    );
+    t.close().await;
+}

@@ -864,7 +864,7 @@ fn records_round_trip(open: Open<'_>) {
     });
 
     let mut c1 = channel("c1", Pool::Gemini, "Gemini Pro");
-    c1.api_keys = vec![sealed.clone(), sealed.clone()];
+    c1.credentials.api_keys = vec![sealed.clone(), sealed.clone()];
     c1.key_load_balance = "round-robin".to_string();
     c1.insecure_skip_verify = true;
     c1.model_mapping = BTreeMap::from([("opus".to_string(), "claude-opus-4-1".to_string())]);
@@ -879,7 +879,7 @@ fn records_round_trip(open: Open<'_>) {
             ..PriceMultiplier::default()
         },
     )]);
-    c1.oauth_tokens = Some(sealed);
+    c1.credentials.oauth_tokens = Some(sealed);
     c1.quota_limit = Some(100.0 / 7.0);
     c1.quota_models = vec!["gemini-*".to_string()];
     c1.composite_mappings = vec![json!({"from": "a", "to": ["b", "c"]})];
@@ -931,7 +931,9 @@ fn records_round_trip(open: Open<'_>) {
     let loaded = run.store().load().unwrap();
     assert_eq!(loaded.keys["k1"], key_at(&k1, 1));
     assert_eq!(loaded.keys["k2"], key_at(&k2, 1));
-    assert_eq!(loaded.channels["c1"], channel_at(&c1, 1));
+    let mut c1_stored = channel_at(&c1, 1);
+    c1_stored.credentials.version = 1;
+    assert_eq!(loaded.channels["c1"], c1_stored);
     assert_eq!(loaded.pricing["claude-sonnet"], price_at(&p1, 1));
     assert_eq!(loaded.aliases, ModelAliases { version: 1, ..a });
     assert_eq!(loaded.settings, Settings { version: 1, ..s });
@@ -997,6 +999,69 @@ fn floats_round_trip(open: Open<'_>) {
 // ---------------------------------------------------------------------------------------------
 // One test per property and engine
 
+/// Credentials are their own record: rotating them bumps only their version, a channel edit
+/// that keeps them leaves their version, a delete takes them along, a stale version is refused.
+fn credentials_are_their_own_record(open: Open<'_>) {
+    let mut run = Run::start(open);
+    let sealed = |text: &str| -> crate::crypto::SealedSecret {
+        serde_json::from_value(json!(format!("enc:v1:0011aabb:{text}"))).unwrap()
+    };
+    let mut c = channel("c1", Pool::Messages, "main");
+    c.credentials.api_keys = vec![sealed("one")];
+    run.ok(vec![put_channel(&c, Expect::Absent)]);
+    let stored = run.state.channels["c1"].clone();
+    assert_eq!((stored.version, stored.credentials.version), (1, 1));
+
+    // Rotation: the channel's version stays.
+    let rotated = crate::domain::channel::Credentials {
+        api_keys: vec![sealed("two")],
+        ..stored.credentials.clone()
+    };
+    run.ok(vec![ConfigOp::PutCredentials(
+        "c1".into(),
+        rotated.clone(),
+        Expect::Version(1),
+    )]);
+    let stored = run.state.channels["c1"].clone();
+    assert_eq!((stored.version, stored.credentials.version), (1, 2));
+    assert_eq!(stored.credentials.api_keys, rotated.api_keys);
+    run.reopen();
+
+    // An admin who loaded the channel before the rotation edits it: no conflict, and the
+    // rotated key stays.
+    let mut edited = stored.clone();
+    edited.priority = 7;
+    run.ok(vec![put_channel(&edited, Expect::Version(1))]);
+    let stored = run.state.channels["c1"].clone();
+    assert_eq!((stored.version, stored.credentials.version), (2, 2));
+    assert_eq!(stored.credentials.api_keys, rotated.api_keys);
+
+    // A stale credentials version is refused; so are the credentials of a missing channel.
+    assert_conflict(&run.refused(vec![ConfigOp::PutCredentials(
+        "c1".into(),
+        rotated.clone(),
+        Expect::Version(1),
+    )]));
+    let err = run.refused(vec![ConfigOp::PutCredentials(
+        "nope".into(),
+        rotated,
+        Expect::Any,
+    )]);
+    assert_not_found(&err, "channel", "nope");
+
+    // Deleted with the channel; a new channel of the same id starts without them.
+    run.ok(vec![ConfigOp::DeleteChannel("c1".into(), Expect::Exists)]);
+    run.reopen();
+    run.ok(vec![put_channel(
+        &channel("c1", Pool::Messages, "main"),
+        Expect::Absent,
+    )]);
+    let stored = run.state.channels["c1"].clone();
+    assert!(stored.credentials.api_keys.is_empty());
+    assert_eq!(stored.credentials.version, 0);
+    run.reopen();
+}
+
 macro_rules! conformance {
     ($engine:ident, $fresh:expr) => {
         mod $engine {
@@ -1035,6 +1100,10 @@ macro_rules! conformance {
             #[test]
             fn keyring_is_set_once() {
                 super::keyring_is_set_once(&*$fresh());
+            }
+            #[test]
+            fn credentials_are_their_own_record() {
+                super::credentials_are_their_own_record(&*$fresh());
             }
             #[test]
             fn records_round_trip() {

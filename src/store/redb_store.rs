@@ -357,3 +357,70 @@ impl ConfigStore for RedbStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+    use super::*;
+
+    #[test]
+    fn schema_1_channel_secrets_move_into_credentials_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relaybox.redb");
+        {
+            // A schema-1 file: the secrets inside the channel record.
+            let store = RedbStore::open(&path).unwrap();
+            let txn = store.db.begin_write().unwrap();
+            {
+                let record = serde_json::json!({
+                    "id": "c1", "pool": "messages", "name": "main", "serviceType": "claude",
+                    "baseUrl": "https://upstream.example", "version": 3,
+                    "apiKeys": ["enc:v1:0011aabb:a2V5"], "oauthTokens": "enc:v1:0011aabb:dG9r",
+                });
+                let plain = serde_json::json!({
+                    "id": "c2", "pool": "chat", "name": "no-secrets", "serviceType": "openai",
+                    "baseUrl": "https://upstream.example", "version": 1,
+                });
+                let mut channels = txn.open_table(CHANNELS).unwrap();
+                channels
+                    .insert("c1", encode(&record).unwrap().as_slice())
+                    .unwrap();
+                channels
+                    .insert("c2", encode(&plain).unwrap().as_slice())
+                    .unwrap();
+                txn.open_table(META)
+                    .unwrap()
+                    .insert(META_SCHEMA, 1)
+                    .unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let store = RedbStore::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        let state = store.load().unwrap();
+        let c1 = &state.channels["c1"];
+        assert_eq!(c1.version, 3, "the channel keeps its version");
+        assert_eq!(c1.credentials.version, 1);
+        assert_eq!(c1.credentials.api_keys[0].as_str(), "enc:v1:0011aabb:a2V5");
+        assert_eq!(
+            c1.credentials.oauth_tokens.as_ref().unwrap().as_str(),
+            "enc:v1:0011aabb:dG9r"
+        );
+        assert!(
+            c1.extra.is_empty(),
+            "no secret left in the channel: {:?}",
+            c1.extra
+        );
+        assert!(state.channels["c2"].credentials.is_empty());
+        // The channel record itself no longer carries them.
+        let txn = store.db.begin_read().unwrap();
+        let raw = txn.open_table(CHANNELS).unwrap();
+        let bytes = raw.get("c1").unwrap().unwrap();
+        let text = String::from_utf8_lossy(bytes.value()).to_string();
+        assert!(
+            !text.contains("apiKeys") && !text.contains("enc:v1"),
+            "{text}"
+        );
+    }
+}
