@@ -1,4 +1,4 @@
-//! Stage 1–2 of the pipeline: who is calling, and may this key make this request.
+//! Stages 1 and 3 of the request path: who is calling, and may this key make this request.
 
 use std::sync::Arc;
 

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use super::Endpoint;
 use super::Relay;
 use super::error::RelayError;
-use super::pipeline::{self, Incoming};
+use super::pipeline::{self, ClientRequest};
 use crate::providers::{ErrorKind, Protocol};
 
 /// Hand one relay request to the pipeline. The handlers take the whole `Request` (not the
@@ -39,7 +39,7 @@ pub(super) async fn run(
     };
     pipeline::relay(
         relay,
-        Incoming {
+        ClientRequest {
             endpoint,
             headers,
             query,

@@ -1,5 +1,6 @@
 //! The client-facing API (SPEC §2). Route table only; read `pipeline.rs` for the request path.
 
+mod attempt;
 mod auth;
 pub mod client;
 mod error;
@@ -7,6 +8,7 @@ mod failover;
 mod handler;
 pub mod pipeline;
 pub mod record;
+mod respond;
 pub mod routing;
 pub mod state;
 mod stream;

@@ -1,4 +1,4 @@
-//! Stage 8: the request-log row. A [`Recorder`] is created as soon as a request has passed
+//! Stage 7 of the request path: the request-log row. A [`Recorder`] is created as soon as a request has passed
 //! authentication and is finished exactly once — with the outcome, or, if the request is dropped
 //! first (the client went away), from its `Drop` as `client_disconnect`. Rows go to the
 //! batching writer; nothing here waits for a disk.

@@ -1,4 +1,4 @@
-//! Stage 3: which channels may serve this request, in which order.
+//! Stage 4 of the request path: which channels may serve this request, in which order.
 //!
 //! Order: promoted channels first (`promotionUntil` in the future), then by priority (lower
 //! first) and file position; the pool's load-balance strategy rotates (`round-robin`) or

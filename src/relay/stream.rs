@@ -1,5 +1,5 @@
-//! Stage 7 for streams: SSE passed through chunk by chunk while a [`StreamTap`] reads usage and
-//! the first token as they pass. When the stream ends the row is written; when the client goes
+//! Stage 6 of the request path, for streams: SSE passed through chunk by chunk while a
+//! [`StreamTap`] reads usage and the first token as they pass. When the stream ends the row is written; when the client goes
 //! away the body is dropped, which drops the upstream response (cancelling it) and the
 //! [`Recorder`] (which logs `client_disconnect`).
 

@@ -1,0 +1,440 @@
+//! Stage 5 of the request path: try the planned channels in order.
+//!
+//! Per candidate: 5a the channel's rate limit (maybe queued) → 5b the upstream request (model
+//! mapping, body, URL, credential) → 5c [`send_once`] → on failure 5d the failover rules decide:
+//! retry with the next key (after a wait) / next channel / suspend the channel / give the
+//! upstream's error back. Every attempt is noted for the log row's `failover_info`.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use bytes::Bytes;
+use http_body_util::BodyExt as _;
+use serde_json::Value;
+
+use super::Relay;
+use super::client::{Certificates, UpstreamResponse};
+use super::error::RelayError;
+use super::failover::{self, ChainState, Decision, Failure};
+use super::pipeline::{ClientRequest, Prepared, fail};
+use super::record::{Outcome, Recorder};
+use super::respond::{Protocols, respond};
+use super::routing::Candidate;
+use super::upstream;
+use crate::config::Snapshot;
+use crate::providers::{self, ErrorKind, Protocol};
+
+/// How much of an upstream error body is read (for the log and failover matching).
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(120);
+
+#[derive(Debug, serde::Serialize)]
+struct AttemptNote {
+    channel: String,
+    status: u16,
+    action: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wait_ms: Option<u64>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    error: String,
+}
+
+/// Where and what 5c sends: the same for every retry on one channel.
+struct Target<'a> {
+    url: &'a str,
+    certificates: Certificates,
+    header_timeout: Duration,
+    payload: &'a Bytes,
+}
+
+/// A failed attempt: what the failover rules decide on, and the answer's content type (to
+/// give the upstream's error back as it was).
+struct FailedAttempt {
+    failure: Failure,
+    content_type: Option<HeaderValue>,
+}
+
+/// 5c: one request to one upstream with one credential. `Ok` is a 2xx answer, passed on as
+/// it comes; `Err` is what failed — an error answer (its body read up to 64 KiB), no answer
+/// (502), or no response headers in time (504).
+async fn send_once(
+    relay: &Relay,
+    target: &Target<'_>,
+    headers: axum::http::HeaderMap,
+) -> Result<UpstreamResponse, FailedAttempt> {
+    let sent = tokio::time::timeout(
+        target.header_timeout,
+        relay.upstream.send(
+            target.certificates,
+            target.url,
+            headers,
+            target.payload.clone(),
+        ),
+    )
+    .await;
+    let failure = match sent {
+        Ok(Ok(response)) if response.status().is_success() => return Ok(response),
+        Ok(Ok(response)) => {
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
+            let body = read_limited(response, ERROR_BODY_LIMIT).await;
+            return Err(FailedAttempt {
+                failure: Failure {
+                    status,
+                    body,
+                    retry_after,
+                },
+                content_type,
+            });
+        }
+        Ok(Err(err)) => Failure {
+            status: 502,
+            body: format!("no response from the upstream: {}", err.describe()),
+            retry_after: None,
+        },
+        Err(_) => Failure {
+            status: 504,
+            body: format!(
+                "no response headers within {} s",
+                target.header_timeout.as_secs()
+            ),
+            retry_after: None,
+        },
+    };
+    Err(FailedAttempt {
+        failure,
+        content_type: None,
+    })
+}
+
+/// What the last failed attempt said, for the client when every channel failed.
+struct LastFailure {
+    failure: Failure,
+    channel: String,
+    content_type: Option<HeaderValue>,
+}
+
+pub(super) async fn attempt(
+    relay: Arc<Relay>,
+    live: Arc<Snapshot>,
+    incoming: ClientRequest,
+    mut recorder: Recorder,
+    candidates: Vec<Candidate>,
+    request: Prepared,
+) -> Response {
+    let Prepared {
+        facts,
+        hide_usage_chunk,
+        sticky,
+    } = request;
+    let client_protocol = incoming.endpoint.client_protocol();
+    let settings = &live.settings;
+    let mut notes: Vec<AttemptNote> = Vec::new();
+    let mut last: Option<LastFailure> = None;
+    let query = upstream_query(&incoming);
+    let suspend_default = Duration::from_secs(settings.suspend_seconds);
+    let breaker_cooldown = Duration::from_secs(settings.circuit_breaker_cooldown_seconds);
+
+    let mut rate_limited: Option<String> = None;
+    // The whole body, parsed only if a channel needs it changed.
+    let mut parsed: Option<Value> = None;
+    for candidate in &candidates {
+        let channel = &candidate.channel;
+        let name = channel.channel.name.as_str();
+        if let Err(reason) = relay
+            .limits
+            .acquire_channel_slot(&channel.channel, settings.max_queue_length)
+            .await
+        {
+            relay.metrics.limit_refusal("channel_rate_limit");
+            notes.push(AttemptNote {
+                channel: name.to_owned(),
+                status: 429,
+                action: "skip",
+                wait_ms: None,
+                error: reason.clone(),
+            });
+            recorder.set_failover_info(serde_json::to_string(&notes).unwrap_or_default());
+            rate_limited = Some(format!("{name}: {reason}"));
+            continue;
+        }
+        let upstream_model = channel
+            .mapper
+            .map(&facts.model)
+            .map_or(Cow::Borrowed(facts.model.as_str()), Cow::Owned);
+        let payload = match upstream_body(
+            &incoming,
+            &mut parsed,
+            &facts.model,
+            &upstream_model,
+            hide_usage_chunk,
+        ) {
+            Ok(bytes) => bytes,
+            Err(error) => return fail(recorder, error, client_protocol),
+        };
+        let url = upstream::upstream_url(
+            &channel.channel.base_url,
+            &incoming.endpoint.upstream_path(&upstream_model),
+            query.as_deref(),
+        );
+        let target = Target {
+            url: &url,
+            certificates: if channel.channel.insecure_skip_verify {
+                Certificates::AcceptAny
+            } else {
+                Certificates::Verify
+            },
+            header_timeout: channel
+                .channel
+                .response_header_timeout
+                .map_or(DEFAULT_HEADER_TIMEOUT, Duration::from_secs),
+            payload: &payload,
+        };
+        let mut chain = ChainState::default();
+        let mut key_index = relay
+            .health
+            .first_key(channel, live.load_balance[channel.channel.pool as usize]);
+        loop {
+            let Some(headers) =
+                upstream::upstream_headers(&incoming.headers, candidate.kind, channel, key_index)
+            else {
+                notes.push(AttemptNote {
+                    channel: name.to_owned(),
+                    status: 0,
+                    action: "skip",
+                    wait_ms: None,
+                    error: "no upstream credential configured".into(),
+                });
+                break;
+            };
+            let sent = send_once(&relay, &target, headers).await;
+            let (failure, content_type) = match sent {
+                Ok(response) => {
+                    relay.health.record_success(&channel.channel.id);
+                    if let Some((session, ttl)) = &sticky {
+                        relay.limits.stick(session, &channel.channel.id, *ttl);
+                    }
+                    recorder.set_channel(channel);
+                    if !notes.is_empty() {
+                        notes.push(AttemptNote {
+                            channel: name.to_owned(),
+                            status: response.status().as_u16(),
+                            action: "success",
+                            wait_ms: None,
+                            error: String::new(),
+                        });
+                        recorder
+                            .set_failover_info(serde_json::to_string(&notes).unwrap_or_default());
+                    }
+                    return respond(
+                        response,
+                        recorder,
+                        Protocols {
+                            client: client_protocol,
+                            upstream: candidate.kind.protocol(),
+                        },
+                        facts.stream,
+                        hide_usage_chunk,
+                    )
+                    .await;
+                }
+                Err(failed) => (failed.failure, failed.content_type),
+            };
+            relay.metrics.upstream_error(name, failure.status);
+            let decision =
+                failover::decide(&settings.failover, &failure, &mut chain, suspend_default);
+            let excerpt = providers::upstream_error_text(failure.body.as_bytes());
+            let (action, wait_ms) = match decision {
+                Decision::Retry(wait) => (
+                    "retry",
+                    Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
+                ),
+                Decision::Failover => ("failover", None),
+                Decision::Suspend(d) => (
+                    "suspend",
+                    Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                ),
+                Decision::GiveUp => ("return", None),
+            };
+            notes.push(AttemptNote {
+                channel: name.to_owned(),
+                status: failure.status,
+                action,
+                wait_ms,
+                error: excerpt.clone(),
+            });
+            recorder.set_channel(channel);
+            recorder.set_upstream_error(excerpt);
+            recorder.set_failover_info(serde_json::to_string(&notes).unwrap_or_default());
+            last = Some(LastFailure {
+                failure,
+                channel: name.to_owned(),
+                content_type,
+            });
+            match decision {
+                Decision::Retry(wait) => {
+                    relay.metrics.retry();
+                    tokio::time::sleep(wait).await;
+                    key_index += 1;
+                }
+                Decision::Failover => {
+                    relay.metrics.failover();
+                    relay.health.record_failure(
+                        &channel.channel.id,
+                        settings.circuit_breaker_threshold,
+                        breaker_cooldown,
+                    );
+                    break;
+                }
+                Decision::Suspend(duration) => {
+                    relay.metrics.failover();
+                    tracing::warn!(channel = %name, seconds = duration.as_secs(), "channel suspended by a failover rule");
+                    relay.health.suspend(&channel.channel.id, duration);
+                    break;
+                }
+                Decision::GiveUp => {
+                    let Some(last) = last else { break };
+                    return give_back(recorder, last, client_protocol);
+                }
+            }
+        }
+    }
+    match (last, rate_limited) {
+        (Some(last), _) => exhausted(recorder, &last, candidates.len(), client_protocol),
+        (None, Some(reason)) => {
+            let message = format!(
+                "every channel that could serve this request is at its rate limit ({reason}); retry in a minute"
+            );
+            let error = RelayError::new(ErrorKind::RateLimited, "channel_rate_limited", message)
+                .with_retry_after(60);
+            fail(recorder, error, client_protocol)
+        }
+        (None, None) => {
+            let error = RelayError::new(
+                ErrorKind::Overloaded,
+                "no_channel_available",
+                "no channel could be tried (none has an upstream credential)",
+            );
+            fail(recorder, error, client_protocol)
+        }
+    }
+}
+
+/// The body for one channel: the client's bytes when nothing changed, else re-serialised.
+/// The body for one channel: the client's bytes as they are unless the model is mapped to
+/// another name or the upstream must be asked for usage (`stream_options.include_usage`).
+fn upstream_body(
+    incoming: &ClientRequest,
+    parsed: &mut Option<Value>,
+    model: &str,
+    upstream_model: &str,
+    ask_for_usage: bool,
+) -> Result<Bytes, RelayError> {
+    let remap = incoming.endpoint.client_protocol() != Protocol::Gemini && model != upstream_model;
+    if !remap && !ask_for_usage {
+        return Ok(incoming.body.clone());
+    }
+    let encode_error = |e: serde_json::Error| {
+        RelayError::new(
+            ErrorKind::Internal,
+            "internal_error",
+            format!("could not encode the request: {e}"),
+        )
+    };
+    if parsed.is_none() {
+        *parsed = Some(serde_json::from_slice(&incoming.body).map_err(encode_error)?);
+    }
+    let mut body = parsed.clone().unwrap_or(Value::Null);
+    if ask_for_usage {
+        providers::ensure_include_usage(&mut body);
+    }
+    if remap && let Some(object) = body.as_object_mut() {
+        object.insert("model".into(), Value::String(upstream_model.to_string()));
+    }
+    serde_json::to_vec(&body)
+        .map(Bytes::from)
+        .map_err(encode_error)
+}
+
+/// The client's query string minus its credential (`key=` for Gemini).
+fn upstream_query(incoming: &ClientRequest) -> Option<String> {
+    let query = incoming.query.as_deref()?;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| !pair.is_empty() && !pair.starts_with("key="))
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("&"))
+}
+
+async fn read_limited(response: UpstreamResponse, limit: usize) -> String {
+    use futures_util::StreamExt as _;
+    let mut stream = response.into_body().into_data_stream();
+    let mut out = Vec::new();
+    while let Some(Ok(chunk)) = stream.next().await {
+        out.extend_from_slice(&chunk[..chunk.len().min(limit - out.len())]);
+        if out.len() >= limit {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The client's own mistake according to the upstream (400, 404, …): its answer, as it is.
+fn give_back(recorder: Recorder, last: LastFailure, protocol: Protocol) -> Response {
+    let status = last.failure.status;
+    if matches!(status, 401 | 403) || !(400..600).contains(&status) {
+        return exhausted(recorder, &last, 1, protocol);
+    }
+    recorder.finish(Outcome::Error, status, "the upstream refused the request");
+    let mut response = Response::new(Body::from(last.failure.body));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let content_type = last
+        .content_type
+        .unwrap_or(HeaderValue::from_static("application/json"));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, content_type);
+    if let Some(wait) = last.failure.retry_after
+        && let Ok(value) = HeaderValue::from_str(&wait.as_secs().to_string())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+/// Every candidate failed: say so in the client's protocol, with the right status.
+fn exhausted(recorder: Recorder, last: &LastFailure, tried: usize, protocol: Protocol) -> Response {
+    let failure = &last.failure;
+    let (kind, code) = match failure.status {
+        429 => (ErrorKind::RateLimited, "upstream_rate_limited"),
+        504 => (ErrorKind::Timeout, "upstream_timeout"),
+        503 | 529 => (ErrorKind::Overloaded, "upstream_overloaded"),
+        _ => (ErrorKind::Upstream, "upstream_error"),
+    };
+    let what = match failure.status {
+        401 | 403 => "rejected the relay's upstream credential (the relay's admin must fix the channel's key)".to_string(),
+        status => format!("answered HTTP {status}"),
+    };
+    let plural = if tried == 1 { "channel" } else { "channels" };
+    let message = format!(
+        "{tried} {plural} tried; the last one ('{}') {what}. Retry later.",
+        last.channel
+    );
+    let mut error = RelayError::new(kind, code, message);
+    if let Some(wait) = failure.retry_after {
+        error = error.with_retry_after(wait.as_secs().max(1));
+    } else if kind == ErrorKind::RateLimited {
+        error = error.with_retry_after(5);
+    }
+    fail(recorder, error, protocol)
+}
