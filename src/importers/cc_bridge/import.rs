@@ -17,8 +17,8 @@ use super::{
 use crate::config::Configuration;
 use crate::crypto::Cipher;
 use crate::domain::ModelAliases;
+use crate::store::ConfigState;
 use crate::store::sqlite::LogDb;
-use crate::store::{ConfigState, StoreError};
 
 /// Where a long import stands (request logs: every 1000 rows).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -253,11 +253,10 @@ fn alias_entries(aliases: &ModelAliases) -> u64 {
 }
 
 fn count_rows(logs: &LogDb, table: &'static str) -> Result<u64, ImportError> {
-    let conn = logs.lock();
-    let count: i64 = conn
-        .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
+    let count: i64 = logs.reader().read(|conn| {
+        conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
             row.get(0)
         })
-        .map_err(StoreError::from)?;
+    })?;
     Ok(u64::try_from(count).unwrap_or(0))
 }

@@ -7,7 +7,6 @@ use super::{ImportOptions, Run, read};
 use crate::domain::Pool;
 use crate::importers::cc_bridge::plan::ParsedConfig;
 use crate::importers::cc_bridge::{CcBridgeDb, ImportError, sqlite};
-use crate::store::StoreError;
 use crate::store::sqlite::{LogDb, RequestLog};
 
 /// Request-log rows per batch (one transaction each) and per progress report.
@@ -101,30 +100,28 @@ fn resolve_channels(batch: &mut [RequestLog], names: &HashMap<(Pool, String), St
     }
 }
 
-/// How many rows of `batch` are not in `logs.sqlite` yet (dry run).
+/// How many rows of `batch` are not in `logs.sqlite` yet (dry run; read-only connection).
 fn count_new_logs(logs: &LogDb, batch: &[RequestLog]) -> Result<u64, ImportError> {
-    let conn = logs.lock();
-    let mut stmt = conn
-        .prepare_cached("SELECT 1 FROM request_log WHERE id = ?1")
-        .map_err(StoreError::from)?;
-    let mut new = 0;
-    for row in batch {
-        if !stmt.exists([&row.id]).map_err(StoreError::from)? {
-            new += 1;
+    Ok(logs.reader().read(|conn| {
+        let mut stmt = conn.prepare_cached("SELECT 1 FROM request_log WHERE id = ?1")?;
+        let mut new = 0;
+        for row in batch {
+            if !stmt.exists([&row.id])? {
+                new += 1;
+            }
         }
-    }
-    Ok(new)
+        Ok(new)
+    })?)
 }
 
 fn existing_user_alias(logs: &LogDb, user_id: &str) -> Result<Option<String>, ImportError> {
     use rusqlite::OptionalExtension;
-    let conn = logs.lock();
-    Ok(conn
-        .query_row(
+    Ok(logs.reader().read(|conn| {
+        conn.query_row(
             "SELECT alias FROM user_aliases WHERE user_id = ?1",
             [user_id],
             |row| row.get(0),
         )
         .optional()
-        .map_err(StoreError::from)?)
+    })?)
 }
