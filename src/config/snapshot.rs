@@ -58,8 +58,10 @@ pub struct Snapshot {
     pub channels: Table<Arc<LiveChannel>>,
     /// Per pool, ordered by priority then file position (rebuilt from `channels` when a
     /// channel changes: there are few).
-    pub pools: FastMap<Pool, Vec<Arc<LiveChannel>>>,
-    pub pricing: PricingTable,
+    /// Shared by the snapshots between channel changes.
+    pub pools: Arc<FastMap<Pool, Vec<Arc<LiveChannel>>>>,
+    /// Shared by the snapshots between pricing changes.
+    pub pricing: Arc<PricingTable>,
     pub aliases: ModelAliases,
     pub settings: Settings,
     /// Each pool's load-balance strategy, parsed (index: `Pool as usize`).
@@ -75,8 +77,8 @@ impl Default for Snapshot {
             keys_by_hash: keys_by_hash(),
             legacy: LegacyIndex::default(),
             channels: Table::default(),
-            pools: FastMap::default(),
-            pricing: PricingTable::default(),
+            pools: Arc::default(),
+            pricing: Arc::default(),
             aliases: ModelAliases::default(),
             settings: Settings::default(),
             load_balance: [LoadBalance::Failover; 4],
@@ -100,7 +102,7 @@ impl Snapshot {
             );
         }
         snapshot.rebuild_pools();
-        snapshot.pricing = PricingTable::new(state.pricing.iter());
+        snapshot.pricing = Arc::new(PricingTable::new(state.pricing.iter()));
         snapshot.aliases = state.aliases.clone();
         snapshot.settings = state.settings.clone();
         snapshot.load_balance = load_balance_per_pool(&state.settings);
@@ -122,8 +124,8 @@ impl Snapshot {
             keys_by_hash: self.keys_by_hash.clone(),
             legacy: self.legacy.clone(),
             channels: self.channels.clone(),
-            pools: FastMap::default(),
-            pricing: PricingTable::default(),
+            pools: Arc::clone(&self.pools),
+            pricing: Arc::clone(&self.pricing),
             aliases: next.aliases.clone(),
             settings: next.settings.clone(),
             load_balance: load_balance_per_pool(&next.settings),
@@ -157,14 +159,10 @@ impl Snapshot {
         }
         if channels_changed {
             snapshot.rebuild_pools();
-        } else {
-            snapshot.pools = self.pools.clone();
         }
-        snapshot.pricing = if pricing_changed {
-            PricingTable::new(next.pricing.iter())
-        } else {
-            self.pricing.clone()
-        };
+        if pricing_changed {
+            snapshot.pricing = Arc::new(PricingTable::new(next.pricing.iter()));
+        }
         snapshot.state = next;
         Ok(snapshot)
     }
@@ -214,7 +212,7 @@ impl Snapshot {
                 ))
             });
         }
-        self.pools = pools;
+        self.pools = Arc::new(pools);
     }
 
     /// The key a client presented, by its SHA-256 or, failing that, by a legacy salted hash.
@@ -231,8 +229,134 @@ impl Snapshot {
             .find_map(|(salt, map)| map.get(&crate::crypto::legacy_hash(presented, salt)))
     }
 
+    #[cfg(test)]
+    fn find_key_by_hash(&self, hash: &str) -> Option<&Arc<ClientKey>> {
+        self.keys_by_hash.get(hash)
+    }
+
     #[must_use]
     pub fn channels(&self, pool: Pool) -> &[Arc<LiveChannel>] {
         self.pools.get(&pool).map_or(&[], Vec::as_slice)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+    use super::*;
+    use crate::crypto::MasterSecret;
+    use crate::domain::{Channel, KeyStatus};
+    use crate::store::{ConfigOp, Expect};
+
+    fn cipher() -> Cipher {
+        let master = MasterSecret::from_text(&MasterSecret::generate_text().unwrap());
+        Cipher::create(&master).unwrap().0
+    }
+
+    fn key(id: &str) -> ClientKey {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "name": id, "hash": format!("hash-{id}"), "displayPrefix": "rb_",
+            "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z",
+        }))
+        .unwrap()
+    }
+
+    fn channel(id: &str, cipher: &Cipher, secret: &str) -> Channel {
+        let mut channel: Channel = serde_json::from_value(serde_json::json!({
+            "id": id, "pool": "messages", "name": id, "serviceType": "claude",
+            "baseUrl": "https://upstream.example",
+        }))
+        .unwrap();
+        channel.credentials.api_keys = vec![cipher.seal(&api_key_aad(id), secret).unwrap()];
+        channel
+    }
+
+    /// Apply `ops` the way the writer does; returns the advanced snapshot.
+    fn advance(snapshot: &Snapshot, ops: &[ConfigOp], cipher: &Cipher) -> Snapshot {
+        let mut next = snapshot.state.clone();
+        let writes = next.apply_ops(ops).unwrap();
+        snapshot.advance(next, &writes, cipher).unwrap()
+    }
+
+    #[test]
+    fn advancing_shares_what_did_not_change_and_equals_a_full_build() {
+        let cipher = cipher();
+        let start = Snapshot::build(ConfigState::default(), &cipher).unwrap();
+        let one = advance(
+            &start,
+            &[
+                ConfigOp::PutKey(key("k1"), Expect::Absent),
+                ConfigOp::PutChannel(channel("c1", &cipher, "sk-one"), Expect::Absent),
+                ConfigOp::PutChannel(channel("c2", &cipher, "sk-two"), Expect::Absent),
+            ],
+            &cipher,
+        );
+        assert!(one.find_key_by_hash("hash-k1").is_some());
+        assert_eq!(one.channels(Pool::Messages).len(), 2);
+
+        // A key change: every channel, the pools and the pricing are the same allocations.
+        let two = advance(
+            &one,
+            &[ConfigOp::PutKey(key("k2"), Expect::Absent)],
+            &cipher,
+        );
+        assert!(Arc::ptr_eq(&one.pools, &two.pools));
+        assert!(Arc::ptr_eq(&one.pricing, &two.pricing));
+        assert!(Arc::ptr_eq(&one.channels["c1"], &two.channels["c1"]));
+
+        // Rotating c1's credentials reopens c1 only.
+        let mut rotated = two.state.channels["c1"].credentials.clone();
+        rotated.api_keys = vec![cipher.seal(&api_key_aad("c1"), "sk-rotated").unwrap()];
+        let three = advance(
+            &two,
+            &[ConfigOp::PutCredentials(
+                "c1".into(),
+                rotated,
+                Expect::Exists,
+            )],
+            &cipher,
+        );
+        assert!(!Arc::ptr_eq(&two.channels["c1"], &three.channels["c1"]));
+        assert!(Arc::ptr_eq(&two.channels["c2"], &three.channels["c2"]));
+        assert_eq!(
+            three.channels["c1"].credentials[0].as_ref().unwrap().raw,
+            "sk-rotated"
+        );
+        assert_eq!(three.state.channels["c1"].version, 1);
+
+        // Revoke and delete: gone from the index at once.
+        let mut revoked = key("k1");
+        revoked.status = KeyStatus::Revoked;
+        let four = advance(
+            &three,
+            &[
+                ConfigOp::PutKey(revoked, Expect::Exists),
+                ConfigOp::DeleteKey("k2".into(), Expect::Exists),
+                ConfigOp::DeleteChannel("c2".into(), Expect::Exists),
+            ],
+            &cipher,
+        );
+        assert_eq!(
+            four.find_key_by_hash("hash-k1").unwrap().status,
+            KeyStatus::Revoked
+        );
+        assert!(four.find_key_by_hash("hash-k2").is_none());
+        assert_eq!(four.channels(Pool::Messages).len(), 1);
+
+        // The advanced snapshot shows what a full build of the same state shows.
+        let rebuilt = Snapshot::build(four.state.clone(), &cipher).unwrap();
+        assert_eq!(rebuilt.keys_by_hash.size(), four.keys_by_hash.size());
+        for (hash, key) in rebuilt.keys_by_hash.iter() {
+            assert_eq!(four.keys_by_hash.get(hash).unwrap(), key);
+        }
+        let ids = |s: &Snapshot| -> Vec<String> {
+            s.channels(Pool::Messages)
+                .iter()
+                .map(|c| c.channel.id.clone())
+                .collect()
+        };
+        assert_eq!(ids(&rebuilt), ids(&four));
+        assert_eq!(rebuilt.revision, four.revision);
     }
 }
