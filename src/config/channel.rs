@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 use super::snapshot::{api_key_aad, oauth_aad};
 use crate::crypto::{Cipher, CryptoError};
 use crate::domain::{Channel, Pool, Settings};
+use crate::limits::quota::QuotaSchedule;
 use crate::providers::{ModelMapper, Protocol};
 
 /// How relaybox talks to a channel: its wire protocol and how it authenticates.
@@ -100,10 +101,36 @@ pub struct LiveChannel {
     pub promotion_until: Option<OffsetDateTime>,
     /// `keyLoadBalance`; `None` = the pool's strategy.
     pub key_load_balance: Option<LoadBalance>,
+    /// The quota settings, parsed; `None` = no quota.
+    pub quota: Option<QuotaSchedule>,
     /// Per upstream API key, the header values that carry it; `None` for a key that is not a
     /// valid header value.
     pub credentials: Vec<Option<Credential>>,
     pub oauth_tokens: Option<Zeroizing<String>>,
+    /// From `oauth_tokens`, parsed once: `Bearer <access_token>` and the Codex account id.
+    pub oauth: Option<OAuthHeaders>,
+}
+
+/// The header values an OAuth channel sends, marked sensitive.
+#[derive(Debug)]
+pub struct OAuthHeaders {
+    pub bearer: hyper::header::HeaderValue,
+    pub account_id: Option<hyper::header::HeaderValue>,
+}
+
+impl OAuthHeaders {
+    /// `None` when the token block has no usable `access_token`.
+    fn parse(tokens: &str) -> Option<OAuthHeaders> {
+        let tokens: serde_json::Value = serde_json::from_str(tokens).ok()?;
+        let access = tokens.get("access_token")?.as_str()?;
+        let mut bearer = hyper::header::HeaderValue::from_str(&format!("Bearer {access}")).ok()?;
+        bearer.set_sensitive(true);
+        let account_id = tokens
+            .get("account_id")
+            .and_then(|a| a.as_str())
+            .and_then(|a| hyper::header::HeaderValue::from_str(a).ok());
+        Some(OAuthHeaders { bearer, account_id })
+    }
 }
 
 impl LiveChannel {
@@ -128,7 +155,9 @@ impl LiveChannel {
                 OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
             }),
             key_load_balance: LoadBalance::parse(&channel.key_load_balance),
+            quota: QuotaSchedule::of(channel),
             credentials: api_keys.iter().map(|key| Credential::new(key)).collect(),
+            oauth: oauth_tokens.as_deref().and_then(|t| OAuthHeaders::parse(t)),
             oauth_tokens,
             channel: channel.clone(),
         })

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::quota::{self, QuotaPeriod};
+use super::quota::{self, QuotaPeriod, QuotaSchedule};
 use super::window::RollingSum;
 use super::{ChannelState, Limiter, RPM_WINDOW, USAGE_BUCKET, channel_state, lock};
 use crate::domain::Channel;
@@ -57,11 +57,21 @@ impl Limiter {
         channel: &Channel,
         f: impl FnOnce(&mut ChannelState, Option<QuotaPeriod>, i64) -> T,
     ) -> T {
+        self.with_schedule(&channel.id, QuotaSchedule::of(channel).as_ref(), f)
+    }
+
+    /// As `with_channel`, with the schedule already parsed (the request path's way).
+    fn with_schedule<T>(
+        &self,
+        channel_id: &str,
+        schedule: Option<&QuotaSchedule>,
+        f: impl FnOnce(&mut ChannelState, Option<QuotaPeriod>, i64) -> T,
+    ) -> T {
         let now = self.clock.now();
         let t = now.unix_timestamp();
-        let period = quota::period(channel, now);
+        let period = schedule.and_then(|s| s.period(now));
         let mut channels = lock(&self.channels);
-        let state = channel_state(&mut channels, &channel.id);
+        let state = channel_state(&mut channels, channel_id);
         if let Some(period) = &period
             && !period.rolling
             && period.start != state.quota_period_start
@@ -77,7 +87,19 @@ impl Limiter {
 
     /// `Err(reason)` while the channel is over its quota.
     pub fn channel_quota_check(&self, channel: &Channel) -> Result<(), String> {
-        self.with_channel(channel, |state, period, t| {
+        self.quota_check(&channel.id, QuotaSchedule::of(channel).as_ref())
+    }
+
+    /// [`Limiter::channel_quota_check`] with the schedule parsed once per configuration.
+    pub fn quota_check(
+        &self,
+        channel_id: &str,
+        schedule: Option<&QuotaSchedule>,
+    ) -> Result<(), String> {
+        if schedule.is_none() {
+            return Ok(());
+        }
+        self.with_schedule(channel_id, schedule, |state, period, t| {
             let Some(period) = period else { return Ok(()) };
             let used = if period.rolling {
                 state.quota_rolling.sum(t, period.length)
@@ -111,10 +133,28 @@ impl Limiter {
         started: OffsetDateTime,
         cost: f64,
     ) {
-        if !quota::counts_model(channel, model) {
+        self.record_quota_usage(
+            channel,
+            QuotaSchedule::of(channel).as_ref(),
+            model,
+            started,
+            cost,
+        );
+    }
+
+    /// [`Limiter::record_channel_usage`] with the schedule parsed once per configuration.
+    pub fn record_quota_usage(
+        &self,
+        channel: &Channel,
+        schedule: Option<&QuotaSchedule>,
+        model: &str,
+        started: OffsetDateTime,
+        cost: f64,
+    ) {
+        if schedule.is_none() || !quota::counts_model(channel, model) {
             return;
         }
-        self.with_channel(channel, |state, period, _| {
+        self.with_schedule(&channel.id, schedule, |state, period, _| {
             let Some(period) = period else { return };
             let amount = if period.credit { cost } else { 1.0 };
             let at = started.unix_timestamp();

@@ -23,11 +23,71 @@ pub struct QuotaPeriod {
     pub length: i64,
 }
 
-fn step(at: OffsetDateTime, unit: &str, n: i64) -> Option<OffsetDateTime> {
+/// `quotaResetUnit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaUnit {
+    Hours,
+    Days,
+    Weeks,
+    /// Calendar months.
+    Months,
+}
+
+impl QuotaUnit {
+    /// cc-bridge's spelling; empty or unknown means days.
+    fn parse(text: &str) -> QuotaUnit {
+        match text {
+            "hours" => QuotaUnit::Hours,
+            "weeks" => QuotaUnit::Weeks,
+            "months" => QuotaUnit::Months,
+            _ => QuotaUnit::Days,
+        }
+    }
+}
+
+/// A channel's quota settings, parsed once (when the configuration changes), so finding the
+/// current period on the request path parses no date and compares no string.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuotaSchedule {
+    pub limit: f64,
+    /// `credit` (USD) rather than `requests`.
+    pub credit: bool,
+    pub rolling: bool,
+    /// `quotaResetInterval`, when positive.
+    pub interval: Option<i64>,
+    pub unit: QuotaUnit,
+    /// `quotaResetAt`, when it is RFC 3339.
+    pub anchor: Option<OffsetDateTime>,
+}
+
+impl QuotaSchedule {
+    /// `None` when the channel has no quota.
+    #[must_use]
+    pub fn of(channel: &Channel) -> Option<QuotaSchedule> {
+        let limit = channel.quota_limit.filter(|l| *l > 0.0)?;
+        let credit = match channel.quota_type.as_str() {
+            "requests" => false,
+            "credit" => true,
+            _ => return None,
+        };
+        Some(QuotaSchedule {
+            limit,
+            credit,
+            rolling: channel.quota_reset_mode == "rolling",
+            interval: channel.quota_reset_interval.filter(|n| *n > 0),
+            unit: QuotaUnit::parse(&channel.quota_reset_unit),
+            anchor: channel.quota_reset_at.as_deref().and_then(|t| {
+                OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+            }),
+        })
+    }
+}
+
+fn step(at: OffsetDateTime, unit: QuotaUnit, n: i64) -> Option<OffsetDateTime> {
     match unit {
-        "hours" => at.checked_add(Duration::hours(n)),
-        "weeks" => at.checked_add(Duration::weeks(n)),
-        "months" => {
+        QuotaUnit::Hours => at.checked_add(Duration::hours(n)),
+        QuotaUnit::Weeks => at.checked_add(Duration::weeks(n)),
+        QuotaUnit::Months => {
             let months = i64::from(at.year()) * 12 + i64::from(u8::from(at.month())) - 1 + n;
             let year = i32::try_from(months.div_euclid(12)).ok()?;
             let month =
@@ -36,29 +96,34 @@ fn step(at: OffsetDateTime, unit: &str, n: i64) -> Option<OffsetDateTime> {
             let date = time::Date::from_calendar_date(year, month, at.day().min(last_day)).ok()?;
             Some(at.replace_date(date))
         }
-        _ => at.checked_add(Duration::days(n)),
+        QuotaUnit::Days => at.checked_add(Duration::days(n)),
     }
 }
 
 /// The quota period of `channel` at `now`, or `None` when the channel has no quota.
 #[must_use]
 pub fn period(channel: &Channel, now: OffsetDateTime) -> Option<QuotaPeriod> {
-    let limit = channel.quota_limit.filter(|l| *l > 0.0)?;
-    let credit = match channel.quota_type.as_str() {
-        "requests" => false,
-        "credit" => true,
-        _ => return None,
-    };
-    let interval = channel.quota_reset_interval.filter(|n| *n > 0);
-    let unit = if channel.quota_reset_unit.is_empty() {
-        "days"
-    } else {
-        channel.quota_reset_unit.as_str()
-    };
-    let anchor = channel.quota_reset_at.as_deref().and_then(|t| {
-        OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
-    });
-    if channel.quota_reset_mode == "rolling" {
+    QuotaSchedule::of(channel)?.period(now)
+}
+
+impl QuotaSchedule {
+    /// The period `now` falls in.
+    #[must_use]
+    pub fn period(&self, now: OffsetDateTime) -> Option<QuotaPeriod> {
+        period_of(self, now)
+    }
+}
+
+fn period_of(schedule: &QuotaSchedule, now: OffsetDateTime) -> Option<QuotaPeriod> {
+    let QuotaSchedule {
+        limit,
+        credit,
+        rolling,
+        interval,
+        unit,
+        anchor,
+    } = *schedule;
+    if rolling {
         let n = interval.unwrap_or(1);
         let length = step(now, unit, n).map_or(86_400, |later| (later - now).whole_seconds());
         return Some(QuotaPeriod {
@@ -78,10 +143,10 @@ pub fn period(channel: &Channel, now: OffsetDateTime) -> Option<QuotaPeriod> {
         (Some(anchor), Some(n)) => {
             // Walk from the anchor to the period that contains `now`; fixed-length units jump.
             let approx_len = match unit {
-                "hours" => 3600 * n,
-                "weeks" => 604_800 * n,
-                "months" => 2_419_200 * n, // 28 days: never overshoots a calendar month
-                _ => 86_400 * n,
+                QuotaUnit::Hours => 3600 * n,
+                QuotaUnit::Weeks => 604_800 * n,
+                QuotaUnit::Months => 2_419_200 * n, // 28 days: never overshoots a calendar month
+                QuotaUnit::Days => 86_400 * n,
             };
             let mut k = (now - anchor).whole_seconds().div_euclid(approx_len);
             let mut start = step(anchor, unit, n * k)?;

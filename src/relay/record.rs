@@ -268,7 +268,13 @@ impl Recorder {
         if row.status == "success"
             && let Some(channel) = &self.channel
         {
-            limits.record_channel_usage(&channel.channel, &row.model, self.started_at, row.price);
+            limits.record_quota_usage(
+                &channel.channel,
+                channel.quota.as_ref(),
+                &row.model,
+                self.started_at,
+                row.price,
+            );
         }
         drop(self.permit.take());
         let metrics = &self.relay.metrics;

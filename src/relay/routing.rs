@@ -178,7 +178,7 @@ pub fn plan(
             plan.skipped.push((name, reason));
             continue;
         }
-        if let Err(reason) = limits.channel_quota_check(&channel.channel) {
+        if let Err(reason) = limits.quota_check(&channel.channel.id, channel.quota.as_ref()) {
             plan.skipped.push((name, reason));
             continue;
         }

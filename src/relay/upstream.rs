@@ -122,10 +122,9 @@ pub fn upstream_headers(
                 }
                 // A Claude OAuth account (no API key): its access token as a Bearer credential.
                 None => {
-                    let access = oauth_access_token(channel)?;
                     headers.insert(
                         header::AUTHORIZATION,
-                        HeaderValue::from_str(&format!("Bearer {access}")).ok()?,
+                        channel.oauth.as_ref()?.bearer.clone(),
                     );
                     let beta = match headers.get(&ANTHROPIC_BETA).and_then(|v| v.to_str().ok()) {
                         Some(existing) if existing.contains(OAUTH_BETA) => existing.to_string(),
@@ -143,15 +142,10 @@ pub fn upstream_headers(
             headers.insert(header::AUTHORIZATION, credential()??.bearer.clone());
         }
         UpstreamKind::CodexOAuth => {
-            let access = oauth_access_token(channel)?;
-            let tokens: serde_json::Value =
-                serde_json::from_str(channel.oauth_tokens.as_deref()?).ok()?;
-            headers.insert(
-                header::AUTHORIZATION,
-                HeaderValue::from_str(&format!("Bearer {access}")).ok()?,
-            );
-            if let Some(account) = tokens.get("account_id").and_then(|a| a.as_str()) {
-                headers.insert(CHATGPT_ACCOUNT_ID, HeaderValue::from_str(account).ok()?);
+            let oauth = channel.oauth.as_ref()?;
+            headers.insert(header::AUTHORIZATION, oauth.bearer.clone());
+            if let Some(account) = &oauth.account_id {
+                headers.insert(CHATGPT_ACCOUNT_ID, account.clone());
             }
         }
         UpstreamKind::Gemini => {
@@ -163,12 +157,6 @@ pub fn upstream_headers(
 
 /// The beta flag Anthropic requires for OAuth access tokens.
 const OAUTH_BETA: &str = "oauth-2025-04-20";
-
-/// `access_token` of a channel's OAuth token block.
-fn oauth_access_token(channel: &LiveChannel) -> Option<String> {
-    let tokens: serde_json::Value = serde_json::from_str(channel.oauth_tokens.as_deref()?).ok()?;
-    Some(tokens.get("access_token")?.as_str()?.to_string())
-}
 
 #[cfg(test)]
 mod tests {
