@@ -438,3 +438,237 @@ fn exhausted(recorder: Recorder, last: &LastFailure, tried: usize, protocol: Pro
     }
     fail(recorder, error, protocol)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use axum::http::HeaderMap;
+    use relaybox_mock_upstream::{MockOptions, MockUpstream};
+    use serde_json::json;
+
+    use super::*;
+    use crate::relay::Endpoint;
+    use crate::relay::test_support;
+
+    const BODY: &str = r#"{"model":"claude-sonnet-4-5","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}"#;
+
+    fn anthropic_headers() -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-api-key", HeaderValue::from_static("sk-upstream"));
+        headers.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers
+    }
+
+    async fn send(
+        relay: &Relay,
+        url: &str,
+        header_timeout: Duration,
+    ) -> Result<UpstreamResponse, FailedAttempt> {
+        let payload = Bytes::from_static(BODY.as_bytes());
+        let target = Target {
+            url,
+            certificates: Certificates::Verify,
+            header_timeout,
+            payload: &payload,
+        };
+        send_once(relay, &target, anthropic_headers()).await
+    }
+
+    fn expect_failure(sent: Result<UpstreamResponse, FailedAttempt>) -> FailedAttempt {
+        match sent {
+            Ok(response) => panic!("expected a failure, got HTTP {}", response.status()),
+            Err(failed) => failed,
+        }
+    }
+
+    async fn mock() -> MockUpstream {
+        MockUpstream::start(MockOptions::default()).await.unwrap()
+    }
+
+    const SECOND: Duration = Duration::from_secs(1);
+    const GENEROUS: Duration = Duration::from_secs(30);
+
+    #[tokio::test]
+    async fn a_2xx_answer_is_passed_on_as_it_comes() {
+        let mock = mock().await;
+        let relay = test_support::relay();
+        let url = format!("{}/v1/messages", mock.base_url());
+        let Ok(response) = send(&relay, &url, GENEROUS).await else {
+            panic!("the mock's answer was not a success");
+        };
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers().get(header::CONTENT_TYPE).unwrap(),
+            "application/json"
+        );
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["type"], "message");
+        assert!(
+            body["content"][0]["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("Hello from the mock upstream.")
+        );
+        // What was sent: the target's payload with the given headers.
+        let seen = mock.requests();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].path, "/v1/messages");
+        assert_eq!(seen[0].header("x-api-key"), Some("sk-upstream"));
+        assert_eq!(seen[0].body, serde_json::from_str::<Value>(BODY).unwrap());
+    }
+
+    #[tokio::test]
+    async fn an_error_answer_is_a_failure_with_status_body_and_retry_after() {
+        let mock = mock().await;
+        let relay = test_support::relay();
+        let url = format!(
+            "{}/v1/messages",
+            mock.scenario_url("status=429,retry_after=7,error_code=QUOTA_EXHAUSTED")
+        );
+        let failed = expect_failure(send(&relay, &url, GENEROUS).await);
+        assert_eq!(failed.failure.status, 429);
+        assert_eq!(failed.failure.retry_after, Some(Duration::from_secs(7)));
+        assert_eq!(failed.content_type.unwrap(), "application/json");
+        let body: Value = serde_json::from_str(&failed.failure.body).unwrap();
+        assert_eq!(body["type"], "error");
+        assert!(failed.failure.body.contains("QUOTA_EXHAUSTED"));
+
+        // Without a Retry-After header there is no hint.
+        let url = format!("{}/v1/messages", mock.scenario_url("status=503"));
+        let failed = expect_failure(send(&relay, &url, GENEROUS).await);
+        assert_eq!(failed.failure.status, 503);
+        assert_eq!(failed.failure.retry_after, None);
+        assert!(!failed.failure.body.is_empty());
+    }
+
+    #[tokio::test]
+    async fn no_answer_is_a_502() {
+        let relay = test_support::relay();
+        // A port that was just free: nothing listens there.
+        let port = {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let url = format!("http://127.0.0.1:{port}/v1/messages");
+        let failed = expect_failure(send(&relay, &url, GENEROUS).await);
+        assert_eq!(failed.failure.status, 502);
+        assert_eq!(
+            failed.failure.body,
+            "no response from the upstream: connection failed"
+        );
+        assert_eq!(failed.failure.retry_after, None);
+        assert!(failed.content_type.is_none());
+
+        let failed = failed_of_bad_url(&relay).await;
+        assert_eq!(failed.failure.status, 502);
+        assert_eq!(
+            failed.failure.body,
+            "no response from the upstream: the channel's base URL is not a valid URL"
+        );
+    }
+
+    async fn failed_of_bad_url(relay: &Relay) -> FailedAttempt {
+        expect_failure(send(relay, "not a url/v1/messages", GENEROUS).await)
+    }
+
+    #[tokio::test]
+    async fn no_response_headers_in_time_is_a_504() {
+        let mock = mock().await;
+        let relay = test_support::relay();
+        let url = format!("{}/v1/messages", mock.scenario_url("latency=5000"));
+        let started = std::time::Instant::now();
+        let failed = expect_failure(send(&relay, &url, SECOND).await);
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(failed.failure.status, 504);
+        assert_eq!(failed.failure.body, "no response headers within 1 s");
+        assert_eq!(failed.failure.retry_after, None);
+        assert!(failed.content_type.is_none());
+    }
+
+    fn client_request(endpoint: Endpoint, query: Option<&str>, body: &str) -> ClientRequest {
+        ClientRequest {
+            endpoint,
+            headers: HeaderMap::new(),
+            query: query.map(str::to_string),
+            path_model: None,
+            body: Bytes::from(body.to_string()),
+        }
+    }
+
+    #[test]
+    fn the_query_loses_only_the_clients_key() {
+        let query =
+            |q: Option<&str>| upstream_query(&client_request(Endpoint::GeminiStream, q, "{}"));
+        assert_eq!(query(None), None);
+        assert_eq!(query(Some("key=AIza-client")), None);
+        assert_eq!(
+            query(Some("key=AIza-client&alt=sse")).as_deref(),
+            Some("alt=sse")
+        );
+        assert_eq!(
+            query(Some("alt=sse&&keyword=1&key=x")).as_deref(),
+            Some("alt=sse&keyword=1")
+        );
+    }
+
+    #[test]
+    fn the_body_is_rewritten_only_when_it_must_be() {
+        // Spacing kept: the client's bytes go out as they are.
+        let spaced = r#"{ "model" : "claude-sonnet-4-5", "max_tokens": 16 }"#;
+        let incoming = client_request(Endpoint::Messages, None, spaced);
+        let mut parsed = None;
+        let same = upstream_body(
+            &incoming,
+            &mut parsed,
+            "claude-sonnet-4-5",
+            "claude-sonnet-4-5",
+            false,
+        )
+        .unwrap();
+        assert_eq!(same, incoming.body);
+        assert!(parsed.is_none(), "not parsed when nothing changes");
+
+        // A mapped model is written into the body.
+        let mapped = upstream_body(
+            &incoming,
+            &mut parsed,
+            "claude-sonnet-4-5",
+            "upstream-sonnet",
+            false,
+        )
+        .unwrap();
+        let mapped: Value = serde_json::from_slice(&mapped).unwrap();
+        assert_eq!(
+            mapped,
+            json!({"model": "upstream-sonnet", "max_tokens": 16})
+        );
+
+        // Gemini carries the model in the path: its body stays.
+        let gemini = client_request(Endpoint::GeminiGenerate, None, r#"{"contents":[]}"#);
+        let kept = upstream_body(&gemini, &mut None, "gemini-a", "gemini-b", false).unwrap();
+        assert_eq!(kept, gemini.body);
+
+        // OpenAI Chat streams are asked for their usage.
+        let chat = client_request(
+            Endpoint::ChatCompletions,
+            None,
+            r#"{"model":"gpt-4o","stream":true}"#,
+        );
+        let asked = upstream_body(&chat, &mut None, "gpt-4o", "gpt-4o", true).unwrap();
+        let asked: Value = serde_json::from_slice(&asked).unwrap();
+        assert_eq!(
+            asked,
+            json!({"model": "gpt-4o", "stream": true, "stream_options": {"include_usage": true}})
+        );
+    }
+}

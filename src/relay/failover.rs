@@ -313,4 +313,217 @@ mod tests {
             Decision::Failover
         );
     }
+
+    fn hinted(status: u16, body: &str, seconds: u64) -> Failure {
+        Failure {
+            status,
+            body: body.into(),
+            retry_after: Some(Duration::from_secs(seconds)),
+        }
+    }
+
+    /// Every decision on one channel for the same failure until it stops retrying.
+    fn run_chain(settings: &FailoverSettings, failure: &Failure) -> (Vec<Decision>, Decision) {
+        let mut state = ChainState::default();
+        let mut retries = Vec::new();
+        loop {
+            match decide(settings, failure, &mut state, Duration::from_secs(300)) {
+                retry @ Decision::Retry(_) => retries.push(retry),
+                last => return (retries, last),
+            }
+            assert!(retries.len() < 1000, "the chain never ends");
+        }
+    }
+
+    fn retries(n: usize, seconds: u64) -> Vec<Decision> {
+        vec![Decision::Retry(Duration::from_secs(seconds)); n]
+    }
+
+    #[test]
+    fn default_429_retries_on_its_own_schedule_even_with_a_retry_after() {
+        let settings = FailoverSettings::default();
+        // The plain 429 rule waits its fixed 5 s; the upstream's hint does not change it.
+        assert_eq!(
+            run_chain(&settings, &hinted(429, "slow down", 30)),
+            (retries(3, 5), Decision::Failover)
+        );
+        // A quota that ran out parks the channel for as long as the upstream says...
+        assert_eq!(
+            decide(
+                &settings,
+                &hinted(429, "QUOTA_EXHAUSTED", 3600),
+                &mut ChainState::default(),
+                Duration::from_secs(300)
+            ),
+            Decision::Suspend(Duration::from_secs(3600))
+        );
+        // ...and a 403 for exhausted credit for the default time.
+        assert_eq!(
+            decide(
+                &settings,
+                &failure(403, "{\"error\":{\"code\":\"credit_exhausted\"}}"),
+                &mut ChainState::default(),
+                Duration::from_secs(300)
+            ),
+            Decision::Suspend(Duration::from_secs(300))
+        );
+    }
+
+    #[test]
+    fn default_429_variants_by_error_code() {
+        let settings = FailoverSettings::default();
+        // RESOURCE_EXHAUSTED: 20 s waits, "unlimited" but within the 60 s budget.
+        assert_eq!(
+            run_chain(&settings, &failure(429, "RESOURCE_EXHAUSTED: try later")),
+            (retries(3, 20), Decision::Failover)
+        );
+        // model_cooldown: the upstream's hint as the wait...
+        assert_eq!(
+            run_chain(&settings, &hinted(429, "model_cooldown", 15)),
+            (retries(4, 15), Decision::Failover)
+        );
+        // ...or 1 s without one.
+        assert_eq!(
+            run_chain(&settings, &failure(429, "model_cooldown")),
+            (retries(60, 1), Decision::Failover)
+        );
+    }
+
+    #[test]
+    fn default_5xx_retries_twice_then_fails_over() {
+        let settings = FailoverSettings::default();
+        for status in [500, 502, 503, 504, 529] {
+            assert_eq!(
+                run_chain(&settings, &failure(status, "upstream trouble")),
+                (retries(2, 5), Decision::Failover),
+                "{status}"
+            );
+        }
+        // A Retry-After does not shorten a fixed wait either.
+        assert_eq!(
+            run_chain(&settings, &hinted(503, "", 1)),
+            (retries(2, 5), Decision::Failover)
+        );
+        // 5xx codes outside the rule are the client's to see.
+        for status in [501, 505] {
+            assert_eq!(
+                run_chain(&settings, &failure(status, "")),
+                (Vec::new(), Decision::GiveUp),
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn default_auth_failures_fail_over_and_client_errors_are_given_back() {
+        let settings = FailoverSettings::default();
+        for status in [401, 403] {
+            assert_eq!(
+                run_chain(&settings, &failure(status, "invalid x-api-key")),
+                (Vec::new(), Decision::Failover),
+                "{status}"
+            );
+        }
+        for status in [400, 404, 413, 422] {
+            assert_eq!(
+                run_chain(&settings, &hinted(status, "bad request", 5)),
+                (Vec::new(), Decision::GiveUp),
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_different_failure_starts_its_own_chain() {
+        let settings = FailoverSettings::default();
+        let suspend = Duration::from_secs(300);
+        let mut state = ChainState::default();
+        let limited = failure(429, "slow down");
+        let broken = failure(500, "boom");
+        for _ in 0..2 {
+            assert_eq!(
+                decide(&settings, &limited, &mut state, suspend),
+                Decision::Retry(Duration::from_secs(5))
+            );
+        }
+        // The 500 rule has its own two retries.
+        for _ in 0..2 {
+            assert_eq!(
+                decide(&settings, &broken, &mut state, suspend),
+                Decision::Retry(Duration::from_secs(5))
+            );
+        }
+        assert_eq!(
+            decide(&settings, &broken, &mut state, suspend),
+            Decision::Failover
+        );
+    }
+
+    #[test]
+    fn custom_chains_advance_step_by_step() {
+        let settings = FailoverSettings {
+            rules: vec![rule(
+                "429, 503",
+                vec![
+                    step("retry", Some(2), None),
+                    step("unknown-action", None, None),
+                    step("retry", Some(7), Some(2)),
+                    step("suspend", None, None),
+                ],
+            )],
+            ..FailoverSettings::default()
+        };
+        let mut state = ChainState::default();
+        let busy = failure(503, "");
+        let suspend = Duration::from_secs(42);
+        let decisions: Vec<Decision> = (0..5)
+            .map(|_| decide(&settings, &busy, &mut state, suspend))
+            .collect();
+        assert_eq!(
+            decisions,
+            [
+                // no maxAttempts: one retry
+                Decision::Retry(Duration::from_secs(2)),
+                Decision::Retry(Duration::from_secs(7)),
+                Decision::Retry(Duration::from_secs(7)),
+                Decision::Suspend(suspend),
+                Decision::Suspend(suspend),
+            ]
+        );
+        // A chain that runs out fails over; an unmatched status is given back.
+        let short = FailoverSettings {
+            rules: vec![rule("502", vec![step("retry", Some(1), Some(1))])],
+            ..FailoverSettings::default()
+        };
+        assert_eq!(
+            run_chain(&short, &failure(502, "")),
+            (retries(1, 1), Decision::Failover)
+        );
+        assert_eq!(
+            run_chain(&short, &failure(429, "")),
+            (Vec::new(), Decision::GiveUp)
+        );
+    }
+
+    #[test]
+    fn disabled_rules_fail_over_on_server_and_auth_errors_only() {
+        let disabled = FailoverSettings {
+            enabled: false,
+            ..FailoverSettings::default()
+        };
+        for status in [401, 403, 429, 500, 599] {
+            assert_eq!(
+                run_chain(&disabled, &hinted(status, "QUOTA_EXHAUSTED", 10)),
+                (Vec::new(), Decision::Failover),
+                "{status}"
+            );
+        }
+        for status in [400, 404, 499] {
+            assert_eq!(
+                run_chain(&disabled, &failure(status, "")),
+                (Vec::new(), Decision::GiveUp),
+                "{status}"
+            );
+        }
+    }
 }

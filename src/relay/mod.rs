@@ -12,6 +12,8 @@ mod respond;
 pub mod routing;
 pub mod state;
 mod stream;
+#[cfg(test)]
+mod test_support;
 pub mod upstream;
 
 use std::sync::Arc;

@@ -308,3 +308,245 @@ pub fn models(relay: &Arc<Relay>, headers: &HeaderMap, query: Option<&str>) -> R
         .collect();
     axum::Json(json!({ "object": "list", "data": data })).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn snapshot(max_body_bytes: u64) -> Snapshot {
+        let mut live = Snapshot::default();
+        live.settings.max_body_bytes = max_body_bytes;
+        live
+    }
+
+    fn request(endpoint: Endpoint, path_model: Option<&str>, body: &str) -> ClientRequest {
+        ClientRequest {
+            endpoint,
+            headers: HeaderMap::new(),
+            query: None,
+            path_model: path_model.map(str::to_string),
+            body: Bytes::from(body.to_string()),
+        }
+    }
+
+    fn parse_error(live: &Snapshot, incoming: &ClientRequest) -> RelayError {
+        match parse(live, incoming) {
+            Ok(facts) => panic!("parsed: {facts:?}"),
+            Err(error) => error,
+        }
+    }
+
+    #[test]
+    fn a_body_over_the_limit_is_refused_before_it_is_read() {
+        let body = r#"{"model":"claude-sonnet-4-5","stream":true}"#;
+        let limit = body.len() as u64;
+        // Exactly at the limit is fine.
+        let facts = parse(&snapshot(limit), &request(Endpoint::Messages, None, body)).unwrap();
+        assert_eq!(facts.model, "claude-sonnet-4-5");
+        assert!(facts.stream);
+
+        let error = parse_error(
+            &snapshot(limit - 1),
+            &request(Endpoint::Messages, None, body),
+        );
+        assert_eq!(error.kind, ErrorKind::RequestTooLarge);
+        assert_eq!(error.status().as_u16(), 413);
+        assert_eq!(error.code, "request_too_large");
+        assert_eq!(
+            error.message,
+            format!(
+                "the request body is {} bytes; this relay accepts at most {} bytes",
+                limit,
+                limit - 1
+            )
+        );
+        // Too large wins over not JSON.
+        let error = parse_error(&snapshot(3), &request(Endpoint::Messages, None, "nope"));
+        assert_eq!(error.code, "request_too_large");
+    }
+
+    #[test]
+    fn a_body_that_is_not_a_json_object_is_an_invalid_request() {
+        let live = snapshot(1024);
+        let error = parse_error(&live, &request(Endpoint::Messages, None, "{\"model\":"));
+        assert_eq!(error.kind, ErrorKind::InvalidRequest);
+        assert_eq!(error.code, "invalid_json");
+        assert!(
+            error
+                .message
+                .starts_with("the request body is not valid JSON: "),
+            "{}",
+            error.message
+        );
+        for body in ["[1, 2]", "\"text\"", "42", "null"] {
+            let error = parse_error(&live, &request(Endpoint::ChatCompletions, None, body));
+            assert_eq!(error.code, "invalid_json", "{body}");
+            assert_eq!(
+                error.message, "the request body must be a JSON object",
+                "{body}"
+            );
+        }
+        // Gemini bodies are checked the same way although their model is in the path.
+        let error = parse_error(
+            &live,
+            &request(Endpoint::GeminiGenerate, Some("gemini-2.5-pro"), "[]"),
+        );
+        assert_eq!(error.message, "the request body must be a JSON object");
+    }
+
+    #[test]
+    fn a_request_without_a_model_is_refused() {
+        let live = snapshot(1024);
+        for (endpoint, body) in [
+            (Endpoint::Messages, r#"{"messages":[]}"#),
+            (Endpoint::Messages, r#"{"model":"   "}"#),
+            (Endpoint::ChatCompletions, r#"{"model":5}"#),
+            (Endpoint::Responses, r#"{"model":null,"input":"hi"}"#),
+        ] {
+            let error = parse_error(&live, &request(endpoint, None, body));
+            assert_eq!(error.kind, ErrorKind::InvalidRequest, "{body}");
+            assert_eq!(error.code, "model_required", "{body}");
+            assert_eq!(
+                error.message,
+                "the request has no \"model\"; name the model to use"
+            );
+        }
+        // Gemini: the body's "model" does not count, only the path's.
+        let error = parse_error(
+            &live,
+            &request(
+                Endpoint::GeminiGenerate,
+                None,
+                r#"{"model":"gemini-2.5-pro"}"#,
+            ),
+        );
+        assert_eq!(error.code, "model_required");
+    }
+
+    #[test]
+    fn gemini_takes_the_model_from_the_path_and_its_stream_action() {
+        let live = snapshot(1024);
+        let body = r#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}],"stream":false}"#;
+        let generate = parse(
+            &live,
+            &request(Endpoint::GeminiGenerate, Some("gemini-2.5-pro"), body),
+        )
+        .unwrap();
+        assert_eq!(generate.model, "gemini-2.5-pro");
+        assert!(!generate.stream);
+        let stream = parse(
+            &live,
+            &request(Endpoint::GeminiStream, Some("gemini-2.5-flash"), body),
+        )
+        .unwrap();
+        assert_eq!(stream.model, "gemini-2.5-flash");
+        assert!(stream.stream);
+        assert_eq!(stream.session_id, None);
+    }
+
+    #[test]
+    fn protocol_facts_are_read_from_the_body() {
+        let live = snapshot(4096);
+        let chat = parse(
+            &live,
+            &request(
+                Endpoint::ChatCompletions,
+                None,
+                r#"{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true},"user":"u-1"}"#,
+            ),
+        )
+        .unwrap();
+        assert_eq!(chat.model, "gpt-4o");
+        assert!(chat.stream && chat.wants_usage_chunk);
+        assert_eq!(chat.session_id.as_deref(), Some("u-1"));
+        let messages = parse(
+            &live,
+            &request(
+                Endpoint::Messages,
+                None,
+                r#"{"model":"claude-opus-4-1","metadata":{"user_id":"alice"}}"#,
+            ),
+        )
+        .unwrap();
+        assert!(!messages.stream);
+        assert_eq!(messages.session_id.as_deref(), Some("alice"));
+    }
+
+    fn facts(session: Option<&str>) -> RequestFacts {
+        RequestFacts {
+            model: "m".into(),
+            session_id: session.map(str::to_string),
+            ..RequestFacts::default()
+        }
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn the_body_session_wins_over_the_headers() {
+        let both = headers(&[("session_id", "from-header"), ("x-session-id", "other")]);
+        assert_eq!(
+            session_id(&both, &facts(Some("from-body"))).as_deref(),
+            Some("from-body")
+        );
+        // An empty body session falls back to the headers.
+        assert_eq!(
+            session_id(&both, &facts(Some(""))).as_deref(),
+            Some("from-header")
+        );
+        assert_eq!(session_id(&HeaderMap::new(), &facts(None)), None);
+    }
+
+    #[test]
+    fn header_sessions_session_id_then_x_session_id() {
+        assert_eq!(
+            session_id(&headers(&[("session_id", "  codex-1  ")]), &facts(None)).as_deref(),
+            Some("codex-1")
+        );
+        assert_eq!(
+            session_id(&headers(&[("x-session-id", "s-2")]), &facts(None)).as_deref(),
+            Some("s-2")
+        );
+        assert_eq!(
+            session_id(
+                &headers(&[("x-session-id", "second"), ("session_id", "first")]),
+                &facts(None)
+            )
+            .as_deref(),
+            Some("first")
+        );
+        // Blank and overlong header values are no session.
+        assert_eq!(
+            session_id(&headers(&[("x-session-id", "   ")]), &facts(None)),
+            None
+        );
+        let longest = "s".repeat(256);
+        assert_eq!(
+            session_id(&headers(&[("session_id", &longest)]), &facts(None)).as_deref(),
+            Some(longest.as_str())
+        );
+        let too_long = "s".repeat(257);
+        assert_eq!(
+            session_id(&headers(&[("session_id", &too_long)]), &facts(None)),
+            None
+        );
+        // A value that is not visible ASCII is skipped for the next header.
+        let mut opaque = HeaderMap::new();
+        opaque.insert(
+            "session_id",
+            HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap(),
+        );
+        opaque.insert("x-session-id", HeaderValue::from_static("plain"));
+        assert_eq!(session_id(&opaque, &facts(None)).as_deref(), Some("plain"));
+    }
+}

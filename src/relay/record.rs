@@ -305,3 +305,194 @@ fn host_of(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     rest.split(['/', '?']).next().unwrap_or("").to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use crate::domain::channel::PriceMultiplier;
+    use crate::domain::{ModelPrice, PricingTable};
+
+    use super::*;
+
+    fn price(input: f64, output: f64) -> ModelPrice {
+        ModelPrice {
+            input_price: input,
+            output_price: output,
+            ..ModelPrice::default()
+        }
+    }
+
+    /// A snapshot whose pricing table is `prices` (USD per million tokens).
+    fn priced(prices: &[(&str, ModelPrice)]) -> Snapshot {
+        let prices: Vec<(String, ModelPrice)> = prices
+            .iter()
+            .map(|(model, price)| ((*model).to_string(), price.clone()))
+            .collect();
+        Snapshot {
+            pricing: PricingTable::new(prices.iter().map(|(m, p)| (m, p))),
+            ..Snapshot::default()
+        }
+    }
+
+    fn multiplier(input: f64, output: f64, creation: f64, read: f64) -> PriceMultiplier {
+        PriceMultiplier {
+            input_multiplier: Some(input),
+            output_multiplier: Some(output),
+            cache_creation_multiplier: Some(creation),
+            cache_read_multiplier: Some(read),
+        }
+    }
+
+    fn channel_with(multipliers: &[(&str, PriceMultiplier)]) -> Channel {
+        let mut channel =
+            crate::relay::test_support::channel("c1", crate::domain::Pool::Messages, "claude", 0);
+        channel.price_multipliers = multipliers
+            .iter()
+            .map(|(prefix, m)| ((*prefix).to_string(), m.clone()))
+            .collect();
+        channel
+    }
+
+    const USAGE: Usage = Usage {
+        input: 1_000_000,
+        output: 200_000,
+        cache_creation: 100_000,
+        cache_read: 2_000_000,
+    };
+
+    #[track_caller]
+    fn assert_costs(actual: Costs, expected: [f64; 4]) {
+        let got = [
+            actual.input,
+            actual.output,
+            actual.cache_creation,
+            actual.cache_read,
+        ];
+        for (i, (a, e)) in got.iter().zip(expected).enumerate() {
+            assert!((a - e).abs() < 1e-9, "part {i}: {got:?} != {expected:?}");
+        }
+        let total: f64 = expected.iter().sum();
+        assert!(
+            (actual.total() - total).abs() < 1e-9,
+            "total {}",
+            actual.total()
+        );
+    }
+
+    #[test]
+    fn tokens_times_the_price_per_million() {
+        let live = priced(&[("claude-sonnet-4", price(3.0, 15.0))]);
+        // cache writes at input × 1.25, reads at input × 0.1 unless priced
+        assert_costs(
+            costs(&live, None, "claude-sonnet-4-5-20250929", USAGE),
+            [3.0, 3.0, 0.375, 0.6],
+        );
+        let explicit = priced(&[(
+            "claude-sonnet-4",
+            ModelPrice {
+                cache_creation_price: Some(6.0),
+                cache_read_price: Some(0.0),
+                ..price(3.0, 15.0)
+            },
+        )]);
+        assert_costs(
+            costs(&explicit, None, "claude-sonnet-4", USAGE),
+            [3.0, 3.0, 0.6, 0.0],
+        );
+        assert_costs(
+            costs(&live, None, "claude-sonnet-4", Usage::default()),
+            [0.0; 4],
+        );
+    }
+
+    #[test]
+    fn the_longest_price_prefix_wins() {
+        let live = priced(&[
+            ("claude", price(1.0, 1.0)),
+            ("claude-opus", price(15.0, 75.0)),
+            ("claude-opus-4-1", price(20.0, 80.0)),
+        ]);
+        let usage = Usage {
+            input: 1_000_000,
+            output: 1_000_000,
+            ..Usage::default()
+        };
+        assert_costs(
+            costs(&live, None, "claude-opus-4-20250514", usage),
+            [15.0, 75.0, 0.0, 0.0],
+        );
+        assert_costs(
+            costs(&live, None, "claude-opus-4-1", usage),
+            [20.0, 80.0, 0.0, 0.0],
+        );
+        assert_costs(
+            costs(&live, None, "claude-haiku-4-5", usage),
+            [1.0, 1.0, 0.0, 0.0],
+        );
+    }
+
+    #[test]
+    fn an_unknown_model_costs_nothing() {
+        let live = priced(&[("claude-sonnet-4", price(3.0, 15.0))]);
+        let channel = channel_with(&[("_default", multiplier(2.0, 2.0, 2.0, 2.0))]);
+        assert_eq!(
+            costs(&live, Some(&channel), "gpt-4o", USAGE),
+            Costs::default()
+        );
+        assert_eq!(
+            costs(&Snapshot::default(), None, "claude-sonnet-4", USAGE),
+            Costs::default()
+        );
+    }
+
+    #[test]
+    fn channel_multipliers_default_times_the_longest_specific_prefix() {
+        let live = priced(&[("claude-sonnet-4", price(3.0, 15.0))]);
+        let channel = channel_with(&[
+            ("_default", multiplier(2.0, 1.0, 1.0, 0.5)),
+            ("claude", multiplier(10.0, 10.0, 10.0, 10.0)),
+            ("claude-sonnet", multiplier(1.5, 0.5, 4.0, 1.0)),
+            ("gpt", multiplier(100.0, 100.0, 100.0, 100.0)),
+        ]);
+        // input 3 × 2 × 1.5, output 3 × 1 × 0.5, creation 0.375 × 1 × 4, read 0.6 × 0.5 × 1;
+        // the shorter "claude" prefix and the unrelated "gpt" do not apply.
+        assert_costs(
+            costs(&live, Some(&channel), "claude-sonnet-4-5", USAGE),
+            [9.0, 1.5, 1.5, 0.3],
+        );
+        // Only `_default` when no specific prefix matches.
+        let only_default = channel_with(&[
+            ("_default", multiplier(2.0, 3.0, 4.0, 5.0)),
+            ("gpt", multiplier(100.0, 100.0, 100.0, 100.0)),
+        ]);
+        assert_costs(
+            costs(&live, Some(&only_default), "claude-sonnet-4", USAGE),
+            [6.0, 9.0, 1.5, 3.0],
+        );
+        // Only the specific one when there is no `_default`.
+        let only_specific = channel_with(&[("claude-sonnet-4", multiplier(0.5, 0.5, 0.5, 0.5))]);
+        assert_costs(
+            costs(&live, Some(&only_specific), "claude-sonnet-4", USAGE),
+            [1.5, 1.5, 0.1875, 0.3],
+        );
+    }
+
+    #[test]
+    fn unset_zero_and_negative_multipliers_count_as_one() {
+        let live = priced(&[("claude-sonnet-4", price(3.0, 15.0))]);
+        let channel = channel_with(&[(
+            "_default",
+            PriceMultiplier {
+                input_multiplier: None,
+                output_multiplier: Some(0.0),
+                cache_creation_multiplier: Some(-2.0),
+                cache_read_multiplier: Some(3.0),
+            },
+        )]);
+        assert_costs(
+            costs(&live, Some(&channel), "claude-sonnet-4", USAGE),
+            [3.0, 3.0, 0.375, 1.8],
+        );
+    }
+}

@@ -210,3 +210,384 @@ pub fn plan(
     plan.candidates = first;
     plan
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use time::format_description::well_known::Rfc3339;
+
+    use super::*;
+    use crate::crypto::Cipher;
+    use crate::domain::{Channel, ChannelStatus, Settings};
+    use crate::limits::SystemClock;
+    use crate::relay::test_support::{channel, cipher, key, live, snapshot};
+
+    fn limiter() -> Arc<Limiter> {
+        Limiter::new(Arc::new(SystemClock))
+    }
+
+    fn messages(id: &str, priority: i64) -> Channel {
+        channel(id, Pool::Messages, "claude", priority)
+    }
+
+    fn ids(plan: &Plan) -> Vec<&str> {
+        plan.candidates
+            .iter()
+            .map(|c| c.channel.channel.id.as_str())
+            .collect()
+    }
+
+    fn skipped(plan: &Plan) -> Vec<(&str, &str)> {
+        plan.skipped
+            .iter()
+            .map(|(name, why)| (name.as_str(), why.as_str()))
+            .collect()
+    }
+
+    /// One plan of the messages pool by an unrestricted key.
+    fn plan_messages(live: &Snapshot, health: &Health) -> Plan {
+        plan(
+            live,
+            health,
+            &limiter(),
+            Pool::Messages,
+            &key("k1"),
+            crate::domain::now(),
+        )
+    }
+
+    fn in_an_hour(hours: i64) -> String {
+        (crate::domain::now() + time::Duration::hours(hours))
+            .format(&Rfc3339)
+            .unwrap()
+    }
+
+    fn round_robin() -> Settings {
+        Settings {
+            load_balance: "round-robin".into(),
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn priority_order_then_file_position() {
+        let cipher = cipher();
+        let live = snapshot(
+            &cipher,
+            vec![
+                messages("a", 2),
+                messages("b", 1),
+                messages("c", 1),
+                messages("d", 0),
+                channel("x", Pool::Chat, "openai", 0),
+            ],
+            Settings::default(),
+        );
+        let plan = plan_messages(&live, &Health::default());
+        assert_eq!(ids(&plan), ["d", "b", "c", "a"]);
+        assert!(plan.skipped.is_empty());
+        assert!(
+            plan.candidates
+                .iter()
+                .all(|c| c.kind == UpstreamKind::Anthropic)
+        );
+        // The same order on every call under `failover`.
+        assert_eq!(
+            ids(&plan_messages(&live, &Health::default())),
+            ["d", "b", "c", "a"]
+        );
+    }
+
+    #[test]
+    fn disabled_and_suspended_channels_are_skipped_with_their_status() {
+        let cipher = cipher();
+        let mut disabled = messages("b", 0);
+        disabled.status = ChannelStatus::Disabled;
+        let mut suspended = messages("c", 1);
+        suspended.status = ChannelStatus::Suspended;
+        let live = snapshot(
+            &cipher,
+            vec![messages("a", 2), disabled, suspended],
+            Settings::default(),
+        );
+        let plan = plan_messages(&live, &Health::default());
+        assert_eq!(ids(&plan), ["a"]);
+        assert_eq!(
+            skipped(&plan),
+            [
+                ("ch-b", "status is disabled"),
+                ("ch-c", "status is suspended")
+            ]
+        );
+    }
+
+    #[test]
+    fn the_keys_channel_allowlist_is_per_pool() {
+        let cipher = cipher();
+        let live = snapshot(
+            &cipher,
+            vec![
+                messages("a", 0),
+                messages("b", 1),
+                messages("c", 2),
+                channel("x", Pool::Chat, "openai", 0),
+            ],
+            Settings::default(),
+        );
+        let mut key = key("k1");
+        key.allow.channels_messages = vec!["b".into()];
+        let health = Health::default();
+        let limits = limiter();
+        let now = crate::domain::now();
+        let plan = plan(&live, &health, &limits, Pool::Messages, &key, now);
+        assert_eq!(ids(&plan), ["b"]);
+        assert_eq!(
+            skipped(&plan),
+            [
+                ("ch-a", "not allowed for this key"),
+                ("ch-c", "not allowed for this key")
+            ]
+        );
+        // No chat allowlist: every chat channel.
+        let chat = super::plan(&live, &health, &limits, Pool::Chat, &key, now);
+        assert_eq!(ids(&chat), ["x"]);
+    }
+
+    #[test]
+    fn a_service_type_that_needs_conversion_is_skipped() {
+        let cipher = cipher();
+        let live = snapshot(
+            &cipher,
+            vec![
+                channel("claude-in-chat", Pool::Chat, "claude", 0),
+                channel("openai", Pool::Chat, "openai", 1),
+                channel("codex", Pool::Responses, "openai-oauth", 0),
+                channel("gemini-in-responses", Pool::Responses, "gemini", 1),
+            ],
+            Settings::default(),
+        );
+        let health = Health::default();
+        let limits = limiter();
+        let now = crate::domain::now();
+        let chat = plan(&live, &health, &limits, Pool::Chat, &key("k1"), now);
+        assert_eq!(ids(&chat), ["openai"]);
+        assert_eq!(chat.candidates[0].kind, UpstreamKind::OpenAiChat);
+        assert_eq!(
+            skipped(&chat),
+            [(
+                "ch-claude-in-chat",
+                "serviceType 'claude' in the chat pool needs a protocol conversion relaybox does not do yet"
+            )]
+        );
+        let responses = plan(&live, &health, &limits, Pool::Responses, &key("k1"), now);
+        assert_eq!(ids(&responses), ["codex"]);
+        assert_eq!(responses.candidates[0].kind, UpstreamKind::CodexOAuth);
+        assert_eq!(responses.skipped.len(), 1);
+        assert!(responses.skipped[0].1.contains("conversion"));
+    }
+
+    #[test]
+    fn a_promotion_in_the_future_goes_first() {
+        let cipher = cipher();
+        let mut promoted = messages("promoted", 5);
+        promoted.promotion_until = Some(in_an_hour(1));
+        let mut expired = messages("expired", 1);
+        expired.promotion_until = Some(in_an_hour(-1));
+        let mut garbled = messages("garbled", 2);
+        garbled.promotion_until = Some("next tuesday".into());
+        let mut later = messages("later", 9);
+        later.promotion_until = Some(in_an_hour(2));
+        let live = snapshot(
+            &cipher,
+            vec![messages("a", 0), expired, garbled, promoted, later],
+            Settings::default(),
+        );
+        let plan = plan_messages(&live, &Health::default());
+        // Promoted channels keep their priority order among themselves.
+        assert_eq!(ids(&plan), ["promoted", "later", "a", "expired", "garbled"]);
+    }
+
+    #[test]
+    fn round_robin_rotates_the_best_tier_per_pool() {
+        let cipher = cipher();
+        let live = snapshot(
+            &cipher,
+            vec![
+                messages("a", 0),
+                messages("b", 0),
+                messages("c", 0),
+                messages("d", 1),
+                channel("e", Pool::Chat, "openai", 0),
+                channel("f", Pool::Chat, "openai", 0),
+            ],
+            round_robin(),
+        );
+        let health = Health::default();
+        let orders: Vec<Vec<String>> = (0..4)
+            .map(|_| {
+                ids(&plan_messages(&live, &health))
+                    .into_iter()
+                    .map(String::from)
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            orders,
+            [
+                ["a", "b", "c", "d"],
+                ["b", "c", "a", "d"],
+                ["c", "a", "b", "d"],
+                ["a", "b", "c", "d"],
+            ]
+        );
+        // The chat pool has its own rotation: it starts at its first channel.
+        let chat = plan(
+            &live,
+            &health,
+            &limiter(),
+            Pool::Chat,
+            &key("k1"),
+            crate::domain::now(),
+        );
+        assert_eq!(ids(&chat), ["e", "f"]);
+    }
+
+    #[test]
+    fn round_robin_leaves_promoted_channels_first() {
+        let cipher = cipher();
+        let mut promoted = messages("p", 3);
+        promoted.promotion_until = Some(in_an_hour(1));
+        let live = snapshot(
+            &cipher,
+            vec![messages("a", 0), messages("b", 0), promoted],
+            round_robin(),
+        );
+        let health = Health::default();
+        assert_eq!(ids(&plan_messages(&live, &health)), ["p", "a", "b"]);
+        assert_eq!(ids(&plan_messages(&live, &health)), ["p", "b", "a"]);
+    }
+
+    #[test]
+    fn a_suspended_channel_is_skipped_until_its_time_is_up() {
+        let cipher = cipher();
+        let live = snapshot(
+            &cipher,
+            vec![messages("a", 0), messages("b", 1), messages("c", 2)],
+            Settings::default(),
+        );
+        let health = Health::default();
+        health.suspend("a", Duration::from_secs(60));
+        health.suspend("c", Duration::ZERO);
+        let plan = plan_messages(&live, &health);
+        assert_eq!(ids(&plan), ["b", "c"]);
+        assert_eq!(plan.skipped.len(), 1);
+        let (name, why) = &plan.skipped[0];
+        assert_eq!(name, "ch-a");
+        assert!(
+            why == "suspended for 60 s more" || why == "suspended for 59 s more",
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn the_circuit_opens_at_the_threshold_and_a_success_closes_it() {
+        let cipher = cipher();
+        let live = snapshot(
+            &cipher,
+            vec![messages("a", 0), messages("b", 1)],
+            Settings::default(),
+        );
+        let health = Health::default();
+        let cooldown = Duration::from_secs(30);
+        assert!(!health.record_failure("a", 2, cooldown));
+        assert_eq!(ids(&plan_messages(&live, &health)), ["a", "b"]);
+        assert!(health.record_failure("a", 2, cooldown));
+        let plan = plan_messages(&live, &health);
+        assert_eq!(ids(&plan), ["b"]);
+        assert_eq!(plan.skipped.len(), 1);
+        assert_eq!(plan.skipped[0].0, "ch-a");
+        assert!(
+            plan.skipped[0]
+                .1
+                .starts_with("circuit open after 2 failures, retried in "),
+            "{}",
+            plan.skipped[0].1
+        );
+        health.record_success("a");
+        assert_eq!(ids(&plan_messages(&live, &health)), ["a", "b"]);
+
+        // Threshold 0 never opens; an elapsed cooldown lets the channel be tried again.
+        for _ in 0..10 {
+            assert!(!health.record_failure("b", 0, cooldown));
+        }
+        assert!(health.record_failure("a", 1, Duration::ZERO));
+        assert_eq!(ids(&plan_messages(&live, &health)), ["a", "b"]);
+    }
+
+    #[test]
+    fn a_channel_over_its_quota_is_skipped() {
+        let cipher = cipher();
+        let mut quota = messages("q", 0);
+        quota.quota_type = "requests".into();
+        quota.quota_limit = Some(1.0);
+        let live = snapshot(
+            &cipher,
+            vec![quota.clone(), messages("b", 1)],
+            Settings::default(),
+        );
+        let limits = limiter();
+        let health = Health::default();
+        let now = crate::domain::now();
+        let before = plan(&live, &health, &limits, Pool::Messages, &key("k1"), now);
+        assert_eq!(ids(&before), ["q", "b"]);
+        limits.record_channel_usage(&quota, "claude-sonnet-4-5", now, 0.0);
+        let after = plan(&live, &health, &limits, Pool::Messages, &key("k1"), now);
+        assert_eq!(ids(&after), ["b"]);
+        assert_eq!(skipped(&after), [("ch-q", "over its quota (1 of 1)")]);
+    }
+
+    fn with_key_balance(cipher: &Cipher, strategy: &str) -> LiveChannel {
+        let mut channel = messages("k", 0);
+        channel.key_load_balance = strategy.into();
+        live(&channel, cipher)
+    }
+
+    #[test]
+    fn first_key_follows_the_channel_else_the_pool() {
+        let cipher = cipher();
+        let own_failover = with_key_balance(&cipher, "failover");
+        let pool_default = with_key_balance(&cipher, "");
+        let own_round_robin = with_key_balance(&cipher, "round-robin");
+        let own_random = with_key_balance(&cipher, "random");
+        assert_eq!(own_failover.key_load_balance, Some(LoadBalance::Failover));
+        assert_eq!(pool_default.key_load_balance, None);
+
+        let health = Health::default();
+        // The channel's own `failover` wins over a round-robin pool.
+        for _ in 0..3 {
+            assert_eq!(health.first_key(&own_failover, LoadBalance::RoundRobin), 0);
+        }
+        // No channel setting: the pool's strategy.
+        assert_eq!(health.first_key(&pool_default, LoadBalance::Failover), 0);
+        let rotated: Vec<usize> = (0..3)
+            .map(|_| health.first_key(&pool_default, LoadBalance::RoundRobin))
+            .collect();
+        assert_eq!(rotated, [0, 1, 2]);
+
+        // The channel's own round-robin over a failover pool.
+        let health = Health::default();
+        let rotated: Vec<usize> = (0..3)
+            .map(|_| health.first_key(&own_round_robin, LoadBalance::Failover))
+            .collect();
+        assert_eq!(rotated, [0, 1, 2]);
+
+        // Random spreads over every key (of three) within a few requests.
+        let health = Health::default();
+        let mut seen = [false; 3];
+        for _ in 0..30 {
+            seen[health.first_key(&own_random, LoadBalance::Failover) % 3] = true;
+        }
+        assert_eq!(seen, [true; 3]);
+    }
+}

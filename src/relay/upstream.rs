@@ -197,4 +197,274 @@ mod tests {
             "https://h/version/v1/responses"
         );
     }
+
+    mod headers {
+        #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+        use super::super::*;
+        use crate::domain::Pool;
+        use crate::relay::test_support::{channel, cipher, live, with_api_keys, with_oauth};
+
+        fn client(pairs: &[(&'static str, &str)]) -> HeaderMap {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.append(*name, HeaderValue::from_str(value).unwrap());
+            }
+            map
+        }
+
+        fn value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+            headers.get(name).map(|v| v.to_str().unwrap())
+        }
+
+        /// A channel of `service_type` with these API keys, opened.
+        fn keyed(pool: Pool, service_type: &str, keys: &[&str]) -> LiveChannel {
+            let cipher = cipher();
+            live(
+                &with_api_keys(channel("c1", pool, service_type, 0), &cipher, keys),
+                &cipher,
+            )
+        }
+
+        fn oauth(pool: Pool, service_type: &str, tokens: &str) -> LiveChannel {
+            let cipher = cipher();
+            live(
+                &with_oauth(channel("c1", pool, service_type, 0), &cipher, tokens),
+                &cipher,
+            )
+        }
+
+        #[test]
+        fn client_credentials_and_hop_by_hop_headers_are_dropped() {
+            let incoming = client(&[
+                ("authorization", "Bearer client-key"),
+                ("x-api-key", "client-key"),
+                ("x-goog-api-key", "client-key"),
+                ("cookie", "session=1"),
+                ("proxy-authorization", "Basic eA=="),
+                ("host", "relay.example"),
+                ("connection", "keep-alive"),
+                ("keep-alive", "timeout=5"),
+                ("transfer-encoding", "chunked"),
+                ("te", "trailers"),
+                ("upgrade", "h2c"),
+                ("content-length", "123"),
+                ("accept-encoding", "gzip, br"),
+                ("forwarded", "for=1.2.3.4"),
+                ("x-forwarded-for", "1.2.3.4"),
+                ("x-forwarded-proto", "https"),
+                ("x-real-ip", "1.2.3.4"),
+                ("cf-connecting-ip", "1.2.3.4"),
+                ("content-type", "text/plain"),
+                ("user-agent", "claude-cli/2.0"),
+                ("accept", "text/event-stream"),
+                ("x-stainless-lang", "js"),
+                ("x-custom", "one"),
+                ("x-custom", "two"),
+            ]);
+            let channel = keyed(Pool::Chat, "openai", &["sk-upstream"]);
+            let headers =
+                upstream_headers(&incoming, UpstreamKind::OpenAiChat, &channel, 0).unwrap();
+            let mut names: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+            names.sort_unstable();
+            assert_eq!(
+                names,
+                [
+                    "accept",
+                    "authorization",
+                    "content-type",
+                    "user-agent",
+                    "x-custom",
+                    "x-stainless-lang"
+                ]
+            );
+            assert_eq!(value(&headers, "authorization"), Some("Bearer sk-upstream"));
+            // The body is always sent as JSON, whatever the client said.
+            assert_eq!(value(&headers, "content-type"), Some("application/json"));
+            assert_eq!(value(&headers, "user-agent"), Some("claude-cli/2.0"));
+            let custom: Vec<&str> = headers
+                .get_all("x-custom")
+                .iter()
+                .map(|v| v.to_str().unwrap())
+                .collect();
+            assert_eq!(custom, ["one", "two"]);
+        }
+
+        #[test]
+        fn each_upstream_kind_gets_its_credential_header() {
+            let none = HeaderMap::new();
+            let anthropic = keyed(Pool::Messages, "claude", &["sk-ant-1"]);
+            let headers = upstream_headers(&none, UpstreamKind::Anthropic, &anthropic, 0).unwrap();
+            assert_eq!(value(&headers, "x-api-key"), Some("sk-ant-1"));
+            assert!(headers.get("x-api-key").unwrap().is_sensitive());
+            assert_eq!(value(&headers, "anthropic-version"), Some("2023-06-01"));
+            assert!(!headers.contains_key("authorization"));
+
+            for kind in [UpstreamKind::OpenAiChat, UpstreamKind::OpenAiResponses] {
+                let openai = keyed(Pool::Chat, "openai", &["sk-oa-1"]);
+                let headers = upstream_headers(&none, kind, &openai, 0).unwrap();
+                assert_eq!(value(&headers, "authorization"), Some("Bearer sk-oa-1"));
+                assert!(headers.get("authorization").unwrap().is_sensitive());
+                assert!(!headers.contains_key("x-api-key"));
+                assert!(!headers.contains_key("anthropic-version"));
+            }
+
+            let gemini = keyed(Pool::Gemini, "gemini", &["AIza-1"]);
+            let headers = upstream_headers(&none, UpstreamKind::Gemini, &gemini, 0).unwrap();
+            assert_eq!(value(&headers, "x-goog-api-key"), Some("AIza-1"));
+            assert!(!headers.contains_key("authorization"));
+            assert!(!headers.contains_key("anthropic-version"));
+        }
+
+        #[test]
+        fn the_key_index_picks_among_the_channels_keys() {
+            let channel = keyed(Pool::Messages, "claude", &["k0", "k1", "k2"]);
+            let picked: Vec<String> = (0..5)
+                .map(|i| {
+                    let headers =
+                        upstream_headers(&HeaderMap::new(), UpstreamKind::Anthropic, &channel, i)
+                            .unwrap();
+                    value(&headers, "x-api-key").unwrap().to_string()
+                })
+                .collect();
+            assert_eq!(picked, ["k0", "k1", "k2", "k0", "k1"]);
+        }
+
+        #[test]
+        fn no_usable_credential_means_no_request() {
+            let none = HeaderMap::new();
+            let cipher = cipher();
+            let bare = live(&channel("c1", Pool::Chat, "openai", 0), &cipher);
+            for kind in [
+                UpstreamKind::Anthropic,
+                UpstreamKind::OpenAiChat,
+                UpstreamKind::OpenAiResponses,
+                UpstreamKind::CodexOAuth,
+                UpstreamKind::Gemini,
+            ] {
+                assert!(
+                    upstream_headers(&none, kind, &bare, 0).is_none(),
+                    "{kind:?}"
+                );
+            }
+            // A key that cannot be a header value is skipped, not sent.
+            let broken = keyed(Pool::Chat, "openai", &["good", "bad\nkey"]);
+            assert!(upstream_headers(&none, UpstreamKind::OpenAiChat, &broken, 0).is_some());
+            assert!(upstream_headers(&none, UpstreamKind::OpenAiChat, &broken, 1).is_none());
+            // An OAuth block without an access token is no credential either.
+            let tokenless = oauth(Pool::Messages, "claude", r#"{"refresh_token":"r"}"#);
+            assert!(upstream_headers(&none, UpstreamKind::Anthropic, &tokenless, 0).is_none());
+        }
+
+        #[test]
+        fn anthropic_headers_reach_only_anthropic_upstreams() {
+            let incoming = client(&[
+                ("anthropic-version", "2024-10-22"),
+                ("anthropic-beta", "prompt-caching-2024-07-31"),
+                ("anthropic-dangerous-direct-browser-access", "true"),
+                ("x-app", "cli"),
+            ]);
+            let anthropic = keyed(Pool::Messages, "claude", &["sk-ant"]);
+            let headers =
+                upstream_headers(&incoming, UpstreamKind::Anthropic, &anthropic, 0).unwrap();
+            // The client's version is kept, not replaced by the default.
+            assert_eq!(value(&headers, "anthropic-version"), Some("2024-10-22"));
+            assert_eq!(
+                value(&headers, "anthropic-beta"),
+                Some("prompt-caching-2024-07-31")
+            );
+            assert_eq!(
+                value(&headers, "anthropic-dangerous-direct-browser-access"),
+                Some("true")
+            );
+
+            for (kind, channel) in [
+                (
+                    UpstreamKind::OpenAiChat,
+                    keyed(Pool::Chat, "openai", &["sk-oa"]),
+                ),
+                (
+                    UpstreamKind::Gemini,
+                    keyed(Pool::Gemini, "gemini", &["AIza"]),
+                ),
+            ] {
+                let headers = upstream_headers(&incoming, kind, &channel, 0).unwrap();
+                let anthropic_named: Vec<&str> = headers
+                    .keys()
+                    .map(HeaderName::as_str)
+                    .filter(|n| n.starts_with("anthropic-"))
+                    .collect();
+                assert!(anthropic_named.is_empty(), "{kind:?}: {anthropic_named:?}");
+                assert_eq!(value(&headers, "x-app"), Some("cli"), "{kind:?}");
+            }
+        }
+
+        #[test]
+        fn an_oauth_only_anthropic_channel_sends_a_bearer_token_and_the_beta_flag() {
+            let channel = oauth(
+                Pool::Messages,
+                "claude",
+                r#"{"access_token":"sk-ant-oat-1","refresh_token":"r","expires_at":1}"#,
+            );
+            let headers =
+                upstream_headers(&HeaderMap::new(), UpstreamKind::Anthropic, &channel, 0).unwrap();
+            assert_eq!(
+                value(&headers, "authorization"),
+                Some("Bearer sk-ant-oat-1")
+            );
+            assert_eq!(value(&headers, "anthropic-beta"), Some("oauth-2025-04-20"));
+            assert_eq!(value(&headers, "anthropic-version"), Some("2023-06-01"));
+            assert!(!headers.contains_key("x-api-key"));
+
+            // The flag joins the client's betas, once.
+            let with_betas = client(&[("anthropic-beta", "prompt-caching-2024-07-31")]);
+            let headers =
+                upstream_headers(&with_betas, UpstreamKind::Anthropic, &channel, 0).unwrap();
+            assert_eq!(
+                value(&headers, "anthropic-beta"),
+                Some("prompt-caching-2024-07-31,oauth-2025-04-20")
+            );
+            let already = client(&[("anthropic-beta", "oauth-2025-04-20,x")]);
+            let headers = upstream_headers(&already, UpstreamKind::Anthropic, &channel, 0).unwrap();
+            assert_eq!(
+                value(&headers, "anthropic-beta"),
+                Some("oauth-2025-04-20,x")
+            );
+
+            // An API key, when the channel has one, is preferred over the OAuth token.
+            let cipher = cipher();
+            let both = live(
+                &with_oauth(
+                    with_api_keys(channel_of("c2"), &cipher, &["sk-ant-key"]),
+                    &cipher,
+                    r#"{"access_token":"sk-ant-oat-2"}"#,
+                ),
+                &cipher,
+            );
+            let headers =
+                upstream_headers(&HeaderMap::new(), UpstreamKind::Anthropic, &both, 0).unwrap();
+            assert_eq!(value(&headers, "x-api-key"), Some("sk-ant-key"));
+            assert!(!headers.contains_key("authorization"));
+            assert!(!headers.contains_key("anthropic-beta"));
+        }
+
+        fn channel_of(id: &str) -> crate::domain::Channel {
+            channel(id, Pool::Messages, "claude", 0)
+        }
+
+        #[test]
+        fn codex_oauth_sends_the_access_token_and_account() {
+            let channel = oauth(
+                Pool::Responses,
+                "openai-oauth",
+                r#"{"access_token":"eyJ-codex","account_id":"acct-9"}"#,
+            );
+            let incoming = client(&[("authorization", "Bearer client"), ("anthropic-beta", "x")]);
+            let headers =
+                upstream_headers(&incoming, UpstreamKind::CodexOAuth, &channel, 0).unwrap();
+            assert_eq!(value(&headers, "authorization"), Some("Bearer eyJ-codex"));
+            assert_eq!(value(&headers, "chatgpt-account-id"), Some("acct-9"));
+            assert!(!headers.contains_key("anthropic-beta"));
+        }
+    }
 }
