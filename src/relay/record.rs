@@ -330,7 +330,7 @@ mod tests {
             .map(|(model, price)| ((*model).to_string(), price.clone()))
             .collect();
         Snapshot {
-            pricing: PricingTable::new(prices.iter().map(|(m, p)| (m, p))),
+            pricing: Arc::new(PricingTable::new(prices.iter().map(|(m, p)| (m, p)))),
             ..Snapshot::default()
         }
     }
