@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 use super::channel::{LiveChannel, LoadBalance, load_balance_per_pool};
 use crate::FastMap;
 use crate::crypto::{Cipher, CryptoError};
+use crate::domain::failover::FailoverPolicy;
 use crate::domain::{ClientKey, ModelAliases, Pool, PricingTable, Settings};
 use crate::store::{ConfigState, RecordWrite, Table};
 
@@ -66,6 +67,8 @@ pub struct Snapshot {
     pub settings: Settings,
     /// Each pool's load-balance strategy, parsed (index: `Pool as usize`).
     pub load_balance: [LoadBalance; 4],
+    /// The failover rules, compiled.
+    pub failover: Arc<FailoverPolicy>,
     /// The committed state this snapshot shows (shares its records with it).
     pub state: ConfigState,
 }
@@ -82,6 +85,7 @@ impl Default for Snapshot {
             aliases: ModelAliases::default(),
             settings: Settings::default(),
             load_balance: [LoadBalance::Failover; 4],
+            failover: Arc::default(),
             state: ConfigState::default(),
         }
     }
@@ -106,6 +110,7 @@ impl Snapshot {
         snapshot.aliases = state.aliases.clone();
         snapshot.settings = state.settings.clone();
         snapshot.load_balance = load_balance_per_pool(&state.settings);
+        snapshot.failover = Arc::new(FailoverPolicy::compile(&state.settings.failover));
         snapshot.revision = state.revision;
         snapshot.state = state;
         Ok(snapshot)
@@ -129,6 +134,11 @@ impl Snapshot {
             aliases: next.aliases.clone(),
             settings: next.settings.clone(),
             load_balance: load_balance_per_pool(&next.settings),
+            failover: if next.settings.failover == self.state.settings.failover {
+                Arc::clone(&self.failover)
+            } else {
+                Arc::new(FailoverPolicy::compile(&next.settings.failover))
+            },
             state: self.state.clone(),
         };
         let (mut channels_changed, mut pricing_changed) = (false, false);

@@ -4,6 +4,7 @@
 //! and the admin API speaks the same names.
 
 pub mod channel;
+pub mod failover;
 pub mod key;
 pub mod pricing;
 pub mod settings;

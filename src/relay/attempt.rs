@@ -19,13 +19,13 @@ use serde_json::Value;
 use super::Relay;
 use super::client::{Certificates, UpstreamResponse};
 use super::error::RelayError;
-use super::failover::{self, ChainState, Decision, Failure};
 use super::pipeline::{ClientRequest, Prepared, fail};
 use super::record::{Outcome, Recorder};
 use super::respond::{Protocols, respond};
 use super::routing::Candidate;
 use super::upstream;
 use crate::config::Snapshot;
+use crate::domain::failover::{ChainState, Decision, Failure};
 use crate::providers::{self, ErrorKind, Protocol};
 
 /// How much of an upstream error body is read (for the log and failover matching).
@@ -251,8 +251,7 @@ pub(super) async fn attempt(
                 Err(failed) => (failed.failure, failed.content_type),
             };
             relay.metrics.upstream_error(name, failure.status);
-            let decision =
-                failover::decide(&settings.failover, &failure, &mut chain, suspend_default);
+            let decision = live.failover.decide(&failure, &mut chain, suspend_default);
             let excerpt = providers::upstream_error_text(failure.body.as_bytes());
             let (action, wait_ms) = match decision {
                 Decision::Retry(wait) => (

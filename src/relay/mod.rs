@@ -4,7 +4,6 @@ mod attempt;
 mod auth;
 pub mod client;
 mod error;
-mod failover;
 mod handler;
 pub mod pipeline;
 pub mod record;

@@ -2,6 +2,10 @@
 //! (`"429:QUOTA_EXHAUSTED"` before `"429"` before `"others"`), whose action chain decides:
 //! retry the same channel after a wait (up to `maxAttempts`, 99 = unlimited), fail over to the
 //! next channel, suspend the channel, or give the error to the client.
+//!
+//! The settings' rules are compiled once per configuration change into a [`FailoverPolicy`]
+//! (status codes parsed, error codes lower-cased, actions as enums); deciding about a failure
+//! on the request path then parses nothing.
 
 use std::time::Duration;
 
@@ -34,6 +38,195 @@ pub struct ChainState {
     step: usize,
     attempts: u32,
     waited: Duration,
+}
+
+/// One `errorCodes` entry, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum CodeMatch {
+    /// `others`: any failure, least specific.
+    Others,
+    /// `429`
+    Status(u16),
+    /// `429:QUOTA_EXHAUSTED` (the code lower-cased; found anywhere in the body).
+    StatusAndCode(u16, String),
+    /// An entry that is not a status: matches nothing.
+    Never,
+}
+
+impl CodeMatch {
+    fn parse(entry: &str) -> CodeMatch {
+        let entry = entry.trim();
+        if entry.eq_ignore_ascii_case("others") {
+            return CodeMatch::Others;
+        }
+        let (status, code) = entry
+            .split_once(':')
+            .map_or((entry, None), |(s, c)| (s, Some(c)));
+        // "5xx" style entries are not in cc-bridge; a plain status must match exactly.
+        let Ok(status) = status.trim().parse::<u16>() else {
+            return CodeMatch::Never;
+        };
+        match code {
+            Some(code) => CodeMatch::StatusAndCode(status, code.trim().to_ascii_lowercase()),
+            None => CodeMatch::Status(status),
+        }
+    }
+
+    /// How specific this entry is for the failure: 3 = status and code, 2 = status,
+    /// 1 = `others`, 0 = no match. `body` is the failure's body, lower-cased.
+    fn specificity(&self, status: u16, body: &str) -> u8 {
+        match self {
+            CodeMatch::Others => 1,
+            CodeMatch::Status(s) if *s == status => 2,
+            CodeMatch::StatusAndCode(s, code) if *s == status && body.contains(code.as_str()) => 3,
+            _ => 0,
+        }
+    }
+}
+
+/// One step of an action chain, parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    /// Retry the same channel, up to `max` times (99 = unlimited); `wait` `None` = the
+    /// upstream's hint (or 1 s).
+    Retry {
+        wait: Option<Duration>,
+        max: u32,
+    },
+    Failover,
+    Suspend,
+    /// `none`: give the failure back.
+    GiveUp,
+    /// An action relaybox does not know: skipped.
+    Unknown,
+}
+
+impl Action {
+    fn parse(step: &ActionStep) -> Action {
+        match step.action.as_str() {
+            "retry" => Action::Retry {
+                wait: match step.wait_seconds.unwrap_or(0) {
+                    0 => None,
+                    seconds => Some(Duration::from_secs(seconds)),
+                },
+                max: step.max_attempts.unwrap_or(1),
+            },
+            "failover" => Action::Failover,
+            "suspend" => Action::Suspend,
+            "none" => Action::GiveUp,
+            _ => Action::Unknown,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CompiledRule {
+    codes: Vec<CodeMatch>,
+    chain: Vec<Action>,
+}
+
+/// The failover settings, compiled (cc-bridge's default rules when the settings define none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailoverPolicy {
+    enabled: bool,
+    rules: Vec<CompiledRule>,
+}
+
+impl Default for FailoverPolicy {
+    fn default() -> Self {
+        Self::compile(&FailoverSettings::default())
+    }
+}
+
+impl FailoverPolicy {
+    #[must_use]
+    pub fn compile(settings: &FailoverSettings) -> FailoverPolicy {
+        let defaults;
+        let rules: &[FailoverRule] = if settings.rules.is_empty() {
+            defaults = default_rules();
+            &defaults
+        } else {
+            &settings.rules
+        };
+        FailoverPolicy {
+            enabled: settings.enabled,
+            rules: rules
+                .iter()
+                .map(|rule| CompiledRule {
+                    codes: rule.error_codes.split(',').map(CodeMatch::parse).collect(),
+                    chain: rule.action_chain.iter().map(Action::parse).collect(),
+                })
+                .collect(),
+        }
+    }
+
+    fn matching_rule(&self, failure: &Failure) -> Option<usize> {
+        let body = failure.body.to_ascii_lowercase();
+        self.rules
+            .iter()
+            .enumerate()
+            .filter_map(|(i, rule)| {
+                let best = rule
+                    .codes
+                    .iter()
+                    .map(|code| code.specificity(failure.status, &body))
+                    .max()
+                    .unwrap_or(0);
+                (best > 0).then_some((best, i))
+            })
+            // most specific first; among equals the first rule wins
+            .max_by(|(a, ai), (b, bi)| a.cmp(b).then(bi.cmp(ai)))
+            .map(|(_, i)| i)
+    }
+
+    /// Decide what to do about `failure` on the current channel.
+    pub fn decide(
+        &self,
+        failure: &Failure,
+        state: &mut ChainState,
+        suspend_default: Duration,
+    ) -> Decision {
+        if !self.enabled {
+            return match failure.status {
+                401 | 403 | 429 | 500..=599 => Decision::Failover,
+                _ => Decision::GiveUp,
+            };
+        }
+        let Some(index) = self.matching_rule(failure) else {
+            return Decision::GiveUp;
+        };
+        if state.rule != Some(index) {
+            *state = ChainState {
+                rule: Some(index),
+                ..ChainState::default()
+            };
+        }
+        let chain = &self.rules[index].chain;
+        while let Some(current) = chain.get(state.step) {
+            match *current {
+                Action::Retry { wait, max } => {
+                    let wait = wait
+                        .unwrap_or_else(|| failure.retry_after.unwrap_or(Duration::from_secs(1)));
+                    let unlimited = max >= 99;
+                    if (unlimited || state.attempts < max) && state.waited + wait <= MAX_TOTAL_WAIT
+                    {
+                        state.attempts += 1;
+                        state.waited += wait;
+                        return Decision::Retry(wait);
+                    }
+                    state.step += 1;
+                    state.attempts = 0;
+                }
+                Action::Failover => return Decision::Failover,
+                Action::Suspend => {
+                    return Decision::Suspend(failure.retry_after.unwrap_or(suspend_default));
+                }
+                Action::GiveUp => return Decision::GiveUp,
+                Action::Unknown => state.step += 1,
+            }
+        }
+        Decision::Failover
+    }
 }
 
 fn step(action: &str, wait: Option<u64>, max: Option<u32>) -> ActionStep {
@@ -90,109 +283,16 @@ pub fn default_rules() -> Vec<FailoverRule> {
     ]
 }
 
-/// How specific an `errorCodes` entry is for this failure: 3 = status and code, 2 = status,
-/// 1 = `others`, 0 = no match.
-fn specificity(entry: &str, failure: &Failure) -> u8 {
-    let entry = entry.trim();
-    if entry.eq_ignore_ascii_case("others") {
-        return 1;
-    }
-    let (status, code) = entry
-        .split_once(':')
-        .map_or((entry, None), |(s, c)| (s, Some(c)));
-    let Ok(status) = status.trim().parse::<u16>() else {
-        return 0;
-    };
-    // "5xx" style entries are not in cc-bridge; a plain status must match exactly.
-    if status != failure.status {
-        return 0;
-    }
-    match code {
-        Some(code)
-            if failure
-                .body
-                .to_ascii_lowercase()
-                .contains(&code.trim().to_ascii_lowercase()) =>
-        {
-            3
-        }
-        Some(_) => 0,
-        None => 2,
-    }
-}
-
-fn matching_rule(rules: &[FailoverRule], failure: &Failure) -> Option<usize> {
-    rules
-        .iter()
-        .enumerate()
-        .filter_map(|(i, rule)| {
-            let best = rule
-                .error_codes
-                .split(',')
-                .map(|e| specificity(e, failure))
-                .max()
-                .unwrap_or(0);
-            (best > 0).then_some((best, i))
-        })
-        // most specific first; among equals the first rule wins
-        .max_by(|(a, ai), (b, bi)| a.cmp(b).then(bi.cmp(ai)))
-        .map(|(_, i)| i)
-}
-
-/// Decide what to do about `failure` on the current channel.
-pub fn decide(
+/// Compile `settings` and decide (the tests' shorthand; the request path keeps the compiled
+/// policy in its snapshot).
+#[cfg(test)]
+fn decide(
     settings: &FailoverSettings,
     failure: &Failure,
     state: &mut ChainState,
     suspend_default: Duration,
 ) -> Decision {
-    if !settings.enabled {
-        return match failure.status {
-            401 | 403 | 429 | 500..=599 => Decision::Failover,
-            _ => Decision::GiveUp,
-        };
-    }
-    let defaults;
-    let rules: &[FailoverRule] = if settings.rules.is_empty() {
-        defaults = default_rules();
-        &defaults
-    } else {
-        &settings.rules
-    };
-    let Some(index) = matching_rule(rules, failure) else {
-        return Decision::GiveUp;
-    };
-    if state.rule != Some(index) {
-        *state = ChainState {
-            rule: Some(index),
-            ..ChainState::default()
-        };
-    }
-    let chain = &rules[index].action_chain;
-    while let Some(current) = chain.get(state.step) {
-        match current.action.as_str() {
-            "retry" => {
-                let max = current.max_attempts.unwrap_or(1);
-                let wait = match current.wait_seconds.unwrap_or(0) {
-                    0 => failure.retry_after.unwrap_or(Duration::from_secs(1)),
-                    seconds => Duration::from_secs(seconds),
-                };
-                let unlimited = max >= 99;
-                if (unlimited || state.attempts < max) && state.waited + wait <= MAX_TOTAL_WAIT {
-                    state.attempts += 1;
-                    state.waited += wait;
-                    return Decision::Retry(wait);
-                }
-                state.step += 1;
-                state.attempts = 0;
-            }
-            "failover" => return Decision::Failover,
-            "suspend" => return Decision::Suspend(failure.retry_after.unwrap_or(suspend_default)),
-            "none" => return Decision::GiveUp,
-            _ => state.step += 1,
-        }
-    }
-    Decision::Failover
+    FailoverPolicy::compile(settings).decide(failure, state, suspend_default)
 }
 
 #[cfg(test)]
