@@ -173,7 +173,7 @@ impl Cipher {
             kdf,
             salt: STANDARD.encode(salt),
             wrapped_dek: wrapped,
-            created_at: crate::domain::now().to_string(),
+            created_at: time::OffsetDateTime::now_utc().to_string(),
         };
         Ok((
             Cipher {

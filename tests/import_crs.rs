@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::{TestServer, all_bytes, contains, request, run_cli};
 use relaybox::app::{DataDir, DataDirOptions};
-use relaybox::config::snapshot::{api_key_aad, legacy_salt_aad, oauth_aad};
+use relaybox::config::aad::{api_key_aad, legacy_salt_aad, oauth_aad};
 use relaybox::importers::crs;
 use relaybox::store::ConfigState;
 use relaybox::store::sqlite::UsageDay;

@@ -8,7 +8,7 @@
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use super::snapshot::{api_key_aad, oauth_aad};
+use super::aad::{api_key_aad, oauth_aad};
 use crate::crypto::{Cipher, CryptoError};
 use crate::domain::{Channel, Pool, Settings};
 use crate::limits::quota::QuotaSchedule;

@@ -4,6 +4,7 @@
 //! Arrows: `config` knows the stores and the domain; it does not know HTTP, the relay or the
 //! app that wires them.
 
+pub mod aad;
 pub mod channel;
 pub mod services;
 pub mod snapshot;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
-use super::snapshot::{api_key_aad, oauth_aad};
+use super::aad::{api_key_aad, oauth_aad};
 use super::{Configuration, WriteError};
 use crate::crypto::{self, CryptoError, SealedSecret};
 use crate::domain::channel::ChannelOrigin;

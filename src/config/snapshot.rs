@@ -11,30 +11,13 @@ use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
+use super::aad::legacy_salt_aad;
 use super::channel::{LiveChannel, LoadBalance, load_balance_per_pool};
 use crate::FastMap;
 use crate::crypto::{Cipher, CryptoError};
 use crate::domain::failover::FailoverPolicy;
 use crate::domain::{ClientKey, ModelAliases, Pool, PricingTable, Settings};
 use crate::store::{ConfigState, RecordWrite, Table};
-
-/// AAD of a channel's upstream keys.
-#[must_use]
-pub fn api_key_aad(channel_id: &str) -> String {
-    format!("channel/{channel_id}/apiKey")
-}
-
-/// AAD of a channel's OAuth token block.
-#[must_use]
-pub fn oauth_aad(channel_id: &str) -> String {
-    format!("channel/{channel_id}/oauthTokens")
-}
-
-/// AAD of a key's legacy salt.
-#[must_use]
-pub fn legacy_salt_aad(key_id: &str) -> String {
-    format!("key/{key_id}/legacySalt")
-}
 
 /// Client keys that carry a claude-relay-service salted hash, grouped by salt, so a presented
 /// key costs one hash per distinct salt (usually one).
@@ -255,6 +238,7 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
     use super::*;
+    use crate::config::aad::api_key_aad;
     use crate::crypto::MasterSecret;
     use crate::domain::{Channel, KeyStatus};
     use crate::store::{ConfigOp, Expect};

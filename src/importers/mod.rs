@@ -8,4 +8,4 @@ pub mod crs;
 
 /// The AADs that bind sealed channel secrets to their channel (one definition, in the live
 /// snapshot that opens them).
-pub use crate::config::snapshot::{api_key_aad, oauth_aad};
+pub use crate::config::aad::{api_key_aad, oauth_aad};

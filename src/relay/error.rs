@@ -3,6 +3,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::record::{Outcome, Recorder};
 use crate::providers::{self, ErrorKind, Protocol};
 
 #[derive(Debug, Clone)]
@@ -54,4 +55,16 @@ impl std::fmt::Display for RelayError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
     }
+}
+
+/// A refusal before any upstream was contacted.
+pub(super) fn reject(recorder: Recorder, error: RelayError, protocol: Protocol) -> Response {
+    recorder.finish(Outcome::Rejected, error.status().as_u16(), &error.message);
+    error.into_response_for(protocol)
+}
+
+/// A failure after routing began.
+pub(super) fn fail(recorder: Recorder, error: RelayError, protocol: Protocol) -> Response {
+    recorder.finish(Outcome::Error, error.status().as_u16(), &error.message);
+    error.into_response_for(protocol)
 }

@@ -9,7 +9,8 @@ use axum::response::{IntoResponse, Response};
 use super::Endpoint;
 use super::Relay;
 use super::error::RelayError;
-use super::pipeline::{self, ClientRequest};
+use super::pipeline;
+use super::request::ClientRequest;
 use crate::providers::{ErrorKind, Protocol};
 
 /// Hand one relay request to the pipeline. The handlers take the whole `Request` (not the

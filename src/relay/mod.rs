@@ -7,6 +7,7 @@ mod error;
 mod handler;
 pub mod pipeline;
 pub mod record;
+mod request;
 mod respond;
 pub mod routing;
 pub mod state;

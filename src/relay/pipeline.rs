@@ -20,30 +20,19 @@ use std::sync::Arc;
 
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::Endpoint;
 use super::Relay;
 use super::auth;
-use super::error::RelayError;
-use super::record::{Outcome, Recorder};
+use super::error::{RelayError, fail, reject};
+use super::record::Recorder;
+use super::request::{ClientRequest, Prepared};
 use super::routing;
 use crate::config::Snapshot;
 use crate::domain::ClientKey;
 use crate::domain::key::Expiry;
 use crate::providers::{self, BodyError, ErrorKind, Protocol, RequestFacts};
-
-/// The client's request as the handlers hand it over (body read, head split off).
-#[derive(Debug)]
-pub struct ClientRequest {
-    pub endpoint: Endpoint,
-    pub headers: HeaderMap,
-    pub query: Option<String>,
-    /// Gemini: the model from the path.
-    pub path_model: Option<String>,
-    pub body: Bytes,
-}
 
 pub async fn relay(relay: Arc<Relay>, incoming: ClientRequest) -> Response {
     let client_protocol = incoming.endpoint.client_protocol();
@@ -195,14 +184,6 @@ fn parse(live: &Snapshot, incoming: &ClientRequest) -> Result<RequestFacts, Rela
     Ok(facts)
 }
 
-/// What stage 2–4 prepared for the attempts.
-pub(super) struct Prepared {
-    pub(super) facts: RequestFacts,
-    pub(super) hide_usage_chunk: bool,
-    /// (`key id/session id`, TTL seconds) when sticky sessions apply
-    pub(super) sticky: Option<(String, u64)>,
-}
-
 /// The conversation a request belongs to: the protocol's own session field (Anthropic
 /// `metadata.user_id`, OpenAI `prompt_cache_key`/`user`), else a `session_id` / `x-session-id`
 /// header (Codex CLI sends `session_id`).
@@ -219,18 +200,6 @@ fn session_id(headers: &HeaderMap, facts: &RequestFacts) -> Option<String> {
                 .filter(|s| !s.is_empty() && s.len() <= 256)
                 .map(str::to_string)
         })
-}
-
-/// A refusal before any upstream was contacted.
-fn reject(recorder: Recorder, error: RelayError, protocol: Protocol) -> Response {
-    recorder.finish(Outcome::Rejected, error.status().as_u16(), &error.message);
-    error.into_response_for(protocol)
-}
-
-/// A failure after routing began.
-pub(super) fn fail(recorder: Recorder, error: RelayError, protocol: Protocol) -> Response {
-    recorder.finish(Outcome::Error, error.status().as_u16(), &error.message);
-    error.into_response_for(protocol)
 }
 
 /// "N days after first use" keys: remember the first use (once; a rare config write, off the
@@ -329,7 +298,7 @@ mod tests {
             headers: HeaderMap::new(),
             query: None,
             path_model: path_model.map(str::to_string),
-            body: Bytes::from(body.to_string()),
+            body: bytes::Bytes::from(body.to_string()),
         }
     }
 

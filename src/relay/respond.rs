@@ -9,7 +9,7 @@ use http_body_util::BodyExt as _;
 
 use super::client::UpstreamResponse;
 use super::error::RelayError;
-use super::pipeline::fail;
+use super::error::fail;
 use super::record::{Outcome, Recorder};
 use super::stream::RelayStream;
 use super::upstream;

@@ -9,7 +9,7 @@ use serde_json::{Map, json};
 use time::OffsetDateTime;
 
 use super::Relay;
-use crate::config::snapshot::{api_key_aad, oauth_aad};
+use crate::config::aad::{api_key_aad, oauth_aad};
 use crate::config::{Configuration, LiveChannel, Snapshot};
 use crate::crypto::{Cipher, MasterSecret};
 use crate::domain::key::{KeyAllowlists, KeyLimits};

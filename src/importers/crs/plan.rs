@@ -18,7 +18,7 @@ use sha2::Sha256;
 use super::accounts::AccountPlan;
 use super::keys::KeyPlan;
 use super::{EXTRA, secret_aad};
-use crate::config::snapshot::{api_key_aad, legacy_salt_aad, oauth_aad};
+use crate::config::aad::{api_key_aad, legacy_salt_aad, oauth_aad};
 use crate::crypto::{Cipher, CryptoError, SealedSecret};
 use crate::domain::key::LegacyHash;
 use crate::domain::{Channel, ClientKey, Pool};
