@@ -90,11 +90,12 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Entrance
 }
 
 /// The client's `x-request-id` when it is short visible ASCII, else a new one: a per-process
-/// random prefix and a counter (unique, cheap, and in order within a process).
+/// random prefix and a counter in hex (unique, cheap, and in order within a process). Written
+/// into a stack buffer: every response carries one, so it is kept off the formatting machinery.
 fn request_id(headers: &axum::http::HeaderMap) -> axum::http::HeaderValue {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static PREFIX: std::sync::OnceLock<[u8; 8]> = std::sync::OnceLock::new();
     if let Some(given) = headers.get(&REQUEST_ID)
         && (1..=128).contains(&given.len())
         && given.as_bytes().iter().all(|b| b.is_ascii_graphic())
@@ -103,10 +104,20 @@ fn request_id(headers: &axum::http::HeaderMap) -> axum::http::HeaderValue {
     }
     let prefix = PREFIX.get_or_init(|| {
         let id = crate::domain::new_id();
-        id[id.len() - 8..].to_string()
+        let mut prefix = [b'0'; 8];
+        prefix.copy_from_slice(&id.as_bytes()[id.len() - 8..]);
+        prefix
     });
+    let mut text = [0u8; 8 + 1 + 16];
+    text[..8].copy_from_slice(prefix);
+    text[8] = b'-';
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    axum::http::HeaderValue::from_str(&format!("{prefix}-{n:x}"))
+    let digits = (64 - n.leading_zeros()).div_ceil(4).max(1) as usize;
+    for (i, slot) in text[9..9 + digits].iter_mut().enumerate() {
+        let nibble = (n >> (4 * (digits - 1 - i))) & 0xf;
+        *slot = b"0123456789abcdef"[nibble as usize];
+    }
+    axum::http::HeaderValue::from_bytes(&text[..9 + digits])
         .unwrap_or_else(|_| axum::http::HeaderValue::from_static("-"))
 }
 
@@ -134,4 +145,32 @@ pub async fn serve(
     connections::serve_connections(listener, entrance, stop).await;
     app.finish().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+    use super::{REQUEST_ID, request_id};
+
+    #[test]
+    fn request_ids_are_prefix_dash_counter_in_hex_or_the_clients_own() {
+        let none = axum::http::HeaderMap::new();
+        let first = request_id(&none);
+        let second = request_id(&none);
+        let (prefix, n) = first.to_str().unwrap().split_once('-').unwrap();
+        let (prefix2, m) = second.to_str().unwrap().split_once('-').unwrap();
+        assert_eq!(prefix, prefix2);
+        assert_eq!(prefix.len(), 8);
+        let (n, m) = (
+            u64::from_str_radix(n, 16).unwrap(),
+            u64::from_str_radix(m, 16).unwrap(),
+        );
+        assert!(m > n, "{n} then {m}");
+        let mut given = axum::http::HeaderMap::new();
+        given.insert(REQUEST_ID, "trace-7".parse().unwrap());
+        assert_eq!(request_id(&given), "trace-7");
+        given.insert(REQUEST_ID, "two words".parse().unwrap());
+        assert_ne!(request_id(&given), "two words");
+    }
 }
