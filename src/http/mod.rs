@@ -40,6 +40,19 @@ struct Entrance {
 
 const REQUEST_ID: axum::http::HeaderName = axum::http::HeaderName::from_static("x-request-id");
 
+impl Entrance {
+    fn dispatch(&self, request: hyper::Request<hyper::body::Incoming>) -> Dispatched {
+        if let Some(endpoint) = crate::relay::fixed_post(request.method(), request.uri().path()) {
+            let relay = Arc::clone(&self.relay);
+            let request = request.map(axum::body::Body::new);
+            return Box::pin(async move {
+                Ok(crate::relay::relay_fixed(relay, endpoint, request).await)
+            });
+        }
+        Box::pin(hyper::service::Service::call(&self.router, request))
+    }
+}
+
 type Dispatched =
     Pin<Box<dyn Future<Output = Result<axum::response::Response, Infallible>> + Send>>;
 
@@ -50,7 +63,6 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Entrance
 
     fn call(&self, request: hyper::Request<hyper::body::Incoming>) -> Self::Future {
         use futures_util::FutureExt as _;
-        use futures_util::future::Either;
         use tracing::Instrument as _;
         let id = request_id(request.headers());
         let span = tracing::debug_span!(
@@ -59,20 +71,10 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Entrance
             method = %request.method(),
             path = request.uri().path(),
         );
-        // One allocation per request: the two routes are an `Either`, not boxed each.
-        let route = match crate::relay::fixed_post(request.method(), request.uri().path()) {
-            Some(endpoint) => {
-                let relay = Arc::clone(&self.relay);
-                let request = request.map(axum::body::Body::new);
-                Either::Left(async move {
-                    Ok::<_, Infallible>(crate::relay::relay_fixed(relay, endpoint, request).await)
-                })
-            }
-            None => Either::Right(hyper::service::Service::call(&self.router, request)),
-        };
+        let inner = self.dispatch(request);
         Box::pin(
             async move {
-                let mut response = match std::panic::AssertUnwindSafe(route).catch_unwind().await {
+                let mut response = match std::panic::AssertUnwindSafe(inner).catch_unwind().await {
                     Ok(Ok(response)) => response,
                     Err(_) => {
                         tracing::error!("a request handler panicked; answered 500");
