@@ -1110,7 +1110,6 @@ macro_rules! conformance {
                 super::records_round_trip(&*$fresh());
             }
             #[test]
-            #[ignore = "redb: serde_json reads some f64 one ulp off unless its float_roundtrip feature is on"]
             fn floats_round_trip() {
                 super::floats_round_trip(&*$fresh());
             }
