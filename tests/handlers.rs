@@ -553,3 +553,64 @@ async fn a_reload_keeps_a_rotated_key_unless_the_file_changed_its_keys() {
     );
     t.close().await;
 }
+
+/// An admin key past its expiry has no admin rights (it could otherwise mint a fresh admin key);
+/// the same key unexpired does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_admin_key_is_refused_by_the_admin_api() {
+    let t = InProcessApp::start().await;
+    let (expired_id, expired) = t
+        .create_key(json!({
+            "name": "old-admin", "isAdmin": true,
+            "expiry": {"mode": "fixedAt", "expiresAt": "2020-01-01T00:00:00Z"},
+        }))
+        .await;
+    let (_, current) = t
+        .create_key(json!({
+            "name": "new-admin", "isAdmin": true,
+            "expiry": {"mode": "fixedAt", "expiresAt": "2999-01-01T00:00:00Z"},
+        }))
+        .await;
+    let as_key = async |key: &str, method: &str, body: Option<Value>| {
+        let bearer = format!("Bearer {key}");
+        t.request(
+            method,
+            "/admin/api/keys",
+            &[("authorization", bearer.as_str())],
+            body,
+        )
+        .await
+    };
+    let (status, body) = as_key(&expired, "GET", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let (status, body) = as_key(
+        &expired,
+        "POST",
+        Some(json!({"name": "minted", "isAdmin": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, body) = as_key(&current, "GET", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let names: Vec<&str> = body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["name"].as_str().unwrap())
+        .collect();
+    assert!(!names.contains(&"minted"), "{names:?}");
+
+    // Extending the expiry gives the rights back.
+    let (status, body) = t
+        .admin(
+            "PATCH",
+            &format!("/keys/{expired_id}"),
+            Some(json!({"expiry": {"mode": "fixedAt", "expiresAt": "2999-01-01T00:00:00Z"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = as_key(&expired, "GET", None).await;
+    assert_eq!(status, StatusCode::OK);
+    t.close().await;
+}

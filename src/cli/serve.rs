@@ -95,7 +95,7 @@ fn ensure_admin_key(config: &Configuration, from_env: Option<&str>) -> anyhow::R
         .state
         .keys
         .values()
-        .any(|k| k.is_admin && k.status == KeyStatus::Active);
+        .any(|k| k.grants_admin(now()));
     if has_admin {
         return Ok(());
     }

@@ -141,3 +141,69 @@ pub struct ClientKey {
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+impl ClientKey {
+    /// Whether the key's expiry has passed at `now`. A key that expires N days after its first
+    /// use and was never used has not; an end beyond the calendar never comes.
+    #[must_use]
+    pub fn is_expired(&self, now: OffsetDateTime) -> bool {
+        match &self.expiry {
+            Some(Expiry::FixedAt { expires_at }) => now >= *expires_at,
+            Some(Expiry::AfterFirstUse { days }) => self.first_used_at.is_some_and(|first| {
+                first
+                    .checked_add(time::Duration::days(i64::from(*days)))
+                    .is_some_and(|end| now >= end)
+            }),
+            None => false,
+        }
+    }
+
+    /// An active, unexpired admin key: what the admin API accepts.
+    #[must_use]
+    pub fn grants_admin(&self, now: OffsetDateTime) -> bool {
+        self.is_admin && self.status == KeyStatus::Active && !self.is_expired(now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+    use super::*;
+    use time::macros::datetime;
+
+    fn key(expiry: Option<Expiry>, first_used_at: Option<OffsetDateTime>) -> ClientKey {
+        let mut key: ClientKey = serde_json::from_value(serde_json::json!({
+            "id": "k", "name": "k", "hash": "h", "displayPrefix": "rb_", "isAdmin": true,
+            "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z",
+        }))
+        .unwrap();
+        key.expiry = expiry;
+        key.first_used_at = first_used_at;
+        key
+    }
+
+    #[test]
+    fn expiry_and_admin_rights() {
+        let now = datetime!(2026-06-01 00:00 UTC);
+        let past = Some(Expiry::FixedAt {
+            expires_at: datetime!(2026-05-01 00:00 UTC),
+        });
+        assert!(key(past.clone(), None).is_expired(now));
+        assert!(
+            !key(past, None).grants_admin(now),
+            "an expired admin key is no admin key"
+        );
+        assert!(key(None, None).grants_admin(now));
+        let ten_days = Some(Expiry::AfterFirstUse { days: 10 });
+        assert!(!key(ten_days.clone(), None).is_expired(now), "never used");
+        assert!(key(ten_days.clone(), Some(datetime!(2026-05-01 00:00 UTC))).is_expired(now));
+        assert!(!key(ten_days, Some(datetime!(2026-05-30 00:00 UTC))).is_expired(now));
+        // An end beyond the calendar never comes (and does not overflow).
+        let forever = Some(Expiry::AfterFirstUse { days: u32::MAX });
+        assert!(!key(forever, Some(now)).is_expired(now));
+        let mut disabled = key(None, None);
+        disabled.status = KeyStatus::Disabled;
+        assert!(!disabled.grants_admin(now));
+    }
+}

@@ -8,7 +8,6 @@ use time::OffsetDateTime;
 use super::Endpoint;
 use super::error::RelayError;
 use crate::config::Snapshot;
-use crate::domain::key::Expiry;
 use crate::domain::{ClientKey, KeyStatus, Pool};
 use crate::providers::ErrorKind;
 
@@ -84,14 +83,7 @@ pub fn authenticate(
             ));
         }
     }
-    let expired = match &key.expiry {
-        Some(Expiry::FixedAt { expires_at }) => now >= *expires_at,
-        Some(Expiry::AfterFirstUse { days }) => key
-            .first_used_at
-            .is_some_and(|first| now >= first + time::Duration::days(i64::from(*days))),
-        None => false,
-    };
-    if expired {
+    if key.is_expired(now) {
         return Err(RelayError::new(
             ErrorKind::PermissionDenied,
             "key_expired",

@@ -15,7 +15,6 @@ use axum::routing::get;
 use super::error::AdminError;
 use crate::app::server::App;
 use crate::crypto::digests_equal;
-use crate::domain::KeyStatus;
 
 pub fn routes(app: Arc<App>) -> Router<Arc<App>> {
     use handlers as h;
@@ -77,7 +76,7 @@ async fn require_admin(
         .config
         .snapshot()
         .find_key(presented)
-        .is_some_and(|key| key.is_admin && key.status == KeyStatus::Active);
+        .is_some_and(|key| key.grants_admin(crate::domain::now()));
     if !(is_control || is_admin_key) {
         return Err(AdminError::Unauthorized);
     }
