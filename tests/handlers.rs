@@ -614,3 +614,58 @@ async fn an_expired_admin_key_is_refused_by_the_admin_api() {
     assert_eq!(status, StatusCode::OK);
     t.close().await;
 }
+
+/// Limits no request could meet, or windows beyond ten years, are refused with 400 naming the
+/// field, on create and on patch, and change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusable_key_limits_are_refused_and_change_nothing() {
+    let t = InProcessApp::start().await;
+    for (limits, field) in [
+        (json!({"costPerDay": -5}), "costPerDay"),
+        (json!({"requestsPerMinute": 0}), "requestsPerMinute"),
+        (json!({"costTotal": 0}), "costTotal"),
+        (
+            json!({"requestsPerWindow": {"limit": 10, "windowSeconds": 1_000_000_000_000u64}}),
+            "requestsPerWindow.windowSeconds",
+        ),
+        (
+            json!({"tokensPerWindow": {"limit": 0, "windowSeconds": 60}}),
+            "tokensPerWindow.limit",
+        ),
+    ] {
+        let (status, body) = t
+            .admin(
+                "POST",
+                "/keys",
+                Some(json!({"name": "bad", "limits": limits})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{limits}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(field), "{message}");
+    }
+    let (_, keys) = t.admin("GET", "/keys", None).await;
+    assert!(
+        keys["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["name"] != "bad"),
+        "{keys}"
+    );
+
+    let (id, _) = t
+        .create_key(json!({"name": "good", "limits": {"requestsPerMinute": 30}}))
+        .await;
+    let (status, body) = t
+        .admin(
+            "PATCH",
+            &format!("/keys/{id}"),
+            Some(json!({"limits": {"requestsPerMinute": 0}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (_, key) = t.admin("GET", &format!("/keys/{id}"), None).await;
+    assert_eq!(key["limits"]["requestsPerMinute"], 30, "{key}");
+    t.close().await;
+}

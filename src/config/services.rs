@@ -103,6 +103,9 @@ pub fn create_key(config: &Configuration, new: NewKey) -> Result<(ClientKey, Zer
     if name.is_empty() {
         return Err(invalid("a key needs a name"));
     }
+    if let Some(problem) = new.limits.problem() {
+        return Err(invalid(problem));
+    }
     let prefix = config.snapshot().settings.key_prefix.clone();
     let plaintext = crypto::generate_client_key(&prefix)?;
     let at = now();
@@ -197,6 +200,9 @@ pub fn update_key(
         let mut key: ClientKey = merged;
         if key.name.trim().is_empty() {
             return Err(invalid("a key needs a name"));
+        }
+        if let Some(problem) = key.limits.problem() {
+            return Err(invalid(problem));
         }
         key.updated_at = now();
         let expect = version

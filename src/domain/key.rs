@@ -49,6 +49,50 @@ pub struct WindowLimit {
     pub window_seconds: u64,
 }
 
+/// The longest rolling window a limit may have: ten years.
+pub const MAX_WINDOW_SECONDS: u64 = 10 * 365 * 86_400;
+
+impl KeyLimits {
+    /// Why these limits cannot be used, if they cannot: a limit that no request can meet (zero,
+    /// negative, not a number) would refuse the key forever, and a window beyond ten years
+    /// cannot be computed with.
+    pub fn problem(&self) -> Option<String> {
+        let positive_count = |name: &str, value: Option<u32>| {
+            (value == Some(0))
+                .then(|| format!("limits.{name} must be at least 1 (leave it out for no limit)"))
+        };
+        let positive_amount = |name: &str, value: Option<f64>| {
+            value.filter(|v| !v.is_finite() || *v <= 0.0).map(|v| {
+                format!(
+                    "limits.{name} must be a number above 0, not {v} (leave it out for no limit)"
+                )
+            })
+        };
+        let window = |name: &str, value: &Option<WindowLimit>| {
+            let w = value.as_ref()?;
+            if !w.limit.is_finite() || w.limit <= 0.0 {
+                return Some(format!(
+                    "limits.{name}.limit must be a number above 0, not {}",
+                    w.limit
+                ));
+            }
+            (w.window_seconds == 0 || w.window_seconds > MAX_WINDOW_SECONDS).then(|| {
+                format!(
+                    "limits.{name}.windowSeconds must be between 1 and {MAX_WINDOW_SECONDS} (ten years), not {}",
+                    w.window_seconds
+                )
+            })
+        };
+        positive_count("requestsPerMinute", self.requests_per_minute)
+            .or_else(|| positive_count("concurrentRequests", self.concurrent_requests))
+            .or_else(|| positive_amount("costPerDay", self.cost_per_day))
+            .or_else(|| positive_amount("costTotal", self.cost_total))
+            .or_else(|| window("tokensPerWindow", &self.tokens_per_window))
+            .or_else(|| window("requestsPerWindow", &self.requests_per_window))
+            .or_else(|| window("costPerWindow", &self.cost_per_window))
+    }
+}
+
 /// All optional; `None` means unlimited.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -30,7 +30,12 @@ pub fn seed_changed(
             .iter()
             .filter_map(|key| {
                 let horizon = key_horizon(&key.limits);
-                (horizon > 0).then(|| (key.id.as_str(), now - time::Duration::seconds(horizon)))
+                // A window older than the calendar (stored before limits were checked)
+                // counts from its start rather than panicking.
+                let since = now
+                    .checked_sub(time::Duration::seconds(horizon))
+                    .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+                (horizon > 0).then_some((key.id.as_str(), since))
             })
             .collect();
         let mut recent_by_key = logs.key_requests_since(&windows)?;
@@ -72,4 +77,36 @@ pub fn seed_changed(
         seeded += 1;
     }
     Ok(seeded)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::domain::ClientKey;
+    use crate::domain::key::WindowLimit;
+    use crate::store::sqlite::OpenOptions;
+
+    /// A key stored with a window longer than the calendar (before limits were checked) is
+    /// seeded from the start of time instead of panicking at every start.
+    #[test]
+    fn a_window_beyond_the_calendar_is_seeded_without_panicking() {
+        let mut key: ClientKey = serde_json::from_value(serde_json::json!({
+            "id": "k", "name": "k", "hash": "h", "displayPrefix": "rb_",
+            "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z",
+        }))
+        .unwrap();
+        key.limits.requests_per_window = Some(WindowLimit {
+            limit: 10.0,
+            window_seconds: u64::MAX,
+        });
+        let mut state = ConfigState::default();
+        state.keys.insert("k".into(), key);
+        let logs = LogDb::open(std::path::Path::new(":memory:"), OpenOptions::default()).unwrap();
+        let limiter = Limiter::new(Arc::new(crate::limits::SystemClock));
+        assert_eq!(seed_changed(&limiter, &state, &logs).unwrap(), 1);
+    }
 }
