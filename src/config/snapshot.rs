@@ -107,6 +107,7 @@ impl Snapshot {
         writes: &[RecordWrite],
         cipher: &Cipher,
     ) -> Result<Snapshot, CryptoError> {
+        let failover_changed = next.settings.failover != self.state.settings.failover;
         let mut snapshot = Snapshot {
             revision: next.revision,
             keys_by_hash: self.keys_by_hash.clone(),
@@ -117,14 +118,16 @@ impl Snapshot {
             aliases: next.aliases.clone(),
             settings: next.settings.clone(),
             load_balance: load_balance_per_pool(&next.settings),
-            failover: if next.settings.failover == self.state.settings.failover {
-                Arc::clone(&self.failover)
-            } else {
+            failover: if failover_changed {
                 Arc::new(FailoverPolicy::compile(&next.settings.failover))
+            } else {
+                Arc::clone(&self.failover)
             },
-            state: self.state.clone(),
+            state: next,
         };
-        let (mut channels_changed, mut pricing_changed) = (false, false);
+        // A channel's config and credentials may both be written by one change: open it once.
+        let mut changed_channels = std::collections::BTreeSet::new();
+        let mut pricing_changed = false;
         for write in writes {
             match write {
                 RecordWrite::Key(id, after) => {
@@ -135,28 +138,29 @@ impl Snapshot {
                         snapshot.add_key(key, cipher)?;
                     }
                 }
-                // The config record or the credentials: either way only this channel is
-                // opened again, from the state after the change (which joins both).
                 RecordWrite::Channel(id, _) | RecordWrite::Credentials(id, _) => {
-                    channels_changed = true;
-                    match next.channels.get(id) {
-                        Some(channel) => snapshot
-                            .channels
-                            .insert(id.clone(), Arc::new(LiveChannel::open(channel, cipher)?)),
-                        None => _ = snapshot.channels.remove(id),
-                    }
+                    changed_channels.insert(id.as_str());
                 }
                 RecordWrite::Price(..) => pricing_changed = true,
                 RecordWrite::KeyHash(..) | RecordWrite::Aliases(_) | RecordWrite::Settings(_) => {}
             }
         }
-        if channels_changed {
+        // Opened from the state after the change, which joins config and credentials.
+        for id in &changed_channels {
+            match snapshot.state.channels.get(*id) {
+                Some(channel) => {
+                    let live = Arc::new(LiveChannel::open(channel, cipher)?);
+                    snapshot.channels.insert((*id).to_string(), live);
+                }
+                None => _ = snapshot.channels.remove(*id),
+            }
+        }
+        if !changed_channels.is_empty() {
             snapshot.rebuild_pools();
         }
         if pricing_changed {
-            snapshot.pricing = Arc::new(PricingTable::new(next.pricing.iter()));
+            snapshot.pricing = Arc::new(PricingTable::new(snapshot.state.pricing.iter()));
         }
-        snapshot.state = next;
         Ok(snapshot)
     }
 
