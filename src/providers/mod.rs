@@ -26,6 +26,8 @@ pub mod gemini;
 pub(crate) mod json;
 pub mod mapping;
 pub mod openai;
+#[cfg(test)]
+pub(crate) mod proptest_support;
 mod protocol;
 mod request;
 pub mod responses;

@@ -602,3 +602,277 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    //! Any split of the bytes frames the same events as the whole; generated streams parse back
+    //! to what was generated; arbitrary bytes never panic and are all accounted for.
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::providers::proptest_support::{awkward_text, config, cut_points, cuts_of, line_end};
+
+    /// One generated SSE event and what a parser must read from it.
+    #[derive(Debug, Clone)]
+    struct Generated {
+        wire: String,
+        event: Option<String>,
+        data: String,
+    }
+
+    /// A field value: no line breaks (those end the line).
+    fn value() -> impl Strategy<Value = String> {
+        awkward_text().prop_map(|t| t.replace(['\r', '\n'], " "))
+    }
+
+    #[derive(Debug, Clone)]
+    enum Line {
+        Event(String),
+        Data(String),
+        Comment(String),
+        Id(String),
+        Retry(u32),
+    }
+
+    fn line() -> impl Strategy<Value = Line> {
+        prop_oneof![
+            1 => "[a-z_.]{1,20}".prop_map(Line::Event),
+            4 => value().prop_map(Line::Data),
+            1 => value().prop_map(Line::Comment),
+            1 => "[0-9a-f]{0,8}".prop_map(Line::Id),
+            1 => any::<u32>().prop_map(Line::Retry),
+        ]
+    }
+
+    fn event() -> impl Strategy<Value = Generated> {
+        prop::collection::vec((line(), line_end()), 0..6).prop_flat_map(|lines| {
+            line_end().prop_map(move |terminator| {
+                let mut wire = String::new();
+                let mut event = None;
+                let mut data: Option<String> = None;
+                for (line, end) in &lines {
+                    match line {
+                        Line::Event(name) => {
+                            wire.push_str(&format!("event: {name}"));
+                            event = Some(name.clone());
+                        }
+                        Line::Data(value) => {
+                            wire.push_str(&format!("data: {value}"));
+                            data = Some(match data.take() {
+                                None => value.clone(),
+                                Some(before) => format!("{before}\n{value}"),
+                            });
+                        }
+                        Line::Comment(text) => wire.push_str(&format!(":{text}")),
+                        Line::Id(id) => wire.push_str(&format!("id: {id}")),
+                        Line::Retry(ms) => wire.push_str(&format!("retry: {ms}")),
+                    }
+                    wire.push_str(end);
+                }
+                wire.push_str(terminator);
+                Generated {
+                    wire,
+                    event: event.clone(),
+                    data: data.clone().unwrap_or_default(),
+                }
+            })
+        })
+    }
+
+    fn stream() -> impl Strategy<Value = Vec<Generated>> {
+        prop::collection::vec(event(), 0..12)
+    }
+
+    fn expected(events: &[Generated]) -> Vec<SseEvent> {
+        events
+            .iter()
+            .map(|e| SseEvent {
+                event: e.event.clone(),
+                data: e.data.clone(),
+                raw_len: e.wire.len(),
+            })
+            .collect()
+    }
+
+    fn parse(input: &[u8], cuts: &[usize]) -> (Vec<SseEvent>, Option<SseEvent>) {
+        let mut parser = SseParser::new();
+        let mut events = Vec::new();
+        let mut from = 0;
+        for &cut in cuts.iter().chain(std::iter::once(&input.len())) {
+            events.extend(parser.feed(&input[from..cut]));
+            from = cut;
+        }
+        (events, parser.finish())
+    }
+
+    /// Raw events (`None` = skipped for size) and the unterminated rest.
+    fn frame(input: &[u8], cuts: &[usize], max: usize) -> (Vec<Option<Vec<u8>>>, Option<Vec<u8>>) {
+        let mut splitter = Splitter::new(max);
+        let mut events = Vec::new();
+        let mut from = 0;
+        for &cut in cuts.iter().chain(std::iter::once(&input.len())) {
+            splitter.split(&input[from..cut], |e| {
+                events.push(e.bytes.map(<[u8]>::to_vec))
+            });
+            from = cut;
+        }
+        (events, splitter.finish())
+    }
+
+    fn array_elements(input: &[u8], cuts: &[usize], max: usize) -> Vec<Option<Vec<u8>>> {
+        let mut splitter = ArraySplitter::new(max);
+        let mut events = Vec::new();
+        let mut from = 0;
+        for &cut in cuts.iter().chain(std::iter::once(&input.len())) {
+            splitter.split(&input[from..cut], |e| {
+                events.push(e.bytes.map(<[u8]>::to_vec))
+            });
+            from = cut;
+        }
+        events
+    }
+
+    /// JSON values with awkward strings (quotes, braces, escapes) at any depth.
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            awkward_text().prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(serde_json::Value::Array),
+                prop::collection::btree_map(awkward_text(), inner, 0..5)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(config(256))]
+
+        #[test]
+        fn generated_streams_parse_back_at_any_split(
+            events in stream(),
+            fractions in cut_points(),
+        ) {
+            let input: String = events.iter().map(|e| e.wire.as_str()).collect();
+            let cuts = cuts_of(&fractions, input.len());
+            let (parsed, rest) = parse(input.as_bytes(), &cuts);
+            prop_assert_eq!(parsed, expected(&events));
+            prop_assert_eq!(rest, None);
+        }
+
+        #[test]
+        fn unterminated_last_event_is_read_at_finish(
+            mut events in prop::collection::vec(event(), 1..6),
+            fractions in cut_points(),
+        ) {
+            // Drop the last event's blank line: only `finish` can hand it out.
+            let last = events.pop().unwrap_or_else(|| unreachable!());
+            let terminator = if last.wire.ends_with("\r\n") { 2 } else { 1 };
+            let body = &last.wire[..last.wire.len() - terminator];
+            prop_assume!(!body.is_empty());
+            let mut input: String = events.iter().map(|e| e.wire.as_str()).collect();
+            input.push_str(body);
+            let cuts = cuts_of(&fractions, input.len());
+            let (parsed, rest) = parse(input.as_bytes(), &cuts);
+            prop_assert_eq!(parsed, expected(&events));
+            let rest = rest.expect("the unterminated event");
+            prop_assert_eq!(rest.event, last.event);
+            prop_assert_eq!(rest.data, last.data);
+            prop_assert_eq!(rest.raw_len, body.len());
+        }
+
+        #[test]
+        fn arbitrary_bytes_are_framed_whole_and_alike_at_any_split(
+            input in prop::collection::vec(
+                prop_oneof![4 => any::<u8>(), 2 => Just(b'\n'), 1 => Just(b'\r')],
+                0..400,
+            ),
+            fractions in cut_points(),
+        ) {
+            let whole = frame(&input, &[], DEFAULT_MAX_EVENT_BYTES);
+            let cut = frame(&input, &cuts_of(&fractions, input.len()), DEFAULT_MAX_EVENT_BYTES);
+            prop_assert_eq!(&cut, &whole);
+            // Every byte belongs to exactly one event, in order.
+            let (events, rest) = whole;
+            let mut joined: Vec<u8> = events.into_iter().map(Option::unwrap_or_default).collect::<Vec<_>>().concat();
+            joined.extend(rest.unwrap_or_default());
+            prop_assert_eq!(joined, input.clone());
+            // The public parser accounts for the same bytes.
+            let (parsed, rest) = parse(&input, &cuts_of(&fractions, input.len()));
+            let total: usize = parsed.iter().chain(rest.iter()).map(|e| e.raw_len).sum();
+            prop_assert_eq!(total, input.len());
+        }
+
+        #[test]
+        fn a_size_limit_skips_events_but_never_shifts_them(
+            events in stream(),
+            fractions in cut_points(),
+            max in 1usize..64,
+        ) {
+            let input: String = events.iter().map(|e| e.wire.as_str()).collect();
+            let (whole, _) = frame(input.as_bytes(), &[], DEFAULT_MAX_EVENT_BYTES);
+            let (cut, _) = frame(input.as_bytes(), &cuts_of(&fractions, input.len()), max);
+            prop_assert_eq!(cut.len(), whole.len());
+            for (got, want) in cut.iter().zip(&whole) {
+                if let Some(got) = got {
+                    prop_assert_eq!(Some(got), want.as_ref());
+                }
+            }
+        }
+
+        #[test]
+        fn json_array_elements_at_any_split(
+            elements in prop::collection::vec(
+                prop::collection::btree_map("[a-z]{1,8}", json_value(), 0..4),
+                0..6,
+            ),
+            separators in prop::collection::vec(prop_oneof![Just(","), Just(",\r\n"), Just("\n,\n"), Just(" , ")], 6),
+            fractions in cut_points(),
+        ) {
+            let texts: Vec<String> = elements
+                .iter()
+                .map(|m| serde_json::to_string(m).unwrap_or_default())
+                .collect();
+            let mut input = String::from("[");
+            for (i, text) in texts.iter().enumerate() {
+                if i > 0 {
+                    input.push_str(separators[i % separators.len()]);
+                }
+                input.push_str(text);
+            }
+            input.push(']');
+            let cuts = cuts_of(&fractions, input.len());
+            let got = array_elements(input.as_bytes(), &cuts, DEFAULT_MAX_EVENT_BYTES);
+            let want: Vec<Option<Vec<u8>>> = texts.into_iter().map(|t| Some(t.into_bytes())).collect();
+            prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn json_array_arbitrary_bytes_alike_at_any_split(
+            input in prop::collection::vec(
+                prop_oneof![3 => any::<u8>(), 1 => prop::sample::select(b"[]{}\",\\".to_vec())],
+                0..400,
+            ),
+            fractions in cut_points(),
+        ) {
+            let whole = array_elements(&input, &[], DEFAULT_MAX_EVENT_BYTES);
+            let cut = array_elements(&input, &cuts_of(&fractions, input.len()), DEFAULT_MAX_EVENT_BYTES);
+            prop_assert_eq!(cut, whole);
+        }
+
+        #[test]
+        fn fields_of_arbitrary_bytes_never_panic(raw in prop::collection::vec(any::<u8>(), 0..200)) {
+            let f = fields(&raw);
+            if f.has_data {
+                prop_assert!(raw.windows(5).any(|w| w == b"data:"));
+            } else {
+                prop_assert!(f.data.is_empty());
+            }
+        }
+    }
+}
