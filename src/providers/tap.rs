@@ -537,3 +537,445 @@ mod tests {
         assert_eq!(tap.response_model(), Some("gpt-5"));
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    //! Generated streams of each protocol, built from the real wire formats (random text, usage
+    //! figures, LF/CRLF, comments, multi-line data) and cut anywhere: the tap reports what the
+    //! stream says, the same at every split, and forwards the bytes it was given, minus exactly
+    //! the hidden OpenAI usage chunk. Arbitrary and damaged bytes never panic and are also
+    //! reported alike at every split.
+
+    use proptest::prelude::*;
+
+    use super::test_support::{Outcome, run};
+    use crate::providers::proptest_support::{awkward_text, config, cut_points, cuts_of, line_end};
+    use crate::providers::{Protocol, Usage};
+
+    /// How one event is laid out on the wire.
+    #[derive(Debug, Clone, Copy)]
+    struct Layout {
+        end: &'static str,
+        multiline: bool,
+        comment_before: bool,
+        named: bool,
+    }
+
+    fn layouts() -> impl Strategy<Value = Vec<Layout>> {
+        prop::collection::vec(
+            (
+                line_end(),
+                prop::bool::weighted(0.2),
+                prop::bool::weighted(0.15),
+                prop::bool::weighted(0.8),
+            )
+                .prop_map(|(end, multiline, comment_before, named)| Layout {
+                    end,
+                    multiline,
+                    comment_before,
+                    named,
+                }),
+            1..16,
+        )
+    }
+
+    /// Token counts: usually modest, sometimes near the top of the range.
+    fn figure() -> impl Strategy<Value = u64> {
+        prop_oneof![9 => 0u64..200_000, 1 => (u64::MAX / 4)..=(u64::MAX / 4 + 1000)]
+    }
+
+    fn model() -> impl Strategy<Value = String> {
+        "[a-z][a-z0-9.-]{0,24}"
+    }
+
+    fn quoted(text: &str) -> String {
+        serde_json::to_string(text).unwrap_or_default()
+    }
+
+    /// A generated stream: its bytes, where the usage chunk is (to hide), and the facts.
+    #[derive(Debug, Clone)]
+    struct Stream {
+        wire: String,
+        usage_chunk: Option<std::ops::Range<usize>>,
+        expected: Outcome,
+    }
+
+    /// Writes SSE events with the given layouts (cycled).
+    struct Writer {
+        wire: String,
+        layouts: Vec<Layout>,
+        next: usize,
+    }
+
+    impl Writer {
+        fn new(layouts: Vec<Layout>) -> Self {
+            Self {
+                wire: String::new(),
+                layouts,
+                next: 0,
+            }
+        }
+
+        /// Appends one event; returns its byte range.
+        fn event(&mut self, name: Option<&str>, json: &str) -> std::ops::Range<usize> {
+            let layout = self.layouts[self.next % self.layouts.len()];
+            self.next += 1;
+            let end = layout.end;
+            if layout.comment_before {
+                self.wire.push_str(&format!(": keep-alive{end}{end}"));
+            }
+            let start = self.wire.len();
+            if let Some(name) = name.filter(|_| layout.named) {
+                self.wire.push_str(&format!("event: {name}{end}"));
+            }
+            let data = match serde_json::from_str::<serde_json::Value>(json) {
+                Ok(value) if layout.multiline => {
+                    serde_json::to_string_pretty(&value).unwrap_or_default()
+                }
+                _ => json.to_owned(),
+            };
+            for line in data.split('\n') {
+                self.wire.push_str(&format!("data: {line}{end}"));
+            }
+            self.wire.push_str(end);
+            start..self.wire.len()
+        }
+    }
+
+    fn outcome(usage: Option<Usage>, first_token: bool, completed: bool, model: &str) -> Outcome {
+        Outcome {
+            forwarded: Vec::new(),
+            usage: usage.unwrap_or_default(),
+            usage_known: usage.is_some(),
+            first_token,
+            completed,
+            model: Some(model.to_owned()),
+            error: None,
+            error_code: None,
+        }
+    }
+
+    fn anthropic() -> impl Strategy<Value = Stream> {
+        (
+            layouts(),
+            model(),
+            prop::collection::vec(awkward_text(), 0..6),
+            [figure(), figure(), figure(), figure()],
+            any::<bool>(),
+        )
+            .prop_map(|(layouts, model, texts, [input, creation, read, output], stop)| {
+                let mut w = Writer::new(layouts);
+                w.event(
+                    Some("message_start"),
+                    &format!(
+                        r#"{{"type":"message_start","message":{{"id":"msg_01","type":"message","role":"assistant","model":{},"content":[],"stop_reason":null,"usage":{{"input_tokens":{input},"cache_creation_input_tokens":{creation},"cache_read_input_tokens":{read},"output_tokens":1}}}}}}"#,
+                        quoted(&model)
+                    ),
+                );
+                w.event(
+                    Some("content_block_start"),
+                    r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+                );
+                w.event(Some("ping"), r#"{"type": "ping"}"#);
+                for text in &texts {
+                    w.event(
+                        Some("content_block_delta"),
+                        &format!(
+                            r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":{}}}}}"#,
+                            quoted(text)
+                        ),
+                    );
+                }
+                w.event(Some("content_block_stop"), r#"{"type":"content_block_stop","index":0}"#);
+                w.event(
+                    Some("message_delta"),
+                    &format!(
+                        r#"{{"type":"message_delta","delta":{{"stop_reason":"end_turn","stop_sequence":null}},"usage":{{"output_tokens":{output}}}}}"#
+                    ),
+                );
+                if stop {
+                    w.event(Some("message_stop"), r#"{"type":"message_stop"}"#);
+                }
+                let usage = Usage {
+                    input,
+                    output,
+                    cache_creation: creation,
+                    cache_read: read,
+                };
+                Stream {
+                    wire: w.wire,
+                    usage_chunk: None,
+                    expected: outcome(Some(usage), !texts.is_empty(), stop, &model),
+                }
+            })
+    }
+
+    fn openai_chat() -> impl Strategy<Value = Stream> {
+        (
+            layouts(),
+            model(),
+            prop::collection::vec(awkward_text(), 0..6),
+            prop::option::of([figure(), figure(), figure()]),
+            any::<bool>(),
+        )
+            .prop_map(|(layouts, model, texts, figures, done)| {
+                let mut w = Writer::new(layouts);
+                let chunk = |delta: &str, finish: &str| {
+                    format!(
+                        r#"{{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1741570283,"model":{},"choices":[{{"index":0,"delta":{delta},"logprobs":null,"finish_reason":{finish}}}],"usage":null}}"#,
+                        quoted(&model)
+                    )
+                };
+                w.event(None, &chunk(r#"{"role":"assistant","content":"","refusal":null}"#, "null"));
+                for text in &texts {
+                    w.event(None, &chunk(&format!(r#"{{"content":{}}}"#, quoted(text)), "null"));
+                }
+                w.event(None, &chunk("{}", r#""stop""#));
+                let mut usage_chunk = None;
+                let usage = figures.map(|[prompt, cached, completion]| {
+                    let cached = cached.min(prompt);
+                    usage_chunk = Some(w.event(
+                        None,
+                        &format!(
+                            r#"{{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1741570283,"model":{},"choices":[],"usage":{{"prompt_tokens":{prompt},"completion_tokens":{completion},"total_tokens":0,"prompt_tokens_details":{{"cached_tokens":{cached},"audio_tokens":0}}}}}}"#,
+                            quoted(&model)
+                        ),
+                    ));
+                    Usage {
+                        input: prompt - cached,
+                        output: completion,
+                        cache_creation: 0,
+                        cache_read: cached,
+                    }
+                });
+                if done {
+                    w.wire.push_str("data: [DONE]\n\n");
+                }
+                Stream {
+                    wire: w.wire,
+                    usage_chunk,
+                    expected: outcome(usage, texts.iter().any(|t| !t.is_empty()), done, &model),
+                }
+            })
+    }
+
+    fn responses() -> impl Strategy<Value = Stream> {
+        (
+            layouts(),
+            model(),
+            prop::collection::vec(awkward_text(), 0..6),
+            [figure(), figure(), figure()],
+            prop::sample::select(vec!["", "response.completed", "response.incomplete"]),
+        )
+            .prop_map(|(layouts, model, texts, [input, cached, output], end)| {
+                let mut w = Writer::new(layouts);
+                let mut seq = 0;
+                let mut next = || {
+                    seq += 1;
+                    seq - 1
+                };
+                for kind in ["response.created", "response.in_progress"] {
+                    w.event(
+                        Some(kind),
+                        &format!(
+                            r#"{{"type":"{kind}","sequence_number":{},"response":{{"id":"resp_1","object":"response","status":"in_progress","model":{},"output":[],"usage":null}}}}"#,
+                            next(),
+                            quoted(&model)
+                        ),
+                    );
+                }
+                for text in &texts {
+                    w.event(
+                        Some("response.output_text.delta"),
+                        &format!(
+                            r#"{{"type":"response.output_text.delta","sequence_number":{},"item_id":"msg_1","output_index":0,"content_index":0,"delta":{}}}"#,
+                            next(),
+                            quoted(text)
+                        ),
+                    );
+                }
+                let cached = cached.min(input);
+                let usage = (!end.is_empty()).then(|| {
+                    w.event(
+                        Some(end),
+                        &format!(
+                            r#"{{"type":"{end}","sequence_number":{},"response":{{"id":"resp_1","object":"response","status":"completed","model":{},"output":[],"usage":{{"input_tokens":{input},"input_tokens_details":{{"cached_tokens":{cached}}},"output_tokens":{output},"output_tokens_details":{{"reasoning_tokens":0}},"total_tokens":0}}}}}}"#,
+                            next(),
+                            quoted(&model)
+                        ),
+                    );
+                    Usage {
+                        input: input - cached,
+                        output,
+                        cache_creation: 0,
+                        cache_read: cached,
+                    }
+                });
+                Stream {
+                    wire: w.wire,
+                    usage_chunk: None,
+                    expected: outcome(usage, !texts.is_empty(), usage.is_some(), &model),
+                }
+            })
+    }
+
+    fn gemini() -> impl Strategy<Value = Stream> {
+        (
+            layouts(),
+            model(),
+            prop::collection::vec((awkward_text(), figure()), 1..6),
+            [figure(), figure(), figure()],
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(layouts, model, chunks, [prompt, cached, thoughts], finish, array)| {
+                let cached = cached.min(prompt);
+                let separator = layouts[0].end;
+                let mut w = Writer::new(layouts);
+                let last = chunks.len() - 1;
+                let mut array_wire = String::from("[");
+                for (i, (text, candidates)) in chunks.iter().enumerate() {
+                    let finish = if i == last && finish { r#","finishReason":"STOP""# } else { "" };
+                    let json = format!(
+                        r#"{{"candidates":[{{"content":{{"parts":[{{"text":{}}}],"role":"model"}}{finish},"index":0}}],"usageMetadata":{{"promptTokenCount":{prompt},"candidatesTokenCount":{candidates},"cachedContentTokenCount":{cached},"thoughtsTokenCount":{thoughts}}},"modelVersion":{},"responseId":"r1"}}"#,
+                        quoted(text),
+                        quoted(&model)
+                    );
+                    if i > 0 {
+                        array_wire.push_str(&format!(",{separator}"));
+                    }
+                    array_wire.push_str(&json);
+                    w.event(None, &json);
+                }
+                array_wire.push(']');
+                let usage = Usage {
+                    input: prompt - cached,
+                    output: chunks[last].1.saturating_add(thoughts),
+                    cache_creation: 0,
+                    cache_read: cached,
+                };
+                Stream {
+                    wire: if array { array_wire } else { w.wire },
+                    usage_chunk: None,
+                    expected: outcome(Some(usage), true, finish, &model),
+                }
+            })
+    }
+
+    fn protocol() -> impl Strategy<Value = Protocol> {
+        prop::sample::select(vec![
+            Protocol::Anthropic,
+            Protocol::OpenAiChat,
+            Protocol::OpenAiResponses,
+            Protocol::Gemini,
+        ])
+    }
+
+    fn any_stream() -> impl Strategy<Value = (Protocol, Stream)> {
+        prop_oneof![
+            anthropic().prop_map(|s| (Protocol::Anthropic, s)),
+            openai_chat().prop_map(|s| (Protocol::OpenAiChat, s)),
+            responses().prop_map(|s| (Protocol::OpenAiResponses, s)),
+            gemini().prop_map(|s| (Protocol::Gemini, s)),
+        ]
+    }
+
+    /// Checks one generated stream at one split, with and without hiding.
+    fn check(protocol: Protocol, stream: &Stream, fractions: &[f64]) -> Result<(), TestCaseError> {
+        let input = stream.wire.as_bytes();
+        let cuts = cuts_of(fractions, input.len());
+        for hide in [false, true] {
+            let whole = run(protocol, hide, input, &[]);
+            let split = run(protocol, hide, input, &cuts);
+            prop_assert_eq!(&split, &whole, "hide {}, cuts {:?}", hide, cuts);
+            let mut expected = stream.expected.clone();
+            expected.forwarded = match &stream.usage_chunk {
+                Some(range) if hide && protocol == Protocol::OpenAiChat => {
+                    [&input[..range.start], &input[range.end..]].concat()
+                }
+                _ => input.to_vec(),
+            };
+            prop_assert_eq!(whole, expected, "hide {}", hide);
+        }
+        Ok(())
+    }
+
+    /// Up to a few bytes replaced: broken JSON, broken framing.
+    fn damage(wire: &[u8], edits: &[(f64, u8)]) -> Vec<u8> {
+        let mut bytes = wire.to_vec();
+        for &(at, byte) in edits {
+            if bytes.is_empty() {
+                break;
+            }
+            let i = ((bytes.len() as f64) * at) as usize % bytes.len();
+            bytes[i] = byte;
+        }
+        bytes
+    }
+
+    proptest! {
+        #![proptest_config(config(128))]
+
+        #[test]
+        fn anthropic_streams_at_any_split(stream in anthropic(), fractions in cut_points()) {
+            check(Protocol::Anthropic, &stream, &fractions)?;
+        }
+
+        #[test]
+        fn openai_chat_streams_at_any_split(stream in openai_chat(), fractions in cut_points()) {
+            check(Protocol::OpenAiChat, &stream, &fractions)?;
+        }
+
+        #[test]
+        fn responses_streams_at_any_split(stream in responses(), fractions in cut_points()) {
+            check(Protocol::OpenAiResponses, &stream, &fractions)?;
+        }
+
+        #[test]
+        fn gemini_streams_at_any_split(stream in gemini(), fractions in cut_points()) {
+            check(Protocol::Gemini, &stream, &fractions)?;
+        }
+
+        #[test]
+        fn damaged_streams_report_alike_at_any_split(
+            (protocol, stream) in any_stream(),
+            edits in prop::collection::vec(
+                (0.0..1.0f64, prop::sample::select(b"\n\r\"{}[]:,\\ x0".to_vec())),
+                1..6,
+            ),
+            fractions in cut_points(),
+        ) {
+            let input = damage(stream.wire.as_bytes(), &edits);
+            let cuts = cuts_of(&fractions, input.len());
+            for hide in [false, true] {
+                let whole = run(protocol, hide, &input, &[]);
+                prop_assert_eq!(run(protocol, hide, &input, &cuts), whole.clone());
+                if !hide {
+                    prop_assert_eq!(whole.forwarded, input.clone());
+                }
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_report_alike_at_any_split(
+            protocol in protocol(),
+            input in prop::collection::vec(
+                prop_oneof![
+                    4 => any::<u8>(),
+                    2 => prop::sample::select(b"\n\r{}[]\":,".to_vec()),
+                ],
+                0..400,
+            ),
+            fractions in cut_points(),
+        ) {
+            let cuts = cuts_of(&fractions, input.len());
+            for hide in [false, true] {
+                let whole = run(protocol, hide, &input, &[]);
+                prop_assert_eq!(run(protocol, hide, &input, &cuts), whole.clone());
+                if !hide || protocol != Protocol::OpenAiChat {
+                    prop_assert_eq!(whole.forwarded, input.clone());
+                }
+            }
+        }
+    }
+}
