@@ -461,3 +461,122 @@ mod tests {
         assert!(!non_empty_array(b"{}"));
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    //! The byte-level walks agree with serde_json on valid JSON and never panic on any bytes.
+
+    use proptest::prelude::*;
+    use serde_json::{Map, Value};
+
+    use super::*;
+    use crate::providers::proptest_support::{awkward_text, config, json_value};
+
+    fn object() -> impl Strategy<Value = Map<String, Value>> {
+        prop::collection::btree_map(awkward_text(), json_value(), 0..6)
+            .prop_map(|m| m.into_iter().collect())
+    }
+
+    /// Compact or pretty (whitespace, newlines between tokens).
+    fn render(value: &Value, pretty: bool) -> String {
+        if pretty {
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        } else {
+            serde_json::to_string(value).unwrap_or_default()
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config(256))]
+
+        #[test]
+        fn members_are_the_top_level_of_serde_json(object in object(), pretty in any::<bool>()) {
+            let text = render(&Value::Object(object.clone()), pretty);
+            let found: Vec<(String, Value)> = members(text.as_bytes())
+                .map(|(key, value)| {
+                    let key = [b"\"", key, b"\""].concat();
+                    (
+                        serde_json::from_slice::<String>(&key).unwrap_or_default(),
+                        serde_json::from_slice::<Value>(value).unwrap_or(Value::Bool(false)),
+                    )
+                })
+                .collect();
+            let want: Vec<(String, Value)> = object.into_iter().collect();
+            prop_assert_eq!(found, want);
+        }
+
+        #[test]
+        fn find_value_reads_a_key_serde_json_reads(
+            object in object(),
+            key in "[a-zA-Z]{1,12}",
+            value in json_value(),
+            pretty in any::<bool>(),
+        ) {
+            // The key must be the only one of its name (find_value finds the first anywhere).
+            let quoted = format!("\"{key}\"");
+            prop_assume!(!serde_json::to_string(&object).unwrap_or_default().contains(&quoted));
+            prop_assume!(!serde_json::to_string(&value).unwrap_or_default().contains(&quoted));
+            let mut object = object;
+            object.insert(key.clone(), value.clone());
+            let text = render(&Value::Object(object), pretty);
+            let parse = |raw: Option<&[u8]>| raw.and_then(|r| serde_json::from_slice::<Value>(r).ok());
+            prop_assert_eq!(parse(find_value(text.as_bytes(), quoted.as_bytes())), Some(value.clone()));
+            prop_assert_eq!(parse(find_last_value(text.as_bytes(), quoted.as_bytes())), Some(value));
+            prop_assert!(has_non_null(text.as_bytes(), quoted.as_bytes()) == !object_value_is_null(&text, &key));
+        }
+
+        #[test]
+        fn counts_and_strings_agree_with_serde(value in json_value()) {
+            let raw = serde_json::to_string(&value).unwrap_or_default();
+            prop_assert_eq!(
+                count_of(raw.as_bytes()),
+                serde_json::from_str::<Count>(&raw).map_or(0, |c| c.0)
+            );
+            prop_assert_eq!(
+                string_value(raw.as_bytes()).map(std::borrow::Cow::into_owned),
+                value.as_str().map(str::to_owned)
+            );
+            if let Value::Object(map) = &value
+                && let Some(first) = map.keys().next()
+                && !first.contains(['"', '\\'])
+                && !first.chars().any(char::is_control)
+            {
+                prop_assert_eq!(first_key(raw.as_bytes()), Some(first.as_bytes()));
+            }
+            let event = format!(r#"{{"type":{},"x":{raw}}}"#, serde_json::to_string(&value.to_string()).unwrap_or_default());
+            prop_assert_eq!(
+                event_type(event.as_bytes()).map(|t| t.into_owned()),
+                Some(value.to_string().into_bytes())
+            );
+        }
+
+        #[test]
+        fn walks_never_panic_on_arbitrary_bytes(
+            bytes in prop::collection::vec(
+                prop_oneof![3 => any::<u8>(), 2 => prop::sample::select(b"{}[]\":,\\ 0".to_vec())],
+                0..300,
+            ),
+        ) {
+            let walked: usize = members(&bytes).map(|(k, v)| k.len() + v.len()).sum();
+            prop_assert!(walked <= bytes.len());
+            for key in [&b"\"a\""[..], b"\"usage\"", b"\""] {
+                let _ = find_value(&bytes, key);
+                let _ = find_last_value(&bytes, key);
+                let _ = has_non_null(&bytes, key);
+                prop_assert!(after_value(&bytes, key).len() <= bytes.len());
+            }
+            let _ = first_key(&bytes);
+            let _ = event_type(&bytes);
+            let _ = count_of(&bytes);
+            let _ = string_value(&bytes);
+            let _ = non_empty_array(&bytes);
+        }
+    }
+
+    fn object_value_is_null(text: &str, key: &str) -> bool {
+        serde_json::from_str::<Value>(text)
+            .ok()
+            .and_then(|v| v.get(key).cloned())
+            == Some(Value::Null)
+    }
+}

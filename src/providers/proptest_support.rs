@@ -55,3 +55,23 @@ pub(crate) fn awkward_text() -> impl Strategy<Value = String> {
     )
     .prop_map(|parts| parts.concat())
 }
+
+/// JSON values with awkward strings (quotes, braces, escapes, non-ASCII) at any depth.
+pub(crate) fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::Value;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        (-1e12..1e12f64).prop_map(Value::from),
+        awkward_text().prop_map(Value::from),
+    ];
+    leaf.prop_recursive(4, 32, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+            prop::collection::btree_map(awkward_text(), inner, 0..5)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}

@@ -611,7 +611,9 @@ mod proptests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::providers::proptest_support::{awkward_text, config, cut_points, cuts_of, line_end};
+    use crate::providers::proptest_support::{
+        awkward_text, config, cut_points, cuts_of, json_value, line_end,
+    };
 
     /// One generated SSE event and what a parser must read from it.
     #[derive(Debug, Clone)]
@@ -731,23 +733,6 @@ mod proptests {
             from = cut;
         }
         events
-    }
-
-    /// JSON values with awkward strings (quotes, braces, escapes) at any depth.
-    fn json_value() -> impl Strategy<Value = serde_json::Value> {
-        let leaf = prop_oneof![
-            Just(serde_json::Value::Null),
-            any::<bool>().prop_map(serde_json::Value::from),
-            any::<i64>().prop_map(serde_json::Value::from),
-            awkward_text().prop_map(serde_json::Value::from),
-        ];
-        leaf.prop_recursive(4, 32, 6, |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..5).prop_map(serde_json::Value::Array),
-                prop::collection::btree_map(awkward_text(), inner, 0..5)
-                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
-            ]
-        })
     }
 
     proptest! {
