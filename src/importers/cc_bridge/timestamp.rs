@@ -9,8 +9,13 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
-/// Parse any of the forms above; `None` when the text is none of them.
+/// Parse any of the forms above; `None` when the text is none of them, or names a moment
+/// outside the calendar in UTC (`9999-12-31 23:59 -23:59`), which could not be stored.
 pub(crate) fn parse(text: &str) -> Option<OffsetDateTime> {
+    parse_any(text).filter(|t| t.checked_to_offset(UtcOffset::UTC).is_some())
+}
+
+fn parse_any(text: &str) -> Option<OffsetDateTime> {
     let s = text.trim();
     if s.is_empty() {
         return None;
@@ -178,7 +183,62 @@ mod tests {
         assert_eq!(log_time(""), None);
         assert_eq!(log_time("yesterday").as_deref(), Some("yesterday"));
         assert!(parse("2026-13-01 00:00:00").is_none());
+        // Past the end of the calendar once in UTC: not a time (converting it used to panic).
+        assert_eq!(parse("9999-12-31 23:59:59.999-23:59"), None);
+        assert_eq!(
+            log_time("9999-12-31T23:59:59-23:59").as_deref(),
+            Some("9999-12-31T23:59:59-23:59")
+        );
         assert!(is_rfc3339("2026-08-01T00:00:00Z"));
         assert!(!is_rfc3339("2026-08-01"));
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    //! Any text, and every form of a time near the ends of the calendar, parses or not without
+    //! a panic, and a parsed time always has a log form.
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::providers::proptest_support::config;
+
+    fn near_the_edges() -> impl Strategy<Value = String> {
+        (
+            prop::sample::select(vec!["0000", "0001", "1970", "2026", "9999", "-9999"]),
+            prop::sample::select(vec![(1u8, 1u8), (12, 31), (2, 29), (6, 15)]),
+            prop::sample::select(vec![(0u8, 0u8), (23, 59), (12, 30)]),
+            prop::sample::select(vec![
+                "Z",
+                "+00:00",
+                "-23:59",
+                "+23:59",
+                " +1400 ",
+                " -1200 UTC",
+                "",
+                " m=+1.0",
+            ]),
+            any::<bool>(),
+        )
+            .prop_map(|(year, (month, day), (hour, minute), offset, t)| {
+                let sep = if t { 'T' } else { ' ' };
+                format!("{year}-{month:02}-{day:02}{sep}{hour:02}:{minute:02}:59.999{offset}")
+            })
+    }
+
+    proptest! {
+        #![proptest_config(config(512))]
+
+        #[test]
+        fn any_text_parses_or_not_without_panic(
+            text in prop_oneof![near_the_edges(), ".{0,40}", "[0-9]{1,20}", "[0-9: .+TZ-]{0,30}"],
+        ) {
+            if let Some(time) = parse(&text) {
+                prop_assert!(!to_log_form(time).is_empty());
+            }
+            let _ = log_time(&text);
+            let _ = is_rfc3339(&text);
+        }
     }
 }

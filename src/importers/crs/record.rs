@@ -134,3 +134,83 @@ mod tests {
         assert!(parse_time("2026-11-21T05:28:09.920Z").is_some());
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    //! Every accessor takes any field value without a panic, and a JSON document flattens to
+    //! the hash conventions the accessors read.
+
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::providers::proptest_support::{config, json_value};
+
+    fn field_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            ".{0,20}",
+            "-?[0-9]{1,30}(\\.[0-9]{0,5})?(e[0-9]{1,3})?",
+            prop::sample::select(vec![
+                "true",
+                "false",
+                "NaN",
+                "inf",
+                "-inf",
+                "1e309",
+                "[]",
+                "all",
+                "a,,b",
+                "9999-12-31T23:59:59.999999999-23:59",
+                "0000-01-01T00:00:00+23:59",
+            ])
+            .prop_map(str::to_owned),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(config(512))]
+
+        #[test]
+        fn accessors_take_any_value(fields in prop::collection::btree_map("[a-c]", field_value(), 0..4)) {
+            let record = Record::from_hash(&fields);
+            for field in ["a", "b", "c"] {
+                let _ = (record.text(field), record.flag(field, true), record.json(field));
+                if let Some(n) = record.number(field) {
+                    prop_assert!(n.is_finite());
+                }
+                prop_assert!(record.positive(field).is_none_or(|n| n > 0.0));
+                let _ = record.int(field);
+                let _ = record.time(field);
+                let _ = string_list(record.text(field));
+            }
+        }
+
+        #[test]
+        fn json_documents_flatten_to_hash_conventions(
+            object in prop::collection::btree_map("[a-z]{1,6}", json_value(), 0..6),
+        ) {
+            let text = serde_json::Value::Object(object.clone().into_iter().collect()).to_string();
+            let record = Record::from_json(&text).expect("a JSON object");
+            let want: BTreeMap<String, String> = object
+                .into_iter()
+                .map(|(k, v)| {
+                    let flat = match v {
+                        Value::Null => String::new(),
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    (k, flat)
+                })
+                .collect();
+            prop_assert_eq!(record.fields, want);
+        }
+
+        #[test]
+        fn any_text_is_a_record_or_a_reason(text in ".{0,60}") {
+            if let Err(reason) = Record::from_json(&text) {
+                prop_assert!(!reason.is_empty());
+            }
+        }
+    }
+}
