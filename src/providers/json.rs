@@ -516,13 +516,17 @@ mod proptests {
             let quoted = format!("\"{key}\"");
             prop_assume!(!serde_json::to_string(&object).unwrap_or_default().contains(&quoted));
             prop_assume!(!serde_json::to_string(&value).unwrap_or_default().contains(&quoted));
+            prop_assert_eq!(
+                has_non_null(text_of(&object, &key, &value, pretty).as_bytes(), quoted.as_bytes()),
+                !value.is_null()
+            );
             let mut object = object;
             object.insert(key.clone(), value.clone());
             let text = render(&Value::Object(object), pretty);
             let parse = |raw: Option<&[u8]>| raw.and_then(|r| serde_json::from_slice::<Value>(r).ok());
             prop_assert_eq!(parse(find_value(text.as_bytes(), quoted.as_bytes())), Some(value.clone()));
             prop_assert_eq!(parse(find_last_value(text.as_bytes(), quoted.as_bytes())), Some(value));
-            prop_assert!(has_non_null(text.as_bytes(), quoted.as_bytes()) == !object_value_is_null(&text, &key));
+
         }
 
         #[test]
@@ -573,10 +577,10 @@ mod proptests {
         }
     }
 
-    fn object_value_is_null(text: &str, key: &str) -> bool {
-        serde_json::from_str::<Value>(text)
-            .ok()
-            .and_then(|v| v.get(key).cloned())
-            == Some(Value::Null)
+    /// `object` with `key: value` added, rendered.
+    fn text_of(object: &Map<String, Value>, key: &str, value: &Value, pretty: bool) -> String {
+        let mut object = object.clone();
+        object.insert(key.to_owned(), value.clone());
+        render(&Value::Object(object), pretty)
     }
 }
