@@ -127,6 +127,7 @@ pub async fn serve(
     app: Arc<App>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    limits: connections::ConnectionLimits,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     app.start_background(addr).map_err(std::io::Error::other)?;
@@ -142,7 +143,7 @@ pub async fn serve(
         router: TowerToHyperService::new(router(Arc::clone(&app))),
         relay: Arc::clone(&app.relay),
     };
-    connections::serve_connections(listener, entrance, stop).await;
+    connections::serve_connections(listener, entrance, stop, limits, &app.relay.drain_over).await;
     app.finish().await;
     Ok(())
 }
