@@ -24,6 +24,9 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::relay::routes().with_state(Arc::clone(&app.relay)))
         .merge(health::routes())
         .nest("/admin/api", admin::routes(Arc::clone(&app)))
+        // Unknown relay paths and wrong methods answer in the caller's protocol.
+        .fallback(crate::relay::unknown_path)
+        .method_not_allowed_fallback(crate::relay::wrong_method)
         .with_state(app)
 }
 
