@@ -34,10 +34,13 @@ fn sigterm_with_a_stalled_stream_exits_within_the_shutdown_timeout_and_keeps_its
         ],
     );
     stream.write_all(text.as_bytes()).unwrap();
-    let client = std::thread::spawn(move || read_until_closed(&mut stream, Duration::from_secs(30)));
-    wait_until(Duration::from_secs(10), "the stream to reach the upstream", || {
-        s.path_count("stall_after=2") == 1
-    });
+    let client =
+        std::thread::spawn(move || read_until_closed(&mut stream, Duration::from_secs(30)));
+    wait_until(
+        Duration::from_secs(10),
+        "the stream to reach the upstream",
+        || s.path_count("stall_after=2") == 1,
+    );
 
     let data_dir = s.server.data_dir.clone();
     let Setup {
@@ -49,9 +52,11 @@ fn sigterm_with_a_stalled_stream_exits_within_the_shutdown_timeout_and_keeps_its
     let started = Instant::now();
     let pid = server.child.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    let status = wait_for(Duration::from_secs(10), "relaybox to exit after SIGTERM", || {
-        server.child.try_wait().unwrap()
-    });
+    let status = wait_for(
+        Duration::from_secs(10),
+        "relaybox to exit after SIGTERM",
+        || server.child.try_wait().unwrap(),
+    );
     let took = started.elapsed();
     assert!(status.success(), "{status}\n{}", server.log());
     assert!(took < Duration::from_secs(5), "exit took {took:?}");

@@ -183,13 +183,17 @@ fn a_stream_that_stalls_ends_with_an_error_event_and_an_upstream_timeout_row() {
     let row = &s.rows(1)[0];
     assert_eq!(row["status"], "error", "{row}");
     assert!(
-        row["error"].as_str().unwrap().starts_with("upstream_timeout"),
+        row["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("upstream_timeout"),
         "{row}"
     );
 
     // The same in OpenAI Chat's shape.
     s.channel("chat", "stalls-chat", "openai", Some("stall_after=1"), 1);
-    let mut chat = json!({"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let mut chat =
+        json!({"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
     chat["stream"] = json!(true);
     let (status, body, _) = exchange(&s, "/v1/chat/completions", &chat);
     assert_eq!(status, 200, "{body}");
@@ -296,7 +300,12 @@ fn unknown_paths_and_wrong_methods_answer_in_the_callers_protocol() {
     let (status, body) = call("POST", "/v1/embeddings");
     assert_eq!(status, 404, "{body}");
     let body: Value = serde_json::from_str(&body).unwrap();
-    assert!(body["error"]["message"].as_str().unwrap().contains("/v1/embeddings"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/v1/embeddings")
+    );
     assert!(body.get("type").is_none(), "{body}");
     let (status, body) = call("DELETE", "/v1/chat/completions");
     assert_eq!(status, 405, "{body}");

@@ -17,12 +17,12 @@ use std::time::Duration;
 use futures_util::task::AtomicWaker;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
 
 /// What a client may take its time over, and how long a shutdown waits for it.
 #[derive(Debug, Clone, Copy)]
@@ -114,7 +114,10 @@ pub async fn serve_connections<S>(
             tracing::debug!(error = %err, "could not set TCP_NODELAY");
         }
         let connection = builder
-            .serve_connection(TokioIo::new(FirstByteDeadline::new(tcp, limits.header_read_timeout)), service.clone())
+            .serve_connection(
+                TokioIo::new(FirstByteDeadline::new(tcp, limits.header_read_timeout)),
+                service.clone(),
+            )
             .into_owned();
         let connection = graceful.watch(connection);
         #[expect(

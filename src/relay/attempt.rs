@@ -110,10 +110,7 @@ async fn send_once(
         },
         Err(_) => Failure {
             status: 504,
-            body: format!(
-                "no response headers within {} s",
-                header_timeout.as_secs()
-            ),
+            body: format!("no response headers within {} s", header_timeout.as_secs()),
             retry_after: None,
         },
     };
@@ -215,9 +212,8 @@ pub(super) async fn attempt(
                 .channel
                 .response_header_timeout
                 .map_or(DEFAULT_HEADER_TIMEOUT, Duration::from_secs),
-            error_body_timeout: idle_timeout.map_or(ERROR_BODY_TIMEOUT, |idle| {
-                idle.min(ERROR_BODY_TIMEOUT)
-            }),
+            error_body_timeout: idle_timeout
+                .map_or(ERROR_BODY_TIMEOUT, |idle| idle.min(ERROR_BODY_TIMEOUT)),
             payload: &payload,
         };
         let mut chain = ChainState::default();

@@ -34,7 +34,7 @@ pub(super) async fn run(
     let (live, key, recorder) =
         match pipeline::authenticate(&relay, endpoint, &headers, query.as_deref()) {
             Ok(admitted) => admitted,
-            Err(response) => return response,
+            Err(error) => return error.into_response_for(protocol),
         };
     let limit = usize::try_from(live.settings.max_body_bytes).unwrap_or(usize::MAX);
     let too_large = || {

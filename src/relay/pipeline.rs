@@ -35,17 +35,16 @@ use crate::domain::key::Expiry;
 use crate::providers::{self, BodyError, ErrorKind, Protocol, RequestFacts};
 
 /// Stage 1 from the request head alone: the snapshot the request runs on, its key, and the
-/// recorder that writes its row from here on. No key or an unknown one: the answer, no row.
+/// recorder that writes its row from here on. No key or an unknown one: the refusal, no row.
 pub(super) fn authenticate(
     relay: &Arc<Relay>,
     endpoint: Endpoint,
     headers: &HeaderMap,
     query: Option<&str>,
-) -> Result<(Arc<Snapshot>, Arc<ClientKey>, Recorder), Response> {
+) -> Result<(Arc<Snapshot>, Arc<ClientKey>, Recorder), RelayError> {
     let live = relay.config.snapshot();
     let presented = auth::presented_key(headers, query, endpoint);
-    let key = auth::authenticate(&live, presented, crate::domain::now())
-        .map_err(|error| error.into_response_for(endpoint.client_protocol()))?;
+    let key = auth::authenticate(&live, presented, crate::domain::now())?;
     let recorder = Recorder::start(
         Arc::clone(relay),
         Arc::clone(&live),

@@ -5,11 +5,11 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use bytes::Bytes;
-use tokio_util::sync::CancellationToken;
 use axum::http::header;
 use axum::response::Response;
+use bytes::Bytes;
 use http_body_util::BodyExt as _;
+use tokio_util::sync::CancellationToken;
 
 use super::client::UpstreamResponse;
 use super::error::RelayError;
@@ -109,8 +109,7 @@ pub(super) async fn respond(
 }
 
 /// The error of an answer cut by a shutdown's deadline.
-pub(super) const SHUTDOWN: &str =
-    "server_shutdown: the relay is shutting down and could not finish this response in time; retry the request";
+pub(super) const SHUTDOWN: &str = "server_shutdown: the relay is shutting down and could not finish this response in time; retry the request";
 
 enum Unfinished {
     Idle(Duration),
@@ -119,7 +118,10 @@ enum Unfinished {
 }
 
 /// A whole non-stream body, as long as no gap between two of its pieces exceeds `watch.idle`.
-async fn collect(mut body: super::client::UpstreamBody, watch: Watch<'_>) -> Result<Bytes, Unfinished> {
+async fn collect(
+    mut body: super::client::UpstreamBody,
+    watch: Watch<'_>,
+) -> Result<Bytes, Unfinished> {
     let mut first: Option<Bytes> = None;
     let mut rest: Vec<u8> = Vec::new();
     loop {
@@ -140,7 +142,9 @@ async fn collect(mut body: super::client::UpstreamBody, watch: Watch<'_>) -> Res
             None => break,
             Some(Err(_)) => return Err(Unfinished::BrokeOff),
             Some(Ok(frame)) => {
-                let Ok(data) = frame.into_data() else { continue };
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
                 // One piece (the usual case) is passed on without a copy.
                 match &first {
                     None if rest.is_empty() => first = Some(data),
