@@ -32,6 +32,8 @@ pub struct ControlFile {
 pub struct ServerOptions {
     pub poll_interval: Duration,
     pub writer: WriterConfig,
+    /// How long a client may take to send a request body (408 after).
+    pub body_read_timeout: Duration,
 }
 
 impl Default for ServerOptions {
@@ -39,6 +41,7 @@ impl Default for ServerOptions {
         Self {
             poll_interval: Duration::from_secs(2),
             writer: WriterConfig::default(),
+            body_read_timeout: crate::relay::state::DEFAULT_BODY_READ_TIMEOUT,
         }
     }
 }
@@ -103,6 +106,8 @@ impl App {
             logs: writer,
             metrics: crate::metrics::Metrics::default(),
             tasks: tasks.clone(),
+            body_read_timeout: options.body_read_timeout,
+            drain_over: tokio_util::sync::CancellationToken::new(),
         });
         Ok(Arc::new(App {
             data,

@@ -101,6 +101,29 @@ pub struct ServeArgs {
     /// How often the cc-bridge JSON files in the data dir are checked for changes, in milliseconds.
     #[arg(long, env = "RELAYBOX_POLL_INTERVAL_MS", default_value_t = 2000)]
     pub poll_interval_ms: u64,
+
+    /// Seconds a client has to send a complete request head, counted from when the connection
+    /// opens or its previous response ended (so it also closes idle keep-alive connections).
+    #[arg(long, env = "RELAYBOX_HEADER_READ_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_read_timeout_secs: u64,
+
+    /// Seconds a client has to send a whole request body; slower bodies get 408.
+    #[arg(long, env = "RELAYBOX_BODY_READ_TIMEOUT_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_read_timeout_secs: u64,
+
+    /// Largest request head in KiB (start line and headers); larger ones get 431.
+    #[arg(long, env = "RELAYBOX_MAX_HEADER_KIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(8..=1024))]
+    pub max_header_kib: u64,
+
+    /// HTTP/2 connections: a ping after this many idle seconds; no answer within as many
+    /// seconds closes the connection.
+    #[arg(long, env = "RELAYBOX_HTTP2_KEEP_ALIVE_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub http2_keep_alive_secs: u64,
+
+    /// On SIGTERM, seconds in-flight requests get to finish; then they end with an error in
+    /// their protocol, their rows are written and relaybox exits 0 (keep below Docker's 30 s).
+    #[arg(long, env = "RELAYBOX_SHUTDOWN_TIMEOUT_SECS", default_value_t = 25, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub shutdown_timeout_secs: u64,
 }
 
 #[derive(Debug, Subcommand)]

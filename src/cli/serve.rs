@@ -16,6 +16,7 @@ use crate::config::services::{self, NewKey};
 use crate::config::{Configuration, WriteError};
 use crate::crypto;
 use crate::domain::{ClientKey, KeyStatus, now};
+use crate::http::connections::ConnectionLimits;
 use crate::store::{ConfigOp, Expect};
 
 const ENV_ADMIN_KEY_ID: &str = "admin-env";
@@ -33,6 +34,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         instance,
         &ServerOptions {
             poll_interval: Duration::from_millis(args.poll_interval_ms.max(100)),
+            body_read_timeout: Duration::from_secs(args.body_read_timeout_secs),
             ..ServerOptions::default()
         },
     )?;
@@ -45,7 +47,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let addr = listener.local_addr()?;
     tracing::info!(data_dir = %app.data.path.display(), "relaybox listening on http://{addr}");
     watch_sighup(&app);
-    crate::http::serve(app, listener, shutdown_signal()).await?;
+    let limits = ConnectionLimits {
+        header_read_timeout: Duration::from_secs(args.header_read_timeout_secs),
+        max_header_bytes: usize::try_from(args.max_header_kib.saturating_mul(1024))
+            .unwrap_or(usize::MAX),
+        http2_keep_alive: Duration::from_secs(args.http2_keep_alive_secs),
+        drain_timeout: Duration::from_secs(args.shutdown_timeout_secs),
+    };
+    crate::http::serve(app, listener, shutdown_signal(), limits).await?;
     Ok(ExitCode::SUCCESS)
 }
 

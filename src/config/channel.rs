@@ -109,6 +109,8 @@ pub struct LiveChannel {
     pub oauth_tokens: Option<Zeroizing<String>>,
     /// From `oauth_tokens`, parsed once: `Bearer <access_token>` and the Codex account id.
     pub oauth: Option<OAuthHeaders>,
+    /// The channel's own `streamIdleTimeoutSeconds` (`None` = the settings' default).
+    pub stream_idle_timeout: Option<std::time::Duration>,
 }
 
 /// The header values an OAuth channel sends, marked sensitive.
@@ -159,7 +161,21 @@ impl LiveChannel {
             credentials: api_keys.iter().map(|key| Credential::new(key)).collect(),
             oauth: oauth_tokens.as_deref().and_then(|t| OAuthHeaders::parse(t)),
             oauth_tokens,
+            stream_idle_timeout: channel
+                .stream_idle_timeout_seconds
+                .filter(|&seconds| seconds > 0)
+                .map(std::time::Duration::from_secs),
             channel: channel.clone(),
+        })
+    }
+
+    /// How long the upstream may send nothing before its answer is ended with a timeout: the
+    /// channel's override, else `settings.streamIdleTimeoutSeconds`; `None` = never (0).
+    #[must_use]
+    pub fn stream_idle_timeout(&self, settings: &Settings) -> Option<std::time::Duration> {
+        self.stream_idle_timeout.or_else(|| {
+            (settings.stream_idle_timeout_seconds > 0)
+                .then(|| std::time::Duration::from_secs(settings.stream_idle_timeout_seconds))
         })
     }
 }

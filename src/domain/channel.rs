@@ -151,6 +151,10 @@ pub struct Channel {
     /// act on yet: contentFilter, codexServiceTierOverride, …).
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+    /// Seconds without a byte from the upstream after which a response is ended with a
+    /// timeout error; `None` = the settings' `streamIdleTimeoutSeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_idle_timeout_seconds: Option<u64>,
 }
 
 /// A channel's upstream secrets, sealed (`enc:v1:…`, AAD bound to the channel id).

@@ -117,6 +117,29 @@ pub struct Settings {
     /// cc-bridge fields relaybox keeps but does not act on (legacy `currentUpstream`, …).
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+    /// A stream (or a non-stream body) from which the upstream sends no byte for this long is
+    /// ended with a timeout error; a channel's `streamIdleTimeoutSeconds` overrides it.
+    #[serde(default = "default_stream_idle_timeout")]
+    pub stream_idle_timeout_seconds: u64,
+    /// Retries and failover for one request start no new attempt or wait after this long
+    /// (0 = no bound).
+    #[serde(default = "default_request_deadline")]
+    pub request_deadline_seconds: u64,
+}
+
+/// Long enough for a reasoning model that thinks for minutes between two events (upstreams
+/// send pings meanwhile, but not all of them), short enough that a dead upstream frees its
+/// client well before the client's own 10-minute timeout.
+pub const DEFAULT_STREAM_IDLE_TIMEOUT_SECONDS: u64 = 300;
+/// Below the 10 minutes the Anthropic and OpenAI SDKs (and Claude Code) wait by default, so the
+/// client gets the relay's last upstream error rather than its own timeout.
+pub const DEFAULT_REQUEST_DEADLINE_SECONDS: u64 = 300;
+
+fn default_stream_idle_timeout() -> u64 {
+    DEFAULT_STREAM_IDLE_TIMEOUT_SECONDS
+}
+fn default_request_deadline() -> u64 {
+    DEFAULT_REQUEST_DEADLINE_SECONDS
 }
 
 fn failover() -> String {
@@ -168,6 +191,8 @@ impl Default for Settings {
             max_queue_length: default_queue_length(),
             version: 0,
             extra: Map::new(),
+            stream_idle_timeout_seconds: default_stream_idle_timeout(),
+            request_deadline_seconds: default_request_deadline(),
         }
     }
 }
@@ -184,6 +209,8 @@ impl Settings {
         "stickySessionTtlSeconds",
         "maxQueueLength",
         "version",
+        "streamIdleTimeoutSeconds",
+        "requestDeadlineSeconds",
     ];
 
     /// The load-balance strategy of a pool (empty falls back to `loadBalance`, as in cc-bridge).

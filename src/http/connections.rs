@@ -16,15 +16,62 @@ use std::time::Duration;
 
 use futures_util::task::AtomicWaker;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+/// What a client may take its time over, and how long a shutdown waits for it.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// From a connection's start (or the end of its previous response) to the end of a request
+    /// head: covers a half-sent head, a connection that never sends anything, and an idle
+    /// HTTP/1 keep-alive connection.
+    pub header_read_timeout: Duration,
+    /// Largest request head (HTTP/1 start line and headers, at least 8 KiB; HTTP/2 header
+    /// list); over it, HTTP/1 answers 431.
+    pub max_header_bytes: usize,
+    /// HTTP/2: a ping after this much silence; no answer within it closes the connection.
+    pub http2_keep_alive: Duration,
+    /// How long a shutdown lets in-flight requests finish before it ends them.
+    pub drain_timeout: Duration,
+}
+
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
+pub const DEFAULT_HTTP2_KEEP_ALIVE: Duration = Duration::from_secs(60);
+/// Below Docker's 30 s between SIGTERM and SIGKILL, so the rows are committed first.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(25);
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            http2_keep_alive: DEFAULT_HTTP2_KEEP_ALIVE,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+        }
+    }
+}
+
+/// After the drain time, what is still running gets this long to send its closing error
+/// event and write its row.
+const AFTER_DRAIN: Duration = Duration::from_secs(2);
 
 /// Accept and serve connections with `service` until `stop` resolves; then stop accepting and
-/// wait until every open connection has finished its in-flight requests.
-pub async fn serve_connections<S>(listener: TcpListener, service: S, stop: impl Future<Output = ()>)
-where
+/// wait until every open connection has finished its in-flight requests, at most
+/// `limits.drain_timeout`; then cancel `drain_over` (requests still running end with an error)
+/// and give them a moment to say so.
+pub async fn serve_connections<S>(
+    listener: TcpListener,
+    service: S,
+    stop: impl Future<Output = ()>,
+    limits: ConnectionLimits,
+    drain_over: &CancellationToken,
+) where
     S: hyper::service::Service<
             hyper::Request<Incoming>,
             Response = axum::response::Response,
@@ -34,7 +81,20 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        // hyper-util's builder has no separate head limit: the read buffer bounds the head
+        // (431 when it is full before the head ends); bodies just come in pieces of this size.
+        .max_buf_size(limits.max_header_bytes.max(MIN_BUF_SIZE));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(limits.http2_keep_alive)
+        .keep_alive_timeout(limits.http2_keep_alive)
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
     let graceful = GracefulShutdown::new();
     let mut stop = std::pin::pin!(stop);
     loop {
@@ -54,7 +114,10 @@ where
             tracing::debug!(error = %err, "could not set TCP_NODELAY");
         }
         let connection = builder
-            .serve_connection(TokioIo::new(tcp), service.clone())
+            .serve_connection(
+                TokioIo::new(FirstByteDeadline::new(tcp, limits.header_read_timeout)),
+                service.clone(),
+            )
             .into_owned();
         let connection = graceful.watch(connection);
         #[expect(
@@ -68,7 +131,96 @@ where
         }));
     }
     drop(listener);
-    graceful.shutdown().await;
+    let drained = graceful.shutdown();
+    tokio::pin!(drained);
+    if tokio::time::timeout(limits.drain_timeout, &mut drained)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            seconds = limits.drain_timeout.as_secs(),
+            "in-flight requests did not finish within the shutdown timeout; ending them"
+        );
+        drain_over.cancel();
+        if tokio::time::timeout(AFTER_DRAIN, drained).await.is_err() {
+            tracing::warn!("some connections were still open at exit");
+        }
+    }
+}
+
+/// hyper's smallest allowed HTTP/1 read buffer.
+const MIN_BUF_SIZE: usize = 8192;
+
+/// A connection whose first byte must arrive within a deadline. hyper's header read timeout
+/// starts only once the protocol is known, which takes a first byte: without this, a
+/// connection that never sends anything would stay open for ever.
+pub struct FirstByteDeadline {
+    io: TcpStream,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl FirstByteDeadline {
+    fn new(io: TcpStream, within: Duration) -> Self {
+        Self {
+            io,
+            deadline: Some(Box::pin(tokio::time::sleep(within))),
+        }
+    }
+}
+
+impl AsyncRead for FirstByteDeadline {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.io).poll_read(cx, buf);
+        if let Some(deadline) = &mut this.deadline {
+            match polled {
+                Poll::Ready(Ok(())) if buf.filled().len() > before => this.deadline = None,
+                Poll::Pending if deadline.as_mut().poll(cx).is_ready() => {
+                    return Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no request within the header read timeout",
+                    )));
+                }
+                _ => {}
+            }
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for FirstByteDeadline {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
 }
 
 /// A failed `accept`: a client that gave up is nothing; anything else (most likely too many

@@ -24,6 +24,9 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::relay::routes().with_state(Arc::clone(&app.relay)))
         .merge(health::routes())
         .nest("/admin/api", admin::routes(Arc::clone(&app)))
+        // Unknown relay paths and wrong methods answer in the caller's protocol.
+        .fallback(crate::relay::unknown_path)
+        .method_not_allowed_fallback(crate::relay::wrong_method)
         .with_state(app)
 }
 
@@ -127,6 +130,7 @@ pub async fn serve(
     app: Arc<App>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    limits: connections::ConnectionLimits,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     app.start_background(addr).map_err(std::io::Error::other)?;
@@ -142,7 +146,7 @@ pub async fn serve(
         router: TowerToHyperService::new(router(Arc::clone(&app))),
         relay: Arc::clone(&app.relay),
     };
-    connections::serve_connections(listener, entrance, stop).await;
+    connections::serve_connections(listener, entrance, stop, limits, &app.relay.drain_over).await;
     app.finish().await;
     Ok(())
 }

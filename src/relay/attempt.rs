@@ -22,7 +22,7 @@ use super::error::RelayError;
 use super::error::fail;
 use super::record::{Outcome, Recorder};
 use super::request::{ClientRequest, Prepared};
-use super::respond::{Protocols, respond};
+use super::respond::{Protocols, Watch, respond};
 use super::routing::Candidate;
 use super::upstream;
 use crate::config::Snapshot;
@@ -32,6 +32,9 @@ use crate::providers::{self, ErrorKind, Protocol};
 /// How much of an upstream error body is read (for the log and failover matching).
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
 const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long an upstream's error body may take (less when the channel's idle timeout is
+/// shorter): a 529 whose body never comes counts as a 529 with an empty body after this.
+const ERROR_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, serde::Serialize)]
 struct AttemptNote {
@@ -49,6 +52,7 @@ struct Target<'a> {
     url: &'a str,
     certificates: Certificates,
     header_timeout: Duration,
+    error_body_timeout: Duration,
     payload: &'a Bytes,
 }
 
@@ -66,9 +70,10 @@ async fn send_once(
     relay: &Relay,
     target: &Target<'_>,
     headers: axum::http::HeaderMap,
+    header_timeout: Duration,
 ) -> Result<UpstreamResponse, FailedAttempt> {
     let sent = tokio::time::timeout(
-        target.header_timeout,
+        header_timeout,
         relay.upstream.send(
             target.certificates,
             target.url,
@@ -88,7 +93,7 @@ async fn send_once(
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(Duration::from_secs);
             let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
-            let body = read_limited(response, ERROR_BODY_LIMIT).await;
+            let body = read_limited(response, ERROR_BODY_LIMIT, target.error_body_timeout).await;
             return Err(FailedAttempt {
                 failure: Failure {
                     status,
@@ -105,10 +110,7 @@ async fn send_once(
         },
         Err(_) => Failure {
             status: 504,
-            body: format!(
-                "no response headers within {} s",
-                target.header_timeout.as_secs()
-            ),
+            body: format!("no response headers within {} s", header_timeout.as_secs()),
             retry_after: None,
         },
     };
@@ -145,13 +147,24 @@ pub(super) async fn attempt(
     let query = upstream_query(&incoming);
     let suspend_default = Duration::from_secs(settings.suspend_seconds);
     let breaker_cooldown = Duration::from_secs(settings.circuit_breaker_cooldown_seconds);
+    // Retries and failover start nothing new after this (`requestDeadlineSeconds`).
+    let deadline = (settings.request_deadline_seconds > 0).then(|| {
+        tokio::time::Instant::now() + Duration::from_secs(settings.request_deadline_seconds)
+    });
+    let remaining = || deadline.map(|d| d.saturating_duration_since(tokio::time::Instant::now()));
+    let mut out_of_time = false;
 
     let mut rate_limited: Option<String> = None;
     // The whole body, parsed only if a channel needs it changed.
     let mut parsed: Option<Value> = None;
     for candidate in &candidates {
+        if remaining().is_some_and(|left| left.is_zero()) {
+            out_of_time = true;
+            break;
+        }
         let channel = &candidate.channel;
         let name = channel.channel.name.as_str();
+        let idle_timeout = channel.stream_idle_timeout(settings);
         if let Err(reason) = relay
             .limits
             .acquire_channel_slot(&channel.channel, settings.max_queue_length)
@@ -199,6 +212,8 @@ pub(super) async fn attempt(
                 .channel
                 .response_header_timeout
                 .map_or(DEFAULT_HEADER_TIMEOUT, Duration::from_secs),
+            error_body_timeout: idle_timeout
+                .map_or(ERROR_BODY_TIMEOUT, |idle| idle.min(ERROR_BODY_TIMEOUT)),
             payload: &payload,
         };
         let mut chain = ChainState::default();
@@ -218,7 +233,15 @@ pub(super) async fn attempt(
                 });
                 break;
             };
-            let sent = send_once(&relay, &target, headers).await;
+            let left = remaining();
+            if left.is_some_and(|left| left.is_zero()) {
+                out_of_time = true;
+                break;
+            }
+            let header_timeout = left.map_or(target.header_timeout, |left| {
+                left.min(target.header_timeout)
+            });
+            let sent = send_once(&relay, &target, headers, header_timeout).await;
             let (failure, content_type) = match sent {
                 Ok(response) => {
                     relay.health.record_success(&channel.channel.id);
@@ -246,6 +269,10 @@ pub(super) async fn attempt(
                         },
                         facts.stream,
                         hide_usage_chunk,
+                        Watch {
+                            idle: idle_timeout,
+                            drain_over: &relay.drain_over,
+                        },
                     )
                     .await;
                 }
@@ -283,6 +310,11 @@ pub(super) async fn attempt(
             });
             match decision {
                 Decision::Retry(wait) => {
+                    if remaining().is_some_and(|left| left <= wait) {
+                        // The wait would end past the deadline: answer the last error now.
+                        out_of_time = true;
+                        break;
+                    }
                     relay.metrics.retry();
                     tokio::time::sleep(wait).await;
                     key_index += 1;
@@ -309,14 +341,46 @@ pub(super) async fn attempt(
             }
         }
     }
+    if out_of_time {
+        tracing::info!(
+            seconds = settings.request_deadline_seconds,
+            "request deadline reached; answering the last upstream error"
+        );
+        recorder.set_upstream_error(match &last {
+            Some(last) => format!(
+                "request deadline of {} s reached; last upstream error: {}",
+                settings.request_deadline_seconds,
+                providers::upstream_error_text(last.failure.body.as_bytes())
+            ),
+            None => format!(
+                "request deadline of {} s reached",
+                settings.request_deadline_seconds
+            ),
+        });
+    }
+    let tried = if out_of_time {
+        let channels: std::collections::BTreeSet<&str> =
+            notes.iter().map(|n| n.channel.as_str()).collect();
+        channels.len().max(1)
+    } else {
+        candidates.len()
+    };
     match (last, rate_limited) {
-        (Some(last), _) => exhausted(recorder, &last, candidates.len(), client_protocol),
+        (Some(last), _) => exhausted(recorder, &last, tried, client_protocol),
         (None, Some(reason)) => {
             let message = format!(
                 "every channel that could serve this request is at its rate limit ({reason}); retry in a minute"
             );
             let error = RelayError::new(ErrorKind::RateLimited, "channel_rate_limited", message)
                 .with_retry_after(60);
+            fail(recorder, error, client_protocol)
+        }
+        (None, None) if out_of_time => {
+            let message = format!(
+                "no upstream could be tried within the relay's request deadline ({} s); retry later",
+                settings.request_deadline_seconds
+            );
+            let error = RelayError::new(ErrorKind::Timeout, "upstream_timeout", message);
             fail(recorder, error, client_protocol)
         }
         (None, None) => {
@@ -376,11 +440,14 @@ fn upstream_query(incoming: &ClientRequest) -> Option<String> {
     (!kept.is_empty()).then(|| kept.join("&"))
 }
 
-async fn read_limited(response: UpstreamResponse, limit: usize) -> String {
+/// Up to `limit` bytes of an error body, read for at most `within`: what came by then counts
+/// (an upstream that sends its error head but never the body cannot stall failover).
+async fn read_limited(response: UpstreamResponse, limit: usize, within: Duration) -> String {
     use futures_util::StreamExt as _;
+    let deadline = tokio::time::Instant::now() + within;
     let mut stream = response.into_body().into_data_stream();
     let mut out = Vec::new();
-    while let Some(Ok(chunk)) = stream.next().await {
+    while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(deadline, stream.next()).await {
         out.extend_from_slice(&chunk[..chunk.len().min(limit - out.len())]);
         if out.len() >= limit {
             break;
@@ -474,9 +541,10 @@ mod tests {
             url,
             certificates: Certificates::Verify,
             header_timeout,
+            error_body_timeout: SECOND,
             payload: &payload,
         };
-        send_once(relay, &target, anthropic_headers()).await
+        send_once(relay, &target, anthropic_headers(), header_timeout).await
     }
 
     fn expect_failure(sent: Result<UpstreamResponse, FailedAttempt>) -> FailedAttempt {
@@ -593,6 +661,25 @@ mod tests {
         assert_eq!(failed.failure.body, "no response headers within 1 s");
         assert_eq!(failed.failure.retry_after, None);
         assert!(failed.content_type.is_none());
+    }
+
+    #[tokio::test]
+    async fn an_error_body_that_never_comes_counts_as_empty_after_its_bound() {
+        let mock = mock().await;
+        let relay = test_support::relay();
+        let url = format!(
+            "{}/v1/messages",
+            mock.scenario_url("status=529,stall_after=0")
+        );
+        let started = std::time::Instant::now();
+        let failed = expect_failure(send(&relay, &url, GENEROUS).await);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(failed.failure.status, 529);
+        assert_eq!(failed.failure.body, "");
     }
 
     fn client_request(endpoint: Endpoint, query: Option<&str>, body: &str) -> ClientRequest {

@@ -14,6 +14,9 @@ pub struct RelayError {
     /// What happened and what to do; never contains secrets or internal paths.
     pub message: String,
     pub retry_after: Option<u64>,
+    /// A status other than the kind's own (408 for a client's slow body, which is a timeout
+    /// but not the gateway's 504).
+    pub status_override: Option<StatusCode>,
 }
 
 impl RelayError {
@@ -23,7 +26,14 @@ impl RelayError {
             code,
             message: message.into(),
             retry_after: None,
+            status_override: None,
         }
+    }
+
+    #[must_use]
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status_override = Some(status);
+        self
     }
 
     #[must_use]
@@ -34,6 +44,9 @@ impl RelayError {
 
     #[must_use]
     pub fn status(&self) -> StatusCode {
+        if let Some(status) = self.status_override {
+            return status;
+        }
         StatusCode::from_u16(self.kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, post};
 
 use crate::domain::Pool;
@@ -71,6 +71,52 @@ pub fn routes() -> Router<Arc<Relay>> {
         .route("/metrics", get(handler::metrics))
         // The relay enforces its own (configurable) limit with a protocol-shaped 413.
         .layer(DefaultBodyLimit::disable())
+}
+
+/// The protocol a caller of `path` speaks, judged by its prefix: Anthropic under
+/// `/v1/messages`, Gemini under `/v1beta/`, OpenAI under the rest of `/v1/`; `None` for paths
+/// that are not the relay's.
+#[must_use]
+pub fn protocol_of_path(path: &str) -> Option<Protocol> {
+    if path == "/v1/messages" || path.starts_with("/v1/messages/") {
+        Some(Protocol::Anthropic)
+    } else if path == "/v1beta" || path.starts_with("/v1beta/") {
+        Some(Protocol::Gemini)
+    } else if path == "/v1" || path.starts_with("/v1/") {
+        Some(Protocol::OpenAiChat)
+    } else {
+        None
+    }
+}
+
+/// No route for this path: 404, in the caller's protocol under the relay's prefixes.
+pub async fn unknown_path(uri: axum::http::Uri) -> Response {
+    let path = uri.path();
+    let Some(protocol) = protocol_of_path(path) else {
+        return axum::http::StatusCode::NOT_FOUND.into_response();
+    };
+    let message = format!(
+        "no such endpoint: {path} (relaybox serves /v1/messages, /v1/messages/count_tokens, /v1/chat/completions, /v1/responses, /v1/models and /v1beta/models/<model>:generateContent or :streamGenerateContent)"
+    );
+    error::RelayError::new(crate::providers::ErrorKind::NotFound, "not_found", message)
+        .into_response_for(protocol)
+}
+
+/// The path exists but not with this method: 405 (the router adds `allow`), in the caller's
+/// protocol under the relay's prefixes.
+pub async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let path = uri.path();
+    let Some(protocol) = protocol_of_path(path) else {
+        return axum::http::StatusCode::METHOD_NOT_ALLOWED.into_response();
+    };
+    let message = format!("{method} is not allowed on {path}; see the allow header");
+    error::RelayError::new(
+        crate::providers::ErrorKind::InvalidRequest,
+        "method_not_allowed",
+        message,
+    )
+    .with_status(axum::http::StatusCode::METHOD_NOT_ALLOWED)
+    .into_response_for(protocol)
 }
 
 /// What the client called.

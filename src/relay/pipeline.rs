@@ -34,27 +34,36 @@ use crate::domain::ClientKey;
 use crate::domain::key::Expiry;
 use crate::providers::{self, BodyError, ErrorKind, Protocol, RequestFacts};
 
-pub async fn relay(relay: Arc<Relay>, incoming: ClientRequest) -> Response {
-    let client_protocol = incoming.endpoint.client_protocol();
+/// Stage 1 from the request head alone: the snapshot the request runs on, its key, and the
+/// recorder that writes its row from here on. No key or an unknown one: the refusal, no row.
+pub(super) fn authenticate(
+    relay: &Arc<Relay>,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<(Arc<Snapshot>, Arc<ClientKey>, Recorder), RelayError> {
     let live = relay.config.snapshot();
-    let now = crate::domain::now();
-
-    // 1. authenticate
-    let presented = auth::presented_key(
-        &incoming.headers,
-        incoming.query.as_deref(),
-        incoming.endpoint,
-    );
-    let key = match auth::authenticate(&live, presented, now) {
-        Ok(key) => key,
-        Err(error) => return error.into_response_for(client_protocol),
-    };
-    let mut recorder = Recorder::start(
-        Arc::clone(&relay),
+    let presented = auth::presented_key(headers, query, endpoint);
+    let key = auth::authenticate(&live, presented, crate::domain::now())?;
+    let recorder = Recorder::start(
+        Arc::clone(relay),
         Arc::clone(&live),
-        incoming.endpoint.log_name(),
+        endpoint.log_name(),
         &key.id,
     );
+    Ok((live, key, recorder))
+}
+
+/// Stages 2–7, for a request whose key [`authenticate`] accepted and whose body was read.
+pub async fn relay(
+    relay: Arc<Relay>,
+    live: Arc<Snapshot>,
+    key: Arc<ClientKey>,
+    mut recorder: Recorder,
+    incoming: ClientRequest,
+) -> Response {
+    let client_protocol = incoming.endpoint.client_protocol();
+    let now = crate::domain::now();
 
     // 2. parse
     let facts = match parse(&live, &incoming) {

@@ -292,6 +292,11 @@ impl Recorder {
 
 impl Drop for Recorder {
     fn drop(&mut self) {
+        if self.row.is_some() && self.relay.drain_over.is_cancelled() {
+            // Dropped by a shutdown whose drain time ran out, not by the client.
+            self.complete("error", 503, super::respond::SHUTDOWN);
+            return;
+        }
         // Dropped unfinished: the client went away (axum drops the handler or the body).
         self.complete(
             "client_disconnect",

@@ -2,10 +2,14 @@
 //! non-stream: read the body and its usage; stream: [`RelayStream`] passes events through
 //! while its tap reads usage and the first token.
 
+use std::time::Duration;
+
 use axum::body::Body;
 use axum::http::header;
 use axum::response::Response;
+use bytes::Bytes;
 use http_body_util::BodyExt as _;
+use tokio_util::sync::CancellationToken;
 
 use super::client::UpstreamResponse;
 use super::error::RelayError;
@@ -24,6 +28,21 @@ pub(super) struct Protocols {
     pub(super) upstream: Protocol,
 }
 
+/// What ends an answer early: the upstream sending nothing for `idle`, or the end of a
+/// shutdown's drain time.
+pub(super) struct Watch<'a> {
+    pub(super) idle: Option<Duration>,
+    pub(super) drain_over: &'a CancellationToken,
+}
+
+/// The row's error and the client's message when the upstream went quiet.
+pub(super) fn idle_message(idle: Duration) -> String {
+    format!(
+        "upstream_timeout: the upstream sent nothing for {} s; retry the request",
+        idle.as_secs()
+    )
+}
+
 /// Stage 6: hand the upstream's successful answer to the client.
 pub(super) async fn respond(
     response: UpstreamResponse,
@@ -31,6 +50,7 @@ pub(super) async fn respond(
     protocols: Protocols,
     stream: bool,
     hide_usage_chunk: bool,
+    watch: Watch<'_>,
 ) -> Response {
     // The upstream's head is passed on as it is (moved, not rebuilt), minus hop-by-hop headers.
     let (mut head, body) = response.into_parts();
@@ -48,14 +68,12 @@ pub(super) async fn respond(
             hide_usage_chunk,
             recorder,
             status.as_u16(),
+            watch.idle,
+            watch.drain_over.clone(),
         );
         return Response::from_parts(head, Body::from_stream(body));
     }
-    match body
-        .collect()
-        .await
-        .map(http_body_util::Collected::to_bytes)
-    {
+    match collect(body, watch).await {
         Ok(bytes) => {
             let summary = providers::summarize_body(protocols.upstream, &bytes);
             recorder.set_usage(
@@ -66,7 +84,17 @@ pub(super) async fn respond(
             recorder.finish(Outcome::Success, status.as_u16(), "");
             Response::from_parts(head, Body::from(bytes))
         }
-        Err(_) => {
+        Err(Unfinished::Idle(idle)) => {
+            let message = idle_message(idle);
+            recorder.set_upstream_error(message.clone());
+            let error = RelayError::new(ErrorKind::Timeout, "upstream_timeout", message);
+            fail(recorder, error, protocols.client)
+        }
+        Err(Unfinished::Shutdown) => {
+            let error = RelayError::new(ErrorKind::Overloaded, "server_shutdown", SHUTDOWN);
+            fail(recorder, error, protocols.client)
+        }
+        Err(Unfinished::BrokeOff) => {
             recorder.set_upstream_error(
                 "reading the response failed: the response body broke off".into(),
             );
@@ -78,4 +106,57 @@ pub(super) async fn respond(
             fail(recorder, error, protocols.client)
         }
     }
+}
+
+/// The error of an answer cut by a shutdown's deadline.
+pub(super) const SHUTDOWN: &str = "server_shutdown: the relay is shutting down and could not finish this response in time; retry the request";
+
+enum Unfinished {
+    Idle(Duration),
+    Shutdown,
+    BrokeOff,
+}
+
+/// A whole non-stream body, as long as no gap between two of its pieces exceeds `watch.idle`.
+async fn collect(
+    mut body: super::client::UpstreamBody,
+    watch: Watch<'_>,
+) -> Result<Bytes, Unfinished> {
+    let mut first: Option<Bytes> = None;
+    let mut rest: Vec<u8> = Vec::new();
+    loop {
+        let frame = async {
+            match watch.idle {
+                Some(idle) => tokio::time::timeout(idle, body.frame())
+                    .await
+                    .map_err(|_| Unfinished::Idle(idle)),
+                None => Ok(body.frame().await),
+            }
+        };
+        let frame = tokio::select! {
+            biased;
+            frame = frame => frame?,
+            () = watch.drain_over.cancelled() => return Err(Unfinished::Shutdown),
+        };
+        match frame {
+            None => break,
+            Some(Err(_)) => return Err(Unfinished::BrokeOff),
+            Some(Ok(frame)) => {
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                // One piece (the usual case) is passed on without a copy.
+                match &first {
+                    None if rest.is_empty() => first = Some(data),
+                    _ => {
+                        if let Some(first) = first.take() {
+                            rest.extend_from_slice(&first);
+                        }
+                        rest.extend_from_slice(&data);
+                    }
+                }
+            }
+        }
+    }
+    Ok(first.unwrap_or_else(|| Bytes::from(rest)))
 }

@@ -23,7 +23,15 @@ pub struct Relay {
     pub metrics: Metrics,
     /// Supervised background work started by requests (a key's first-use stamp).
     pub tasks: Tasks,
+    /// The whole request body must arrive within this time (else 408).
+    pub body_read_timeout: std::time::Duration,
+    /// Cancelled when a shutdown's drain time is over: requests and streams still running end
+    /// with an error in their client's protocol, and their rows say so.
+    pub drain_over: tokio_util::sync::CancellationToken,
 }
+
+/// Default for [`Relay::body_read_timeout`].
+pub const DEFAULT_BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl std::fmt::Debug for Relay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

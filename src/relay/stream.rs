@@ -3,11 +3,15 @@
 //! away the body is dropped, which drops the upstream response (cancelling it) and the
 //! [`Recorder`] (which logs `client_disconnect`).
 
+use std::future::Future as _;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::Stream;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::record::{Outcome, Recorder};
 use crate::providers::{ErrorKind, Protocol, StreamTap};
@@ -30,6 +34,19 @@ pub struct RelayStream {
     http_status: u16,
     /// The upstream has ended; only the tap's remainder was still to be sent.
     pending_end: bool,
+    /// The stream idle timeout: no byte from the upstream for this long ends the stream.
+    idle: Option<Idle>,
+    /// Resolves when a shutdown's drain time is over.
+    drain_over: Pin<Box<WaitForCancellationFutureOwned>>,
+}
+
+/// The idle timer is not reset on every chunk (that would touch the timer wheel per event):
+/// each chunk notes the time, and when the timer fires it is moved to `last + limit` unless
+/// that moment has passed.
+struct Idle {
+    limit: Duration,
+    last: Instant,
+    timer: Pin<Box<Sleep>>,
 }
 
 impl RelayStream {
@@ -39,6 +56,8 @@ impl RelayStream {
         hide_usage_chunk: bool,
         recorder: Recorder,
         http_status: u16,
+        idle: Option<Duration>,
+        drain_over: CancellationToken,
     ) -> Self {
         Self {
             upstream,
@@ -46,7 +65,40 @@ impl RelayStream {
             recorder: Some(recorder),
             http_status,
             pending_end: false,
+            idle: idle.map(|limit| {
+                let last = Instant::now();
+                Idle {
+                    limit,
+                    last,
+                    timer: Box::pin(tokio::time::sleep_until(last + limit)),
+                }
+            }),
+            drain_over: Box::pin(drain_over.cancelled_owned()),
         }
+    }
+
+    /// The upstream has been quiet for longer than the idle limit (else the timer is re-armed).
+    fn idle_expired(&mut self, cx: &mut Context<'_>) -> Option<Duration> {
+        let idle = self.idle.as_mut()?;
+        loop {
+            if idle.timer.as_mut().poll(cx).is_pending() {
+                return None;
+            }
+            let due = idle.last + idle.limit;
+            if due <= Instant::now() {
+                return Some(idle.limit);
+            }
+            idle.timer.as_mut().reset(due);
+        }
+    }
+
+    /// End the stream early with an error event in the client's protocol and write the row.
+    fn end_with(&mut self, kind: ErrorKind, message: &str) -> Bytes {
+        if let Some(recorder) = self.recorder.as_mut() {
+            recorder.set_upstream_error(message.to_string());
+        }
+        self.finish(Outcome::Error, message);
+        self.tap.error_event(kind, message)
     }
 
     fn finish(&mut self, outcome: Outcome, error: &str) {
@@ -75,8 +127,22 @@ impl Stream for RelayStream {
                 this.upstream.as_mut().poll_next(cx)
             };
             match next {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    if this.drain_over.as_mut().poll(cx).is_ready() {
+                        let event = this.end_with(ErrorKind::Overloaded, super::respond::SHUTDOWN);
+                        return Poll::Ready(Some(Ok(event)));
+                    }
+                    if let Some(limit) = this.idle_expired(cx) {
+                        let message = super::respond::idle_message(limit);
+                        let event = this.end_with(ErrorKind::Timeout, &message);
+                        return Poll::Ready(Some(Ok(event)));
+                    }
+                    return Poll::Pending;
+                }
                 Poll::Ready(Some(Ok(chunk))) => {
+                    if let Some(idle) = this.idle.as_mut() {
+                        idle.last = Instant::now();
+                    }
                     let forward = this.tap.feed(chunk);
                     if this.tap.saw_first_token()
                         && let Some(recorder) = this.recorder.as_mut()

@@ -112,5 +112,7 @@ pub(crate) fn relay() -> Relay {
         logs: crate::store::sqlite::writer::LogWriter::start(logs, Default::default()).unwrap(),
         metrics: crate::metrics::Metrics::default(),
         tasks: crate::tasks::Tasks::new(),
+        body_read_timeout: super::state::DEFAULT_BODY_READ_TIMEOUT,
+        drain_over: tokio_util::sync::CancellationToken::new(),
     }
 }

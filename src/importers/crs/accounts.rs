@@ -820,6 +820,7 @@ fn map_account(
         origin: ChannelOrigin::Import,
         version: 0,
         extra,
+        stream_idle_timeout_seconds: None,
     };
     Ok(AccountPlan {
         crs_id: id.to_string(),

@@ -17,7 +17,8 @@
 //!   not counted)
 //!
 //! Any API path may be preceded by `/s/{directives}/`; see [`Scenario`] for
-//! the directives.
+//! the directives (`stall=head` and `stall_after=N` make an upstream hang
+//! before its headers or in the middle of its body).
 //!
 //! # Usage figures
 //! `input_tokens` defaults to [`estimate_input_tokens`] of the request body;
@@ -408,6 +409,9 @@ async fn dispatch(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
+    if scenario.stall_head {
+        std::future::pending::<()>().await;
+    }
     render(route.protocol(), planned, &scenario, guard, in_flight, seq)
 }
 
@@ -540,29 +544,39 @@ fn render(
                 Protocol::OpenAi => openai::error_body(&error),
                 Protocol::Gemini => gemini::error_body(&error),
             };
-            (
-                error.status,
-                json_type,
-                Body::from(body.to_string()),
-                error.retry_after,
-            )
+            let body = Bytes::from(body.to_string());
+            let body = match scenario.stall_after {
+                Some(stall_after) => Playback {
+                    events: vec![body],
+                    delay: Duration::ZERO,
+                    cut_after: None,
+                    stall_after: Some(stall_after),
+                    guard: None,
+                    _in_flight: in_flight,
+                }
+                .into_body(),
+                None => Body::from(body),
+            };
+            (error.status, json_type, body, error.retry_after)
         }
         Ok(Reply::Json(value)) => {
             let bytes = Bytes::from(value.to_string());
-            let body = match scenario.cut_after {
-                // A cut non-streamed reply: half the document, then the abort.
-                Some(_) => {
+            let body = match (scenario.cut_after, scenario.stall_after) {
+                // A cut or stalled non-streamed reply: half the document, then the abort or
+                // nothing more.
+                (None, None) => Body::from(bytes),
+                (cut_after, stall_after) => {
                     let half = bytes.len() / 2;
                     Playback {
                         events: vec![bytes.slice(..half), bytes.slice(half..)],
                         delay: Duration::ZERO,
-                        cut_after: Some(1),
+                        cut_after: cut_after.map(|_| 1),
+                        stall_after: stall_after.map(|n| n.min(1)),
                         guard: None,
                         _in_flight: in_flight,
                     }
                     .into_body()
                 }
-                None => Body::from(bytes),
             };
             (200, json_type, body, None)
         }
@@ -574,6 +588,7 @@ fn render(
                 events,
                 delay: Duration::from_millis(scenario.chunk_delay_ms),
                 cut_after: scenario.cut_after,
+                stall_after: scenario.stall_after,
                 guard,
                 _in_flight: in_flight,
             }

@@ -44,6 +44,13 @@ pub struct Scenario {
     pub cache_creation: Option<u64>,
     /// `require_key=K`: answer 401 unless the presented credential equals K.
     pub require_key: Option<String>,
+    /// `stall=head`: never send the response headers (the request hangs until the client
+    /// gives up).
+    pub stall_head: bool,
+    /// `stall_after=N`: send the headers and N pieces of the body (stream events; a JSON
+    /// reply in two halves; an error body as one piece), then send nothing more while keeping
+    /// the connection open. `status=529,stall_after=0` is an error whose body never comes.
+    pub stall_after: Option<usize>,
 }
 
 impl Default for Scenario {
@@ -63,6 +70,8 @@ impl Default for Scenario {
             cache_read: None,
             cache_creation: None,
             require_key: None,
+            stall_head: false,
+            stall_after: None,
         }
     }
 }
@@ -109,6 +118,9 @@ impl Scenario {
                 "cache_read" => scenario.cache_read = Some(number(key, value)?),
                 "cache_creation" => scenario.cache_creation = Some(number(key, value)?),
                 "require_key" => scenario.require_key = Some(non_empty(key, value)?),
+                "stall" if value == "head" => scenario.stall_head = true,
+                "stall" => return Err(format!("stall takes `head`, got `{value}`")),
+                "stall_after" => scenario.stall_after = Some(number(key, value)?),
                 _ => return Err(format!("unknown directive `{key}`")),
             }
         }
@@ -184,7 +196,7 @@ mod tests {
         let s = Scenario::parse(
             "latency=5,chunk_delay=7,chunks=4,status=429,retry_after=2,error_code=QUOTA_EXHAUSTED,\
              fail_times=1,cut_after=3,input_tokens=11,output_tokens=12,cache_read=13,\
-             cache_creation=14,require_key=sk-test",
+             cache_creation=14,require_key=sk-test,stall=head,stall_after=2",
         )
         .unwrap();
         assert_eq!(s.latency_ms, 5);
@@ -200,6 +212,8 @@ mod tests {
         assert_eq!(s.cache_read, Some(13));
         assert_eq!(s.cache_creation, Some(14));
         assert_eq!(s.require_key.as_deref(), Some("sk-test"));
+        assert!(s.stall_head);
+        assert_eq!(s.stall_after, Some(2));
     }
 
     #[test]
@@ -218,6 +232,8 @@ mod tests {
             "fail_times=2",
             "latency",
             "require_key=",
+            "stall=body",
+            "stall_after=x",
         ] {
             assert!(Scenario::parse(bad).is_err(), "{bad} should be rejected");
         }

@@ -34,6 +34,8 @@ pub(crate) struct Playback {
     pub events: Vec<Bytes>,
     pub delay: Duration,
     pub cut_after: Option<usize>,
+    /// After this many events the body sends nothing more (the connection stays open).
+    pub stall_after: Option<usize>,
     /// Present for streamed replies; absent for a cut non-streamed body.
     pub guard: Option<StreamGuard>,
     /// Held for its `Drop`: the request stays in flight while the body lives.
@@ -59,6 +61,9 @@ async fn step(mut state: State) -> Option<(Result<Bytes, io::Error>, State)> {
     let p = &mut state.playback;
     if state.next >= p.events.len() {
         return None;
+    }
+    if p.stall_after.is_some_and(|stall| state.next >= stall) {
+        std::future::pending::<()>().await;
     }
     if p.cut_after.is_some_and(|cut| state.next >= cut) {
         tokio::time::sleep(p.delay.max(CUT_FLUSH_PAUSE)).await;

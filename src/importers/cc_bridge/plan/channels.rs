@@ -284,6 +284,7 @@ fn build_channel(
         origin,
         version: existing.map_or(0, |e| e.version),
         extra: source.extra.clone(),
+        stream_idle_timeout_seconds: None,
     })
 }
 
@@ -431,6 +432,7 @@ mod tests {
             origin: ChannelOrigin::Admin,
             version: 0,
             extra: Map::new(),
+            stream_idle_timeout_seconds: None,
         };
         state
             .apply_ops(&[ConfigOp::PutChannel(admin, Expect::Absent)])
