@@ -28,7 +28,7 @@ impl AdminError {
             AdminError::Service(err) => match err {
                 ServiceError::NotFound { .. } => StatusCode::NOT_FOUND,
                 ServiceError::Conflict(_) => StatusCode::CONFLICT,
-                ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
+                ServiceError::Invalid(_) | ServiceError::Field(_) => StatusCode::BAD_REQUEST,
                 ServiceError::Store(StoreError::Locked(_)) => StatusCode::SERVICE_UNAVAILABLE,
                 ServiceError::Store(_) | ServiceError::Crypto(_) => {
                     StatusCode::INTERNAL_SERVER_ERROR
@@ -59,11 +59,11 @@ impl IntoResponse for AdminError {
         } else {
             self.to_string()
         };
-        (
-            status,
-            Json(json!({ "error": { "code": self.code(), "message": message } })),
-        )
-            .into_response()
+        let mut error = json!({ "code": self.code(), "message": message });
+        if let AdminError::Service(ServiceError::Field(invalid)) = &self {
+            error["field"] = json!(invalid.field);
+        }
+        (status, Json(json!({ "error": error }))).into_response()
     }
 }
 

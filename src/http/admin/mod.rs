@@ -2,6 +2,7 @@
 //! (`Authorization: Bearer`) or the local control token. Route table only; handlers are in
 //! `handlers.rs`.
 
+mod body;
 mod handlers;
 
 use std::sync::Arc;
