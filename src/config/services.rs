@@ -444,7 +444,7 @@ fn channel_from_json(
 pub fn create_channel(config: &Configuration, body: Value) -> Result<Channel> {
     let sent = body.as_object().cloned().unwrap_or_default();
     let channel = channel_from_json(config, body, None)?;
-    bounds::unknown_fields(&sent, &channel.extra, None)?;
+    unknown_channel_fields(&sent, &channel, None)?;
     let written = config.write(|committed| {
         let mut channel = channel.clone();
         let in_pool = committed
@@ -525,8 +525,24 @@ fn patched_channel(
         }
     }
     let channel = channel_from_json(config, merged, Some(current))?;
-    bounds::unknown_fields(patch_object, &channel.extra, Some(&current.extra))?;
+    unknown_channel_fields(patch_object, &channel, Some(current))?;
     Ok(channel)
+}
+
+/// Fields of a channel body that are neither relaybox's, nor cc-bridge's that relaybox keeps,
+/// nor already carried (with that value) by the stored channel.
+fn unknown_channel_fields(
+    sent: &Map<String, Value>,
+    channel: &Channel,
+    stored: Option<&Channel>,
+) -> std::result::Result<(), InvalidField> {
+    let mut carried = stored.map(|c| c.extra.clone()).unwrap_or_default();
+    for field in Channel::CC_BRIDGE_EXTRAS {
+        if let Some(value) = sent.get(*field) {
+            carried.insert((*field).to_string(), value.clone());
+        }
+    }
+    bounds::unknown_fields(sent, &channel.extra, Some(&carried))
 }
 
 pub fn delete_channel(config: &Configuration, id: &str, version: Option<u64>) -> Result<()> {

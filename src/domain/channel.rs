@@ -195,6 +195,16 @@ impl PriceMultiplier {
 }
 
 impl Channel {
+    /// cc-bridge channel fields relaybox keeps (in `extra`) but does not act on yet: the admin
+    /// API accepts these, and refuses any other field a channel does not have.
+    pub const CC_BRIDGE_EXTRAS: &'static [&'static str] = &[
+        "codexServiceTierOverride",
+        "contentFilter",
+        "continueThinkingEnabled",
+        "responsesEncryptedReasoningMode",
+        "responsesWebSocketEnabled",
+    ];
+
     /// Whether relaybox can work with this channel's numbers (field names as in the admin API).
     pub fn validate(&self) -> Result<(), InvalidField> {
         bounds::SECONDS_1_TO_A_DAY
