@@ -38,9 +38,9 @@ where
     let graceful = GracefulShutdown::new();
     let mut stop = std::pin::pin!(stop);
     loop {
-        let tcp = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => tcp,
+                Ok(accepted) => accepted,
                 Err(err) => {
                     pause_after_accept_error(&err).await;
                     continue;
@@ -54,7 +54,7 @@ where
             tracing::debug!(error = %err, "could not set TCP_NODELAY");
         }
         let connection = builder
-            .serve_connection(TokioIo::new(tcp), service.clone())
+            .serve_connection(TokioIo::new(tcp), WithPeer(service.clone(), peer))
             .into_owned();
         let connection = graceful.watch(connection);
         #[expect(
@@ -69,6 +69,26 @@ where
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// Hands every request of a connection the peer's address (`ConnectInfo<SocketAddr>`), for
+/// the admin API's failed-authentication throttle.
+#[derive(Clone)]
+struct WithPeer<S>(S, std::net::SocketAddr);
+
+impl<S: hyper::service::Service<hyper::Request<Incoming>>>
+    hyper::service::Service<hyper::Request<Incoming>> for WithPeer<S>
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn call(&self, mut request: hyper::Request<Incoming>) -> Self::Future {
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(self.1));
+        self.0.call(request)
+    }
 }
 
 /// A failed `accept`: a client that gave up is nothing; anything else (most likely too many
