@@ -823,3 +823,38 @@ where
     let merged = serde_json::from_value(merged).map_err(|e| invalid(e.to_string()))?;
     Ok((merged, version))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::mask_secret;
+
+    #[test]
+    fn masking_shows_at_most_four_and_four_and_never_more_than_a_third() {
+        for len in 0..=40 {
+            let secret: String = (0..len)
+                .map(|i| char::from(b'a' + u8::try_from(i % 26).unwrap_or(0)))
+                .collect();
+            let masked = mask_secret(&secret);
+            let (head, tail) = masked.split_once('…').unwrap_or_default();
+            let shown = head.chars().count() + tail.chars().count();
+            assert!(shown * 3 <= len, "{len}: {masked}");
+            assert!(
+                head.chars().count() <= 4 && tail.chars().count() <= 4,
+                "{len}: {masked}"
+            );
+            assert!(
+                secret.starts_with(head) && secret.ends_with(tail),
+                "{len}: {masked}"
+            );
+            if len >= 24 {
+                assert_eq!(shown, 8, "long secrets show 4 + 4: {masked}");
+            }
+        }
+        assert_eq!(
+            mask_secret("sk-abcdefghij"),
+            "sk…ij",
+            "13 characters show 4 of them"
+        );
+        assert_eq!(mask_secret(""), "…");
+    }
+}
