@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod in_process;
+pub mod raw_http;
 pub mod relay_env;
 pub mod wait;
 
