@@ -397,8 +397,9 @@ fn offline(data: &std::path::Path) -> relaybox::app::Instance {
         path: data.to_path_buf(),
         ..relaybox::app::DataDirOptions::default()
     };
-    let dir = relaybox::app::DataDir::open(&options, "admin_input test").unwrap();
-    relaybox::app::Instance::load(dir).unwrap()
+    let dir = relaybox::app::DataDir::open(&options, "admin_input test")
+        .unwrap_or_else(|e| panic!("open the data dir: {e}"));
+    relaybox::app::Instance::load(dir).unwrap_or_else(|e| panic!("load the data dir: {e}"))
 }
 
 #[test]
