@@ -316,3 +316,41 @@ impl Settings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unusable_stored_settings_fall_back_to_their_defaults_one_field_at_a_time() {
+        let mut stored = Settings {
+            max_body_bytes: 0,
+            circuit_breaker_cooldown_seconds: u64::MAX,
+            suspend_seconds: 42,
+            ..Settings::default()
+        };
+        stored.failover.rules.push(FailoverRule {
+            error_codes: "500".into(),
+            action_chain: vec![ActionStep {
+                action: "retry".into(),
+                wait_seconds: Some(u64::MAX),
+                max_attempts: None,
+            }],
+            extra: Map::new(),
+        });
+        let (usable, replaced) = stored.usable();
+        let fields: Vec<&str> = replaced.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "maxBodyBytes",
+                "circuitBreakerCooldownSeconds",
+                "failover.rules.0.actionChain.0.waitSeconds"
+            ]
+        );
+        assert_eq!(usable.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(usable.circuit_breaker_cooldown_seconds, 30);
+        assert_eq!(usable.suspend_seconds, 42, "good values are kept");
+        assert!(usable.validate().is_ok());
+    }
+}
