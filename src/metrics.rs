@@ -42,6 +42,9 @@ pub struct Metrics {
     cost_micros: AtomicU64,
     /// limit name → count
     limit_refusals: Mutex<BTreeMap<String, u64>>,
+    /// Admin API requests with a missing or wrong key, and those refused while throttled.
+    admin_auth_failures: AtomicU64,
+    admin_auth_throttled: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -121,6 +124,14 @@ impl Metrics {
         *lock(&self.limit_refusals)
             .entry(limit.to_string())
             .or_default() += 1;
+    }
+
+    pub fn admin_auth_failure(&self) {
+        self.admin_auth_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn admin_auth_throttled(&self) {
+        self.admin_auth_throttled.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The text exposition format.
@@ -218,6 +229,16 @@ impl Metrics {
                 escape(limit)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP relaybox_admin_auth_failures_total Admin API requests with a missing or wrong key.\n# TYPE relaybox_admin_auth_failures_total counter\nrelaybox_admin_auth_failures_total {}",
+            self.admin_auth_failures.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP relaybox_admin_auth_throttled_total Admin API requests refused (429) after too many failed authentications from their address.\n# TYPE relaybox_admin_auth_throttled_total counter\nrelaybox_admin_auth_throttled_total {}",
+            self.admin_auth_throttled.load(Ordering::Relaxed)
+        );
         let _ = writeln!(
             out,
             "# HELP relaybox_log_queue_depth Request-log rows waiting for the writer.\n# TYPE relaybox_log_queue_depth gauge\nrelaybox_log_queue_depth {}",

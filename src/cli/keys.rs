@@ -35,7 +35,7 @@ async fn create(args: KeyCreateArgs) -> anyhow::Result<ExitCode> {
     if let (Some(body), Some(patch)) = (body.as_object_mut(), patch.as_object()) {
         body.extend(patch.clone());
     }
-    let new: NewKey = serde_json::from_value(body.clone())?;
+    let new = NewKey::from_json(body.clone())?;
     let result = match connect(args.data.options()).await? {
         Target::Local(local) => {
             let (key, plaintext) = services::create_key(&local.config, new)?;

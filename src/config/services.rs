@@ -10,8 +10,9 @@ use zeroize::Zeroizing;
 use super::aad::{api_key_aad, oauth_aad};
 use super::{Configuration, WriteError};
 use crate::crypto::{self, CryptoError, SealedSecret};
+use crate::domain::bounds::{self, InvalidField};
 use crate::domain::channel::ChannelOrigin;
-use crate::domain::key::{Expiry, KeyAllowlists, KeyLimits};
+use crate::domain::key::{Expiry, KeyAllowlists, KeyLimits, unknown_key_fields};
 use crate::domain::pricing::ModelAlias;
 use crate::domain::{
     Channel, ClientKey, KeyStatus, ModelAliases, ModelPrice, Pool, Settings, new_id, now,
@@ -26,6 +27,9 @@ pub enum ServiceError {
     Conflict(String),
     #[error("{0}")]
     Invalid(String),
+    /// A field outside its range, or one the type does not have.
+    #[error("{0}")]
+    Field(#[from] InvalidField),
     #[error("{0}")]
     Store(StoreError),
     #[error("{0}")]
@@ -97,15 +101,34 @@ impl KeyView {
     }
 }
 
+impl NewKey {
+    /// A new key from an admin JSON body: every field known, every number in range.
+    pub fn from_json(body: Value) -> Result<NewKey> {
+        let object = body
+            .as_object()
+            .ok_or_else(|| invalid("a key must be a JSON object"))?;
+        unknown_key_fields(object)?;
+        let new: NewKey = serde_json::from_value(body).map_err(|e| invalid(format!("key: {e}")))?;
+        new.validate()?;
+        Ok(new)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.name.trim().is_empty() {
+            return Err(invalid("a key needs a name"));
+        }
+        self.limits.validate()?;
+        if let Some(expiry) = &self.expiry {
+            expiry.validate()?;
+        }
+        Ok(())
+    }
+}
+
 /// Create a key; the plaintext is returned once and never stored.
 pub fn create_key(config: &Configuration, new: NewKey) -> Result<(ClientKey, Zeroizing<String>)> {
+    new.validate()?;
     let name = new.name.trim();
-    if name.is_empty() {
-        return Err(invalid("a key needs a name"));
-    }
-    if let Some(problem) = new.limits.problem() {
-        return Err(invalid(problem));
-    }
     let prefix = config.snapshot().settings.key_prefix.clone();
     let plaintext = crypto::generate_client_key(&prefix)?;
     let at = now();
@@ -194,6 +217,9 @@ pub fn update_key(
     patch: &Value,
     version: Option<u64>,
 ) -> Result<ClientKey> {
+    if let Some(object) = patch.as_object() {
+        unknown_key_fields(object)?;
+    }
     let written = config.write(|committed| {
         let current = key_in(committed, id)?;
         let (merged, patch_version) = merge_patch(&current, patch, KEY_PATCHABLE)?;
@@ -201,8 +227,9 @@ pub fn update_key(
         if key.name.trim().is_empty() {
             return Err(invalid("a key needs a name"));
         }
-        if let Some(problem) = key.limits.problem() {
-            return Err(invalid(problem));
+        key.limits.validate()?;
+        if let Some(expiry) = &key.expiry {
+            expiry.validate()?;
         }
         key.updated_at = now();
         let expect = version
@@ -233,15 +260,17 @@ pub struct ChannelView {
     pub channel: Value,
 }
 
-/// Mask a secret for display: enough to recognise it, never enough to use it.
+/// Mask a secret for display: enough to recognise it, never enough to use it. At most the
+/// first 4 and the last 4 characters are shown, and never more than a third of the secret
+/// (shared evenly between head and tail, the head getting the odd one).
 #[must_use]
 pub fn mask_secret(secret: &str) -> String {
     let chars: Vec<char> = secret.chars().collect();
-    if chars.len() <= 12 {
-        return "…".to_string();
-    }
-    let head: String = chars[..6].iter().collect();
-    let tail: String = chars[chars.len() - 4..].iter().collect();
+    let shown = (chars.len() / 3).min(8);
+    let tail = shown / 2;
+    let head = shown - tail;
+    let head: String = chars[..head].iter().collect();
+    let tail: String = chars[chars.len() - tail..].iter().collect();
     format!("{head}…{tail}")
 }
 
@@ -367,6 +396,7 @@ fn channel_from_json(
     if channel.name.trim().is_empty() {
         return Err(invalid("a channel needs a name"));
     }
+    channel.validate()?;
     if !channel.base_url.starts_with("http://") && !channel.base_url.starts_with("https://") {
         return Err(invalid("baseUrl must start with http:// or https://"));
     }
@@ -412,7 +442,9 @@ fn channel_from_json(
 }
 
 pub fn create_channel(config: &Configuration, body: Value) -> Result<Channel> {
+    let sent = body.as_object().cloned().unwrap_or_default();
     let channel = channel_from_json(config, body, None)?;
+    unknown_channel_fields(&sent, &channel, None)?;
     let written = config.write(|committed| {
         let mut channel = channel.clone();
         let in_pool = committed
@@ -492,7 +524,25 @@ fn patched_channel(
             object.insert(field.clone(), value.clone());
         }
     }
-    channel_from_json(config, merged, Some(current))
+    let channel = channel_from_json(config, merged, Some(current))?;
+    unknown_channel_fields(patch_object, &channel, Some(current))?;
+    Ok(channel)
+}
+
+/// Fields of a channel body that are neither relaybox's, nor cc-bridge's that relaybox keeps,
+/// nor already carried (with that value) by the stored channel.
+fn unknown_channel_fields(
+    sent: &Map<String, Value>,
+    channel: &Channel,
+    stored: Option<&Channel>,
+) -> std::result::Result<(), InvalidField> {
+    let mut carried = stored.map(|c| c.extra.clone()).unwrap_or_default();
+    for field in Channel::CC_BRIDGE_EXTRAS {
+        if let Some(value) = sent.get(*field) {
+            carried.insert((*field).to_string(), value.clone());
+        }
+    }
+    bounds::unknown_fields(sent, &channel.extra, Some(&carried))
 }
 
 pub fn delete_channel(config: &Configuration, id: &str, version: Option<u64>) -> Result<()> {
@@ -528,33 +578,34 @@ fn price_in(state: &ConfigState, model: &str) -> Result<ModelPrice> {
         })
 }
 
-fn validate_price(price: &ModelPrice) -> Result<()> {
-    let values = [
-        Some(price.input_price),
-        Some(price.output_price),
-        price.cache_creation_price,
-        price.cache_read_price,
-    ];
-    if values
-        .into_iter()
-        .flatten()
-        .any(|v| !v.is_finite() || v < 0.0)
-    {
-        return Err(invalid(
-            "prices must be non-negative numbers (USD per million tokens)",
-        ));
-    }
-    Ok(())
+/// A new price from an admin JSON body (without its `model`).
+pub fn price_from_json(body: Value) -> Result<ModelPrice> {
+    let sent = body.as_object().cloned().unwrap_or_default();
+    let price: ModelPrice =
+        serde_json::from_value(body).map_err(|e| invalid(format!("price: {e}")))?;
+    bounds::only_fields(&sent, PRICE_FIELDS)?;
+    Ok(price)
 }
 
 pub fn create_price(config: &Configuration, model: &str, price: ModelPrice) -> Result<ModelPrice> {
     if model.trim().is_empty() {
         return Err(invalid("a price needs a model id or prefix"));
     }
-    validate_price(&price)?;
+    price.validate()?;
     let written = config.apply(&[ConfigOp::PutPrice(model.to_string(), price, Expect::Absent)])?;
     price_in(&written.state, model)
 }
+
+/// What a new price may name (`version` is the store's).
+const PRICE_FIELDS: &[&str] = &[
+    "inputPrice",
+    "outputPrice",
+    "cacheCreationPrice",
+    "cacheReadPrice",
+    "description",
+    "exportToModels",
+    "version",
+];
 
 const PRICE_PATCHABLE: &[&str] = &[
     "inputPrice",
@@ -575,7 +626,7 @@ pub fn update_price(
         let current = price_in(committed, model)?;
         let (price, patch_version): (ModelPrice, _) =
             merge_patch(&current, patch, PRICE_PATCHABLE)?;
-        validate_price(&price)?;
+        price.validate()?;
         let expect = version
             .or(patch_version)
             .map_or(Expect::Exists, Expect::Version);
@@ -588,6 +639,23 @@ pub fn delete_price(config: &Configuration, model: &str, version: Option<u64>) -
     let expect = version.map_or(Expect::Exists, Expect::Version);
     config.apply(&[ConfigOp::DeletePrice(model.to_string(), expect)])?;
     Ok(())
+}
+
+/// The aliases document from an admin JSON body: the known lists of `{value, description}`.
+pub fn aliases_from_json(body: Value) -> Result<ModelAliases> {
+    let sent = body.as_object().cloned().unwrap_or_default();
+    let aliases: ModelAliases =
+        serde_json::from_value(body).map_err(|e| invalid(format!("aliases: {e}")))?;
+    bounds::unknown_fields(&sent, &aliases.extra, None)?;
+    for (list, items) in &sent {
+        for (i, item) in items.as_array().into_iter().flatten().enumerate() {
+            if let Some(item) = item.as_object() {
+                bounds::only_fields(item, &["value", "description"])
+                    .map_err(|e| e.under(&format!("{list}.{i}")))?;
+            }
+        }
+    }
+    Ok(aliases)
 }
 
 pub fn put_aliases(
@@ -651,26 +719,74 @@ pub fn remove_alias(config: &Configuration, pool: Pool, value: &str) -> Result<M
     Ok(written.aliases.clone())
 }
 
-pub fn put_settings(
+/// Change the settings a JSON object names and keep every other one. Fields relaybox does not
+/// know are refused (a GET document sent back unchanged is fine: its carried-over cc-bridge
+/// fields are the stored ones); the result must pass [`Settings::validate`]. `version`
+/// (optimistic concurrency) comes from the object or the caller.
+pub fn update_settings(
     config: &Configuration,
-    settings: Settings,
+    patch: &Value,
     version: Option<u64>,
 ) -> Result<Settings> {
-    if settings.key_prefix.len() > 16 || settings.key_prefix.chars().any(char::is_whitespace) {
-        return Err(invalid(
-            "keyPrefix must be at most 16 characters without spaces",
-        ));
-    }
-    for (pool, strategy) in Pool::ALL.iter().map(|p| (p, settings.load_balance_for(*p))) {
-        if !matches!(strategy, "failover" | "round-robin" | "random") {
-            return Err(invalid(format!(
-                "load balance of the {pool} pool must be failover, round-robin or random (got '{strategy}')"
-            )));
+    let patch = patch
+        .as_object()
+        .ok_or_else(|| invalid("settings must be a JSON object"))?;
+    let version = version.or_else(|| patch.get("version").and_then(Value::as_u64));
+    let written = config.write(|committed| {
+        let current = &committed.settings;
+        let mut merged = serde_json::to_value(current).map_err(|e| invalid(e.to_string()))?;
+        if let Some(object) = merged.as_object_mut() {
+            for (field, value) in patch {
+                if field != "version" {
+                    object.insert(field.clone(), value.clone());
+                }
+            }
+        }
+        let settings: Settings =
+            serde_json::from_value(merged).map_err(|e| invalid(format!("settings: {e}")))?;
+        unknown_settings_fields(patch, &settings, current)?;
+        settings.validate()?;
+        let expect = version.map_or(Expect::Any, Expect::Version);
+        Ok::<_, ServiceError>(vec![ConfigOp::PutSettings(settings, expect)])
+    })?;
+    Ok(written.settings.clone())
+}
+
+/// The fields of a settings patch that relaybox would only carry as extras, down to the
+/// failover rules and their steps.
+fn unknown_settings_fields(
+    patch: &Map<String, Value>,
+    settings: &Settings,
+    stored: &Settings,
+) -> std::result::Result<(), InvalidField> {
+    bounds::unknown_fields(patch, &settings.extra, Some(&stored.extra))?;
+    let Some(Value::Object(failover)) = patch.get("failover") else {
+        return Ok(());
+    };
+    let under = |e: InvalidField| e.under("failover");
+    bounds::unknown_fields(
+        failover,
+        &settings.failover.extra,
+        Some(&stored.failover.extra),
+    )
+    .map_err(under)?;
+    let rules = failover.get("rules").and_then(Value::as_array);
+    for (r, rule) in rules.into_iter().flatten().enumerate() {
+        let (Some(sent), Some(parsed)) = (rule.as_object(), settings.failover.rules.get(r)) else {
+            continue;
+        };
+        let stored_extra = stored.failover.rules.get(r).map(|rule| &rule.extra);
+        let under = |e: InvalidField| e.under(&format!("failover.rules.{r}"));
+        bounds::unknown_fields(sent, &parsed.extra, stored_extra).map_err(under)?;
+        let steps = sent.get("actionChain").and_then(Value::as_array);
+        for (s, step) in steps.into_iter().flatten().enumerate() {
+            if let Some(step) = step.as_object() {
+                bounds::only_fields(step, crate::domain::settings::ActionStep::FIELDS)
+                    .map_err(|e| under(e.under(&format!("actionChain.{s}"))))?;
+            }
         }
     }
-    let expect = version.map_or(Expect::Any, Expect::Version);
-    let written = config.apply(&[ConfigOp::PutSettings(settings, expect)])?;
-    Ok(written.settings.clone())
+    Ok(())
 }
 
 /// Merge the patchable fields of a JSON patch into `current`; unknown fields are refused so a
@@ -706,4 +822,39 @@ where
     }
     let merged = serde_json::from_value(merged).map_err(|e| invalid(e.to_string()))?;
     Ok((merged, version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_secret;
+
+    #[test]
+    fn masking_shows_at_most_four_and_four_and_never_more_than_a_third() {
+        for len in 0..=40 {
+            let secret: String = (0..len)
+                .map(|i| char::from(b'a' + u8::try_from(i % 26).unwrap_or(0)))
+                .collect();
+            let masked = mask_secret(&secret);
+            let (head, tail) = masked.split_once('…').unwrap_or_default();
+            let shown = head.chars().count() + tail.chars().count();
+            assert!(shown * 3 <= len, "{len}: {masked}");
+            assert!(
+                head.chars().count() <= 4 && tail.chars().count() <= 4,
+                "{len}: {masked}"
+            );
+            assert!(
+                secret.starts_with(head) && secret.ends_with(tail),
+                "{len}: {masked}"
+            );
+            if len >= 24 {
+                assert_eq!(shown, 8, "long secrets show 4 + 4: {masked}");
+            }
+        }
+        assert_eq!(
+            mask_secret("sk-abcdefghij"),
+            "sk…ij",
+            "13 characters show 4 of them"
+        );
+        assert_eq!(mask_secret(""), "…");
+    }
 }

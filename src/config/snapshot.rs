@@ -16,7 +16,7 @@ use super::channel::{LiveChannel, LoadBalance, load_balance_per_pool};
 use crate::FastMap;
 use crate::crypto::{Cipher, CryptoError};
 use crate::domain::failover::FailoverPolicy;
-use crate::domain::{ClientKey, ModelAliases, Pool, PricingTable, Settings};
+use crate::domain::{Channel, ClientKey, ModelAliases, Pool, PricingTable, Settings};
 use crate::store::{ConfigState, RecordWrite, Table};
 
 /// Client keys that carry a claude-relay-service salted hash, grouped by salt, so a presented
@@ -74,6 +74,54 @@ impl Default for Snapshot {
     }
 }
 
+/// The settings the relay works with: a value out of range (written by an older version or
+/// an importer) is reported and replaced by its default, never fatal.
+fn usable_settings(stored: &Settings) -> Settings {
+    let (usable, replaced) = stored.usable();
+    for problem in replaced {
+        tracing::warn!(
+            record = "settings",
+            field = %problem.field,
+            problem = %problem.rule,
+            "a stored setting is out of range; its default is used until it is changed"
+        );
+    }
+    usable
+}
+
+/// The key as the relay checks it: a stored limit out of range is reported and left out.
+fn usable_key(stored: &ClientKey) -> ClientKey {
+    if stored.limits.validate().is_ok() {
+        return stored.clone();
+    }
+    let (limits, dropped) = stored.limits.usable();
+    for problem in dropped {
+        tracing::warn!(
+            record = %format!("key {} ({})", stored.id, stored.name),
+            field = %problem.field,
+            problem = %problem.rule,
+            "a stored key limit is out of range; it is ignored until it is changed"
+        );
+    }
+    ClientKey {
+        limits,
+        ..stored.clone()
+    }
+}
+
+/// A channel number out of range is reported; the request path computes with it saturating
+/// (a quota period that cannot be computed is no quota).
+fn report_bad_channel(channel: &Channel) {
+    if let Err(problem) = channel.validate() {
+        tracing::warn!(
+            record = %format!("channel {} ({})", channel.id, channel.name),
+            field = %problem.field,
+            problem = %problem.rule,
+            "a stored channel value is out of range; it is ignored until it is changed"
+        );
+    }
+}
+
 impl Snapshot {
     /// The whole snapshot from a state (at start and on a full resync); fails when a secret
     /// cannot be opened.
@@ -83,6 +131,7 @@ impl Snapshot {
             snapshot.add_key(key, cipher)?;
         }
         for channel in state.channels.values() {
+            report_bad_channel(channel);
             snapshot.channels.insert(
                 channel.id.clone(),
                 Arc::new(LiveChannel::open(channel, cipher)?),
@@ -91,7 +140,7 @@ impl Snapshot {
         snapshot.rebuild_pools();
         snapshot.pricing = Arc::new(PricingTable::new(state.pricing.iter()));
         snapshot.aliases = state.aliases.clone();
-        snapshot.settings = state.settings.clone();
+        snapshot.settings = usable_settings(&state.settings);
         snapshot.load_balance = load_balance_per_pool(&state.settings);
         snapshot.failover = Arc::new(FailoverPolicy::compile(&state.settings.failover));
         snapshot.revision = state.revision;
@@ -116,7 +165,11 @@ impl Snapshot {
             pools: Arc::clone(&self.pools),
             pricing: Arc::clone(&self.pricing),
             aliases: next.aliases.clone(),
-            settings: next.settings.clone(),
+            settings: if next.settings == self.state.settings {
+                self.settings.clone()
+            } else {
+                usable_settings(&next.settings)
+            },
             load_balance: load_balance_per_pool(&next.settings),
             failover: if failover_changed {
                 Arc::new(FailoverPolicy::compile(&next.settings.failover))
@@ -149,6 +202,7 @@ impl Snapshot {
         for id in &changed_channels {
             match snapshot.state.channels.get(*id) {
                 Some(channel) => {
+                    report_bad_channel(channel);
                     let live = Arc::new(LiveChannel::open(channel, cipher)?);
                     snapshot.channels.insert((*id).to_string(), live);
                 }
@@ -165,7 +219,7 @@ impl Snapshot {
     }
 
     fn add_key(&mut self, key: &ClientKey, cipher: &Cipher) -> Result<(), CryptoError> {
-        let key_arc = Arc::new(key.clone());
+        let key_arc = Arc::new(usable_key(key));
         self.keys_by_hash
             .insert_mut(key.hash.clone(), Arc::clone(&key_arc));
         if let Some(legacy_hash) = &key.legacy_hash {

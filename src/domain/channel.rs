@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::bounds::{self, Bounds, InvalidField};
 use crate::crypto::SealedSecret;
 
 /// The four channel pools; the endpoint a client calls decides the pool.
@@ -187,7 +188,49 @@ impl Credentials {
     }
 }
 
+impl PriceMultiplier {
+    fn validate(&self) -> Result<(), InvalidField> {
+        let m = bounds::MULTIPLIER;
+        m.check_some("inputMultiplier", self.input_multiplier)?;
+        m.check_some("outputMultiplier", self.output_multiplier)?;
+        m.check_some("cacheCreationMultiplier", self.cache_creation_multiplier)?;
+        m.check_some("cacheReadMultiplier", self.cache_read_multiplier)
+    }
+}
+
 impl Channel {
+    /// cc-bridge channel fields relaybox keeps (in `extra`) but does not act on yet: the admin
+    /// API accepts these, and refuses any other field a channel does not have.
+    pub const CC_BRIDGE_EXTRAS: &'static [&'static str] = &[
+        "codexServiceTierOverride",
+        "contentFilter",
+        "continueThinkingEnabled",
+        "responsesEncryptedReasoningMode",
+        "responsesWebSocketEnabled",
+    ];
+
+    /// Whether relaybox can work with this channel's numbers (field names as in the admin API).
+    pub fn validate(&self) -> Result<(), InvalidField> {
+        bounds::SECONDS_1_TO_A_DAY
+            .check_some("responseHeaderTimeout", self.response_header_timeout)?;
+        Bounds::between(-1_000_000, 1_000_000, "").check("priority", self.priority)?;
+        Bounds::between(0.0, bounds::MAX_COUNT, "(0 = no quota)")
+            .check_some("quotaLimit", self.quota_limit)?;
+        Bounds::between(1, 1000, "units of quotaResetUnit")
+            .check_some("quotaResetInterval", self.quota_reset_interval)?;
+        Bounds::between(0, 1_000_000, "requests per minute (0 = no limit)")
+            .check("rateLimitRpm", self.rate_limit_rpm)?;
+        bounds::SECONDS_1_TO_A_DAY.check_some("queueTimeout", self.queue_timeout)?;
+        Bounds::between(0, bounds::DAY_SECONDS, "seconds (0 = the settings' value)")
+            .check_some("streamIdleTimeoutSeconds", self.stream_idle_timeout_seconds)?;
+        for (prefix, multiplier) in &self.price_multipliers {
+            multiplier
+                .validate()
+                .map_err(|e| e.under(prefix).under("priceMultipliers"))?;
+        }
+        Ok(())
+    }
+
     /// Whether relaybox may route requests to this channel at all.
     #[must_use]
     pub fn is_routable(&self) -> bool {

@@ -208,7 +208,10 @@ impl FailoverPolicy {
                     let wait = wait
                         .unwrap_or_else(|| failure.retry_after.unwrap_or(Duration::from_secs(1)));
                     let unlimited = max >= 99;
-                    if (unlimited || state.attempts < max) && state.waited + wait <= MAX_TOTAL_WAIT
+                    // Saturating: `wait` may be a stored `waitSeconds` or an upstream's
+                    // `retry-after` of any size.
+                    if (unlimited || state.attempts < max)
+                        && state.waited.saturating_add(wait) <= MAX_TOTAL_WAIT
                     {
                         state.attempts += 1;
                         state.waited += wait;
@@ -437,6 +440,31 @@ mod tests {
 
     fn retries(n: usize, seconds: u64) -> Vec<Decision> {
         vec![Decision::Retry(Duration::from_secs(seconds)); n]
+    }
+
+    #[test]
+    fn a_retry_after_of_any_size_after_a_first_wait_does_not_overflow() {
+        let settings = FailoverSettings {
+            rules: vec![rule(
+                "429",
+                vec![
+                    step("retry", Some(0), Some(99)),
+                    step("failover", None, None),
+                ],
+            )],
+            ..FailoverSettings::default()
+        };
+        let mut state = ChainState::default();
+        let small = hinted(429, "", 1);
+        assert_eq!(
+            decide(&settings, &small, &mut state, Duration::ZERO),
+            Decision::Retry(Duration::from_secs(1))
+        );
+        let huge = hinted(429, "", u64::MAX);
+        assert_eq!(
+            decide(&settings, &huge, &mut state, Duration::ZERO),
+            Decision::Failover
+        );
     }
 
     #[test]

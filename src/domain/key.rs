@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
+use super::bounds::{self, Bounds, InvalidField};
 use crate::crypto::SealedSecret;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +42,17 @@ pub enum Expiry {
     AfterFirstUse { days: u32 },
 }
 
+impl Expiry {
+    pub fn validate(&self) -> Result<(), InvalidField> {
+        match self {
+            Expiry::FixedAt { .. } => Ok(()),
+            Expiry::AfterFirstUse { days } => Bounds::between(1, 3650, "days")
+                .check("days", *days)
+                .map_err(|e| e.under("expiry")),
+        }
+    }
+}
+
 /// A budget over a rolling window of `window_seconds`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -50,46 +62,70 @@ pub struct WindowLimit {
 }
 
 /// The longest rolling window a limit may have: ten years.
-pub const MAX_WINDOW_SECONDS: u64 = 10 * 365 * 86_400;
+pub const MAX_WINDOW_SECONDS: u64 = bounds::TEN_YEARS_SECONDS;
+
+impl WindowLimit {
+    fn validate(&self, amount: Bounds<f64>) -> Result<(), InvalidField> {
+        amount.check("limit", self.limit)?;
+        bounds::WINDOW_SECONDS.check("windowSeconds", self.window_seconds)
+    }
+}
 
 impl KeyLimits {
     /// Why these limits cannot be used, if they cannot: a limit that no request can meet (zero,
     /// negative, not a number) would refuse the key forever, and a window beyond ten years
-    /// cannot be computed with.
-    pub fn problem(&self) -> Option<String> {
-        let positive_count = |name: &str, value: Option<u32>| {
-            (value == Some(0))
-                .then(|| format!("limits.{name} must be at least 1 (leave it out for no limit)"))
+    /// cannot be computed with. Fields are named as in the admin API (`limits.costPerDay`).
+    pub fn validate(&self) -> Result<(), InvalidField> {
+        let window = |name: &str, value: &Option<WindowLimit>, amount| {
+            value
+                .as_ref()
+                .map_or(Ok(()), |w| w.validate(amount).map_err(|e| e.under(name)))
         };
-        let positive_amount = |name: &str, value: Option<f64>| {
-            value.filter(|v| !v.is_finite() || *v <= 0.0).map(|v| {
-                format!(
-                    "limits.{name} must be a number above 0, not {v} (leave it out for no limit)"
-                )
-            })
-        };
-        let window = |name: &str, value: &Option<WindowLimit>| {
-            let w = value.as_ref()?;
-            if !w.limit.is_finite() || w.limit <= 0.0 {
-                return Some(format!(
-                    "limits.{name}.limit must be a number above 0, not {}",
-                    w.limit
-                ));
+        (|| {
+            bounds::POSITIVE_U32.check_some("requestsPerMinute", self.requests_per_minute)?;
+            bounds::POSITIVE_U32.check_some("concurrentRequests", self.concurrent_requests)?;
+            bounds::POSITIVE_USD.check_some("costPerDay", self.cost_per_day)?;
+            bounds::POSITIVE_USD.check_some("costTotal", self.cost_total)?;
+            window(
+                "tokensPerWindow",
+                &self.tokens_per_window,
+                bounds::POSITIVE_COUNT,
+            )?;
+            window(
+                "requestsPerWindow",
+                &self.requests_per_window,
+                bounds::POSITIVE_COUNT,
+            )?;
+            window("costPerWindow", &self.cost_per_window, bounds::POSITIVE_USD)
+        })()
+        .map_err(|e| e.under("limits"))
+    }
+
+    /// The limits with every unusable one left out, and what was left out (a record written
+    /// before the checks existed, or by an importer): a bad limit is reported, never fatal.
+    #[must_use]
+    pub fn usable(&self) -> (KeyLimits, Vec<InvalidField>) {
+        let mut limits = self.clone();
+        let mut dropped = Vec::new();
+        while let Err(problem) = limits.validate() {
+            let cleared = match problem.field.split('.').nth(1) {
+                Some("requestsPerMinute") => limits.requests_per_minute.take().is_some(),
+                Some("concurrentRequests") => limits.concurrent_requests.take().is_some(),
+                Some("costPerDay") => limits.cost_per_day.take().is_some(),
+                Some("costTotal") => limits.cost_total.take().is_some(),
+                Some("tokensPerWindow") => limits.tokens_per_window.take().is_some(),
+                Some("requestsPerWindow") => limits.requests_per_window.take().is_some(),
+                Some("costPerWindow") => limits.cost_per_window.take().is_some(),
+                _ => false,
+            };
+            dropped.push(problem);
+            if !cleared {
+                // A field `validate` names but this list does not: drop every limit rather
+                // than loop.
+                limits = KeyLimits::default();
             }
-            (w.window_seconds == 0 || w.window_seconds > MAX_WINDOW_SECONDS).then(|| {
-                format!(
-                    "limits.{name}.windowSeconds must be between 1 and {MAX_WINDOW_SECONDS} (ten years), not {}",
-                    w.window_seconds
-                )
-            })
-        };
-        positive_count("requestsPerMinute", self.requests_per_minute)
-            .or_else(|| positive_count("concurrentRequests", self.concurrent_requests))
-            .or_else(|| positive_amount("costPerDay", self.cost_per_day))
-            .or_else(|| positive_amount("costTotal", self.cost_total))
-            .or_else(|| window("tokensPerWindow", &self.tokens_per_window))
-            .or_else(|| window("requestsPerWindow", &self.requests_per_window))
-            .or_else(|| window("costPerWindow", &self.cost_per_window))
+        }
+        (limits, dropped)
     }
 }
 
@@ -97,6 +133,7 @@ impl KeyLimits {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KeyLimits {
+    // Adding a field: add it to `FIELDS` and its bound to `validate`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests_per_minute: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -112,6 +149,53 @@ pub struct KeyLimits {
     pub cost_per_window: Option<WindowLimit>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_total: Option<f64>,
+}
+
+impl KeyLimits {
+    /// The fields the admin API accepts in `limits`.
+    pub const FIELDS: &'static [&'static str] = &[
+        "requestsPerMinute",
+        "concurrentRequests",
+        "tokensPerWindow",
+        "requestsPerWindow",
+        "costPerDay",
+        "costPerWindow",
+        "costTotal",
+    ];
+}
+
+impl WindowLimit {
+    pub const FIELDS: &'static [&'static str] = &["limit", "windowSeconds"];
+}
+
+impl KeyAllowlists {
+    pub const FIELDS: &'static [&'static str] = &[
+        "endpoints",
+        "channelsMessages",
+        "channelsResponses",
+        "channelsGemini",
+        "channelsChat",
+        "models",
+        "userAgents",
+    ];
+}
+
+/// The fields of an admin key body (`limits`, `allow`) that a key does not have: these types
+/// keep no extras, so serde would drop an unknown field without a word.
+pub fn unknown_key_fields(body: &Map<String, Value>) -> Result<(), InvalidField> {
+    if let Some(Value::Object(limits)) = body.get("limits") {
+        bounds::only_fields(limits, KeyLimits::FIELDS).map_err(|e| e.under("limits"))?;
+        for window in ["tokensPerWindow", "requestsPerWindow", "costPerWindow"] {
+            if let Some(Value::Object(w)) = limits.get(window) {
+                bounds::only_fields(w, WindowLimit::FIELDS)
+                    .map_err(|e| e.under(window).under("limits"))?;
+            }
+        }
+    }
+    if let Some(Value::Object(allow)) = body.get("allow") {
+        bounds::only_fields(allow, KeyAllowlists::FIELDS).map_err(|e| e.under("allow"))?;
+    }
+    Ok(())
 }
 
 /// Empty lists mean "everything allowed".

@@ -3,6 +3,7 @@
 //! Field names follow cc-bridge (camelCase) wherever it has them, so its files import unchanged
 //! and the admin API speaks the same names.
 
+pub mod bounds;
 pub mod channel;
 pub mod failover;
 pub mod key;

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::bounds::{self, InvalidField};
+
 /// Prices in USD per million tokens.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -28,6 +30,15 @@ pub struct ModelPrice {
 }
 
 impl ModelPrice {
+    /// Prices are USD per million tokens; 0 means free, negative means nothing.
+    pub fn validate(&self) -> Result<(), InvalidField> {
+        let usd = bounds::PRICE_USD;
+        usd.check("inputPrice", self.input_price)?;
+        usd.check("outputPrice", self.output_price)?;
+        usd.check_some("cacheCreationPrice", self.cache_creation_price)?;
+        usd.check_some("cacheReadPrice", self.cache_read_price)
+    }
+
     #[must_use]
     pub fn cache_creation(&self) -> f64 {
         self.cache_creation_price.unwrap_or(self.input_price * 1.25)

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::Pool;
+use super::bounds::{self, Bounds, InvalidField};
 
 /// One step of a failover action chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +48,41 @@ pub struct FailoverSettings {
     pub extra: Map<String, Value>,
 }
 
+impl ActionStep {
+    pub const FIELDS: &'static [&'static str] = &["action", "waitSeconds", "maxAttempts"];
+
+    fn validate(&self) -> Result<(), InvalidField> {
+        bounds::SECONDS_UP_TO_A_DAY.check_some("waitSeconds", self.wait_seconds)?;
+        Bounds::between(0, 99, "attempts (99 = unlimited)")
+            .check_some("maxAttempts", self.max_attempts)
+    }
+}
+
+impl FailoverSettings {
+    fn validate(&self) -> Result<(), InvalidField> {
+        let seconds = bounds::SECONDS_UP_TO_A_DAY;
+        seconds.check_some(
+            "genericResourceWaitSeconds",
+            self.generic_resource_wait_seconds,
+        )?;
+        seconds.check_some(
+            "modelCooldownExtraSeconds",
+            self.model_cooldown_extra_seconds,
+        )?;
+        seconds.check_some(
+            "modelCooldownMaxWaitSeconds",
+            self.model_cooldown_max_wait_seconds,
+        )?;
+        for (r, rule) in self.rules.iter().enumerate() {
+            for (s, step) in rule.action_chain.iter().enumerate() {
+                step.validate()
+                    .map_err(|e| e.under(&format!("rules.{r}.actionChain.{s}")))?;
+            }
+        }
+        Ok(())
+    }
+}
+
 fn yes() -> bool {
     true
 }
@@ -65,6 +101,10 @@ impl Default for FailoverSettings {
 }
 
 pub const DEFAULT_KEY_PREFIX: &str = "cr_";
+const WEEK_SECONDS: u64 = 7 * bounds::DAY_SECONDS;
+const SECONDS_1_TO_A_WEEK: Bounds<u64> = Bounds::between(1, WEEK_SECONDS, "seconds");
+/// A request body: at least 1 KiB (no API request is smaller), at most 1 GiB.
+const MAX_BODY_BYTES: Bounds<u64> = Bounds::between(1024, 1 << 30, "bytes");
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 32 * 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -213,6 +253,84 @@ impl Settings {
         "requestDeadlineSeconds",
     ];
 
+    /// Whether relaybox can run with these settings: every number inside its range (the
+    /// README's admin API section lists them), every strategy a known one.
+    pub fn validate(&self) -> Result<(), InvalidField> {
+        MAX_BODY_BYTES.check("maxBodyBytes", self.max_body_bytes)?;
+        Bounds::between(0, 1000, "failures (0 = never open)")
+            .check("circuitBreakerThreshold", self.circuit_breaker_threshold)?;
+        bounds::SECONDS_1_TO_A_DAY.check(
+            "circuitBreakerCooldownSeconds",
+            self.circuit_breaker_cooldown_seconds,
+        )?;
+        SECONDS_1_TO_A_WEEK.check("suspendSeconds", self.suspend_seconds)?;
+        Bounds::between(0, WEEK_SECONDS, "seconds (0 = off)")
+            .check("stickySessionTtlSeconds", self.sticky_session_ttl_seconds)?;
+        Bounds::between(0, 100_000, "requests").check("maxQueueLength", self.max_queue_length)?;
+        bounds::SECONDS_UP_TO_A_DAY_OR_OFF
+            .check("streamIdleTimeoutSeconds", self.stream_idle_timeout_seconds)?;
+        bounds::SECONDS_UP_TO_A_DAY_OR_OFF
+            .check("requestDeadlineSeconds", self.request_deadline_seconds)?;
+        self.failover.validate().map_err(|e| e.under("failover"))?;
+        if self.key_prefix.len() > 16 || self.key_prefix.chars().any(char::is_whitespace) {
+            return Err(InvalidField::new(
+                "keyPrefix",
+                "must be at most 16 characters without spaces",
+            ));
+        }
+        for (field, strategy) in [
+            ("loadBalance", &self.load_balance),
+            ("responsesLoadBalance", &self.responses_load_balance),
+            ("geminiLoadBalance", &self.gemini_load_balance),
+            ("chatLoadBalance", &self.chat_load_balance),
+        ] {
+            let empty_is_inherited = field != "loadBalance" && strategy.is_empty();
+            if !empty_is_inherited
+                && !matches!(strategy.as_str(), "failover" | "round-robin" | "random")
+            {
+                return Err(InvalidField::new(
+                    field,
+                    format!("must be failover, round-robin or random, not '{strategy}'"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The settings with every unusable value replaced by its default, and what was replaced
+    /// (a record written before the checks existed, or by an importer).
+    #[must_use]
+    pub fn usable(&self) -> (Settings, Vec<InvalidField>) {
+        let mut settings = self.clone();
+        let mut replaced = Vec::new();
+        let defaults = serde_json::to_value(Settings::default()).unwrap_or_default();
+        while let Err(problem) = settings.validate() {
+            let pointer = format!("/{}", problem.field.replace('.', "/"));
+            let repaired = serde_json::to_value(&settings).ok().and_then(|mut value| {
+                match (defaults.pointer(&pointer), value.pointer_mut(&pointer)) {
+                    (Some(default), Some(slot)) => *slot = default.clone(),
+                    _ => return None,
+                }
+                serde_json::from_value::<Settings>(value).ok()
+            });
+            replaced.push(problem);
+            match repaired {
+                Some(repaired) if repaired != settings => settings = repaired,
+                // Nested values without a default of their own (a failover rule's step):
+                // the failover rules go back to cc-bridge's defaults.
+                _ if settings.failover != FailoverSettings::default() => {
+                    settings.failover = FailoverSettings::default();
+                }
+                _ => {
+                    let version = settings.version;
+                    settings = Settings::default();
+                    settings.version = version;
+                }
+            }
+        }
+        (settings, replaced)
+    }
+
     /// The load-balance strategy of a pool (empty falls back to `loadBalance`, as in cc-bridge).
     #[must_use]
     pub fn load_balance_for(&self, pool: Pool) -> &str {
@@ -227,5 +345,43 @@ impl Settings {
         } else {
             specific
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unusable_stored_settings_fall_back_to_their_defaults_one_field_at_a_time() {
+        let mut stored = Settings {
+            max_body_bytes: 0,
+            circuit_breaker_cooldown_seconds: u64::MAX,
+            suspend_seconds: 42,
+            ..Settings::default()
+        };
+        stored.failover.rules.push(FailoverRule {
+            error_codes: "500".into(),
+            action_chain: vec![ActionStep {
+                action: "retry".into(),
+                wait_seconds: Some(u64::MAX),
+                max_attempts: None,
+            }],
+            extra: Map::new(),
+        });
+        let (usable, replaced) = stored.usable();
+        let fields: Vec<&str> = replaced.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "maxBodyBytes",
+                "circuitBreakerCooldownSeconds",
+                "failover.rules.0.actionChain.0.waitSeconds"
+            ]
+        );
+        assert_eq!(usable.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(usable.circuit_breaker_cooldown_seconds, 30);
+        assert_eq!(usable.suspend_seconds, 42, "good values are kept");
+        assert!(usable.validate().is_ok());
     }
 }

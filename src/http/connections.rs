@@ -98,9 +98,9 @@ pub async fn serve_connections<S>(
     let graceful = GracefulShutdown::new();
     let mut stop = std::pin::pin!(stop);
     loop {
-        let tcp = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => tcp,
+                Ok(accepted) => accepted,
                 Err(err) => {
                     pause_after_accept_error(&err).await;
                     continue;
@@ -116,7 +116,7 @@ pub async fn serve_connections<S>(
         let connection = builder
             .serve_connection(
                 TokioIo::new(FirstByteDeadline::new(tcp, limits.header_read_timeout)),
-                service.clone(),
+                WithPeer(service.clone(), peer),
             )
             .into_owned();
         let connection = graceful.watch(connection);
@@ -220,6 +220,26 @@ impl AsyncWrite for FirstByteDeadline {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+/// Hands every request of a connection the peer's address (`ConnectInfo<SocketAddr>`), for
+/// the admin API's failed-authentication throttle.
+#[derive(Clone)]
+struct WithPeer<S>(S, std::net::SocketAddr);
+
+impl<S: hyper::service::Service<hyper::Request<Incoming>>>
+    hyper::service::Service<hyper::Request<Incoming>> for WithPeer<S>
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn call(&self, mut request: hyper::Request<Incoming>) -> Self::Future {
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(self.1));
+        self.0.call(request)
     }
 }
 

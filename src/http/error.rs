@@ -13,6 +13,8 @@ use crate::store::StoreError;
 pub enum AdminError {
     #[error("missing or invalid admin key: send `Authorization: Bearer <admin key>`")]
     Unauthorized,
+    #[error("too many failed admin authentications from this address; retry in {retry_after} s")]
+    Throttled { retry_after: u64 },
     #[error("{0}")]
     BadRequest(String),
     #[error(transparent)]
@@ -24,11 +26,12 @@ impl AdminError {
     pub fn status(&self) -> StatusCode {
         match self {
             AdminError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AdminError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AdminError::Service(err) => match err {
                 ServiceError::NotFound { .. } => StatusCode::NOT_FOUND,
                 ServiceError::Conflict(_) => StatusCode::CONFLICT,
-                ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
+                ServiceError::Invalid(_) | ServiceError::Field(_) => StatusCode::BAD_REQUEST,
                 ServiceError::Store(StoreError::Locked(_)) => StatusCode::SERVICE_UNAVAILABLE,
                 ServiceError::Store(_) | ServiceError::Crypto(_) => {
                     StatusCode::INTERNAL_SERVER_ERROR
@@ -43,6 +46,7 @@ impl AdminError {
             StatusCode::NOT_FOUND => "not_found",
             StatusCode::CONFLICT => "conflict",
             StatusCode::BAD_REQUEST => "invalid_request",
+            StatusCode::TOO_MANY_REQUESTS => "rate_limited",
             StatusCode::SERVICE_UNAVAILABLE => "unavailable",
             _ => "internal_error",
         }
@@ -59,11 +63,17 @@ impl IntoResponse for AdminError {
         } else {
             self.to_string()
         };
-        (
-            status,
-            Json(json!({ "error": { "code": self.code(), "message": message } })),
-        )
-            .into_response()
+        let mut error = json!({ "code": self.code(), "message": message });
+        if let AdminError::Service(ServiceError::Field(invalid)) = &self {
+            error["field"] = json!(invalid.field);
+        }
+        let mut response = (status, Json(json!({ "error": error }))).into_response();
+        if let AdminError::Throttled { retry_after } = self {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, retry_after.into());
+        }
+        response
     }
 }
 

@@ -85,10 +85,12 @@ impl QuotaSchedule {
 
 fn step(at: OffsetDateTime, unit: QuotaUnit, n: i64) -> Option<OffsetDateTime> {
     match unit {
-        QuotaUnit::Hours => at.checked_add(Duration::hours(n)),
-        QuotaUnit::Weeks => at.checked_add(Duration::weeks(n)),
+        // Checked: the interval is the channel's own number (an import may hold any).
+        QuotaUnit::Hours => at.checked_add(Duration::seconds(n.checked_mul(3600)?)),
+        QuotaUnit::Weeks => at.checked_add(Duration::seconds(n.checked_mul(604_800)?)),
         QuotaUnit::Months => {
-            let months = i64::from(at.year()) * 12 + i64::from(u8::from(at.month())) - 1 + n;
+            let months =
+                (i64::from(at.year()) * 12 + i64::from(u8::from(at.month())) - 1).checked_add(n)?;
             let year = i32::try_from(months.div_euclid(12)).ok()?;
             let month =
                 time::Month::try_from(u8::try_from(months.rem_euclid(12) + 1).ok()?).ok()?;
@@ -96,7 +98,7 @@ fn step(at: OffsetDateTime, unit: QuotaUnit, n: i64) -> Option<OffsetDateTime> {
             let date = time::Date::from_calendar_date(year, month, at.day().min(last_day)).ok()?;
             Some(at.replace_date(date))
         }
-        QuotaUnit::Days => at.checked_add(Duration::days(n)),
+        QuotaUnit::Days => at.checked_add(Duration::seconds(n.checked_mul(86_400)?)),
     }
 }
 
@@ -142,23 +144,26 @@ fn period_of(schedule: &QuotaSchedule, now: OffsetDateTime) -> Option<QuotaPerio
         (Some(anchor), None) => (anchor.unix_timestamp(), None),
         (Some(anchor), Some(n)) => {
             // Walk from the anchor to the period that contains `now`; fixed-length units jump.
-            let approx_len = match unit {
-                QuotaUnit::Hours => 3600 * n,
-                QuotaUnit::Weeks => 604_800 * n,
-                QuotaUnit::Months => 2_419_200 * n, // 28 days: never overshoots a calendar month
-                QuotaUnit::Days => 86_400 * n,
-            };
+            // An interval too long to compute with (stored before intervals were checked)
+            // leaves the channel without a quota rather than panicking.
+            let approx_len = n.checked_mul(match unit {
+                QuotaUnit::Hours => 3600,
+                QuotaUnit::Weeks => 604_800,
+                QuotaUnit::Months => 2_419_200, // 28 days: never overshoots a calendar month
+                QuotaUnit::Days => 86_400,
+            })?;
+            let periods = |k: i64| n.checked_mul(k);
             let mut k = (now - anchor).whole_seconds().div_euclid(approx_len);
-            let mut start = step(anchor, unit, n * k)?;
+            let mut start = step(anchor, unit, periods(k)?)?;
             while start > now {
                 k -= 1;
-                start = step(anchor, unit, n * k)?;
+                start = step(anchor, unit, periods(k)?)?;
             }
-            let mut next = step(anchor, unit, n * (k + 1))?;
+            let mut next = step(anchor, unit, periods(k + 1)?)?;
             while next <= now {
                 k += 1;
                 start = next;
-                next = step(anchor, unit, n * (k + 1))?;
+                next = step(anchor, unit, periods(k + 1)?)?;
             }
             (start.unix_timestamp(), Some(next.unix_timestamp()))
         }

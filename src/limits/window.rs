@@ -38,7 +38,11 @@ impl RollingSum {
 
     fn first_index_in(&self, now_unix: i64, window_secs: i64) -> i64 {
         // A bucket is inside the window while any part of it is younger than `window`.
-        (now_unix - window_secs).div_euclid(self.bucket_secs) + 1
+        // Saturating: a window may be as long as a stored limit says (up to i64::MAX).
+        now_unix
+            .saturating_sub(window_secs)
+            .div_euclid(self.bucket_secs)
+            .saturating_add(1)
     }
 
     /// Sum over the trailing `window_secs`.
@@ -60,7 +64,10 @@ impl RollingSum {
             .iter()
             .find(|(i, _)| *i >= first)
             .map_or(0, |(i, _)| {
-                (i * self.bucket_secs + window_secs - now_unix).max(1)
+                i.saturating_mul(self.bucket_secs)
+                    .saturating_add(window_secs)
+                    .saturating_sub(now_unix)
+                    .max(1)
             })
     }
 

@@ -39,6 +39,15 @@ struct ChannelHealth {
     suspended_until: Option<Instant>,
 }
 
+/// `duration` from now; a duration beyond what the clock can hold (a stored setting near
+/// `u64::MAX` seconds) means "for as long as this process runs".
+fn later(duration: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(duration)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(now)
+}
+
 /// In-memory channel health: the circuit breaker and `suspend` actions. Not persisted: after a
 /// restart every channel gets a fresh chance.
 #[derive(Debug, Default)]
@@ -93,7 +102,7 @@ impl Health {
         let health = map.entry(id.to_string()).or_default();
         health.consecutive_failures += 1;
         if threshold > 0 && health.consecutive_failures >= threshold {
-            health.open_until = Some(Instant::now() + cooldown);
+            health.open_until = Some(later(cooldown));
             return true;
         }
         false
@@ -103,7 +112,7 @@ impl Health {
         self.lock()
             .entry(id.to_string())
             .or_default()
-            .suspended_until = Some(Instant::now() + duration);
+            .suspended_until = Some(later(duration));
     }
 
     fn next(&self, pool: Pool) -> usize {

@@ -4,6 +4,7 @@
 
 pub mod faults;
 pub mod in_process;
+pub mod raw_http;
 pub mod relay_env;
 pub mod wait;
 

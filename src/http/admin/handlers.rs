@@ -14,6 +14,7 @@ use crate::config::Configuration;
 use crate::config::services::{self, ChannelView, KeyView, NewKey, ServiceError};
 use crate::domain::pricing::ModelAlias;
 use crate::domain::{ModelAliases, ModelPrice, Pool, Settings};
+use crate::http::admin::body::AdminJson;
 use crate::http::error::AdminError;
 use crate::store::blocking;
 
@@ -40,12 +41,6 @@ fn if_match(headers: &HeaderMap) -> Reply<Option<u64>> {
         .map_err(|_| AdminError::BadRequest("If-Match must be a version number".into()))
 }
 
-fn body(value: Result<Json<Value>, axum::extract::rejection::JsonRejection>) -> Reply<Value> {
-    value
-        .map(|Json(v)| v)
-        .map_err(|e| AdminError::BadRequest(e.body_text()))
-}
-
 // ---- keys -----------------------------------------------------------------------------------
 
 pub async fn list_keys(State(app): State<Arc<App>>) -> Reply<Json<Value>> {
@@ -58,10 +53,9 @@ pub async fn list_keys(State(app): State<Arc<App>>) -> Reply<Json<Value>> {
 
 pub async fn create_key(
     State(app): State<Arc<App>>,
-    payload: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+    AdminJson(payload): AdminJson,
 ) -> Reply<(StatusCode, Json<Value>)> {
-    let new: NewKey = serde_json::from_value(body(payload)?)
-        .map_err(|e| AdminError::BadRequest(format!("key: {e}")))?;
+    let new = NewKey::from_json(payload)?;
     let (key, plaintext) = run(&app, move |config| services::create_key(config, new)).await?;
     Ok((
         StatusCode::CREATED,
@@ -81,10 +75,10 @@ pub async fn update_key(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    payload: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+    AdminJson(payload): AdminJson,
 ) -> Reply<Json<KeyView>> {
     let version = if_match(&headers)?;
-    let patch = body(payload)?;
+    let patch = payload;
     let key = run(&app, move |config| {
         services::update_key(config, &id, &patch, version)
     })
@@ -137,11 +131,10 @@ pub async fn list_channels(
 
 pub async fn create_channel(
     State(app): State<Arc<App>>,
-    payload: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+    AdminJson(payload): AdminJson,
 ) -> Reply<(StatusCode, Json<ChannelView>)> {
-    let value = body(payload)?;
     let view = run(&app, move |config| {
-        let channel = services::create_channel(config, value)?;
+        let channel = services::create_channel(config, payload)?;
         services::channel_view(config, &channel)
     })
     .await?;
@@ -160,10 +153,10 @@ pub async fn update_channel(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    payload: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+    AdminJson(payload): AdminJson,
 ) -> Reply<Json<ChannelView>> {
     let version = if_match(&headers)?;
-    let patch = body(payload)?;
+    let patch = payload;
     let view = run(&app, move |config| {
         let channel = services::update_channel(config, &id, &patch, version)?;
         services::channel_view(config, &channel)
@@ -196,9 +189,9 @@ pub async fn list_pricing(State(app): State<Arc<App>>) -> Reply<Json<Value>> {
 
 pub async fn create_price(
     State(app): State<Arc<App>>,
-    payload: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+    AdminJson(payload): AdminJson,
 ) -> Reply<(StatusCode, Json<ModelPrice>)> {
-    let mut value = body(payload)?;
+    let mut value = payload;
     let model = value
         .as_object_mut()
         .and_then(|o| o.remove("model"))
@@ -206,8 +199,7 @@ pub async fn create_price(
         .ok_or_else(|| {
             AdminError::BadRequest("a price needs \"model\" (a model id or prefix)".into())
         })?;
-    let price: ModelPrice =
-        serde_json::from_value(value).map_err(|e| AdminError::BadRequest(format!("price: {e}")))?;
+    let price = services::price_from_json(value)?;
     let price = run(&app, move |config| {
         services::create_price(config, &model, price)
     })
@@ -226,10 +218,10 @@ pub async fn update_price(
     State(app): State<Arc<App>>,
     Path(model): Path<String>,
     headers: HeaderMap,
-    payload: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+    AdminJson(payload): AdminJson,
 ) -> Reply<Json<ModelPrice>> {
     let version = if_match(&headers)?;
-    let patch = body(payload)?;
+    let patch = payload;
     Ok(Json(
         run(&app, move |config| {
             services::update_price(config, &model, &patch, version)
@@ -260,27 +252,15 @@ pub async fn get_aliases(State(app): State<Arc<App>>) -> Json<ModelAliases> {
 pub async fn put_aliases(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
-    payload: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+    AdminJson(payload): AdminJson,
 ) -> Reply<Json<ModelAliases>> {
-    let (aliases, version) = document::<ModelAliases>(&headers, payload, "aliases")?;
+    let version = if_match(&headers)?.or_else(|| payload.get("version").and_then(Value::as_u64));
+    let aliases = services::aliases_from_json(payload)?;
     let saved = run(&app, move |config| {
         services::put_aliases(config, aliases, version)
     })
     .await?;
     Ok(Json(saved))
-}
-
-/// A whole-document PUT: the document, and its version from `If-Match` or its `version` field.
-fn document<T: serde::de::DeserializeOwned>(
-    headers: &HeaderMap,
-    payload: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
-    what: &str,
-) -> Reply<(T, Option<u64>)> {
-    let value = body(payload)?;
-    let version = if_match(headers)?.or_else(|| value.get("version").and_then(Value::as_u64));
-    let parsed = serde_json::from_value(value)
-        .map_err(|e| AdminError::BadRequest(format!("{what}: {e}")))?;
-    Ok((parsed, version))
 }
 
 #[derive(Debug, Deserialize)]
@@ -294,9 +274,9 @@ pub struct NewAlias {
 
 pub async fn add_alias(
     State(app): State<Arc<App>>,
-    payload: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+    AdminJson(payload): AdminJson,
 ) -> Reply<(StatusCode, Json<ModelAliases>)> {
-    let new: NewAlias = serde_json::from_value(body(payload)?)
+    let new: NewAlias = serde_json::from_value(payload)
         .map_err(|e| AdminError::BadRequest(format!("alias: {e}")))?;
     let pool = parse_pool(Some(&new.pool))?.unwrap_or(Pool::Messages);
     let aliases = run(&app, move |config| {
@@ -332,11 +312,11 @@ pub async fn get_settings(State(app): State<Arc<App>>) -> Json<Settings> {
 pub async fn put_settings(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
-    payload: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+    AdminJson(payload): AdminJson,
 ) -> Reply<Json<Settings>> {
-    let (settings, version) = document::<Settings>(&headers, payload, "settings")?;
+    let version = if_match(&headers)?;
     let saved = run(&app, move |config| {
-        services::put_settings(config, settings, version)
+        services::update_settings(config, &payload, version)
     })
     .await?;
     Ok(Json(saved))

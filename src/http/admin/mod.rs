@@ -2,16 +2,21 @@
 //! (`Authorization: Bearer`) or the local control token. Route table only; handlers are in
 //! `handlers.rs`.
 
+mod body;
 mod handlers;
+mod throttle;
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
 
+use self::throttle::AuthThrottle;
 use super::error::AdminError;
 use crate::app::server::App;
 use crate::crypto::digests_equal;
@@ -55,29 +60,48 @@ pub fn routes(app: Arc<App>) -> Router<Arc<App>> {
         .route("/settings", get(h::get_settings).put(h::put_settings))
         .route("/reload", get(h::reload_status).post(h::reload_now))
         .route("/logs", get(h::recent_logs))
-        .layer(middleware::from_fn_with_state(app, require_admin))
+        .layer(middleware::from_fn_with_state(
+            (app, Arc::new(AuthThrottle::default())),
+            require_admin,
+        ))
 }
 
-/// Admin auth: an active admin client key, or the control token of `data/control.json`.
+/// Admin auth: an active, unexpired admin client key (the relay's rule,
+/// [`ClientKey::grants_admin`](crate::domain::ClientKey::grants_admin)), or the control token
+/// of `data/control.json`. Failures are throttled per client address ([`throttle`]).
 async fn require_admin(
-    State(app): State<Arc<App>>,
+    State((app, throttle)): State<(Arc<App>, Arc<AuthThrottle>)>,
     request: Request,
     next: Next,
 ) -> Result<Response, AdminError> {
+    let address = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |peer| peer.0.ip());
+    let now = Instant::now();
+    let metrics = &app.relay.metrics;
+    if let Some(retry_after) = throttle.blocked(address, now) {
+        metrics.admin_auth_throttled();
+        return Err(AdminError::Throttled { retry_after });
+    }
     let presented = request
         .headers()
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or(AdminError::Unauthorized)?;
-    let is_control = digests_equal(presented, &app.control_token);
-    let is_admin_key = app
-        .config
-        .snapshot()
-        .find_key(presented)
-        .is_some_and(|key| key.grants_admin(crate::domain::now()));
-    if !(is_control || is_admin_key) {
+        .map(str::trim);
+    let granted = presented.is_some_and(|presented| {
+        digests_equal(presented, &app.control_token)
+            || app
+                .config
+                .snapshot()
+                .find_key(presented)
+                .is_some_and(|key| key.grants_admin(crate::domain::now()))
+    });
+    if !granted {
+        metrics.admin_auth_failure();
+        throttle.fail(address, now);
+        tracing::warn!(client = %address, "admin authentication failed");
         return Err(AdminError::Unauthorized);
     }
     Ok(next.run(request).await)
