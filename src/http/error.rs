@@ -29,7 +29,10 @@ impl AdminError {
                 ServiceError::NotFound { .. } => StatusCode::NOT_FOUND,
                 ServiceError::Conflict(_) => StatusCode::CONFLICT,
                 ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
-                ServiceError::Store(StoreError::Locked(_)) => StatusCode::SERVICE_UNAVAILABLE,
+                ServiceError::Store(StoreError::DiskFull(_)) => StatusCode::INSUFFICIENT_STORAGE,
+                ServiceError::Store(StoreError::Locked(_) | StoreError::Io(_)) => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
                 ServiceError::Store(_) | ServiceError::Crypto(_) => {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
@@ -44,6 +47,7 @@ impl AdminError {
             StatusCode::CONFLICT => "conflict",
             StatusCode::BAD_REQUEST => "invalid_request",
             StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+            StatusCode::INSUFFICIENT_STORAGE => "disk_full",
             _ => "internal_error",
         }
     }
@@ -52,18 +56,36 @@ impl AdminError {
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let message = if status.is_server_error() {
+        let message = if let AdminError::Service(ServiceError::Store(err)) = &self
+            && err.is_io()
+        {
+            // A storage fault the operator can act on: say what it is (the detail, with the
+            // engine's wording, stays in the server log).
+            tracing::warn!(error = %self, "admin change not written");
+            match err {
+                StoreError::DiskFull(_) => "the disk holding the data dir is full; the change was not written. Free some space and retry (no restart needed)".to_string(),
+                _ => "the data dir cannot be written right now (I/O error); the change was not written. Retry shortly; see the server log".to_string(),
+            }
+        } else if status.is_server_error() {
             // Internals (paths, engine messages) stay in the server log.
             tracing::error!(error = %self, "admin request failed");
             "internal error; see the server log".to_string()
         } else {
             self.to_string()
         };
-        (
+        let mut response = (
             status,
             Json(json!({ "error": { "code": self.code(), "message": message } })),
         )
-            .into_response()
+            .into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::INSUFFICIENT_STORAGE
+        {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("5"),
+            );
+        }
+        response
     }
 }
 

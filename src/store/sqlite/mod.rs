@@ -33,7 +33,14 @@ use super::StoreError;
 
 impl From<rusqlite::Error> for StoreError {
     fn from(err: rusqlite::Error) -> Self {
-        StoreError::Backend(format!("logs.sqlite: {err}"))
+        use rusqlite::ErrorCode;
+        match err.sqlite_error_code() {
+            Some(ErrorCode::DiskFull) => StoreError::DiskFull(format!("logs.sqlite: {err}")),
+            Some(ErrorCode::SystemIoFailure | ErrorCode::ReadOnly | ErrorCode::CannotOpen) => {
+                StoreError::Io(format!("logs.sqlite: {err}"))
+            }
+            _ => StoreError::Backend(format!("logs.sqlite: {err}")),
+        }
     }
 }
 
