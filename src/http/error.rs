@@ -78,8 +78,7 @@ impl IntoResponse for AdminError {
             Json(json!({ "error": { "code": self.code(), "message": message } })),
         )
             .into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::INSUFFICIENT_STORAGE
-        {
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::INSUFFICIENT_STORAGE {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
                 axum::http::HeaderValue::from_static("5"),

@@ -60,7 +60,11 @@ async fn health(State(app): State<Arc<App>>) -> Json<Value> {
     if let Some(error) = &reload.last_error {
         problems.push(format!("the last config-file reload failed: {error}"));
     }
-    let status = if problems.is_empty() { "ok" } else { "degraded" };
+    let status = if problems.is_empty() {
+        "ok"
+    } else {
+        "degraded"
+    };
     Json(json!({
         "status": status,
         "problems": problems,

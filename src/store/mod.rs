@@ -44,6 +44,9 @@ pub enum StoreError {
     Locked(String),
     #[error("storage error: {0}")]
     Backend(String),
+    /// A store file failed its integrity check or is not a database at all.
+    #[error("{0}")]
+    Damaged(String),
     /// The disk holding the data dir is full (ENOSPC, SQLITE_FULL): nothing was written.
     #[error(
         "the disk holding the data dir is full ({0}); the change was not written. Free some space and retry"

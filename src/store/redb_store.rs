@@ -106,13 +106,19 @@ impl RedbStore {
     /// The open database, reopened first when an I/O fault closed it.
     fn db(&self) -> Result<Open<'_>, StoreError> {
         {
-            let guard = self.db.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let guard = self
+                .db
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if guard.is_some() && self.current_fault().is_none() {
                 return Ok(Open(guard));
             }
         }
         self.reopen()?;
-        let guard = self.db.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let guard = self
+            .db
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match &*guard {
             Some(_) => Ok(Open(guard)),
             None => Err(StoreError::Io("relaybox.redb is closed".into())),
@@ -152,7 +158,10 @@ impl RedbStore {
     /// Close the database and open it again (redb's way out of an I/O error). On failure the
     /// store stays closed and the next operation tries again.
     fn reopen(&self) -> Result<(), StoreError> {
-        let mut guard = self.db.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = self
+            .db
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if guard.is_some() && self.current_fault().is_none() {
             return Ok(()); // another caller reopened it meanwhile
         }

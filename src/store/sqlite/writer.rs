@@ -448,7 +448,8 @@ mod tests {
             )
             .unwrap();
         } else {
-            conn.execute_batch("DROP TRIGGER IF EXISTS fail_insert").unwrap();
+            conn.execute_batch("DROP TRIGGER IF EXISTS fail_insert")
+                .unwrap();
         }
     }
 
