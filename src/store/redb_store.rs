@@ -2,6 +2,7 @@
 //! serde_json (evolvable with `#[serde(default)]`), the file carries a schema version.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock, RwLockReadGuard};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -27,6 +28,8 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const META_SCHEMA: &str = "schema_version";
 const META_REVISION: &str = "revision";
 const KEYRING_ACTIVE: &str = "active";
+/// Written by the recovery probe after an I/O fault (unix seconds); nothing reads it.
+const META_WRITE_PROBE: &str = "write_probe";
 
 /// The schema this binary writes. Bump it with an `upgrade_from_vN` step below.
 pub const SCHEMA_VERSION: u64 = 2;
@@ -69,8 +72,10 @@ backend_from!(
 pub struct RedbStore {
     path: PathBuf,
     db: RwLock<Option<Database>>,
-    /// The I/O fault met last (cleared by a successful reopen).
+    /// The I/O fault met last; cleared by the next successful write.
     fault: Mutex<Option<StoreError>>,
+    /// An I/O fault left the handle unusable: the next operation reopens the file.
+    needs_reopen: AtomicBool,
 }
 
 /// One operation's hold on the open database.
@@ -98,6 +103,7 @@ impl RedbStore {
             path: path.to_path_buf(),
             db: RwLock::new(Some(db)),
             fault: Mutex::new(None),
+            needs_reopen: AtomicBool::new(false),
         };
         store.upgrade()?;
         Ok(store)
@@ -110,7 +116,7 @@ impl RedbStore {
                 .db
                 .read()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if guard.is_some() && self.current_fault().is_none() {
+            if guard.is_some() && !self.needs_reopen.load(Ordering::Acquire) {
                 return Ok(Open(guard));
             }
         }
@@ -152,6 +158,22 @@ impl RedbStore {
         }
         tracing::warn!(error = %err, "relaybox.redb: I/O fault; the file will be reopened");
         *fault = Some(clone_io(err));
+        self.needs_reopen.store(true, Ordering::Release);
+        result
+    }
+
+    /// A write went through: the fault episode is over.
+    fn written<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        let result = self.noting(result);
+        if result.is_ok() {
+            let mut fault = self
+                .fault
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if fault.take().is_some() {
+                tracing::info!("relaybox.redb is written again");
+            }
+        }
         result
     }
 
@@ -162,7 +184,7 @@ impl RedbStore {
             .db
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if guard.is_some() && self.current_fault().is_none() {
+        if guard.is_some() && !self.needs_reopen.load(Ordering::Acquire) {
             return Ok(()); // another caller reopened it meanwhile
         }
         // Close first: redb allows one `Database` per file.
@@ -170,11 +192,8 @@ impl RedbStore {
         match open_database(&self.path) {
             Ok(db) => {
                 *guard = Some(db);
-                *self
-                    .fault
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
-                tracing::info!("relaybox.redb reopened after an I/O fault; writes work again");
+                self.needs_reopen.store(false, Ordering::Release);
+                tracing::info!("relaybox.redb reopened after an I/O fault");
                 Ok(())
             }
             Err(err) => {
@@ -394,7 +413,7 @@ impl ConfigStore for RedbStore {
     }
 
     fn commit(&self, commit: Commit<'_>) -> Result<(), StoreError> {
-        self.noting(self.commit_once(commit))
+        self.written(self.commit_once(commit))
     }
 
     fn revision(&self) -> Result<u64, StoreError> {
@@ -406,18 +425,20 @@ impl ConfigStore for RedbStore {
     }
 
     fn init_keyring(&self, record: &KeyringRecord) -> Result<(), StoreError> {
-        self.noting(self.init_keyring_once(record))
+        self.written(self.init_keyring_once(record))
     }
 
     fn fault(&self) -> Option<String> {
         self.current_fault()
     }
 
+    /// Reopen if needed and try a one-value write (the probe's timestamp in `meta`): only a
+    /// write shows the disk takes writes again.
     fn recover(&self) -> Result<(), StoreError> {
         if self.current_fault().is_none() {
             return Ok(());
         }
-        self.reopen()
+        self.written(self.probe_once())
     }
 }
 
@@ -492,6 +513,17 @@ impl RedbStore {
             txn.open_table(META)?
                 .insert(META_REVISION, commit.revision)?;
         }
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn probe_once(&self) -> Result<(), StoreError> {
+        let db = self.db()?;
+        let txn = db.begin_write()?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        txn.open_table(META)?.insert(META_WRITE_PROBE, now)?;
         txn.commit()?;
         Ok(())
     }
