@@ -251,13 +251,23 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP relaybox_log_rows_dropped_total Request-log rows dropped because the queue was full.\n# TYPE relaybox_log_rows_dropped_total counter\nrelaybox_log_rows_dropped_total {}",
+            "# HELP relaybox_log_rows_dropped_total Request-log rows lost: the queue was full, or commits failed for longer than the retry buffer holds.\n# TYPE relaybox_log_rows_dropped_total counter\nrelaybox_log_rows_dropped_total {}",
             writer.dropped
         );
         let _ = writeln!(
             out,
-            "# HELP relaybox_log_rows_failed_total Request-log rows whose batch failed to commit.\n# TYPE relaybox_log_rows_failed_total counter\nrelaybox_log_rows_failed_total {}",
-            writer.failed
+            "# HELP relaybox_log_rows_retrying Request-log rows held after a failed commit, waiting for the retry.\n# TYPE relaybox_log_rows_retrying gauge\nrelaybox_log_rows_retrying {}",
+            writer.retrying
+        );
+        let _ = writeln!(
+            out,
+            "# HELP relaybox_log_commit_failures_total Request-log commits that failed (disk full, I/O error); their rows are retried.\n# TYPE relaybox_log_commit_failures_total counter\nrelaybox_log_commit_failures_total {}",
+            writer.commit_failures
+        );
+        let _ = writeln!(
+            out,
+            "# HELP relaybox_log_commits_total Request-log transactions committed.\n# TYPE relaybox_log_commits_total counter\nrelaybox_log_commits_total {}",
+            writer.batches
         );
         out
     }

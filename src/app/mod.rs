@@ -22,6 +22,22 @@ pub const CONFIG_DB_FILE: &str = "relaybox.redb";
 pub const LOG_DB_FILE: &str = "logs.sqlite";
 pub const SECRET_KEY_FILE: &str = "secret.key";
 
+/// What moving a damaged store file away costs, said in the refusal.
+const CONFIG_LOSS: &str =
+    "relaybox then starts with an empty configuration (every key, channel and price is gone)";
+const LOGS_LOSS: &str = "relaybox then starts with empty request logs (history, usage and budgets start from zero); move logs.sqlite-wal and logs.sqlite-shm away with it";
+
+/// The files of a data dir that must stay private (0600).
+const PRIVATE_FILES: [&str; 7] = [
+    CONFIG_DB_FILE,
+    LOG_DB_FILE,
+    "logs.sqlite-wal",
+    "logs.sqlite-shm",
+    SECRET_KEY_FILE,
+    server::CONTROL_FILE,
+    fsguard::LOCK_FILE,
+];
+
 /// Fatal problems while opening a data dir or starting; each message says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -43,6 +59,21 @@ pub enum StartupError {
     Locked(String),
     #[error("the configuration cannot be loaded: {0}")]
     Config(#[from] WriteError),
+    #[error(
+        "{} is damaged or unreadable ({detail}). Stop relaybox and restore {file} from your backup; or, to start without it, move it away (mv {file} {file}.damaged): {consequence}",
+        path.display()
+    )]
+    Damaged {
+        file: &'static str,
+        path: PathBuf,
+        detail: String,
+        consequence: &'static str,
+    },
+    #[error(
+        "{} cannot be written ({detail}): make it (and the data dir) writable by the user relaybox runs as, and check that the file system is not mounted read-only",
+        path.display()
+    )]
+    NotWritable { path: PathBuf, detail: String },
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,
@@ -88,7 +119,7 @@ impl std::fmt::Debug for DataDir {
 impl DataDir {
     pub fn open(options: &DataDirOptions, purpose: &str) -> Result<DataDir, StartupError> {
         let path = options.path.clone();
-        std::fs::create_dir_all(&path).map_err(|source| StartupError::Io {
+        fsguard::modes::create_private_dir(&path).map_err(|source| StartupError::Io {
             what: "cannot create the data dir",
             path: path.clone(),
             source,
@@ -100,13 +131,21 @@ impl DataDir {
         }
         let lock = InstanceLock::acquire(&path, purpose)
             .map_err(|e| StartupError::Locked(e.to_string()))?;
-        let config = RedbStore::open(&path.join(CONFIG_DB_FILE))?;
+        let config_path = path.join(CONFIG_DB_FILE);
+        let logs_path = path.join(LOG_DB_FILE);
+        check_store_files(
+            &path,
+            &[(&config_path, CONFIG_LOSS), (&logs_path, LOGS_LOSS)],
+        )?;
+        let config = RedbStore::open(&config_path)
+            .map_err(|err| refusal(err, CONFIG_DB_FILE, &config_path, CONFIG_LOSS))?;
         let logs = LogDb::open(
-            &path.join(LOG_DB_FILE),
+            &logs_path,
             OpenOptions {
                 exclusive_locking: verdict.exclusive_locking,
             },
-        )?;
+        )
+        .map_err(|err| refusal(err, LOG_DB_FILE, &logs_path, LOGS_LOSS))?;
         let cipher = unlock_keyring(&config, &path, options.encryption_key.as_deref())?;
         Ok(DataDir {
             path,
@@ -124,6 +163,84 @@ impl DataDir {
     #[must_use]
     pub fn lock(&self) -> &InstanceLock {
         &self.lock
+    }
+}
+
+/// Before the stores open: refuse a zero-byte store file in a data dir that is not new (an
+/// engine would take it for a new, empty store and every key would be gone), create missing
+/// store files 0600, and make existing files of the data dir private.
+fn check_store_files(dir: &Path, stores: &[(&Path, &'static str)]) -> Result<(), StartupError> {
+    let size = |path: &Path| std::fs::metadata(path).ok().map(|m| m.len());
+    let established = dir.join(SECRET_KEY_FILE).exists()
+        || stores
+            .iter()
+            .any(|(path, _)| size(path).is_some_and(|len| len > 0));
+    for (path, consequence) in stores {
+        if established && size(path) == Some(0) {
+            let file = if path.ends_with(CONFIG_DB_FILE) {
+                CONFIG_DB_FILE
+            } else {
+                LOG_DB_FILE
+            };
+            return Err(StartupError::Damaged {
+                file,
+                path: path.to_path_buf(),
+                detail: "the file is empty (0 bytes) in a data dir that was in use".into(),
+                consequence,
+            });
+        }
+    }
+    for name in PRIVATE_FILES {
+        let file = dir.join(name);
+        match fsguard::modes::tighten(&file) {
+            Ok(Some(mode)) => tracing::warn!(
+                path = %file.display(),
+                "{name} was readable by other users (mode {mode:o}); made it private (0600)"
+            ),
+            Ok(None) => {}
+            Err(err) => {
+                tracing::warn!(path = %file.display(), error = %err, "cannot check the file's mode");
+            }
+        }
+    }
+    for (path, _) in stores {
+        fsguard::modes::create_private_file(path).map_err(|source| {
+            match StoreError::from_io("creating the store file", &source) {
+                StoreError::DiskFull(_) => {
+                    StartupError::Store(StoreError::from_io("creating the store file", &source))
+                }
+                _ => StartupError::NotWritable {
+                    path: path.to_path_buf(),
+                    detail: source.to_string(),
+                },
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// A store that did not open: a full disk, a lock or a newer schema say so themselves; an
+/// I/O fault means the file cannot be written; anything else means it is damaged.
+fn refusal(
+    err: StoreError,
+    file: &'static str,
+    path: &Path,
+    consequence: &'static str,
+) -> StartupError {
+    match err {
+        StoreError::Locked(_) | StoreError::SchemaTooNew { .. } | StoreError::DiskFull(_) => {
+            StartupError::Store(err)
+        }
+        StoreError::Io(detail) => StartupError::NotWritable {
+            path: path.to_path_buf(),
+            detail,
+        },
+        other => StartupError::Damaged {
+            file,
+            path: path.to_path_buf(),
+            detail: other.to_string(),
+            consequence,
+        },
     }
 }
 

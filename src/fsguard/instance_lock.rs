@@ -190,7 +190,7 @@ impl InstanceLock {
             .write(true)
             .create(true)
             .truncate(false)
-            .mode(0o644)
+            .mode(0o600)
             .open(&path)
             .map_err(io_err)?;
         match file.try_lock() {

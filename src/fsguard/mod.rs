@@ -19,8 +19,10 @@
 //!    host — its process still exists) refuses the start even when the `flock` was granted.
 //!
 //! `mounts` holds the first, `instance_lock` the second; this module only re-exports them.
+//! `modes` keeps the data dir's files private (0600).
 
 mod instance_lock;
+pub mod modes;
 mod mounts;
 
 pub use instance_lock::{

@@ -32,7 +32,10 @@ impl AdminError {
                 ServiceError::NotFound { .. } => StatusCode::NOT_FOUND,
                 ServiceError::Conflict(_) => StatusCode::CONFLICT,
                 ServiceError::Invalid(_) | ServiceError::Field(_) => StatusCode::BAD_REQUEST,
-                ServiceError::Store(StoreError::Locked(_)) => StatusCode::SERVICE_UNAVAILABLE,
+                ServiceError::Store(StoreError::DiskFull(_)) => StatusCode::INSUFFICIENT_STORAGE,
+                ServiceError::Store(StoreError::Locked(_) | StoreError::Io(_)) => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
                 ServiceError::Store(_) | ServiceError::Crypto(_) => {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
@@ -48,6 +51,7 @@ impl AdminError {
             StatusCode::BAD_REQUEST => "invalid_request",
             StatusCode::TOO_MANY_REQUESTS => "rate_limited",
             StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+            StatusCode::INSUFFICIENT_STORAGE => "disk_full",
             _ => "internal_error",
         }
     }
@@ -56,7 +60,17 @@ impl AdminError {
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let message = if status.is_server_error() {
+        let message = if let AdminError::Service(ServiceError::Store(err)) = &self
+            && err.is_io()
+        {
+            // A storage fault the operator can act on: say what it is (the detail, with the
+            // engine's wording, stays in the server log).
+            tracing::warn!(error = %self, "admin change not written");
+            match err {
+                StoreError::DiskFull(_) => "the disk holding the data dir is full; the change was not written. Free some space and retry (no restart needed)".to_string(),
+                _ => "the data dir cannot be written right now (I/O error); the change was not written. Retry shortly; see the server log".to_string(),
+            }
+        } else if status.is_server_error() {
             // Internals (paths, engine messages) stay in the server log.
             tracing::error!(error = %self, "admin request failed");
             "internal error; see the server log".to_string()
@@ -72,6 +86,14 @@ impl IntoResponse for AdminError {
             response
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, retry_after.into());
+        } else if status == StatusCode::SERVICE_UNAVAILABLE
+            || status == StatusCode::INSUFFICIENT_STORAGE
+        {
+            // A full disk or an I/O fault passes: ask the caller to come back.
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("5"),
+            );
         }
         response
     }

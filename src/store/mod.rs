@@ -44,10 +44,50 @@ pub enum StoreError {
     Locked(String),
     #[error("storage error: {0}")]
     Backend(String),
+    /// A store file failed its integrity check or is not a database at all.
+    #[error("{0}")]
+    Damaged(String),
+    /// The disk holding the data dir is full (ENOSPC, SQLITE_FULL): nothing was written.
+    #[error(
+        "the disk holding the data dir is full ({0}); the change was not written. Free some space and retry"
+    )]
+    DiskFull(String),
+    /// Another I/O fault (EIO, read-only file system, a store that must be reopened): nothing
+    /// was written; the store recovers by itself when the fault goes away.
+    #[error("the data dir cannot be written ({0}); the change was not written. Retry shortly")]
+    Io(String),
     #[error(
         "relaybox.redb was changed outside this process (revision {found}, expected {expected}); the change was not written"
     )]
     RevisionMoved { expected: u64, found: u64 },
+}
+
+impl StoreError {
+    /// An I/O error classified: a full disk, or another I/O fault.
+    #[must_use]
+    pub fn from_io(context: &str, err: &std::io::Error) -> Self {
+        if is_disk_full(err) {
+            StoreError::DiskFull(format!("{context}: {err}"))
+        } else {
+            StoreError::Io(format!("{context}: {err}"))
+        }
+    }
+
+    /// Whether this is an I/O fault of the data dir (disk full included), which goes away by
+    /// itself rather than being a bad request or a bug.
+    #[must_use]
+    pub fn is_io(&self) -> bool {
+        matches!(self, StoreError::DiskFull(_) | StoreError::Io(_))
+    }
+}
+
+/// ENOSPC or EDQUOT.
+#[must_use]
+pub fn is_disk_full(err: &std::io::Error) -> bool {
+    matches!(
+        err.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    ) || err.raw_os_error() == Some(28)
 }
 
 /// What an op expects to find: the optimistic-concurrency precondition.
@@ -327,6 +367,14 @@ pub trait ConfigStore: Send + Sync {
     fn keyring(&self) -> Result<Option<KeyringRecord>, StoreError>;
     /// Store the keyring of a new data dir; refuses to replace an existing one.
     fn init_keyring(&self, record: &KeyringRecord) -> Result<(), StoreError>;
+    /// The I/O fault the store is in, if any (for `/health`); `None` when it works.
+    fn fault(&self) -> Option<String> {
+        None
+    }
+    /// Try to leave a fault state (reopen the file); `Ok` when the store works again.
+    fn recover(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Run blocking store work off the async runtime; a panic in it is resumed in the caller.

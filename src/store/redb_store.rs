@@ -1,7 +1,9 @@
 //! `relaybox.redb`: the config store. One `Immediate` write transaction per change; values are
 //! serde_json (evolvable with `#[serde(default)]`), the file carries a schema version.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, RwLock, RwLockReadGuard};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
@@ -26,13 +28,22 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const META_SCHEMA: &str = "schema_version";
 const META_REVISION: &str = "revision";
 const KEYRING_ACTIVE: &str = "active";
+/// Written by the recovery probe after an I/O fault (unix seconds); nothing reads it.
+const META_WRITE_PROBE: &str = "write_probe";
 
 /// The schema this binary writes. Bump it with an `upgrade_from_vN` step below.
 pub const SCHEMA_VERSION: u64 = 2;
 
+const PREVIOUS_IO: &str = "relaybox.redb: a previous I/O error; the store is being reopened";
+
 impl From<redb::Error> for StoreError {
     fn from(err: redb::Error) -> Self {
-        StoreError::Backend(format!("relaybox.redb: {err}"))
+        match err {
+            redb::Error::Io(io) => StoreError::from_io("relaybox.redb", &io),
+            // redb refuses every use after an I/O error until it is reopened.
+            redb::Error::PreviousIo => StoreError::Io(PREVIOUS_IO.into()),
+            other => StoreError::Backend(format!("relaybox.redb: {other}")),
+        }
     }
 }
 
@@ -53,8 +64,29 @@ backend_from!(
     redb::DatabaseError
 );
 
+/// `relaybox.redb`. redb refuses any further use of a `Database` after an I/O error ("close and
+/// re-open"), so the handle sits behind a lock: an operation that meets an I/O fault records it,
+/// and the next operation (or [`ConfigStore::recover`], which `/health` calls) closes the file
+/// and opens it again. Operations hold the read side; only the reopen takes the write side, so
+/// no transaction is live while the file is closed.
 pub struct RedbStore {
-    db: Database,
+    path: PathBuf,
+    db: RwLock<Option<Database>>,
+    /// The I/O fault met last; cleared by the next successful write.
+    fault: Mutex<Option<StoreError>>,
+    /// An I/O fault left the handle unusable: the next operation reopens the file.
+    needs_reopen: AtomicBool,
+}
+
+/// One operation's hold on the open database.
+struct Open<'a>(RwLockReadGuard<'a, Option<Database>>);
+
+impl std::ops::Deref for Open<'_> {
+    type Target = Database;
+    fn deref(&self) -> &Database {
+        // `Open` is only built over `Some` (see `RedbStore::db`).
+        self.0.as_ref().unwrap_or_else(|| unreachable!())
+    }
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -66,25 +98,122 @@ impl std::fmt::Debug for RedbStore {
 impl RedbStore {
     /// Open (or create) the store, verify its integrity and bring its schema up to date.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let mut db = Database::builder()
-            .set_cache_size(32 * 1024 * 1024)
-            .create(path)
-            .map_err(|err| match err {
-                redb::DatabaseError::DatabaseAlreadyOpen => {
-                    StoreError::Locked(format!("{} is open elsewhere", path.display()))
-                }
-                other => StoreError::from(other),
-            })?;
-        if !db.check_integrity()? {
-            tracing::warn!(path = %path.display(), "relaybox.redb was repaired at open");
-        }
-        let store = Self { db };
+        let db = open_database(path)?;
+        let store = Self {
+            path: path.to_path_buf(),
+            db: RwLock::new(Some(db)),
+            fault: Mutex::new(None),
+            needs_reopen: AtomicBool::new(false),
+        };
         store.upgrade()?;
         Ok(store)
     }
 
+    /// The open database, reopened first when an I/O fault closed it.
+    fn db(&self) -> Result<Open<'_>, StoreError> {
+        {
+            let guard = self
+                .db
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if guard.is_some() && !self.needs_reopen.load(Ordering::Acquire) {
+                return Ok(Open(guard));
+            }
+        }
+        self.reopen()?;
+        let guard = self
+            .db
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &*guard {
+            Some(_) => Ok(Open(guard)),
+            None => Err(StoreError::Io("relaybox.redb is closed".into())),
+        }
+    }
+
+    fn current_fault(&self) -> Option<String> {
+        self.fault
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .map(ToString::to_string)
+    }
+
+    /// Remember an I/O fault so the next operation reopens the file; other errors pass as they
+    /// are. redb's "previous I/O error" is answered with the fault that caused it (a full disk
+    /// stays a full disk).
+    fn noting<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        let Err(err) = &result else { return result };
+        if !err.is_io() {
+            return result;
+        }
+        let mut fault = self
+            .fault
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if matches!(err, StoreError::Io(m) if m == PREVIOUS_IO)
+            && let Some(first) = &*fault
+        {
+            return Err(clone_io(first));
+        }
+        tracing::warn!(error = %err, "relaybox.redb: I/O fault; the file will be reopened");
+        *fault = Some(clone_io(err));
+        self.needs_reopen.store(true, Ordering::Release);
+        result
+    }
+
+    /// A write went through: the fault episode is over.
+    fn written<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        let result = self.noting(result);
+        if result.is_ok() {
+            let mut fault = self
+                .fault
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if fault.take().is_some() {
+                tracing::info!("relaybox.redb is written again");
+            }
+        }
+        result
+    }
+
+    /// Close the database and open it again (redb's way out of an I/O error). On failure the
+    /// store stays closed and the next operation tries again.
+    fn reopen(&self) -> Result<(), StoreError> {
+        let mut guard = self
+            .db
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if guard.is_some() && !self.needs_reopen.load(Ordering::Acquire) {
+            return Ok(()); // another caller reopened it meanwhile
+        }
+        // Close first: redb allows one `Database` per file.
+        *guard = None;
+        match open_database(&self.path) {
+            Ok(db) => {
+                *guard = Some(db);
+                self.needs_reopen.store(false, Ordering::Release);
+                tracing::info!("relaybox.redb reopened after an I/O fault");
+                Ok(())
+            }
+            Err(err) => {
+                let err = if err.is_io() {
+                    err
+                } else {
+                    StoreError::Io(format!("relaybox.redb could not be reopened: {err}"))
+                };
+                *self
+                    .fault
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(clone_io(&err));
+                Err(err)
+            }
+        }
+    }
+
     fn upgrade(&self) -> Result<(), StoreError> {
-        let txn = self.db.begin_write()?;
+        let db = self.db()?;
+        let txn = db.begin_write()?;
         {
             let mut meta = txn.open_table(META)?;
             let found = meta.get(META_SCHEMA)?.map(|v| v.value());
@@ -123,7 +252,7 @@ impl RedbStore {
 
     /// The schema version recorded in the file.
     pub fn schema_version(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let meta = txn.open_table(META)?;
         Ok(meta.get(META_SCHEMA)?.map_or(0, |v| v.value()))
     }
@@ -131,10 +260,37 @@ impl RedbStore {
     /// Test and repair support: set the recorded schema version.
     #[doc(hidden)]
     pub fn force_schema_version(&self, version: u64) -> Result<(), StoreError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.db()?.begin_write()?;
         txn.open_table(META)?.insert(META_SCHEMA, version)?;
         txn.commit()?;
         Ok(())
+    }
+}
+
+fn open_database(path: &Path) -> Result<Database, StoreError> {
+    let mut db = Database::builder()
+        .set_cache_size(32 * 1024 * 1024)
+        .create(path)
+        .map_err(|err| match err {
+            redb::DatabaseError::DatabaseAlreadyOpen => {
+                StoreError::Locked(format!("{} is open elsewhere", path.display()))
+            }
+            other => StoreError::from(other),
+        })?;
+    if !db.check_integrity()? {
+        tracing::warn!(path = %path.display(), "relaybox.redb was repaired at open");
+    }
+    Ok(db)
+}
+
+/// A copy of an I/O fault (`StoreError` holds no source, only text).
+fn clone_io(err: &StoreError) -> StoreError {
+    match err {
+        StoreError::DiskFull(m) => StoreError::DiskFull(m.clone()),
+        other => StoreError::Io(match other {
+            StoreError::Io(m) => m.clone(),
+            other => other.to_string(),
+        }),
     }
 }
 
@@ -253,12 +409,48 @@ macro_rules! read_state {
 
 impl ConfigStore for RedbStore {
     fn load(&self) -> Result<ConfigState, StoreError> {
-        let txn = self.db.begin_read()?;
-        Ok(read_state!(&txn))
+        self.noting(self.load_once())
     }
 
     fn commit(&self, commit: Commit<'_>) -> Result<(), StoreError> {
-        let txn = self.db.begin_write()?;
+        self.written(self.commit_once(commit))
+    }
+
+    fn revision(&self) -> Result<u64, StoreError> {
+        self.noting(self.revision_once())
+    }
+
+    fn keyring(&self) -> Result<Option<KeyringRecord>, StoreError> {
+        self.noting(self.keyring_once())
+    }
+
+    fn init_keyring(&self, record: &KeyringRecord) -> Result<(), StoreError> {
+        self.written(self.init_keyring_once(record))
+    }
+
+    fn fault(&self) -> Option<String> {
+        self.current_fault()
+    }
+
+    /// Reopen if needed and try a one-value write (the probe's timestamp in `meta`): only a
+    /// write shows the disk takes writes again.
+    fn recover(&self) -> Result<(), StoreError> {
+        if self.current_fault().is_none() {
+            return Ok(());
+        }
+        self.written(self.probe_once())
+    }
+}
+
+impl RedbStore {
+    fn load_once(&self) -> Result<ConfigState, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        Ok(read_state!(&txn))
+    }
+
+    fn commit_once(&self, commit: Commit<'_>) -> Result<(), StoreError> {
+        let db = self.db()?;
+        let txn = db.begin_write()?;
         {
             let found = txn
                 .open_table(META)?
@@ -325,16 +517,27 @@ impl ConfigStore for RedbStore {
         Ok(())
     }
 
-    fn revision(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read()?;
+    fn probe_once(&self) -> Result<(), StoreError> {
+        let db = self.db()?;
+        let txn = db.begin_write()?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        txn.open_table(META)?.insert(META_WRITE_PROBE, now)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn revision_once(&self) -> Result<u64, StoreError> {
+        let txn = self.db()?.begin_read()?;
         Ok(txn
             .open_table(META)?
             .get(META_REVISION)?
             .map_or(0, |v| v.value()))
     }
 
-    fn keyring(&self) -> Result<Option<KeyringRecord>, StoreError> {
-        let txn = self.db.begin_read()?;
+    fn keyring_once(&self) -> Result<Option<KeyringRecord>, StoreError> {
+        let txn = self.db()?.begin_read()?;
         let table = txn.open_table(KEYRING)?;
         match table.get(KEYRING_ACTIVE)? {
             Some(bytes) => Ok(Some(decode("keyring", KEYRING_ACTIVE, bytes.value())?)),
@@ -342,8 +545,9 @@ impl ConfigStore for RedbStore {
         }
     }
 
-    fn init_keyring(&self, record: &KeyringRecord) -> Result<(), StoreError> {
-        let txn = self.db.begin_write()?;
+    fn init_keyring_once(&self, record: &KeyringRecord) -> Result<(), StoreError> {
+        let db = self.db()?;
+        let txn = db.begin_write()?;
         {
             let mut table = txn.open_table(KEYRING)?;
             if table.get(KEYRING_ACTIVE)?.is_some() {
@@ -371,7 +575,8 @@ mod tests {
         {
             // A schema-1 file: the secrets inside the channel record.
             let store = RedbStore::open(&path).unwrap();
-            let txn = store.db.begin_write().unwrap();
+            let db = store.db().unwrap();
+            let txn = db.begin_write().unwrap();
             {
                 let record = serde_json::json!({
                     "id": "c1", "pool": "messages", "name": "main", "serviceType": "claude",
@@ -414,7 +619,8 @@ mod tests {
         );
         assert!(state.channels["c2"].credentials.is_empty());
         // The channel record itself no longer carries them.
-        let txn = store.db.begin_read().unwrap();
+        let db = store.db().unwrap();
+        let txn = db.begin_read().unwrap();
         let raw = txn.open_table(CHANNELS).unwrap();
         let bytes = raw.get("c1").unwrap().unwrap();
         let text = String::from_utf8_lossy(bytes.value()).to_string();

@@ -33,8 +33,34 @@ use super::StoreError;
 
 impl From<rusqlite::Error> for StoreError {
     fn from(err: rusqlite::Error) -> Self {
-        StoreError::Backend(format!("logs.sqlite: {err}"))
+        use rusqlite::ErrorCode;
+        match err.sqlite_error_code() {
+            Some(ErrorCode::DiskFull) => StoreError::DiskFull(format!("logs.sqlite: {err}")),
+            Some(ErrorCode::SystemIoFailure | ErrorCode::ReadOnly | ErrorCode::CannotOpen) => {
+                StoreError::Io(format!("logs.sqlite: {err}"))
+            }
+            Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+                StoreError::Damaged(format!("logs.sqlite: {err}"))
+            }
+            _ => StoreError::Backend(format!("logs.sqlite: {err}")),
+        }
     }
+}
+
+/// `PRAGMA quick_check` (every page and index structure, without comparing index contents):
+/// a damaged block is refused at start instead of failing requests later.
+fn quick_check(conn: &Connection) -> Result<(), StoreError> {
+    let mut statement = conn.prepare("PRAGMA quick_check(5)")?;
+    let findings: Vec<String> = statement
+        .query_map([], |row| row.get::<_, String>(0))?
+        .collect::<Result<_, _>>()?;
+    if findings.len() == 1 && findings[0] == "ok" {
+        return Ok(());
+    }
+    Err(StoreError::Damaged(format!(
+        "logs.sqlite failed its integrity check: {}",
+        findings.join("; ")
+    )))
 }
 
 /// One request-log row (SPEC §3). Times are RFC 3339 UTC with milliseconds.
@@ -104,16 +130,26 @@ impl std::fmt::Debug for LogDb {
 }
 
 impl LogDb {
-    /// Open (or create) and migrate to the latest schema; refuse a newer one.
+    /// Open (or create) and migrate to the latest schema; refuse a newer one, a file SQLite
+    /// can only open read-only, and one that fails `PRAGMA quick_check`.
     pub fn open(path: &Path, options: OpenOptions) -> Result<Self, StoreError> {
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // SQLite falls back to read-only when the file cannot be opened for writing; every
+        // request row would then fail, so say so now.
+        if conn.is_readonly(rusqlite::MAIN_DB)? {
+            return Err(StoreError::Io(format!(
+                "{} can only be opened read-only",
+                path.display()
+            )));
+        }
         if options.exclusive_locking {
             conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
         }
         // A new file gets 16 KiB pages: the writer bench ran 5–20 % faster than with 4 KiB ones
         // (fewer page splits and WAL frames per row). An existing file keeps its page size.
         conn.pragma_update(None, "page_size", NEW_FILE_PAGE_SIZE)?;
+        quick_check(&conn)?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))?;
         let wal = mode.eq_ignore_ascii_case("wal");
         if !wal {
