@@ -344,24 +344,31 @@ pub struct HealthcheckArgs {
     pub listen: String,
 }
 
-/// Every RELAYBOX_* variable relaybox reads; others are warned about (typos).
-pub const KNOWN_ENV: &[&str] = &[
-    "RELAYBOX_DATA_DIR",
-    "RELAYBOX_LISTEN",
-    "RELAYBOX_ENCRYPTION_KEY",
-    "RELAYBOX_ADMIN_KEY",
-    "RELAYBOX_LOG_FORMAT",
-    "RELAYBOX_LOG_LEVEL",
-    "RELAYBOX_POLL_INTERVAL_MS",
-    "RELAYBOX_ALLOW_NETWORK_FS",
-];
-
-/// Names of `RELAYBOX_*` variables in `vars` that relaybox does not know.
+/// Names of `RELAYBOX_*` variables in `vars` that no flag of any command reads (typos).
 pub fn unknown_env<I: IntoIterator<Item = String>>(vars: I) -> Vec<String> {
+    let known = known_env();
     vars.into_iter()
         .filter(|name| name.starts_with("RELAYBOX_"))
-        .filter(|name| !KNOWN_ENV.contains(&name.as_str()) && !name.starts_with("RELAYBOX_TEST_"))
+        .filter(|name| !known.contains(name) && !name.starts_with("RELAYBOX_TEST_"))
         .collect()
+}
+
+/// Every environment variable a flag of some command reads, from the flags themselves (so a
+/// new flag can never be reported as a typo).
+fn known_env() -> std::collections::BTreeSet<String> {
+    fn walk(command: &clap::Command, known: &mut std::collections::BTreeSet<String>) {
+        for arg in command.get_arguments() {
+            if let Some(name) = arg.get_env() {
+                known.insert(name.to_string_lossy().into_owned());
+            }
+        }
+        for sub in command.get_subcommands() {
+            walk(sub, known);
+        }
+    }
+    let mut known = std::collections::BTreeSet::new();
+    walk(&<Cli as clap::CommandFactory>::command(), &mut known);
+    known
 }
 
 impl DataDirArgs {
@@ -392,5 +399,22 @@ pub async fn run(command: Command) -> anyhow::Result<std::process::ExitCode> {
             writeln!(std::io::stdout().lock(), "{}", key.as_str())?;
             Ok(std::process::ExitCode::SUCCESS)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_flags_variable_is_known_and_typos_are_not() {
+        let names = [
+            "RELAYBOX_SHUTDOWN_TIMEOUT_SECS",
+            "RELAYBOX_DATA_DIR",
+            "RELAYBOX_LISTNE",
+            "PATH",
+        ]
+        .map(String::from);
+        assert_eq!(unknown_env(names), vec!["RELAYBOX_LISTNE".to_string()]);
     }
 }

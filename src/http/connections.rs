@@ -1,5 +1,5 @@
 //! The accept loop: one task per connection (HTTP/1.1, or HTTP/2 when the client opens with its
-//! preface), graceful shutdown, and [`ElideSelfWakes`] around every connection.
+//! preface), graceful shutdown with a deadline, and [`ElideSelfWakes`] around every connection.
 //!
 //! Why not `axum::serve`: hyper's request-body channel wakes the connection task whenever the
 //! handler takes a chunk, and the handler runs inside that same task. Tokio treats a task woken
@@ -16,13 +16,14 @@ use std::time::Duration;
 
 use futures_util::task::AtomicWaker;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// What a client may take its time over, and how long a shutdown waits for it.
 #[derive(Debug, Clone, Copy)]
@@ -81,7 +82,8 @@ pub async fn serve_connections<S>(
         + 'static,
     S::Future: Send + 'static,
 {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let tasks = ConnectionTasks::default();
+    let mut builder = auto::Builder::new(tasks.clone());
     builder
         .http1()
         .timer(TokioTimer::new())
@@ -120,18 +122,20 @@ pub async fn serve_connections<S>(
             )
             .into_owned();
         let connection = graceful.watch(connection);
-        #[expect(
-            clippy::disallowed_methods,
-            reason = "connections are drained by `graceful.shutdown()` below, not by app::Tasks"
-        )]
-        tokio::spawn(ElideSelfWakes::new(async move {
+        tasks.spawn(ElideSelfWakes::new(async move {
             if let Err(err) = connection.await {
                 tracing::trace!(error = %err, "connection ended with an error");
             }
         }));
     }
     drop(listener);
-    let drained = graceful.shutdown();
+    // HTTP/2 streams run in tasks of their own (hyper spawns them): the drain waits for those
+    // too, not only for the connections.
+    let drained = async {
+        graceful.shutdown().await;
+        tasks.tracker.close();
+        tasks.tracker.wait().await;
+    };
     tokio::pin!(drained);
     if tokio::time::timeout(limits.drain_timeout, &mut drained)
         .await
@@ -142,9 +146,51 @@ pub async fn serve_connections<S>(
             "in-flight requests did not finish within the shutdown timeout; ending them"
         );
         drain_over.cancel();
-        if tokio::time::timeout(AFTER_DRAIN, drained).await.is_err() {
-            tracing::warn!("some connections were still open at exit");
+        if tokio::time::timeout(AFTER_DRAIN, &mut drained)
+            .await
+            .is_err()
+        {
+            // A response whose client stopped reading is never polled again, so it cannot end
+            // by itself: dropping its task drops its recorder, which writes the row while the
+            // log writer is still open.
+            tracing::warn!("ending connections still open after the shutdown timeout");
+            tasks.abort.cancel();
+            tasks.tracker.close();
+            tasks.tracker.wait().await;
         }
+    }
+}
+
+/// Every task the server runs for its clients (connections, and the HTTP/2 streams hyper
+/// spawns through it as its executor): tracked, so a shutdown can wait for them, and
+/// abortable, so a shutdown can end the ones that never finish.
+#[derive(Clone, Default)]
+struct ConnectionTasks {
+    tracker: TaskTracker,
+    abort: CancellationToken,
+}
+
+impl ConnectionTasks {
+    fn spawn<F: Future<Output = ()> + Send + 'static>(&self, task: F) {
+        let abort = self.abort.clone();
+        self.tracker.spawn(async move {
+            tokio::select! {
+                () = task => {}
+                () = abort.cancelled() => {}
+            }
+        });
+    }
+}
+
+impl<F> hyper::rt::Executor<F> for ConnectionTasks
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, task: F) {
+        self.spawn(async move {
+            task.await;
+        });
     }
 }
 

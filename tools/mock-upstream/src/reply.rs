@@ -119,7 +119,7 @@ impl Generation {
                 }
             }
             None => {
-                let words = reply_words(seq, scenario.chunks);
+                let words = reply_words(seq, scenario.chunks, scenario.word_bytes);
                 Content::Text {
                     text: words.join(" "),
                     pieces: group_words(&words, scenario.chunks),
@@ -153,15 +153,17 @@ impl Generation {
 }
 
 /// "Hello from the mock upstream. This is reply number K." padded with
-/// "more" up to `chunks` words, so every delta carries at least one word.
-fn reply_words(number: u64, chunks: usize) -> Vec<String> {
+/// "more" (or `word_bytes` letters) up to `chunks` words, so every delta carries at least one
+/// word.
+fn reply_words(number: u64, chunks: usize, word_bytes: Option<usize>) -> Vec<String> {
+    let filler = word_bytes.map_or_else(|| "more".to_owned(), |n| "o".repeat(n));
     let mut words: Vec<String> = "Hello from the mock upstream. This is reply number"
         .split(' ')
         .map(str::to_owned)
         .collect();
     words.push(format!("{number}."));
     while words.len() < chunks {
-        words.push("more".to_owned());
+        words.push(filler.clone());
     }
     words
 }

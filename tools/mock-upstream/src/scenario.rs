@@ -13,6 +13,9 @@ pub const DEFAULT_CHUNKS: usize = 3;
 /// Upper bound for `chunks=N`, so one request cannot ask for unbounded memory.
 pub const MAX_CHUNKS: usize = 10_000;
 
+/// Upper bound for `word_bytes=N`.
+pub const MAX_WORD_BYTES: usize = 65_536;
+
 /// The behaviour selected by a request's directive string.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Scenario {
@@ -51,6 +54,9 @@ pub struct Scenario {
     /// reply in two halves; an error body as one piece), then send nothing more while keeping
     /// the connection open. `status=529,stall_after=0` is an error whose body never comes.
     pub stall_after: Option<usize>,
+    /// `word_bytes=N`: the filler words of a text reply are N letters long instead of "more"
+    /// (large streams from few events: a client that stops reading fills its buffers).
+    pub word_bytes: Option<usize>,
 }
 
 impl Default for Scenario {
@@ -72,6 +78,7 @@ impl Default for Scenario {
             require_key: None,
             stall_head: false,
             stall_after: None,
+            word_bytes: None,
         }
     }
 }
@@ -113,6 +120,13 @@ impl Scenario {
                 "error_code" => scenario.error_code = Some(non_empty(key, value)?),
                 "fail_times" => scenario.fail_times = Some(number(key, value)?),
                 "cut_after" => scenario.cut_after = Some(number(key, value)?),
+                "word_bytes" => {
+                    let bytes: usize = number(key, value)?;
+                    if !(1..=MAX_WORD_BYTES).contains(&bytes) {
+                        return Err(format!("word_bytes must be between 1 and {MAX_WORD_BYTES}"));
+                    }
+                    scenario.word_bytes = Some(bytes);
+                }
                 "input_tokens" => scenario.input_tokens = Some(number(key, value)?),
                 "output_tokens" => scenario.output_tokens = Some(number(key, value)?),
                 "cache_read" => scenario.cache_read = Some(number(key, value)?),
