@@ -9,6 +9,7 @@
 #               027 lets the group read them).
 # Started with `--user UID:GID` there is no root to give anything away: relaybox runs as that
 # user with UMASK applied, and the data folder must already be writable by it.
+# The image holds no more than this script needs: sh, setpriv and chown.
 set -eu
 
 say() { printf 'relaybox-entrypoint: %s\n' "$*" >&2; }
@@ -24,9 +25,15 @@ esac
 # `docker run IMAGE relaybox keygen` works as well as `docker run IMAGE keygen`.
 [ "$1" != relaybox ] || shift
 
-if [ "$(id -u)" != 0 ]; then
-    if [ -n "${PUID:-}" ] && [ "$PUID" != "$(id -u)" ]; then
-        say "running as uid $(id -u) (--user), not PUID=$PUID: without root the user cannot change"
+# The image has no `id`: the effective uid from the kernel.
+uid=
+while read -r key _ effective _; do
+    if [ "$key" = Uid: ]; then uid=$effective; break; fi
+done </proc/self/status
+
+if [ "$uid" != 0 ]; then
+    if [ -n "${PUID:-}" ] && [ "$PUID" != "$uid" ]; then
+        say "running as uid $uid (--user), not PUID=$PUID: without root the user cannot change"
     fi
     exec relaybox "$@"
 fi
@@ -39,12 +46,12 @@ case $pgid in '' | *[!0-9]*) die "PGID=$pgid is not a numeric group id" ;; esac
 data=${RELAYBOX_DATA_DIR:-/data}
 case $data in
     /*)
-        mkdir -p "$data"
-        # Only what is not theirs yet: a restart touches nothing. -h: a symlink is changed itself,
-        # never what it points at. A share that refuses chown is relaybox's to report.
-        find "$data" -xdev \( ! -user "$puid" -o ! -group "$pgid" \) \
-            -exec chown -h "$puid:$pgid" {} + ||
-            say "could not give everything in $data to $puid:$pgid; relaybox may be refused access"
+        # -R does not follow symlinks, and -h changes a symlink itself, never what it points
+        # at. A share that refuses chown is relaybox's to report, naming the file.
+        if [ -d "$data" ]; then
+            chown -R -h "$puid:$pgid" "$data" ||
+                say "could not give everything in $data to $puid:$pgid; relaybox may be refused access"
+        fi
         ;;
     *) say "RELAYBOX_DATA_DIR=$data is relative: its ownership is left as it is" ;;
 esac
