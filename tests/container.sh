@@ -10,8 +10,9 @@
 #    debug build without its debug info (the release profile takes minutes more); the stage and
 #    entrypoint are the ones users get. Its size is printed;
 # 3. the README's `docker run` on a fresh root-owned folder (files 99:100, 0600; admin key in the
-#    log and accepted; /health on the mapped port; HEALTHCHECK; `podman stop` → exit 0, "stopped
-#    cleanly"); PUID/PGID/UMASK at run time on the same folder; `--user` without root; a bad PUID.
+#    log and accepted; a request relayed to tools/mock-upstream on the host; /health on the
+#    mapped port; HEALTHCHECK; `podman stop` → exit 0, "stopped cleanly"); PUID/PGID/UMASK at
+#    run time on the same folder; `--user` without root; a bad PUID or UMASK.
 #
 # No registry is reachable: ../shared/tools/container-base.sh (beside the project root) installs
 # podman and builds a local debian:bookworm-slim stand-in.
@@ -112,7 +113,7 @@ printf -- '-- lints: %ss\n' "$((SECONDS - t))"
 # ---------------------------------------------------------------------------------------------
 phase "image"
 t=$SECONDS
-[[ -x $SHARED/tools/container-base.sh ]] || [[ -f $SHARED/tools/container-base.sh ]] \
+[[ -f $SHARED/tools/container-base.sh ]] \
     || die "$SHARED/tools/container-base.sh not found (the shared folder beside the project root)"
 if [[ -n ${RELAYBOX_CONTAINER_FROM_SOURCE:-} ]]; then
     bash "$SHARED/tools/container-base.sh" --rust
