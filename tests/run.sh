@@ -9,6 +9,7 @@
 # fails at the first failing step:
 #   1. cargo fmt --check   2. cargo clippy -D warnings   3. cargo build (debug)
 #   4. cargo test          5. pytest tests/sdk (when it has tests)
+#   6. tests/container.sh: packaging lints, then the image built and run with podman
 # Needs a Rust toolchain (cargo, rustfmt, clippy) on PATH.
 set -euo pipefail
 
@@ -118,6 +119,12 @@ if ((${#SDK_TESTS[@]} > 0)); then
 else
     printf 'no test files in tests/sdk; skipped\n'
 fi
+
+section "container image (tests/container.sh)"
+t=$SECONDS
+# podman runs rootful and the test chowns its folders: root, or sudo as for apt-get above.
+if ((EUID == 0)); then bash "$ROOT/tests/container.sh"; else sudo bash "$ROOT/tests/container.sh"; fi
+step_done "container" "$t"
 
 services_down
 section "done in $((SECONDS - RUN_STARTED))s"
