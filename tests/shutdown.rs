@@ -214,7 +214,9 @@ fn sigterm_with_a_client_that_stopped_reading_exits_and_keeps_its_row() {
     let took = started.elapsed();
     assert!(status.success(), "{status}\n{}", server.log());
     assert!(
-        server.log().contains("did not finish within the shutdown timeout"),
+        server
+            .log()
+            .contains("did not finish within the shutdown timeout"),
         "the stream was still blocked at the deadline: {}",
         server.log()
     );

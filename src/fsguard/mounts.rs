@@ -354,16 +354,21 @@ fn unknown_verdict(path: &Path, reason: &str) -> FsVerdict {
 fn unsafe_hint(mount: &MountInfo) -> String {
     let mut hint = String::new();
     if mount.fs_type == "fuse.shfs" || mount.source == "shfs" {
-        hint.push_str("This is an Unraid user share (/mnt/user, FUSE shfs). ");
-    } else if mount.fs_type == "fuseblk" {
-        hint.push_str("This is a disk mounted through FUSE (fuseblk, e.g. NTFS or exFAT). ");
+        hint.push_str(
+            "This is an Unraid user share (/mnt/user, FUSE shfs). Either make the share \
+             exclusive (Unraid 6.12+: Settings › Global Share Settings › Permit exclusive \
+             shares: Yes; Shares › appdata: Primary storage = your pool, Secondary storage = \
+             None; then restart the container), or set the host path of /data in the container \
+             settings to the pool's own path, e.g. /mnt/cache/appdata/relaybox or \
+             /mnt/<pool>/appdata/relaybox (your pool's name is under Main › Pool Devices). ",
+        );
+    } else {
+        if mount.fs_type == "fuseblk" {
+            hint.push_str("This is a disk mounted through FUSE (fuseblk, e.g. NTFS or exFAT). ");
+        }
+        hint.push_str("Put the data dir on a local disk (ext4, xfs, btrfs, zfs) instead. ");
     }
-    hint.push_str(
-        "Put the data dir on a local disk (ext4, xfs, btrfs, zfs) instead. On Unraid use \
-         /mnt/cache/appdata/relaybox or /mnt/<pool>/appdata/relaybox, not /mnt/user/… \
-         (in the container settings, set the host path of /data to it). To run there anyway, \
-         accepting the risk, start with ",
-    );
+    hint.push_str("To run there anyway, accepting the risk, start with ");
     hint.push_str(ALLOW_FLAG);
     hint.push_str(" or set ");
     hint.push_str(ALLOW_ENV);
@@ -531,7 +536,7 @@ mod tests {
             "Unraid user share",
             "/mnt/cache/appdata/relaybox",
             "/mnt/<pool>/appdata/relaybox",
-            "not /mnt/user/",
+            "Permit exclusive shares: Yes",
             "--allow-network-fs",
             "RELAYBOX_ALLOW_NETWORK_FS=true",
         ] {
