@@ -164,6 +164,33 @@ fn an_error_whose_body_never_comes_fails_over_within_the_bound() {
     assert_eq!(info[0]["action"], "failover", "{info:?}");
 }
 
+#[test]
+fn an_upstream_that_never_sends_its_head_fails_over_after_the_channels_head_timeout() {
+    // A missing head counts as a 504 from the channel; this rule fails over at once (the
+    // default rules would first retry it twice, 5 s apart).
+    let s = setup_with_env(
+        json!({"failover": {"enabled": true, "rules": [
+            {"errorCodes": "504", "actionChain": [{"action": "failover"}]}
+        ]}}),
+        &[],
+    );
+    s.add_channel(json!({
+        "name": "silent", "baseUrl": s.mock.scenario_url("stall=head"),
+        "priority": 1, "responseHeaderTimeout": 1
+    }));
+    s.add_channel(json!({"name": "healthy", "baseUrl": s.mock.base_url(), "priority": 2}));
+    let started = Instant::now();
+    let (status, body) = s.messages(&hello());
+    assert_eq!(status, 200, "{body}");
+    assert!(started.elapsed() < WITHIN, "{:?}", started.elapsed());
+    let row = &s.rows(1)[0];
+    assert_eq!(row["channel_name"], "healthy");
+    let info: Vec<Value> = serde_json::from_str(row["failover_info"].as_str().unwrap()).unwrap();
+    assert_eq!(info[0]["channel"], "silent", "{info:?}");
+    assert_eq!(info[0]["status"], 504, "{info:?}");
+    assert_eq!(info[0]["action"], "failover", "{info:?}");
+}
+
 fn stream_body() -> Value {
     let mut body = hello();
     body["stream"] = json!(true);
