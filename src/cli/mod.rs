@@ -34,7 +34,8 @@ pub struct Cli {
         long,
         env = "RELAYBOX_LOG_LEVEL",
         default_value = "info",
-        global = true
+        global = true,
+        value_parser = crate::telemetry::parse_log_filter
     )]
     pub log_level: String,
 
@@ -74,9 +75,14 @@ pub struct DataDirArgs {
     #[arg(long, env = "RELAYBOX_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
-    /// Master secret that encrypts upstream keys at rest. Prefer the environment variable;
-    /// when unset, a generated data/secret.key is used.
-    #[arg(long, env = "RELAYBOX_ENCRYPTION_KEY", hide_env_values = true)]
+    /// relaybox's master secret that encrypts upstream keys at rest. Prefer the environment
+    /// variable; when unset, a generated data/secret.key is used.
+    #[arg(
+        long,
+        env = "RELAYBOX_ENCRYPTION_KEY",
+        hide_env_values = true,
+        alias = "relaybox-encryption-key"
+    )]
     pub encryption_key: Option<String>,
 
     /// Start even when the data dir is on a network or FUSE file system (e.g. Unraid /mnt/user).
@@ -94,7 +100,8 @@ pub struct ServeArgs {
     #[arg(long, env = "RELAYBOX_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
 
-    /// Admin key for the admin API. When unset, one is generated on first start and printed once.
+    /// Admin key for the admin API. When unset, one is generated on the first start that
+    /// listens and printed once (`relaybox keys create --name NAME --admin` makes another).
     #[arg(long, env = "RELAYBOX_ADMIN_KEY", hide_env_values = true)]
     pub admin_key: Option<String>,
 
@@ -289,36 +296,27 @@ pub struct CcBridgeArgs {
     pub dry_run: bool,
 }
 
-/// `relaybox import claude-relay-service`. Its `--encryption-key` is claude-relay-service's
-/// `ENCRYPTION_KEY`; relaybox's own master secret comes from `RELAYBOX_ENCRYPTION_KEY` or
-/// `data/secret.key` (`--relaybox-encryption-key`).
+/// `relaybox import claude-relay-service`. `--crs-encryption-key` is claude-relay-service's
+/// `ENCRYPTION_KEY`; `--encryption-key` is relaybox's own master secret, as in every command.
 #[derive(Debug, Args)]
 pub struct CrsArgs {
     /// The data folder to import into (the server must be stopped).
-    #[arg(long, env = "RELAYBOX_DATA_DIR", default_value = "./data")]
-    pub data_dir: PathBuf,
-
-    /// relaybox's master secret (defaults to data/secret.key).
-    #[arg(long, env = "RELAYBOX_ENCRYPTION_KEY", hide_env_values = true)]
-    pub relaybox_encryption_key: Option<String>,
-
-    /// Allow a data folder on a network or FUSE file system.
-    #[arg(long, env = "RELAYBOX_ALLOW_NETWORK_FS", default_value_t = false)]
-    pub allow_network_fs: bool,
+    #[command(flatten)]
+    pub data: DataDirArgs,
 
     /// Read this Redis, e.g. redis://:PASSWORD@127.0.0.1:6379/0. Only read commands are sent
     /// (SCAN, TYPE, HGETALL, GET, SMEMBERS).
     #[arg(long, conflicts_with = "dump", required_unless_present = "dump")]
     pub redis_url: Option<String>,
 
-    /// Read a JSON dump written by tools/redis_dump_json.py instead of a live Redis.
+    /// Read a JSON dump of claude-relay-service's Redis instead of a live Redis.
     #[arg(long)]
     pub dump: Option<PathBuf>,
 
     /// claude-relay-service's ENCRYPTION_KEY (its .env): decrypts the account secrets, and is
     /// the salt of its API-key hashes.
     #[arg(long, env = "CRS_ENCRYPTION_KEY", hide_env_values = true)]
-    pub encryption_key: String,
+    pub crs_encryption_key: String,
 
     /// claude-relay-service's TIMEZONE_OFFSET in hours: the time zone of its daily statistics.
     #[arg(long, default_value_t = 8.0, allow_hyphen_values = true)]
