@@ -5,6 +5,7 @@
 //! configuration (snapshot + writer) and is what the offline CLI works on; the server builds
 //! [`server::App`] from it (relay state, log writer, config-file poller, supervised tasks).
 
+pub mod probe;
 pub mod reload;
 pub mod server;
 

@@ -56,7 +56,7 @@ pub enum Command {
     /// Manage client keys (works with or without a running server on the data dir).
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Look at upstream channels (works with or without a running server on the data dir).
+    /// Manage upstream channels (works with or without a running server on the data dir).
     #[command(subcommand)]
     Channels(ChannelsCommand),
     /// Import data from another relay.
@@ -252,6 +252,91 @@ pub enum ChannelsCommand {
     List(ChannelListArgs),
     /// Show one channel (by id or name); upstream keys are masked.
     Show(ChannelRefArgs),
+    /// Create a channel (checked like the admin API's POST /channels).
+    Create(ChannelCreateArgs),
+    /// Change a channel (only the flags given change).
+    Update(ChannelUpdateArgs),
+    /// Delete a channel for good.
+    Delete(ChannelRefArgs),
+    /// Route to a channel again.
+    Enable(ChannelRefArgs),
+    /// Stop routing to a channel (it is kept, on standby) until it is enabled again.
+    Disable(ChannelRefArgs),
+    /// Send one tiny request to the channel's upstream and print the status and latency.
+    Test(ChannelTestArgs),
+}
+
+/// A channel's fields as flags; any other field with `--set FIELD=VALUE`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ChannelFieldArgs {
+    /// A name to recognise the channel by.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// How to talk to the upstream: claude (messages pool), openai (chat), responses or
+    /// openai-oauth (responses), gemini (gemini).
+    #[arg(long, value_name = "TYPE")]
+    pub service_type: Option<String>,
+    /// The upstream's base URL, e.g. https://api.anthropic.com.
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// An upstream API key; repeat for several (replaces the channel's keys). `-` reads them
+    /// from stdin, one per line, which keeps them out of the shell history.
+    #[arg(long = "api-key", value_name = "KEY")]
+    pub api_keys: Vec<String>,
+    /// Lower numbers are tried first.
+    #[arg(long, allow_hyphen_values = true)]
+    pub priority: Option<i64>,
+    /// Send model FROM upstream as TO; repeat for several (replaces the channel's mapping).
+    #[arg(long = "map-model", value_name = "FROM=TO")]
+    pub model_mapping: Vec<String>,
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Any other channel field (as in the admin API), e.g. `rateLimitRpm=60` or
+    /// `insecureSkipVerify=true`; the value is read as JSON, else as text. Repeatable.
+    #[arg(long = "set", value_name = "FIELD=VALUE")]
+    pub set: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ChannelCreateArgs {
+    #[command(flatten)]
+    pub data: DataDirArgs,
+    /// The pool the channel serves: messages, responses, gemini or chat.
+    #[arg(long)]
+    pub pool: String,
+    #[command(flatten)]
+    pub fields: ChannelFieldArgs,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ChannelUpdateArgs {
+    #[command(flatten)]
+    pub data: DataDirArgs,
+    /// The channel's id (or its name, when unique).
+    pub channel: String,
+    #[command(flatten)]
+    pub fields: ChannelFieldArgs,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ChannelTestArgs {
+    #[command(flatten)]
+    pub data: DataDirArgs,
+    /// The channel's id (or its name, when unique).
+    pub channel: String,
+    /// The model to ask for (the channel's modelMapping applies); default: a small model of
+    /// the channel's provider.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Seconds to wait for the whole answer.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub timeout_secs: u64,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
