@@ -56,7 +56,8 @@ fn keys_and_channels_commands_work_with_and_without_a_server() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
 
-    // Stopped: the CLI opens the data dir itself.
+    // Stopped: the CLI opens the data dir itself (one `serve` created it).
+    TestServer::start(&data, &[]).stop();
     let offline_id = exercise_keys(&data, "offline-user");
 
     // Running: the same commands go through the server's admin API.

@@ -111,7 +111,7 @@ fn fields_body(fields: &ChannelFieldArgs) -> anyhow::Result<Map<String, Value>> 
                 .split_once('=')
                 .filter(|(from, to)| !from.trim().is_empty() && !to.trim().is_empty())
                 .ok_or_else(|| {
-                    anyhow::anyhow!("--map-model '{pair}': use FROM=TO, e.g. claude-*=my-model")
+                    anyhow::anyhow!("--map-model '{pair}': use FROM=TO, e.g. haiku=my-model")
                 })?;
             mapping.insert(from.trim().into(), json!(to.trim()));
         }
