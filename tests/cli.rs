@@ -127,7 +127,7 @@ fn help_texts_and_unknown_env_warning() {
     assert!(serve_help.contains("RELAYBOX_LISTEN") && serve_help.contains("RELAYBOX_DATA_DIR"));
     let output = common::relaybox(&tmp.path().join("d"))
         .env("RELAYBOX_LISTN", "x")
-        .args(["keys", "list"])
+        .args(["keygen"])
         .output()
         .unwrap();
     assert!(output.status.success());
