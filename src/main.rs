@@ -25,7 +25,9 @@ async fn main() -> ExitCode {
     match cli::run(args.command).await {
         Ok(code) => code,
         Err(err) => {
-            tracing::error!("{err:#}");
+            // A sentence for a person, not a log line: no timestamp, level or colour codes.
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr().lock(), "Error: {err:#}");
             ExitCode::FAILURE
         }
     }

@@ -56,7 +56,8 @@ fn keys_and_channels_commands_work_with_and_without_a_server() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
 
-    // Stopped: the CLI opens the data dir itself.
+    // Stopped: the CLI opens the data dir itself (one `serve` created it).
+    TestServer::start(&data, &[]).stop();
     let offline_id = exercise_keys(&data, "offline-user");
 
     // Running: the same commands go through the server's admin API.
@@ -126,7 +127,7 @@ fn help_texts_and_unknown_env_warning() {
     assert!(serve_help.contains("RELAYBOX_LISTEN") && serve_help.contains("RELAYBOX_DATA_DIR"));
     let output = common::relaybox(&tmp.path().join("d"))
         .env("RELAYBOX_LISTN", "x")
-        .args(["keys", "list"])
+        .args(["keygen"])
         .output()
         .unwrap();
     assert!(output.status.success());

@@ -253,7 +253,7 @@ fn import_cli(data_dir: &Path, source: &[&str], extra: &[&str]) -> Output {
 
 /// Import through the binary and return its JSON report.
 fn import_json(data_dir: &Path, source: &[&str], key: &str) -> Value {
-    let output = import_cli(data_dir, source, &["--encryption-key", key, "--json"]);
+    let output = import_cli(data_dir, source, &["--crs-encryption-key", key, "--json"]);
     assert!(
         output.status.success(),
         "import failed:\n{}",
@@ -952,7 +952,7 @@ fn a_wrong_encryption_key_is_refused_before_anything_is_written() {
     let output = import_cli(
         &fresh,
         &refs(&dump_source()),
-        &["--encryption-key", "not-the-key"],
+        &["--crs-encryption-key", "not-the-key"],
     );
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -970,7 +970,7 @@ fn a_wrong_encryption_key_is_refused_before_anything_is_written() {
     let output = import_cli(
         &existing,
         &refs(&dump_source()),
-        &["--encryption-key", "not-the-key"],
+        &["--crs-encryption-key", "not-the-key"],
     );
     assert!(!output.status.success());
     // A well-formed key of another deployment fails --check-key, even with the right secret key.
@@ -978,7 +978,12 @@ fn a_wrong_encryption_key_is_refused_before_anything_is_written() {
     let output = import_cli(
         &existing,
         &refs(&dump_source()),
-        &["--encryption-key", ENCRYPTION_KEY, "--check-key", &other],
+        &[
+            "--crs-encryption-key",
+            ENCRYPTION_KEY,
+            "--check-key",
+            &other,
+        ],
     );
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -1009,7 +1014,7 @@ fn a_wrong_encryption_key_is_refused_before_anything_is_written() {
         &existing,
         &refs(&dump_source()),
         &[
-            "--encryption-key",
+            "--crs-encryption-key",
             ENCRYPTION_KEY,
             "--check-key",
             plaintext,
@@ -1032,7 +1037,7 @@ fn a_second_run_reports_nothing_new_and_a_dry_run_writes_nothing() {
     let dry = import_cli(
         &data_dir,
         &refs(&source),
-        &["--encryption-key", ENCRYPTION_KEY, "--dry-run"],
+        &["--crs-encryption-key", ENCRYPTION_KEY, "--dry-run"],
     );
     assert!(dry.status.success());
     let text = String::from_utf8_lossy(&dry.stdout);

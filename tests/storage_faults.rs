@@ -251,8 +251,14 @@ fn a_read_only_logs_sqlite_is_refused_at_start() {
 fn store_files_are_private() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("fresh/data");
-    // The first command creates the data dir.
-    assert!(run_cli(&data, &["keys", "list"]).status.success());
+    // The first `serve` creates the data dir (this one stops at once: its port is taken).
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    assert!(
+        !run_cli(&data, &["serve", "--listen", &taken])
+            .status
+            .success()
+    );
     let server = TestServer::start(&data, &[]);
     let mode = |name: &str| {
         std::fs::metadata(data.join(name))

@@ -5,6 +5,7 @@
 //! configuration (snapshot + writer) and is what the offline CLI works on; the server builds
 //! [`server::App`] from it (relay state, log writer, config-file poller, supervised tasks).
 
+pub mod probe;
 pub mod reload;
 pub mod server;
 
@@ -57,6 +58,11 @@ pub enum StartupError {
     FileSystem(String),
     #[error("{0}")]
     Locked(String),
+    #[error(
+        "no relaybox data dir at {} ({why}). Point --data-dir or RELAYBOX_DATA_DIR at the folder your relaybox server uses; `relaybox serve` creates a new data dir on its first start",
+        path.display()
+    )]
+    NoDataDir { path: PathBuf, why: &'static str },
     #[error("the configuration cannot be loaded: {0}")]
     Config(#[from] WriteError),
     #[error(
@@ -116,7 +122,38 @@ impl std::fmt::Debug for DataDir {
     }
 }
 
+/// Whether `path` holds a relaybox data dir (its configuration store exists).
+#[must_use]
+pub fn is_data_dir(path: &Path) -> bool {
+    path.join(CONFIG_DB_FILE).is_file()
+}
+
+/// `path` made absolute against the current folder (for messages: where relaybox looked).
+#[must_use]
+pub fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
 impl DataDir {
+    /// Open a data dir that must exist already: every command but `serve` (and a real import)
+    /// uses this, so a command run from the wrong folder never creates a second, empty data
+    /// dir that the running server does not know.
+    pub fn open_existing(options: &DataDirOptions, purpose: &str) -> Result<DataDir, StartupError> {
+        if !is_data_dir(&options.path) {
+            let why = if options.path.exists() {
+                "the folder exists but holds no relaybox.redb"
+            } else {
+                "the folder does not exist"
+            };
+            return Err(StartupError::NoDataDir {
+                path: absolute(&options.path),
+                why,
+            });
+        }
+        Self::open(options, purpose)
+    }
+
+    /// Open a data dir, creating it (and its stores and keyring) when it is new.
     pub fn open(options: &DataDirOptions, purpose: &str) -> Result<DataDir, StartupError> {
         let path = options.path.clone();
         fsguard::modes::create_private_dir(&path).map_err(|source| StartupError::Io {

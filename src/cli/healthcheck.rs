@@ -39,16 +39,22 @@ pub async fn run(args: HealthcheckArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Ok(Ok(response)) => {
-            tracing::error!(status = %response.status(), "{uri} is unhealthy");
+            say(&format!("{uri} is unhealthy: HTTP {}", response.status()));
             Ok(ExitCode::FAILURE)
         }
         Ok(Err(err)) => {
-            tracing::error!(error = %err, "{uri} is unreachable");
+            say(&format!("{uri} is unreachable: {err}"));
             Ok(ExitCode::FAILURE)
         }
         Err(_) => {
-            tracing::error!("{uri} did not answer within 5 s");
+            say(&format!("{uri} did not answer within 5 s"));
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// A plain sentence on stderr (Docker shows it as the health check's output).
+fn say(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
 }

@@ -4,8 +4,74 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use super::CcBridgeArgs;
-use crate::app::{DataDir, Instance, StartupError};
+use crate::app::{DataDir, DataDirOptions, Instance, StartupError};
 use crate::importers::cc_bridge::{ImportOptions, Progress, import_dir};
+
+/// The data dir an import works on. A real import may create a new one (importing is a way to
+/// start); a dry run never creates a file there: without a data dir it plans against an empty
+/// one in a temporary folder that is removed afterwards.
+struct ImportTarget {
+    /// Always `Some` until dropped (closed before the scratch folder is removed).
+    instance: Option<Instance>,
+    scratch: Option<std::path::PathBuf>,
+}
+
+impl ImportTarget {
+    fn open(options: &DataDirOptions, dry_run: bool, busy_hint: &str) -> anyhow::Result<Self> {
+        let new = !crate::app::is_data_dir(&options.path);
+        let mut options = options.clone();
+        let scratch = if dry_run && new {
+            let dir = std::env::temp_dir().join(format!(
+                "relaybox-dry-run-{}-{}",
+                std::process::id(),
+                crate::domain::new_id()
+            ));
+            options.path.clone_from(&dir);
+            Some(dir)
+        } else {
+            if new {
+                let _ = writeln!(
+                    std::io::stderr().lock(),
+                    "Importing into a new data dir at {}",
+                    crate::app::absolute(&options.path).display()
+                );
+            }
+            None
+        };
+        let opened = DataDir::open(&options, "import").and_then(Instance::load);
+        let instance = match opened {
+            Ok(instance) => instance,
+            Err(err) => {
+                if let Some(dir) = &scratch {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+                return match err {
+                    StartupError::Locked(message) => Err(anyhow::anyhow!("{message}\n{busy_hint}")),
+                    other => Err(other.into()),
+                };
+            }
+        };
+        Ok(Self {
+            instance: Some(instance),
+            scratch,
+        })
+    }
+
+    fn instance(&self) -> anyhow::Result<&Instance> {
+        self.instance
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("the data dir is closed"))
+    }
+}
+
+impl Drop for ImportTarget {
+    fn drop(&mut self) {
+        drop(self.instance.take());
+        if let Some(dir) = &self.scratch {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
 
 /// `relaybox import cc-bridge DIR [--dry-run]`: needs the data dir to itself (no running server).
 pub async fn cc_bridge(args: CcBridgeArgs) -> anyhow::Result<ExitCode> {
@@ -13,18 +79,12 @@ pub async fn cc_bridge(args: CcBridgeArgs) -> anyhow::Result<ExitCode> {
     let source = args.dir.clone();
     let dry_run = args.dry_run;
     let report = crate::store::blocking(move || -> anyhow::Result<_> {
-        let data = match DataDir::open(&options, "import") {
-            Ok(data) => data,
-            Err(StartupError::Locked(message)) => anyhow::bail!(
-                "{message}\nAn import needs the data dir to itself: stop the server first. (The JSON files alone can also be copied into the running server's data dir: they are picked up automatically.)"
-            ),
-            Err(other) => return Err(other.into()),
-        };
+        let target = ImportTarget::open(&options, dry_run, "An import needs the data dir to itself: stop the server first. (The JSON files alone can also be copied into the running server's data dir: they are picked up automatically.)")?;
         let progress = |p: &Progress| {
             let _ = writeln!(std::io::stderr().lock(), "  {}: {}/{}", p.stage, p.done, p.total);
         };
         let options = ImportOptions { dry_run, progress: Some(Box::new(progress)), ..ImportOptions::default() };
-        let instance = Instance::load(data)?;
+        let instance = target.instance()?;
         Ok(import_dir(&source, &instance.config, &instance.data.stores.logs, &instance.data.cipher, &options)?)
     })
     .await?;
@@ -39,7 +99,7 @@ pub async fn cc_bridge(args: CcBridgeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `relaybox import claude-relay-service (--redis-url URL | --dump FILE) --encryption-key K`:
+/// `relaybox import claude-relay-service (--redis-url URL | --dump FILE) --crs-encryption-key K`:
 /// reads and decrypts the source first (a wrong key fails before the data dir is opened), then
 /// needs the data dir to itself (no running server).
 pub async fn claude_relay_service(args: super::CrsArgs) -> anyhow::Result<ExitCode> {
@@ -54,20 +114,15 @@ pub async fn claude_relay_service(args: super::CrsArgs) -> anyhow::Result<ExitCo
         (None, Some(path)) => crs::Source::Dump(path.clone()),
         _ => anyhow::bail!("give exactly one of --redis-url URL or --dump FILE"),
     };
-    if args.encryption_key.is_empty() {
-        anyhow::bail!("--encryption-key is empty: give claude-relay-service's ENCRYPTION_KEY");
+    if args.crs_encryption_key.is_empty() {
+        anyhow::bail!(
+            "--crs-encryption-key is empty: give claude-relay-service's ENCRYPTION_KEY (from its .env)"
+        );
     }
-    let data_options = crate::app::DataDirOptions {
-        path: args.data_dir.clone(),
-        encryption_key: args
-            .relaybox_encryption_key
-            .clone()
-            .filter(|k| !k.is_empty()),
-        allow_network_fs: args.allow_network_fs,
-    };
+    let data_options = args.data.options();
     let json = args.json;
     let dry_run = args.dry_run;
-    let mut options = crs::CrsOptions::new(&args.encryption_key);
+    let mut options = crs::CrsOptions::new(&args.crs_encryption_key);
     options.timezone_offset_minutes = (offset * 60.0).round() as i32;
     options.dry_run = dry_run;
     options.check_keys = args
@@ -80,14 +135,12 @@ pub async fn claude_relay_service(args: super::CrsArgs) -> anyhow::Result<ExitCo
     }));
     let report = crate::store::blocking(move || -> anyhow::Result<_> {
         let prepared = crs::prepare(&source, &options)?;
-        let data = match DataDir::open(&data_options, "import") {
-            Ok(data) => data,
-            Err(StartupError::Locked(message)) => anyhow::bail!(
-                "{message}\nAn import needs the data dir to itself: stop the server first."
-            ),
-            Err(other) => return Err(other.into()),
-        };
-        let instance = Instance::load(data)?;
+        let target = ImportTarget::open(
+            &data_options,
+            dry_run,
+            "An import needs the data dir to itself: stop the server first.",
+        )?;
+        let instance = target.instance()?;
         Ok(crs::import(
             &prepared,
             &instance.config,

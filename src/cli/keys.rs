@@ -76,7 +76,14 @@ async fn lookup(target: &Target, reference: &str) -> anyhow::Result<Value> {
             match (by_id, by_name.as_slice()) {
                 (Some(key), _) | (None, &[key]) => Ok((*key).clone()),
                 (None, []) => anyhow::bail!("key '{reference}' does not exist"),
-                (None, _) => anyhow::bail!("several keys are named '{reference}'; use the id"),
+                (None, several) => anyhow::bail!(
+                    "several keys are named '{reference}' ({}); use the id",
+                    several
+                        .iter()
+                        .filter_map(|k| k["id"].as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             }
         }
     }

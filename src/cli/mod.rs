@@ -34,7 +34,8 @@ pub struct Cli {
         long,
         env = "RELAYBOX_LOG_LEVEL",
         default_value = "info",
-        global = true
+        global = true,
+        value_parser = crate::telemetry::parse_log_filter
     )]
     pub log_level: String,
 
@@ -55,7 +56,7 @@ pub enum Command {
     /// Manage client keys (works with or without a running server on the data dir).
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Look at upstream channels (works with or without a running server on the data dir).
+    /// Manage upstream channels (works with or without a running server on the data dir).
     #[command(subcommand)]
     Channels(ChannelsCommand),
     /// Import data from another relay.
@@ -74,9 +75,14 @@ pub struct DataDirArgs {
     #[arg(long, env = "RELAYBOX_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
-    /// Master secret that encrypts upstream keys at rest. Prefer the environment variable;
-    /// when unset, a generated data/secret.key is used.
-    #[arg(long, env = "RELAYBOX_ENCRYPTION_KEY", hide_env_values = true)]
+    /// relaybox's master secret that encrypts upstream keys at rest. Prefer the environment
+    /// variable; when unset, a generated data/secret.key is used.
+    #[arg(
+        long,
+        env = "RELAYBOX_ENCRYPTION_KEY",
+        hide_env_values = true,
+        alias = "relaybox-encryption-key"
+    )]
     pub encryption_key: Option<String>,
 
     /// Start even when the data dir is on a network or FUSE file system (e.g. Unraid /mnt/user).
@@ -94,7 +100,8 @@ pub struct ServeArgs {
     #[arg(long, env = "RELAYBOX_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
 
-    /// Admin key for the admin API. When unset, one is generated on first start and printed once.
+    /// Admin key for the admin API. When unset, one is generated on the first start that
+    /// listens and printed once (`relaybox keys create --name NAME --admin` makes another).
     #[arg(long, env = "RELAYBOX_ADMIN_KEY", hide_env_values = true)]
     pub admin_key: Option<String>,
 
@@ -245,6 +252,91 @@ pub enum ChannelsCommand {
     List(ChannelListArgs),
     /// Show one channel (by id or name); upstream keys are masked.
     Show(ChannelRefArgs),
+    /// Create a channel (checked like the admin API's POST /channels).
+    Create(ChannelCreateArgs),
+    /// Change a channel (only the flags given change).
+    Update(ChannelUpdateArgs),
+    /// Delete a channel for good.
+    Delete(ChannelRefArgs),
+    /// Route to a channel again.
+    Enable(ChannelRefArgs),
+    /// Stop routing to a channel (it is kept, on standby) until it is enabled again.
+    Disable(ChannelRefArgs),
+    /// Send one tiny request to the channel's upstream and print the status and latency.
+    Test(ChannelTestArgs),
+}
+
+/// A channel's fields as flags; any other field with `--set FIELD=VALUE`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ChannelFieldArgs {
+    /// A name to recognise the channel by.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// How to talk to the upstream: claude (messages pool), openai (chat), responses or
+    /// openai-oauth (responses), gemini (gemini).
+    #[arg(long, value_name = "TYPE")]
+    pub service_type: Option<String>,
+    /// The upstream's base URL, e.g. https://api.anthropic.com.
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// An upstream API key; repeat for several (replaces the channel's keys). `-` reads them
+    /// from stdin, one per line, which keeps them out of the shell history.
+    #[arg(long = "api-key", value_name = "KEY")]
+    pub api_keys: Vec<String>,
+    /// Lower numbers are tried first.
+    #[arg(long, allow_hyphen_values = true)]
+    pub priority: Option<i64>,
+    /// Send model FROM upstream as TO; repeat for several (replaces the channel's mapping).
+    #[arg(long = "map-model", value_name = "FROM=TO")]
+    pub model_mapping: Vec<String>,
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Any other channel field (as in the admin API), e.g. `rateLimitRpm=60` or
+    /// `insecureSkipVerify=true`; the value is read as JSON, else as text. Repeatable.
+    #[arg(long = "set", value_name = "FIELD=VALUE")]
+    pub set: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ChannelCreateArgs {
+    #[command(flatten)]
+    pub data: DataDirArgs,
+    /// The pool the channel serves: messages, responses, gemini or chat.
+    #[arg(long)]
+    pub pool: String,
+    #[command(flatten)]
+    pub fields: ChannelFieldArgs,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ChannelUpdateArgs {
+    #[command(flatten)]
+    pub data: DataDirArgs,
+    /// The channel's id (or its name, when unique).
+    pub channel: String,
+    #[command(flatten)]
+    pub fields: ChannelFieldArgs,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ChannelTestArgs {
+    #[command(flatten)]
+    pub data: DataDirArgs,
+    /// The channel's id (or its name, when unique).
+    pub channel: String,
+    /// The model to ask for (the channel's modelMapping applies); default: a small model of
+    /// the channel's provider.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Seconds to wait for the whole answer.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub timeout_secs: u64,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -289,36 +381,27 @@ pub struct CcBridgeArgs {
     pub dry_run: bool,
 }
 
-/// `relaybox import claude-relay-service`. Its `--encryption-key` is claude-relay-service's
-/// `ENCRYPTION_KEY`; relaybox's own master secret comes from `RELAYBOX_ENCRYPTION_KEY` or
-/// `data/secret.key` (`--relaybox-encryption-key`).
+/// `relaybox import claude-relay-service`. `--crs-encryption-key` is claude-relay-service's
+/// `ENCRYPTION_KEY`; `--encryption-key` is relaybox's own master secret, as in every command.
 #[derive(Debug, Args)]
 pub struct CrsArgs {
     /// The data folder to import into (the server must be stopped).
-    #[arg(long, env = "RELAYBOX_DATA_DIR", default_value = "./data")]
-    pub data_dir: PathBuf,
-
-    /// relaybox's master secret (defaults to data/secret.key).
-    #[arg(long, env = "RELAYBOX_ENCRYPTION_KEY", hide_env_values = true)]
-    pub relaybox_encryption_key: Option<String>,
-
-    /// Allow a data folder on a network or FUSE file system.
-    #[arg(long, env = "RELAYBOX_ALLOW_NETWORK_FS", default_value_t = false)]
-    pub allow_network_fs: bool,
+    #[command(flatten)]
+    pub data: DataDirArgs,
 
     /// Read this Redis, e.g. redis://:PASSWORD@127.0.0.1:6379/0. Only read commands are sent
     /// (SCAN, TYPE, HGETALL, GET, SMEMBERS).
     #[arg(long, conflicts_with = "dump", required_unless_present = "dump")]
     pub redis_url: Option<String>,
 
-    /// Read a JSON dump written by tools/redis_dump_json.py instead of a live Redis.
+    /// Read a JSON dump of claude-relay-service's Redis instead of a live Redis.
     #[arg(long)]
     pub dump: Option<PathBuf>,
 
     /// claude-relay-service's ENCRYPTION_KEY (its .env): decrypts the account secrets, and is
     /// the salt of its API-key hashes.
     #[arg(long, env = "CRS_ENCRYPTION_KEY", hide_env_values = true)]
-    pub encryption_key: String,
+    pub crs_encryption_key: String,
 
     /// claude-relay-service's TIMEZONE_OFFSET in hours: the time zone of its daily statistics.
     #[arg(long, default_value_t = 8.0, allow_hyphen_values = true)]

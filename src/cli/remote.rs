@@ -23,9 +23,10 @@ pub enum Target {
 /// Open the data dir, or — when a running server holds it — connect to that server.
 pub async fn connect(options: DataDirOptions) -> anyhow::Result<Target> {
     let path = options.path.clone();
-    let opened =
-        crate::store::blocking(move || DataDir::open(&options, "cli").and_then(Instance::load))
-            .await;
+    let opened = crate::store::blocking(move || {
+        DataDir::open_existing(&options, "cli").and_then(Instance::load)
+    })
+    .await;
     match opened {
         Ok(core) => Ok(Target::Local(Box::new(core))),
         Err(StartupError::Locked(message))

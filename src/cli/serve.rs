@@ -1,13 +1,15 @@
-//! `relaybox serve`: open the data dir → make sure an admin key exists → start the server →
-//! serve until SIGTERM/ctrl-c → drain and close.
+//! `relaybox serve`: check `--listen` → open (or create) the data dir → listen → make sure an
+//! admin key exists (a new one is printed only now, once the port is ours) → serve until
+//! SIGTERM/ctrl-c → drain and close.
 
 use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use tokio::net::TcpListener;
+use zeroize::Zeroizing;
 
 use super::ServeArgs;
 use crate::app::server::{App, ServerOptions};
@@ -23,13 +25,13 @@ const ENV_ADMIN_KEY_ID: &str = "admin-env";
 const MIN_ADMIN_KEY_LEN: usize = 20;
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let addresses = listen_addresses(&args.listen).await?;
     let options = args.data.options();
     let instance = crate::store::blocking(move || -> anyhow::Result<Instance> {
         let data = DataDir::open(&options, "serve")?;
         Ok(Instance::load(data)?)
     })
     .await?;
-    ensure_admin_key(&instance.config, args.admin_key.as_deref())?;
     let app = App::new(
         instance,
         &ServerOptions {
@@ -38,14 +40,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             ..ServerOptions::default()
         },
     )?;
-    let listener = TcpListener::bind(&args.listen).await.with_context(|| {
-        format!(
-            "cannot listen on {} (is another program using it? change --listen)",
-            args.listen
-        )
-    })?;
+    let listener = TcpListener::bind(addresses.as_slice())
+        .await
+        .map_err(|err| bind_error(&args.listen, &err))?;
     let addr = listener.local_addr()?;
+    // Only now, with the port ours: a start that cannot listen must not use up the one showing
+    // of a new admin key.
+    let new_admin_key = ensure_admin_key(&app.config, args.admin_key.as_deref())?;
     tracing::info!(data_dir = %app.data.path.display(), "relaybox listening on http://{addr}");
+    if let Some((name, plaintext)) = new_admin_key {
+        print_admin_banner(&name, &plaintext);
+    }
     watch_sighup(&app);
     let limits = ConnectionLimits {
         header_read_timeout: Duration::from_secs(args.header_read_timeout_secs),
@@ -58,9 +63,76 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// First start: create an admin key and print it once. With RELAYBOX_ADMIN_KEY: make sure that
-/// key is an admin key (changing the variable replaces the previous one).
-fn ensure_admin_key(config: &Configuration, from_env: Option<&str>) -> anyhow::Result<()> {
+/// `--listen` as socket addresses, or a sentence saying what is wrong with it. Checked before
+/// the data dir is opened, so a typo creates nothing.
+async fn listen_addresses(text: &str) -> anyhow::Result<Vec<SocketAddr>> {
+    let text = text.trim();
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(vec![addr]);
+    }
+    let example = "e.g. 127.0.0.1:8080 (this machine only) or 0.0.0.0:8080 (every interface)";
+    if let Ok(port) = text.parse::<u16>() {
+        anyhow::bail!(
+            "--listen '{text}' has no host: use 127.0.0.1:{port} (this machine only) or 0.0.0.0:{port} (every interface)"
+        );
+    }
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        anyhow::bail!(
+            "--listen '{text}' has no port: use {}",
+            SocketAddr::new(ip, 8080)
+        );
+    }
+    let Some((host, port)) = text.rsplit_once(':') else {
+        anyhow::bail!("--listen '{text}' has no port: use HOST:PORT, {example}");
+    };
+    if port.parse::<u16>().is_err() {
+        anyhow::bail!("--listen '{text}': '{port}' is not a port number (0 to 65535); {example}");
+    }
+    if host.is_empty() {
+        anyhow::bail!("--listen '{text}' has no host: use HOST:PORT, {example}");
+    }
+    let resolved: Vec<SocketAddr> = tokio::net::lookup_host(text)
+        .await
+        .map_err(|err| {
+            anyhow::anyhow!(
+                "--listen '{text}': the host '{host}' cannot be resolved ({err}); {example}"
+            )
+        })?
+        .collect();
+    anyhow::ensure!(
+        !resolved.is_empty(),
+        "--listen '{text}': the host '{host}' has no address; {example}"
+    );
+    Ok(resolved)
+}
+
+/// Why the port could not be taken, in words that say what to do.
+fn bind_error(listen: &str, err: &std::io::Error) -> anyhow::Error {
+    use std::io::ErrorKind;
+    let why = match err.kind() {
+        ErrorKind::AddrInUse => "the address is in use: another program (or another relaybox) listens there. Stop it, or choose another port with --listen".to_string(),
+        ErrorKind::AddrNotAvailable => "that IP address is not one of this machine's: use 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)".to_string(),
+        ErrorKind::PermissionDenied => "permission denied: ports below 1024 need root (or CAP_NET_BIND_SERVICE); choose a port from 1024 up".to_string(),
+        _ => err.to_string(),
+    };
+    anyhow::anyhow!("cannot listen on {listen}: {why}")
+}
+
+/// The first-start banner: the new admin key, where it is shown and how to replace it.
+fn print_admin_banner(name: &str, plaintext: &str) {
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "\n  Admin key (shown only this once, here in the log of relaybox's first start; store it now):\n\n      {plaintext}\n\n  Use it as `Authorization: Bearer <key>` for /admin/api.\n  Lost it? `relaybox keys create --name NAME --admin` prints a new admin key (also while\n  the server runs; same --data-dir), then `relaybox keys disable {name}` retires this one.\n  Or set RELAYBOX_ADMIN_KEY to choose your own.\n"
+    );
+}
+
+/// First start: create an admin key and return it, to be printed once. With
+/// RELAYBOX_ADMIN_KEY: make sure that key is an admin key (changing the variable replaces the
+/// previous one).
+fn ensure_admin_key(
+    config: &Configuration,
+    from_env: Option<&str>,
+) -> anyhow::Result<Option<(String, Zeroizing<String>)>> {
     if let Some(plaintext) = from_env.map(str::trim).filter(|k| !k.is_empty()) {
         anyhow::ensure!(
             plaintext.len() >= MIN_ADMIN_KEY_LEN,
@@ -97,7 +169,7 @@ fn ensure_admin_key(config: &Configuration, from_env: Option<&str>) -> anyhow::R
                 vec![ConfigOp::PutKey(key.clone(), Expect::Any)]
             })
         })?;
-        return Ok(());
+        return Ok(None);
     }
     let has_admin = config
         .snapshot()
@@ -106,23 +178,30 @@ fn ensure_admin_key(config: &Configuration, from_env: Option<&str>) -> anyhow::R
         .values()
         .any(|k| k.grants_admin(now()));
     if has_admin {
-        return Ok(());
+        return Ok(None);
     }
-    let (_, plaintext) = services::create_key(
+    // Key names are unique: a key already named "admin" (say, a disabled one) is left alone.
+    let taken = |name: &str| {
+        config
+            .snapshot()
+            .state
+            .keys
+            .values()
+            .any(|k| k.name == name)
+    };
+    let name = std::iter::once("admin".to_string())
+        .chain((2..).map(|n| format!("admin-{n}")))
+        .find(|name| !taken(name))
+        .unwrap_or_else(|| "admin".into());
+    let (key, plaintext) = services::create_key(
         config,
         NewKey {
-            name: "admin".into(),
+            name,
             is_admin: true,
             ..NewKey::default()
         },
     )?;
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(
-        err,
-        "\n  Admin key (shown once, store it now):\n\n      {}\n\n  Use it as `Authorization: Bearer <key>` for /admin/api, or set RELAYBOX_ADMIN_KEY to choose your own.\n",
-        plaintext.as_str()
-    );
-    Ok(())
+    Ok(Some((key.name, plaintext)))
 }
 
 fn watch_sighup(server: &Arc<App>) {

@@ -150,9 +150,37 @@ pub fn create_key(config: &Configuration, new: NewKey) -> Result<(ClientKey, Zer
         version: 0,
         extra: Map::new(),
     };
-    let written = config
-        .write(|_| Ok::<_, ServiceError>(vec![ConfigOp::PutKey(key.clone(), Expect::Absent)]))?;
+    let written = config.write(|committed| {
+        name_is_free(committed, &key.name, None)?;
+        Ok::<_, ServiceError>(vec![ConfigOp::PutKey(key.clone(), Expect::Absent)])
+    })?;
     Ok((key_in(&written.state, &key.id)?, plaintext))
+}
+
+/// Key names are unique (checked against the committed state, inside the write), so a name
+/// always finds one key. Keys imported with the same name keep it; commands then refuse that
+/// name and list the candidates' ids.
+fn name_is_free(state: &ConfigState, name: &str, except_id: Option<&str>) -> Result<()> {
+    match state
+        .keys
+        .values()
+        .find(|k| k.name == name && Some(k.id.as_str()) != except_id)
+    {
+        Some(other) => Err(ServiceError::Conflict(format!(
+            "a key named '{name}' exists already (id {}); choose another name",
+            other.id
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The refusal of a name several records carry, listing them.
+fn ambiguous<'a>(kind: &str, name: &str, ids: impl Iterator<Item = &'a str>) -> ServiceError {
+    let ids: Vec<&str> = ids.collect();
+    invalid(format!(
+        "several {kind}s are named '{name}' ({}); use the id",
+        ids.join(", ")
+    ))
 }
 
 pub fn list_keys(config: &Configuration) -> Vec<ClientKey> {
@@ -192,9 +220,11 @@ pub fn resolve_key(config: &Configuration, id_or_name: &str) -> Result<ClientKey
             kind: "key",
             id: id_or_name.to_string(),
         }),
-        _ => Err(invalid(format!(
-            "several keys are named '{id_or_name}'; use the id"
-        ))),
+        several => Err(ambiguous(
+            "key",
+            id_or_name,
+            several.iter().map(|k| k.id.as_str()),
+        )),
     }
 }
 
@@ -226,6 +256,9 @@ pub fn update_key(
         let mut key: ClientKey = merged;
         if key.name.trim().is_empty() {
             return Err(invalid("a key needs a name"));
+        }
+        if key.name != current.name {
+            name_is_free(committed, &key.name, Some(id))?;
         }
         key.limits.validate()?;
         if let Some(expiry) = &key.expiry {
@@ -352,9 +385,11 @@ pub fn resolve_channel(config: &Configuration, id_or_name: &str) -> Result<Chann
             kind: "channel",
             id: id_or_name.to_string(),
         }),
-        _ => Err(invalid(format!(
-            "several channels are named '{id_or_name}'; use the id"
-        ))),
+        several => Err(ambiguous(
+            "channel",
+            id_or_name,
+            several.iter().map(|c| c.id.as_str()),
+        )),
     }
 }
 

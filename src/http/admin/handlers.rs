@@ -141,6 +141,36 @@ pub async fn create_channel(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+/// `POST /channels/{id}/test` (`relaybox channels test` while a server runs): one tiny request
+/// to the channel's upstream with the server's own client; body `{"model"?, "timeoutSecs"?}`.
+pub async fn test_channel(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    AdminJson(payload): AdminJson,
+) -> Reply<Json<crate::app::probe::ProbeReport>> {
+    let model = payload
+        .get("model")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let timeout = payload
+        .get("timeoutSecs")
+        .and_then(Value::as_u64)
+        .unwrap_or(30)
+        .clamp(1, 600);
+    let channel = services::get_channel(&app.config, &id)?;
+    let live = crate::config::LiveChannel::open(&channel, app.config.cipher())
+        .map_err(ServiceError::from)?;
+    let report = crate::app::probe::probe_channel(
+        &app.relay.upstream,
+        &live,
+        model.as_deref(),
+        std::time::Duration::from_secs(timeout),
+    )
+    .await
+    .map_err(ServiceError::Invalid)?;
+    Ok(Json(report))
+}
+
 pub async fn get_channel(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,

@@ -38,6 +38,7 @@ pub fn routes(app: Arc<App>) -> Router<Arc<App>> {
         )
         .route("/keys/{id}/usage", get(h::key_usage))
         .route("/channels/{id}/usage", get(h::channel_usage))
+        .route("/channels/{id}/test", axum::routing::post(h::test_channel))
         .route(
             "/channels/{id}/usage/reset",
             axum::routing::post(h::reset_channel_quota),
