@@ -14,6 +14,11 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
 use crate::store::StoreError;
 
+/// A `--postgres-url` that cannot be used; says what is wrong, never the password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--postgres-url: {0}")]
+pub struct InvalidUrl(String);
+
 /// How the connection is secured.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Tls {
@@ -46,8 +51,8 @@ impl std::fmt::Debug for Target {
 
 impl Target {
     /// Parse a libpq URL; the error names what is wrong (never the password).
-    pub fn parse(url: &str) -> Result<Self, StoreError> {
-        let invalid = |why: String| StoreError::Backend(format!("--postgres-url: {why}"));
+    pub fn parse(url: &str) -> Result<Self, InvalidUrl> {
+        let invalid = InvalidUrl;
         let (rest, params) = split_params(url.trim());
         let mut tls = Tls::Off;
         let mut root_cert = None;
