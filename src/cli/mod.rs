@@ -131,6 +131,36 @@ pub struct ServeArgs {
     /// their protocol, their rows are written and relaybox exits 0 (keep below Docker's 30 s).
     #[arg(long, env = "RELAYBOX_SHUTDOWN_TIMEOUT_SECS", default_value_t = 25, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_timeout_secs: u64,
+
+    /// Cluster mode: the PostgreSQL several instances share, as a libpq URL
+    /// (`postgres://user:password@host:5432/db?sslmode=verify-full`). `sslmode=require` or
+    /// `verify-full` use TLS; anything else connects in plain text. Checked here; hidden until
+    /// `serve` uses it (the environment variable is still reported as ignored).
+    #[arg(long, env = "RELAYBOX_POSTGRES_URL", hide = true, hide_env_values = true, value_parser = PostgresUrl)]
+    pub postgres_url: Option<crate::store::postgres::Target>,
+}
+
+/// Parses `--postgres-url` without echoing it in the error (it may hold a password).
+#[derive(Debug, Clone, Copy)]
+pub struct PostgresUrl;
+
+impl clap::builder::TypedValueParser for PostgresUrl {
+    type Value = crate::store::postgres::Target;
+
+    fn parse_ref(
+        &self,
+        _cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Self::Value, clap::Error> {
+        let invalid = |message: String| {
+            clap::Error::raw(clap::error::ErrorKind::ValueValidation, message + "\n")
+        };
+        let text = value
+            .to_str()
+            .ok_or_else(|| invalid("--postgres-url: not UTF-8".into()))?;
+        crate::store::postgres::Target::parse(text).map_err(|err| invalid(err.to_string()))
+    }
 }
 
 #[derive(Debug, Subcommand)]

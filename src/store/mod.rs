@@ -11,6 +11,7 @@
 //! ([`ConfigStore::commit`]). Only the config writer (`config::writer`) calls it.
 
 pub mod memory;
+pub mod postgres;
 pub mod redb_store;
 pub mod sqlite;
 pub mod table;
@@ -38,6 +39,15 @@ pub enum StoreError {
         found: u64,
         supported: u64,
     },
+    /// Cluster mode: the PostgreSQL schema is newer than this binary knows.
+    #[error(
+        "the PostgreSQL database was set up by a newer relaybox (schema {found}, this binary supports up to {supported}); upgrade this instance to the version the others run"
+    )]
+    ClusterSchemaTooNew { found: u64, supported: u64 },
+    /// Cluster mode: PostgreSQL cannot be reached (or the connection broke); nothing was written
+    /// unless the error says the outcome is unknown.
+    #[error("PostgreSQL is unreachable ({0})")]
+    Unreachable(String),
     #[error(
         "the data dir is in use by another relaybox process ({0}); stop it first, or use its admin API"
     )]

@@ -5,6 +5,7 @@
 pub mod disk_faults;
 pub mod faults;
 pub mod in_process;
+pub mod postgres;
 pub mod raw_http;
 pub mod relay_env;
 pub mod wait;
