@@ -26,6 +26,12 @@ const MIN_ADMIN_KEY_LEN: usize = 20;
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let addresses = listen_addresses(&args.listen).await?;
+    if args.postgres_url.is_some() {
+        tracing::warn!(
+            "RELAYBOX_POSTGRES_URL / --postgres-url is accepted but cluster mode is not part of \
+             this version yet: this instance runs on its own data dir only"
+        );
+    }
     let options = args.data.options();
     let instance = crate::store::blocking(move || -> anyhow::Result<Instance> {
         let data = DataDir::open(&options, "serve")?;

@@ -33,9 +33,9 @@ impl AdminError {
                 ServiceError::Conflict(_) => StatusCode::CONFLICT,
                 ServiceError::Invalid(_) | ServiceError::Field(_) => StatusCode::BAD_REQUEST,
                 ServiceError::Store(StoreError::DiskFull(_)) => StatusCode::INSUFFICIENT_STORAGE,
-                ServiceError::Store(StoreError::Locked(_) | StoreError::Io(_)) => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
+                ServiceError::Store(
+                    StoreError::Locked(_) | StoreError::Io(_) | StoreError::Unreachable(_),
+                ) => StatusCode::SERVICE_UNAVAILABLE,
                 ServiceError::Store(_) | ServiceError::Crypto(_) => {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
