@@ -45,8 +45,15 @@ fn within_two_polls() -> Duration {
     Duration::from_millis(2 * POLL_MS + 400)
 }
 
+/// Polling only: these tests are about what polling finds (events are tested below).
 fn start(data: &Path) -> TestServer {
-    TestServer::start(data, &[("RELAYBOX_POLL_INTERVAL_MS", &POLL_MS.to_string())])
+    TestServer::start(
+        data,
+        &[
+            ("RELAYBOX_POLL_INTERVAL_MS", &POLL_MS.to_string()),
+            ("RELAYBOX_FILE_EVENTS", "false"),
+        ],
+    )
 }
 
 #[test]
@@ -208,5 +215,56 @@ fn pricing_and_aliases_files_reload_too() {
     assert_eq!(
         server.admin("GET", "/pricing", None).1["models"]["claude-sonnet"]["inputPrice"],
         3.0
+    );
+}
+
+/// On a local disk an edit wakes the poller through a file-system event: it applies within
+/// about 200 ms although the next poll is a minute away; a broken file is still refused.
+#[test]
+fn on_a_local_disk_an_edit_applies_at_once_through_file_events() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let file = data.join("config.json");
+    std::fs::write(&file, config(1, false)).unwrap();
+    let server = TestServer::start(&data, &[("RELAYBOX_POLL_INTERVAL_MS", "60000")]);
+    assert_eq!(priority_of_one(&server), Some(1), "imported at start");
+
+    std::fs::write(&file, config(2, true)).unwrap();
+    let edited = Instant::now();
+    assert!(
+        eventually(Duration::from_secs(3), || priority_of_one(&server)
+            == Some(2)),
+        "edit not applied through file events"
+    );
+    let took = edited.elapsed();
+    eprintln!("edit applied through file events after {took:?}");
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+
+    std::fs::write(&file, "{ \"upstream\": [ {").unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        priority_of_one(&server),
+        Some(2),
+        "a broken file changes nothing"
+    );
+
+    // With events off, the same edit waits for the (here: distant) poll.
+    drop(server);
+    std::fs::write(&file, config(3, true)).unwrap();
+    let server = TestServer::start(
+        &data,
+        &[
+            ("RELAYBOX_POLL_INTERVAL_MS", "60000"),
+            ("RELAYBOX_FILE_EVENTS", "false"),
+        ],
+    );
+    assert_eq!(priority_of_one(&server), Some(3), "imported at start");
+    std::fs::write(&file, config(4, true)).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        priority_of_one(&server),
+        Some(3),
+        "without events nothing happens before the next poll"
     );
 }

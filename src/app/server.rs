@@ -31,6 +31,8 @@ pub struct ControlFile {
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
     pub poll_interval: Duration,
+    /// Whether config-file edits also wake the poller through file-system events.
+    pub file_events: bool,
     pub writer: WriterConfig,
     /// How long a client may take to send a request body (408 after).
     pub body_read_timeout: Duration,
@@ -40,6 +42,7 @@ impl Default for ServerOptions {
     fn default() -> Self {
         Self {
             poll_interval: Duration::from_secs(2),
+            file_events: true,
             writer: WriterConfig::default(),
             body_read_timeout: crate::relay::state::DEFAULT_BODY_READ_TIMEOUT,
         }
@@ -84,6 +87,7 @@ impl App {
             data.stores.logs.clone(),
             data.path.clone(),
             options.poll_interval,
+            options.file_events,
         );
         reloader.initial_sync();
         let token = crate::crypto::generate_client_key("ctl_").map_err(StartupError::Crypto)?;

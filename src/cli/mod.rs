@@ -106,8 +106,14 @@ pub struct ServeArgs {
     pub admin_key: Option<String>,
 
     /// How often the cc-bridge JSON files in the data dir are checked for changes, in milliseconds.
+    /// On a local disk a change is also noticed at once through file-system events.
     #[arg(long, env = "RELAYBOX_POLL_INTERVAL_MS", default_value_t = 2000)]
     pub poll_interval_ms: u64,
+
+    /// Notice config-file edits through file-system events (inotify) as well as by polling;
+    /// `false` polls only.
+    #[arg(long, env = "RELAYBOX_FILE_EVENTS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub file_events: bool,
 
     /// Seconds a client has to send a complete request head, counted from when the connection
     /// opens or its previous response ended (so it also closes idle keep-alive connections).

@@ -42,6 +42,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         instance,
         &ServerOptions {
             poll_interval: Duration::from_millis(args.poll_interval_ms.max(100)),
+            file_events: args.file_events,
             body_read_timeout: Duration::from_secs(args.body_read_timeout_secs),
             ..ServerOptions::default()
         },
