@@ -2,6 +2,7 @@
 //! small blocking HTTP/1.1 client (so tests depend on nothing but std).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod bare_env;
 pub mod disk_faults;
 pub mod faults;
 pub mod in_process;
