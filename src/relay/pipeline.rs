@@ -108,22 +108,38 @@ pub async fn relay(
     };
     let plan = routing::plan(&live, &relay.health, &relay.limits, pool, &key, now);
     if plan.candidates.is_empty() {
-        let detail = if plan.skipped.is_empty() {
-            format!(
-                "no channel is configured for the {pool} pool; add one to config.json or through the admin API"
+        let error = if plan.skipped.is_empty() {
+            RelayError::new(
+                ErrorKind::Overloaded,
+                "no_channel_available",
+                format!(
+                    "no channel is configured for the {pool} pool; add one to config.json or through the admin API"
+                ),
             )
         } else {
-            let reasons: Vec<String> = plan
+            // The client learns why, not which channels exist; the log row names them.
+            let why: std::collections::BTreeSet<&str> =
+                plan.skipped.iter().map(|(_, why)| why.as_str()).collect();
+            let named: Vec<String> = plan
                 .skipped
                 .iter()
                 .map(|(name, why)| format!("{name}: {why}"))
                 .collect();
-            format!(
-                "no channel of the {pool} pool can serve this request ({})",
-                reasons.join("; ")
+            let count = plan.skipped.len();
+            let plural = if count == 1 { "channel" } else { "channels" };
+            RelayError::new(
+                ErrorKind::Overloaded,
+                "no_channel_available",
+                format!(
+                    "no channel of the {pool} pool can serve this request ({count} {plural}: {})",
+                    why.into_iter().collect::<Vec<_>>().join("; ")
+                ),
             )
+            .with_log_detail(format!(
+                "no channel of the {pool} pool can serve this request ({})",
+                named.join("; ")
+            ))
         };
-        let error = RelayError::new(ErrorKind::Overloaded, "no_channel_available", detail);
         return fail(recorder, error, client_protocol);
     }
 
