@@ -147,6 +147,12 @@ impl PricingTable {
     pub fn is_empty(&self) -> bool {
         self.by_length.is_empty()
     }
+
+    /// Whether the built-in list stands behind this table.
+    #[must_use]
+    pub fn uses_builtin(&self) -> bool {
+        self.builtin
+    }
 }
 
 /// Whose model a built-in price is for.
@@ -164,8 +170,19 @@ pub struct BuiltinPrices {
     /// The date the list was checked against the vendors' published prices.
     pub as_of: String,
     pub table: PricingTable,
-    /// Model id → vendor, in id order.
+    /// Model id (price key) → vendor, in id order.
     pub vendors: BTreeMap<String, Vendor>,
+    /// The model names `GET /v1/models` offers, with their vendor, in name order.
+    pub listed: Vec<(String, Vendor)>,
+}
+
+impl BuiltinPrices {
+    /// The vendor of the built-in entry `model` falls under (exact or longest prefix).
+    #[must_use]
+    pub fn vendor_of(&self, model: &str) -> Option<Vendor> {
+        let (key, _) = self.table.lookup(model)?;
+        self.vendors.get(key).copied()
+    }
 }
 
 #[derive(Deserialize)]
@@ -183,6 +200,15 @@ struct BuiltinEntry {
     output: f64,
     cache_write: f64,
     cache_read: f64,
+    /// The model name to list for a key that is a family prefix.
+    #[serde(default)]
+    list_as: Option<String>,
+    #[serde(default = "yes")]
+    listed: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 const BUILTIN_JSON: &str = include_str!("prices.json");
@@ -191,6 +217,7 @@ fn parse_builtin(text: &str) -> Result<BuiltinPrices, String> {
     let file: BuiltinFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
     let mut prices = BTreeMap::new();
     let mut vendors = BTreeMap::new();
+    let mut listed = Vec::new();
     for (model, entry) in file.models {
         let price = ModelPrice {
             input_price: entry.input,
@@ -200,13 +227,18 @@ fn parse_builtin(text: &str) -> Result<BuiltinPrices, String> {
             ..ModelPrice::default()
         };
         price.validate().map_err(|e| format!("{model}: {e}"))?;
+        if entry.listed {
+            listed.push((entry.list_as.unwrap_or_else(|| model.clone()), entry.vendor));
+        }
         vendors.insert(model.clone(), entry.vendor);
         prices.insert(model, price);
     }
+    listed.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(BuiltinPrices {
         as_of: file.as_of,
         table: PricingTable::new(&prices),
         vendors,
+        listed,
     })
 }
 

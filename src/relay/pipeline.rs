@@ -19,8 +19,7 @@
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, header};
-use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use axum::response::Response;
 
 use super::Endpoint;
 use super::Relay;
@@ -261,46 +260,6 @@ fn stamp_first_use(relay: &Arc<Relay>, key: &Arc<ClientKey>) {
         }
         Ok(())
     });
-}
-
-/// `GET /v1/models`: the models this key may use, from aliases, pricing and channel mappings.
-pub fn models(relay: &Arc<Relay>, headers: &HeaderMap, query: Option<&str>) -> Response {
-    let live = relay.config.snapshot();
-    let presented = auth::presented_key(headers, query, Endpoint::Models);
-    let key = match auth::authenticate(&live, presented, crate::domain::now()) {
-        Ok(key) => key,
-        Err(error) => return error.into_response_for(Protocol::OpenAiChat),
-    };
-    let mut ids = std::collections::BTreeSet::new();
-    let aliases = &live.aliases;
-    for list in [
-        &aliases.messages_models,
-        &aliases.responses_models,
-        &aliases.gemini_models,
-        &aliases.chat_models,
-    ] {
-        ids.extend(list.iter().map(|a| a.value.clone()));
-    }
-    ids.extend(
-        live.state
-            .pricing
-            .iter()
-            .filter(|(_, p)| p.export_to_models != Some(false))
-            .map(|(m, _)| m.clone()),
-    );
-    for channels in live.pools.values() {
-        for channel in channels {
-            ids.extend(channel.channel.model_mapping.keys().cloned());
-        }
-    }
-    let data: Vec<Value> = ids
-        .into_iter()
-        .filter(|id| {
-            key.allow.models.is_empty() || key.allow.models.iter().any(|g| auth::glob_match(g, id))
-        })
-        .map(|id| json!({ "id": id, "object": "model", "created": 0, "owned_by": "relaybox" }))
-        .collect();
-    axum::Json(json!({ "object": "list", "data": data })).into_response()
 }
 
 #[cfg(test)]
