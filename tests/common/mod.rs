@@ -7,6 +7,7 @@ pub mod disk_faults;
 pub mod faults;
 pub mod in_process;
 pub mod raw_http;
+pub mod redis_fixture;
 pub mod relay_env;
 pub mod wait;
 
