@@ -2,6 +2,7 @@
 //! built-in list included) — filtered by the key's allowed models, in the shape of the
 //! protocol that asks: Anthropic's (with `anthropic-version`), OpenAI's, Gemini's
 //! (`/v1beta/models`).
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
 mod common;
 
@@ -55,7 +56,10 @@ fn anthropic_clients_get_anthropic_model_names_in_anthropics_shape() {
         "claude-haiku-4-5",
         "claude-opus-4-1",
     ] {
-        assert!(names.contains(&expected.to_string()), "{expected} in {names:?}");
+        assert!(
+            names.contains(&expected.to_string()),
+            "{expected} in {names:?}"
+        );
     }
     for absent in [
         "sonnet",   // a mapping source is a pattern, not a model
@@ -63,7 +67,10 @@ fn anthropic_clients_get_anthropic_model_names_in_anthropics_shape() {
         "gpt-4o",   // no OpenAI channel, and not this protocol's
         "gemini-2.5-pro",
     ] {
-        assert!(!names.contains(&absent.to_string()), "{absent} in {names:?}");
+        assert!(
+            !names.contains(&absent.to_string()),
+            "{absent} in {names:?}"
+        );
     }
     assert_eq!(list["first_id"], names[0].as_str());
 }
@@ -75,12 +82,16 @@ fn the_keys_allowed_models_filter_the_list_and_gemini_gets_its_shape() {
         None,
         &json!({"name": "g", "pool": "gemini", "serviceType": "gemini"}),
     );
-    let (key, _) = env.key(&json!({"name": "k", "allow": {"models": ["claude-s*", "gemini-2.5-*"]}}));
+    let (key, _) =
+        env.key(&json!({"name": "k", "allow": {"models": ["claude-s*", "gemini-2.5-*"]}}));
     let (status, list) = env.get("/v1/models", &[("authorization", &format!("Bearer {key}"))]);
     assert_eq!(status, 200, "{list}");
     assert_eq!(list["object"], "list");
     let names = ids(&list, "data", "id");
-    assert!(names.contains(&"claude-sonnet-4-5".to_string()), "{names:?}");
+    assert!(
+        names.contains(&"claude-sonnet-4-5".to_string()),
+        "{names:?}"
+    );
     assert!(names.contains(&"gemini-2.5-pro".to_string()), "{names:?}");
     assert!(
         names
@@ -92,11 +103,20 @@ fn the_keys_allowed_models_filter_the_list_and_gemini_gets_its_shape() {
     let (status, list) = env.get(&format!("/v1beta/models?key={key}"), &[]);
     assert_eq!(status, 200, "{list}");
     let names = ids(&list, "models", "name");
-    assert!(names.contains(&"models/gemini-2.5-flash".to_string()), "{names:?}");
-    assert!(names.iter().all(|n| n.starts_with("models/gemini-2.5-")), "{names:?}");
+    assert!(
+        names.contains(&"models/gemini-2.5-flash".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().all(|n| n.starts_with("models/gemini-2.5-")),
+        "{names:?}"
+    );
 
     // A wrong key is refused in the caller's protocol.
     let (status, body) = env.get("/v1beta/models?key=nope", &[]);
     assert_eq!(status, 401, "{body}");
-    assert!(body["error"]["status"].is_string(), "Gemini's error shape: {body}");
+    assert!(
+        body["error"]["status"].is_string(),
+        "Gemini's error shape: {body}"
+    );
 }

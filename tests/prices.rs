@@ -2,6 +2,7 @@
 //! is configured, configured prices (admin API, `pricing.json`) win over it, and a model with
 //! no price anywhere is flagged in its row, counted in `/metrics`, shown in `/health` and
 //! warned about once.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
 mod common;
 
@@ -80,7 +81,10 @@ fn a_model_without_a_price_anywhere_is_flagged_counted_shown_and_warned_about_on
         assert_eq!(row["unpriced"], true, "{row}");
         assert_close(price_of(row), 0.0, "unpriced cost");
     }
-    let haiku = rows.iter().find(|r| r["model"] == "claude-haiku-4-5").unwrap();
+    let haiku = rows
+        .iter()
+        .find(|r| r["model"] == "claude-haiku-4-5")
+        .unwrap();
     assert_eq!(haiku["unpriced"], false);
     assert_close(price_of(haiku), cost(1.0, 5.0), "haiku 4.5");
 
@@ -94,7 +98,11 @@ fn a_model_without_a_price_anywhere_is_flagged_counted_shown_and_warned_about_on
     assert!(!metrics.contains("relaybox_unpriced_requests_total{model=\"claude-haiku-4-5\"}"));
 
     let (_, health) = env.get("/health", &[]);
-    assert_eq!(health["unpricedModels"], json!(["acme-private-7b"]), "{health}");
+    assert_eq!(
+        health["unpricedModels"],
+        json!(["acme-private-7b"]),
+        "{health}"
+    );
     assert!(!health["builtinPricesAsOf"].as_str().unwrap().is_empty());
 
     let log = env.server.log();
@@ -109,7 +117,8 @@ fn a_model_without_a_price_anywhere_is_flagged_counted_shown_and_warned_about_on
 /// where the built-in key is the longer prefix.
 #[test]
 fn configured_prices_override_the_builtin_list() {
-    let pricing = r#"{"currency":"USD","models":{"claude-sonnet":{"inputPrice":30,"outputPrice":150}}}"#;
+    let pricing =
+        r#"{"currency":"USD","models":{"claude-sonnet":{"inputPrice":30,"outputPrice":150}}}"#;
     let env: Bare = start(&[("pricing.json", pricing)]);
     env.channel(Some(TOKENS), &json!({}));
     let (key, _) = env.key(&json!({"name": "k"}));
@@ -133,7 +142,10 @@ fn configured_prices_override_the_builtin_list() {
     // The rest of the family still gets the built-in price.
     assert_eq!(env.messages(&key, "claude-opus-4-1").0, 200);
     let rows = env.rows(3);
-    let opus = rows.iter().find(|r| r["model"] == "claude-opus-4-1").unwrap();
+    let opus = rows
+        .iter()
+        .find(|r| r["model"] == "claude-opus-4-1")
+        .unwrap();
     assert_close(price_of(opus), cost(15.0, 75.0), "built-in opus 4.1");
 }
 

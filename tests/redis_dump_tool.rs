@@ -1,6 +1,7 @@
 //! `tools/redis_dump_json.py`, which the README and `import claude-relay-service --help` point
 //! at, is in the repository and works: run against a Redis loaded with the claude-relay-service
 //! fixture it writes what the fixture's own dump holds (the dump the importer's tests read).
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
 mod common;
 
@@ -59,7 +60,10 @@ fn the_dump_tool_writes_what_the_fixture_redis_holds() {
         .values()
         .map(|e| e["type"].as_str().unwrap())
         .collect();
-    assert!(types.len() >= 5, "hash, string, set, zset, list…: {types:?}");
+    assert!(
+        types.len() >= 5,
+        "hash, string, set, zset, list…: {types:?}"
+    );
 }
 
 #[test]

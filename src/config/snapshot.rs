@@ -163,7 +163,8 @@ impl Snapshot {
         cipher: &Cipher,
     ) -> Result<Snapshot, CryptoError> {
         let failover_changed = next.settings.failover != self.state.settings.failover;
-        let currency_changed = next.settings.pricing_currency != self.state.settings.pricing_currency;
+        let currency_changed =
+            next.settings.pricing_currency != self.state.settings.pricing_currency;
         let mut snapshot = Snapshot {
             revision: next.revision,
             keys_by_hash: self.keys_by_hash.clone(),

@@ -534,8 +534,10 @@ mod tests {
             no_connection: true,
             ..Failure::default()
         };
-        let mut retry_forever = FailoverSettings::default();
-        retry_forever.rules = vec![rule("502,others", vec![step("retry", Some(5), Some(99))])];
+        let retry_forever = FailoverSettings {
+            rules: vec![rule("502,others", vec![step("retry", Some(5), Some(99))])],
+            ..FailoverSettings::default()
+        };
         let disabled = FailoverSettings {
             enabled: false,
             ..FailoverSettings::default()

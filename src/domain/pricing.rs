@@ -354,7 +354,10 @@ mod tests {
             "gemini-2.0-flash-001",
         ] {
             let (_, price) = table.lookup(model).unwrap_or_else(|| panic!("{model}"));
-            assert!(price.input_price > 0.0 && price.output_price > 0.0, "{model}");
+            assert!(
+                price.input_price > 0.0 && price.output_price > 0.0,
+                "{model}"
+            );
         }
         // Families resolve to their own entry, not a shorter neighbour's.
         let input = |model: &str| table.lookup(model).map(|(_, p)| p.input_price);

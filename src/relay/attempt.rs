@@ -372,7 +372,9 @@ pub(super) async fn attempt(
         (Some(last), _) => exhausted(recorder, &last, tried, client_protocol),
         (None, Some(reason)) => {
             let message = "every channel that could serve this request is at its rate limit; retry in a minute";
-            let detail = format!("every channel that could serve this request is at its rate limit (last: {reason})");
+            let detail = format!(
+                "every channel that could serve this request is at its rate limit (last: {reason})"
+            );
             let error = RelayError::new(ErrorKind::RateLimited, "channel_rate_limited", message)
                 .with_retry_after(60)
                 .with_log_detail(detail);

@@ -33,7 +33,12 @@ pub fn protocol_of(headers: &HeaderMap) -> Protocol {
     }
 }
 
-pub fn list(relay: &Arc<Relay>, headers: &HeaderMap, query: Option<&str>, protocol: Protocol) -> Response {
+pub fn list(
+    relay: &Arc<Relay>,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    protocol: Protocol,
+) -> Response {
     let live = relay.config.snapshot();
     let presented = auth::presented_key(headers, query, Endpoint::Models);
     let key = match auth::authenticate(&live, presented, crate::domain::now()) {
@@ -57,11 +62,13 @@ pub fn list(relay: &Arc<Relay>, headers: &HeaderMap, query: Option<&str>, protoc
         Protocol::Gemini => {
             let models: Vec<Value> = names
                 .iter()
-                .map(|id| json!({
-                    "name": format!("models/{id}"),
-                    "displayName": id,
-                    "supportedGenerationMethods": ["generateContent", "streamGenerateContent"],
-                }))
+                .map(|id| {
+                    json!({
+                        "name": format!("models/{id}"),
+                        "displayName": id,
+                        "supportedGenerationMethods": ["generateContent", "streamGenerateContent"],
+                    })
+                })
                 .collect();
             json!({ "models": models })
         }
@@ -121,7 +128,10 @@ pub fn model_names(live: &Snapshot, key: &ClientKey, protocol: Protocol) -> Vec<
     // (`claude-3`); `exportToModels` decides where it is set.
     for (model, price) in live.state.pricing.iter() {
         let is_family_prefix = !builtin.vendors.contains_key(model)
-            && builtin.vendors.keys().any(|id| id.starts_with(model.as_str()));
+            && builtin
+                .vendors
+                .keys()
+                .any(|id| id.starts_with(model.as_str()));
         let listed = price.export_to_models.unwrap_or(!is_family_prefix);
         let ours = builtin
             .vendor_of(model)
@@ -149,7 +159,8 @@ pub fn model_names(live: &Snapshot, key: &ClientKey, protocol: Protocol) -> Vec<
         .into_iter()
         .filter(|name| !name.is_empty())
         .filter(|name| {
-            key.allow.models.is_empty() || key.allow.models.iter().any(|g| auth::glob_match(g, name))
+            key.allow.models.is_empty()
+                || key.allow.models.iter().any(|g| auth::glob_match(g, name))
         })
         .map(str::to_string)
         .collect()

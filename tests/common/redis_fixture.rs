@@ -35,7 +35,14 @@ impl FixtureRedis {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir"])
             .arg(dir.path())
-            .args(["--dbfilename", "redis-dump.rdb", "--save", "", "--appendonly", "no"])
+            .args([
+                "--dbfilename",
+                "redis-dump.rdb",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -45,9 +52,11 @@ impl FixtureRedis {
             port,
             _dir: dir,
         };
-        wait_until(Duration::from_secs(20), "redis-server to answer PING", || {
-            redis.ping().as_deref() == Some("+PONG")
-        });
+        wait_until(
+            Duration::from_secs(20),
+            "redis-server to answer PING",
+            || redis.ping().as_deref() == Some("+PONG"),
+        );
         redis
     }
 
