@@ -85,6 +85,7 @@ fn realistic_row(n: u64, client_id: &str, channel_id: &str) -> RequestLog {
         error: String::new(),
         upstream_error: String::new(),
         failover_info: String::new(),
+        unpriced: false,
     }
 }
 

@@ -45,7 +45,18 @@ pub struct Metrics {
     /// Admin API requests with a missing or wrong key, and those refused while throttled.
     admin_auth_failures: AtomicU64,
     admin_auth_throttled: AtomicU64,
+    /// Requests whose model has no price anywhere, by model (at most
+    /// [`UNPRICED_MODELS_NAMED`] names; later ones count under [`UNPRICED_OTHER`]).
+    unpriced: Mutex<BTreeMap<String, u64>>,
 }
+
+/// How many unpriced model names get a label (and a line in `/health`) of their own: model
+/// names come from clients and upstreams, so the label set must not grow without bound.
+pub const UNPRICED_MODELS_NAMED: usize = 32;
+/// The label of unpriced requests beyond the named models.
+pub const UNPRICED_OTHER: &str = "_other";
+/// Longer model names are cut to this many characters in labels.
+const MODEL_LABEL_MAX: usize = 128;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -124,6 +135,36 @@ impl Metrics {
         *lock(&self.limit_refusals)
             .entry(limit.to_string())
             .or_default() += 1;
+    }
+
+    /// Count a request of `model`, which has no price. Returns whether this is the first one
+    /// (of this model, or the first beyond the named ones), so the caller warns once.
+    pub fn unpriced(&self, model: &str) -> bool {
+        let model = match model.char_indices().nth(MODEL_LABEL_MAX) {
+            Some((end, _)) => &model[..end],
+            None => model,
+        };
+        let mut unpriced = lock(&self.unpriced);
+        if let Some(count) = unpriced.get_mut(model) {
+            *count += 1;
+            return false;
+        }
+        let named = unpriced.keys().filter(|m| *m != UNPRICED_OTHER).count();
+        let label = if named < UNPRICED_MODELS_NAMED {
+            model
+        } else {
+            UNPRICED_OTHER
+        };
+        let count = unpriced.entry(label.to_string()).or_default();
+        *count += 1;
+        *count == 1
+    }
+
+    /// The models counted by [`Metrics::unpriced`] (at most [`UNPRICED_MODELS_NAMED`], plus
+    /// [`UNPRICED_OTHER`] when there were more), by name.
+    #[must_use]
+    pub fn unpriced_models(&self) -> Vec<String> {
+        lock(&self.unpriced).keys().cloned().collect()
     }
 
     pub fn admin_auth_failure(&self) {
@@ -229,6 +270,14 @@ impl Metrics {
                 escape(limit)
             );
         }
+        out.push_str("# HELP relaybox_unpriced_requests_total Requests that used tokens of a model with no price (configured or built-in); their cost is logged as 0. Model names beyond the first 32 count as _other.\n# TYPE relaybox_unpriced_requests_total counter\n");
+        for (model, count) in lock(&self.unpriced).iter() {
+            let _ = writeln!(
+                out,
+                "relaybox_unpriced_requests_total{{model=\"{}\"}} {count}",
+                escape(model)
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP relaybox_admin_auth_failures_total Admin API requests with a missing or wrong key.\n# TYPE relaybox_admin_auth_failures_total counter\nrelaybox_admin_auth_failures_total {}",
@@ -278,4 +327,33 @@ fn escape(value: &str) -> String {
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unpriced_models_are_counted_with_a_bounded_label_set() {
+        let metrics = Metrics::default();
+        assert!(metrics.unpriced("m-a"));
+        assert!(!metrics.unpriced("m-a"), "the second request warns no more");
+        for i in 1..UNPRICED_MODELS_NAMED {
+            assert!(metrics.unpriced(&format!("m-{i}")));
+        }
+        // Beyond the named ones: one label for all, reported (warned) once.
+        assert!(metrics.unpriced("one-too-many"));
+        assert!(!metrics.unpriced("and-another"));
+        let models = metrics.unpriced_models();
+        assert_eq!(models.len(), UNPRICED_MODELS_NAMED + 1);
+        assert!(models.iter().any(|m| m == UNPRICED_OTHER));
+        assert!(!models.iter().any(|m| m == "one-too-many"));
+        let text = metrics.render(WriterStats::default());
+        assert!(text.contains("relaybox_unpriced_requests_total{model=\"m-a\"} 2\n"));
+        assert!(text.contains("relaybox_unpriced_requests_total{model=\"_other\"} 2\n"));
+        // A very long name is cut, so one client cannot make a huge label.
+        let metrics = Metrics::default();
+        metrics.unpriced(&"x".repeat(10_000));
+        assert_eq!(metrics.unpriced_models()[0].len(), MODEL_LABEL_MAX);
+    }
 }

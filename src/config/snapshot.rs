@@ -122,6 +122,12 @@ fn report_bad_channel(channel: &Channel) {
     }
 }
 
+/// The configured prices, with the built-in (USD) list behind them while prices are in USD.
+fn pricing_table(state: &ConfigState) -> PricingTable {
+    let usd = state.settings.pricing_currency.eq_ignore_ascii_case("USD");
+    PricingTable::new(state.pricing.iter()).with_builtin(usd)
+}
+
 impl Snapshot {
     /// The whole snapshot from a state (at start and on a full resync); fails when a secret
     /// cannot be opened.
@@ -138,7 +144,7 @@ impl Snapshot {
             );
         }
         snapshot.rebuild_pools();
-        snapshot.pricing = Arc::new(PricingTable::new(state.pricing.iter()));
+        snapshot.pricing = Arc::new(pricing_table(&state));
         snapshot.aliases = state.aliases.clone();
         snapshot.settings = usable_settings(&state.settings);
         snapshot.load_balance = load_balance_per_pool(&state.settings);
@@ -157,6 +163,8 @@ impl Snapshot {
         cipher: &Cipher,
     ) -> Result<Snapshot, CryptoError> {
         let failover_changed = next.settings.failover != self.state.settings.failover;
+        let currency_changed =
+            next.settings.pricing_currency != self.state.settings.pricing_currency;
         let mut snapshot = Snapshot {
             revision: next.revision,
             keys_by_hash: self.keys_by_hash.clone(),
@@ -180,7 +188,7 @@ impl Snapshot {
         };
         // A channel's config and credentials may both be written by one change: open it once.
         let mut changed_channels = std::collections::BTreeSet::new();
-        let mut pricing_changed = false;
+        let mut pricing_changed = currency_changed;
         for write in writes {
             match write {
                 RecordWrite::Key(id, after) => {
@@ -213,7 +221,7 @@ impl Snapshot {
             snapshot.rebuild_pools();
         }
         if pricing_changed {
-            snapshot.pricing = Arc::new(PricingTable::new(snapshot.state.pricing.iter()));
+            snapshot.pricing = Arc::new(pricing_table(&snapshot.state));
         }
         Ok(snapshot)
     }

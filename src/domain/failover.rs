@@ -15,11 +15,14 @@ use crate::domain::settings::{ActionStep, FailoverRule, FailoverSettings};
 const MAX_TOTAL_WAIT: Duration = Duration::from_secs(60);
 
 /// One failed upstream attempt. `status` 502/504 stand for connection errors and timeouts.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Failure {
     pub status: u16,
     pub body: String,
     pub retry_after: Option<Duration>,
+    /// No connection was made (refused, DNS, TLS handshake, a bad URL): nothing answered, so
+    /// waiting and retrying the same channel would only delay the next one.
+    pub no_connection: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,6 +189,11 @@ impl FailoverPolicy {
         state: &mut ChainState,
         suspend_default: Duration,
     ) -> Decision {
+        // Retries with waits are for upstream answers (a 429, a 503); a channel that cannot
+        // be reached is left at once, whatever the rules say.
+        if failure.no_connection {
+            return Decision::Failover;
+        }
         if !self.enabled {
             return match failure.status {
                 401 | 403 | 429 | 500..=599 => Decision::Failover,
@@ -306,7 +314,7 @@ mod tests {
         Failure {
             status,
             body: body.into(),
-            retry_after: None,
+            ..Failure::default()
         }
     }
 
@@ -362,8 +370,8 @@ mod tests {
         };
         let hinted = Failure {
             status: 429,
-            body: String::new(),
             retry_after: Some(Duration::from_secs(20)),
+            ..Failure::default()
         };
         let mut state = ChainState::default();
         let mut retries = 0;
@@ -422,6 +430,7 @@ mod tests {
             status,
             body: body.into(),
             retry_after: Some(Duration::from_secs(seconds)),
+            ..Failure::default()
         }
     }
 
@@ -514,6 +523,32 @@ mod tests {
         assert_eq!(
             run_chain(&settings, &failure(429, "model_cooldown")),
             (retries(60, 1), Decision::Failover)
+        );
+    }
+
+    #[test]
+    fn an_unreachable_channel_is_left_at_once_whatever_the_rules_say() {
+        let refused = Failure {
+            status: 502,
+            body: "no response from the upstream: connection failed".into(),
+            no_connection: true,
+            ..Failure::default()
+        };
+        let retry_forever = FailoverSettings {
+            rules: vec![rule("502,others", vec![step("retry", Some(5), Some(99))])],
+            ..FailoverSettings::default()
+        };
+        let disabled = FailoverSettings {
+            enabled: false,
+            ..FailoverSettings::default()
+        };
+        for settings in [FailoverSettings::default(), retry_forever, disabled] {
+            assert_eq!(run_chain(&settings, &refused), (vec![], Decision::Failover));
+        }
+        // A 502 the upstream answered still follows the rules.
+        assert_eq!(
+            run_chain(&FailoverSettings::default(), &failure(502, "bad gateway")),
+            (retries(2, 5), Decision::Failover)
         );
     }
 

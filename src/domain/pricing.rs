@@ -57,6 +57,18 @@ pub struct PricingTable {
     /// Sorted by descending key length, then by key, so the first match is the longest.
     by_length: Vec<(String, ModelPrice)>,
     exact: BTreeMap<String, usize>,
+    /// Whether [`PricingTable::price`] falls back to the built-in list.
+    builtin: bool,
+}
+
+/// The price a request is charged at.
+#[derive(Debug, Clone, Copy)]
+pub struct PriceMatch<'a> {
+    /// The model name that was priced (the served model, or the requested one).
+    pub model: &'a str,
+    pub price: &'a ModelPrice,
+    /// From the built-in list, not from a configured price.
+    pub builtin: bool,
 }
 
 impl PricingTable {
@@ -72,7 +84,43 @@ impl PricingTable {
             .enumerate()
             .map(|(i, (model, _))| (model.clone(), i))
             .collect();
-        Self { by_length, exact }
+        Self {
+            by_length,
+            exact,
+            builtin: false,
+        }
+    }
+
+    /// This table with the built-in list behind it (configured prices still win).
+    #[must_use]
+    pub fn with_builtin(mut self, enabled: bool) -> Self {
+        self.builtin = enabled;
+        self
+    }
+
+    /// The price for the first of `models` (in order of preference) that has one: a
+    /// configured price for any of them beats a built-in one for any of them, so a price set
+    /// for the requested name is not overridden by a built-in price for the served one.
+    #[must_use]
+    pub fn price<'a>(&'a self, models: &[&'a str]) -> Option<PriceMatch<'a>> {
+        let find_in = |table: &'a PricingTable, builtin: bool| {
+            models
+                .iter()
+                .copied()
+                .filter(|model| !model.is_empty())
+                .find_map(|model| {
+                    table.lookup(model).map(|(_, price)| PriceMatch {
+                        model,
+                        price,
+                        builtin,
+                    })
+                })
+        };
+        find_in(self, false).or_else(|| {
+            self.builtin
+                .then(|| find_in(&builtin().table, true))
+                .flatten()
+        })
     }
 
     /// The price entry for `model`, and the key that matched.
@@ -99,6 +147,111 @@ impl PricingTable {
     pub fn is_empty(&self) -> bool {
         self.by_length.is_empty()
     }
+
+    /// Whether the built-in list stands behind this table.
+    #[must_use]
+    pub fn uses_builtin(&self) -> bool {
+        self.builtin
+    }
+}
+
+/// Whose model a built-in price is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Vendor {
+    Anthropic,
+    Openai,
+    Gemini,
+}
+
+/// The built-in price list (`prices.json` next to this file, embedded in the binary).
+#[derive(Debug, Default)]
+pub struct BuiltinPrices {
+    /// The date the list was checked against the vendors' published prices.
+    pub as_of: String,
+    pub table: PricingTable,
+    /// Model id (price key) → vendor, in id order.
+    pub vendors: BTreeMap<String, Vendor>,
+    /// The model names `GET /v1/models` offers, with their vendor, in name order.
+    pub listed: Vec<(String, Vendor)>,
+}
+
+impl BuiltinPrices {
+    /// The vendor of the built-in entry `model` falls under (exact or longest prefix).
+    #[must_use]
+    pub fn vendor_of(&self, model: &str) -> Option<Vendor> {
+        let (key, _) = self.table.lookup(model)?;
+        self.vendors.get(key).copied()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BuiltinFile {
+    as_of: String,
+    models: BTreeMap<String, BuiltinEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct BuiltinEntry {
+    vendor: Vendor,
+    input: f64,
+    output: f64,
+    cache_write: f64,
+    cache_read: f64,
+    /// The model name to list for a key that is a family prefix.
+    #[serde(default)]
+    list_as: Option<String>,
+    #[serde(default = "yes")]
+    listed: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+const BUILTIN_JSON: &str = include_str!("prices.json");
+
+fn parse_builtin(text: &str) -> Result<BuiltinPrices, String> {
+    let file: BuiltinFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let mut prices = BTreeMap::new();
+    let mut vendors = BTreeMap::new();
+    let mut listed = Vec::new();
+    for (model, entry) in file.models {
+        let price = ModelPrice {
+            input_price: entry.input,
+            output_price: entry.output,
+            cache_creation_price: Some(entry.cache_write),
+            cache_read_price: Some(entry.cache_read),
+            ..ModelPrice::default()
+        };
+        price.validate().map_err(|e| format!("{model}: {e}"))?;
+        if entry.listed {
+            listed.push((entry.list_as.unwrap_or_else(|| model.clone()), entry.vendor));
+        }
+        vendors.insert(model.clone(), entry.vendor);
+        prices.insert(model, price);
+    }
+    listed.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(BuiltinPrices {
+        as_of: file.as_of,
+        table: PricingTable::new(&prices),
+        vendors,
+        listed,
+    })
+}
+
+/// The built-in price list, parsed once.
+pub fn builtin() -> &'static BuiltinPrices {
+    static BUILTIN: std::sync::LazyLock<BuiltinPrices> = std::sync::LazyLock::new(|| {
+        // A unit test parses the embedded file, so this cannot fail in a released binary.
+        parse_builtin(BUILTIN_JSON).unwrap_or_else(|error| {
+            tracing::error!(%error, "the built-in price list does not parse; it is not used");
+            BuiltinPrices::default()
+        })
+    });
+    &BUILTIN
 }
 
 /// One entry of a `model-aliases.json` list.
@@ -169,6 +322,73 @@ mod tests {
             Some(2.0)
         );
         assert!(table.lookup("gpt-5").is_none());
+    }
+
+    #[test]
+    fn the_builtin_list_parses_and_covers_current_models() {
+        let builtin = parse_builtin(BUILTIN_JSON).unwrap();
+        assert!(!builtin.as_of.is_empty());
+        let table = builtin.table.clone().with_builtin(false);
+        for model in [
+            "claude-opus-4-20250514",
+            "claude-opus-4-1-20250805",
+            "claude-opus-4-5-20251101",
+            "claude-sonnet-4-20250514",
+            "claude-sonnet-4-5-20250929",
+            "claude-haiku-4-5-20251001",
+            "claude-3-5-haiku-20241022",
+            "claude-3-7-sonnet-20250219",
+            "gpt-4o-2024-11-20",
+            "gpt-4o-mini-2024-07-18",
+            "gpt-4.1-2025-04-14",
+            "gpt-4.1-mini",
+            "gpt-4.1-nano",
+            "o3-2025-04-16",
+            "o4-mini-2025-04-16",
+            "gpt-5-2025-08-07",
+            "gpt-5-mini",
+            "gpt-5-nano",
+            "gemini-2.5-pro",
+            "gemini-2.5-flash",
+            "gemini-2.5-flash-lite",
+            "gemini-2.0-flash-001",
+        ] {
+            let (_, price) = table.lookup(model).unwrap_or_else(|| panic!("{model}"));
+            assert!(
+                price.input_price > 0.0 && price.output_price > 0.0,
+                "{model}"
+            );
+        }
+        // Families resolve to their own entry, not a shorter neighbour's.
+        let input = |model: &str| table.lookup(model).map(|(_, p)| p.input_price);
+        assert_eq!(input("claude-opus-4-1-20250805"), Some(15.0));
+        assert_eq!(input("claude-opus-4-5-20251101"), Some(5.0));
+        assert_eq!(input("gpt-4o-mini-2024-07-18"), Some(0.15));
+        assert_eq!(input("gemini-2.5-flash-lite"), Some(0.1));
+        assert_eq!(input("o3-mini"), Some(1.1));
+        assert!(table.lookup("llama-3-70b").is_none());
+    }
+
+    #[test]
+    fn a_configured_price_beats_a_builtin_one_for_any_candidate_name() {
+        let mut models = BTreeMap::new();
+        models.insert("my-sonnet".to_string(), price(9.0));
+        let table = PricingTable::new(&models).with_builtin(true);
+        // Requested "my-sonnet", served "claude-sonnet-4-5-…": the configured price wins.
+        let found = table
+            .price(&["claude-sonnet-4-5-20250929", "my-sonnet"])
+            .unwrap();
+        assert!(!found.builtin);
+        assert_eq!(found.model, "my-sonnet");
+        assert!((found.price.input_price - 9.0).abs() < 1e-12);
+        // Nothing configured for either name: the built-in price of the served model.
+        let found = table.price(&["claude-sonnet-4-5-20250929", "x"]).unwrap();
+        assert!(found.builtin);
+        assert!((found.price.input_price - 3.0).abs() < 1e-12);
+        // Without the built-in list: no price.
+        let plain = PricingTable::new(&models);
+        assert!(plain.price(&["claude-sonnet-4-5-20250929"]).is_none());
+        assert!(table.price(&["", "unknown-model"]).is_none());
     }
 
     #[test]

@@ -87,6 +87,10 @@ async fn health(State(app): State<Arc<App>>) -> Json<Value> {
             "pricing": live.state.pricing.len(),
         },
         "reload": reload,
+        // Models whose requests used tokens but have no price (cost logged as 0), at most
+        // 32 names (`_other` counts the rest); see relaybox_unpriced_requests_total.
+        "unpricedModels": app.relay.metrics.unpriced_models(),
+        "builtinPricesAsOf": crate::domain::pricing::builtin().as_of,
     }))
 }
 

@@ -17,7 +17,7 @@ use http_body_util::BodyExt as _;
 use serde_json::Value;
 
 use super::Relay;
-use super::client::{Certificates, UpstreamResponse};
+use super::client::{Certificates, SendError, UpstreamResponse};
 use super::error::RelayError;
 use super::error::fail;
 use super::record::{Outcome, Recorder};
@@ -99,6 +99,7 @@ async fn send_once(
                     status,
                     body,
                     retry_after,
+                    no_connection: false,
                 },
                 content_type,
             });
@@ -107,11 +108,13 @@ async fn send_once(
             status: 502,
             body: format!("no response from the upstream: {}", err.describe()),
             retry_after: None,
+            no_connection: matches!(err, SendError::Connect | SendError::BadUrl),
         },
         Err(_) => Failure {
             status: 504,
             body: format!("no response headers within {} s", header_timeout.as_secs()),
             retry_after: None,
+            no_connection: false,
         },
     };
     Err(FailedAttempt {
@@ -368,11 +371,13 @@ pub(super) async fn attempt(
     match (last, rate_limited) {
         (Some(last), _) => exhausted(recorder, &last, tried, client_protocol),
         (None, Some(reason)) => {
-            let message = format!(
-                "every channel that could serve this request is at its rate limit ({reason}); retry in a minute"
+            let message = "every channel that could serve this request is at its rate limit; retry in a minute";
+            let detail = format!(
+                "every channel that could serve this request is at its rate limit (last: {reason})"
             );
             let error = RelayError::new(ErrorKind::RateLimited, "channel_rate_limited", message)
-                .with_retry_after(60);
+                .with_retry_after(60)
+                .with_log_detail(detail);
             fail(recorder, error, client_protocol)
         }
         (None, None) if out_of_time => {
@@ -493,11 +498,13 @@ fn exhausted(recorder: Recorder, last: &LastFailure, tried: usize, protocol: Pro
         status => format!("answered HTTP {status}"),
     };
     let plural = if tried == 1 { "channel" } else { "channels" };
-    let message = format!(
-        "{tried} {plural} tried; the last one ('{}') {what}. Retry later.",
+    // Channel names are the operator's: the client hears what happened, the row says where.
+    let message = format!("{tried} {plural} tried; the last one {what}. Retry later.");
+    let detail = format!(
+        "{tried} {plural} tried; the last one ('{}') {what}",
         last.channel
     );
-    let mut error = RelayError::new(kind, code, message);
+    let mut error = RelayError::new(kind, code, message).with_log_detail(detail);
     if let Some(wait) = failure.retry_after {
         error = error.with_retry_after(wait.as_secs().max(1));
     } else if kind == ErrorKind::RateLimited {

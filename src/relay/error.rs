@@ -17,6 +17,9 @@ pub struct RelayError {
     /// A status other than the kind's own (408 for a client's slow body, which is a timeout
     /// but not the gateway's 504).
     pub status_override: Option<StatusCode>,
+    /// What the log row's `error` says instead of `message`: details the client is not shown
+    /// (channel names).
+    pub log_detail: Option<String>,
 }
 
 impl RelayError {
@@ -27,6 +30,7 @@ impl RelayError {
             message: message.into(),
             retry_after: None,
             status_override: None,
+            log_detail: None,
         }
     }
 
@@ -34,6 +38,17 @@ impl RelayError {
     pub fn with_status(mut self, status: StatusCode) -> Self {
         self.status_override = Some(status);
         self
+    }
+
+    #[must_use]
+    pub fn with_log_detail(mut self, detail: String) -> Self {
+        self.log_detail = Some(detail);
+        self
+    }
+
+    /// The row's `error`.
+    fn log_text(&self) -> &str {
+        self.log_detail.as_deref().unwrap_or(&self.message)
     }
 
     #[must_use]
@@ -72,12 +87,12 @@ impl std::fmt::Display for RelayError {
 
 /// A refusal before any upstream was contacted.
 pub(super) fn reject(recorder: Recorder, error: RelayError, protocol: Protocol) -> Response {
-    recorder.finish(Outcome::Rejected, error.status().as_u16(), &error.message);
+    recorder.finish(Outcome::Rejected, error.status().as_u16(), error.log_text());
     error.into_response_for(protocol)
 }
 
 /// A failure after routing began.
 pub(super) fn fail(recorder: Recorder, error: RelayError, protocol: Protocol) -> Response {
-    recorder.finish(Outcome::Error, error.status().as_u16(), &error.message);
+    recorder.finish(Outcome::Error, error.status().as_u16(), error.log_text());
     error.into_response_for(protocol)
 }

@@ -122,7 +122,17 @@ pub async fn models(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    pipeline::models(&relay, &headers, query.as_deref())
+    let protocol = super::models::protocol_of(&headers);
+    super::models::list(&relay, &headers, query.as_deref(), protocol)
+}
+
+/// `GET /v1beta/models`: the Gemini-shaped list.
+pub async fn gemini_models(
+    State(relay): State<Arc<Relay>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    super::models::list(&relay, &headers, query.as_deref(), Protocol::Gemini)
 }
 
 pub async fn metrics(State(relay): State<Arc<Relay>>) -> Response {

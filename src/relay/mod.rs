@@ -5,6 +5,7 @@ mod auth;
 pub mod client;
 mod error;
 mod handler;
+pub mod models;
 pub mod pipeline;
 pub mod record;
 mod request;
@@ -67,6 +68,7 @@ pub fn routes() -> Router<Arc<Relay>> {
     }
     router
         .route("/v1/models", get(handler::models))
+        .route("/v1beta/models", get(handler::gemini_models))
         .route("/v1beta/models/{*target}", post(handler::gemini))
         .route("/metrics", get(handler::metrics))
         // The relay enforces its own (configurable) limit with a protocol-shaped 413.

@@ -19,8 +19,7 @@
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, header};
-use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use axum::response::Response;
 
 use super::Endpoint;
 use super::Relay;
@@ -108,22 +107,38 @@ pub async fn relay(
     };
     let plan = routing::plan(&live, &relay.health, &relay.limits, pool, &key, now);
     if plan.candidates.is_empty() {
-        let detail = if plan.skipped.is_empty() {
-            format!(
-                "no channel is configured for the {pool} pool; add one to config.json or through the admin API"
+        let error = if plan.skipped.is_empty() {
+            RelayError::new(
+                ErrorKind::Overloaded,
+                "no_channel_available",
+                format!(
+                    "no channel is configured for the {pool} pool; add one to config.json or through the admin API"
+                ),
             )
         } else {
-            let reasons: Vec<String> = plan
+            // The client learns why, not which channels exist; the log row names them.
+            let why: std::collections::BTreeSet<&str> =
+                plan.skipped.iter().map(|(_, why)| why.as_str()).collect();
+            let named: Vec<String> = plan
                 .skipped
                 .iter()
                 .map(|(name, why)| format!("{name}: {why}"))
                 .collect();
-            format!(
-                "no channel of the {pool} pool can serve this request ({})",
-                reasons.join("; ")
+            let count = plan.skipped.len();
+            let plural = if count == 1 { "channel" } else { "channels" };
+            RelayError::new(
+                ErrorKind::Overloaded,
+                "no_channel_available",
+                format!(
+                    "no channel of the {pool} pool can serve this request ({count} {plural}: {})",
+                    why.into_iter().collect::<Vec<_>>().join("; ")
+                ),
             )
+            .with_log_detail(format!(
+                "no channel of the {pool} pool can serve this request ({})",
+                named.join("; ")
+            ))
         };
-        let error = RelayError::new(ErrorKind::Overloaded, "no_channel_available", detail);
         return fail(recorder, error, client_protocol);
     }
 
@@ -245,46 +260,6 @@ fn stamp_first_use(relay: &Arc<Relay>, key: &Arc<ClientKey>) {
         }
         Ok(())
     });
-}
-
-/// `GET /v1/models`: the models this key may use, from aliases, pricing and channel mappings.
-pub fn models(relay: &Arc<Relay>, headers: &HeaderMap, query: Option<&str>) -> Response {
-    let live = relay.config.snapshot();
-    let presented = auth::presented_key(headers, query, Endpoint::Models);
-    let key = match auth::authenticate(&live, presented, crate::domain::now()) {
-        Ok(key) => key,
-        Err(error) => return error.into_response_for(Protocol::OpenAiChat),
-    };
-    let mut ids = std::collections::BTreeSet::new();
-    let aliases = &live.aliases;
-    for list in [
-        &aliases.messages_models,
-        &aliases.responses_models,
-        &aliases.gemini_models,
-        &aliases.chat_models,
-    ] {
-        ids.extend(list.iter().map(|a| a.value.clone()));
-    }
-    ids.extend(
-        live.state
-            .pricing
-            .iter()
-            .filter(|(_, p)| p.export_to_models != Some(false))
-            .map(|(m, _)| m.clone()),
-    );
-    for channels in live.pools.values() {
-        for channel in channels {
-            ids.extend(channel.channel.model_mapping.keys().cloned());
-        }
-    }
-    let data: Vec<Value> = ids
-        .into_iter()
-        .filter(|id| {
-            key.allow.models.is_empty() || key.allow.models.iter().any(|g| auth::glob_match(g, id))
-        })
-        .map(|id| json!({ "id": id, "object": "model", "created": 0, "owned_by": "relaybox" }))
-        .collect();
-    axum::Json(json!({ "object": "list", "data": data })).into_response()
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use super::Relay;
 use crate::config::LiveChannel;
 use crate::config::Snapshot;
-use crate::domain::{Channel, ClientKey};
+use crate::domain::{Channel, ClientKey, ModelPrice};
 use crate::limits::KeyPermit;
 use crate::providers::Usage;
 use crate::store::sqlite::RequestLog;
@@ -39,12 +39,18 @@ fn multiplier(value: Option<f64>) -> f64 {
     }
 }
 
-/// Longest-prefix price × the channel's multipliers (`_default` × the longest specific prefix).
+/// Longest-prefix price (configured, else built-in) × the channel's multipliers (`_default` ×
+/// the longest specific prefix).
 #[must_use]
 pub fn costs(live: &Snapshot, channel: Option<&Channel>, model: &str, usage: Usage) -> Costs {
-    let Some((_, price)) = live.pricing.lookup(model) else {
-        return Costs::default();
-    };
+    match live.pricing.price(&[model]) {
+        Some(found) => costs_at(found.price, channel, model, usage),
+        None => Costs::default(),
+    }
+}
+
+/// `usage` of `model` at `price` × the channel's multipliers.
+fn costs_at(price: &ModelPrice, channel: Option<&Channel>, model: &str, usage: Usage) -> Costs {
     let mut factors = [1.0f64; 4];
     if let Some(channel) = channel {
         let specific = channel
@@ -237,20 +243,22 @@ impl Recorder {
         row.cache_creation_input_tokens = to_i64(usage.cache_creation);
         row.cache_read_input_tokens = to_i64(usage.cache_read);
         row.total_tokens = to_i64(usage.total());
-        // Priced by the model the upstream served when we know it and have a price for it.
-        let priced_model = if !row.response_model.is_empty()
-            && self.live.pricing.lookup(&row.response_model).is_some()
-        {
-            row.response_model.as_str()
-        } else {
-            row.model.as_str()
-        };
-        let costs = costs(
-            &self.live,
-            self.channel.as_ref().map(|c| &c.channel),
-            priced_model,
-            usage,
-        );
+        // Priced by the model the upstream served when we know it and have a price for it;
+        // a configured price for either name beats a built-in one.
+        let found = self
+            .live
+            .pricing
+            .price(&[row.response_model.as_str(), row.model.as_str()]);
+        let channel = self.channel.as_ref().map(|c| &c.channel);
+        let costs = found.map_or_else(Costs::default, |found| {
+            costs_at(found.price, channel, found.model, usage)
+        });
+        // Tokens without a price: the cost is unknown, not 0. Flag the row, count it, and
+        // warn once per model.
+        row.unpriced = found.is_none() && usage.total() > 0;
+        if row.unpriced && self.relay.metrics.unpriced(&row.model) {
+            tracing::warn!(model = %row.model, served_model = %row.response_model, "no price for this model (none configured, none built in): its requests are logged with cost 0 and flagged unpriced; add a price with the admin API or pricing.json");
+        }
         row.input_cost = costs.input;
         row.output_cost = costs.output;
         row.cache_creation_cost = costs.cache_creation;

@@ -2,11 +2,13 @@
 //! small blocking HTTP/1.1 client (so tests depend on nothing but std).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod bare_env;
 pub mod disk_faults;
 pub mod faults;
 pub mod in_process;
 pub mod postgres;
 pub mod raw_http;
+pub mod redis_fixture;
 pub mod relay_env;
 pub mod wait;
 

@@ -636,6 +636,7 @@ fn log_from_row(cols: &Cols<'_, '_>) -> Option<RequestLog> {
         error: cols.string("error"),
         upstream_error: cols.string("upstream_error"),
         failover_info: cols.string("failover_info"),
+        unpriced: false,
     })
 }
 

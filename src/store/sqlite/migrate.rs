@@ -16,6 +16,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_drop_client_time_index",
         include_str!("migrations/0003_drop_client_time_index.sql"),
     ),
+    (
+        "0004_unpriced",
+        include_str!("migrations/0004_unpriced.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

@@ -99,6 +99,9 @@ pub struct RequestLog {
     pub error: String,
     pub upstream_error: String,
     pub failover_info: String,
+    /// Tokens were used but the model has no price anywhere: `price` 0 means "unknown" here.
+    #[serde(default)]
+    pub unpriced: bool,
 }
 
 /// (unix seconds, total tokens, cost) of one request, as the limit counters are seeded with.
@@ -344,7 +347,7 @@ impl From<LogDb> for LogSink {
     }
 }
 
-pub(crate) const LOG_COLUMNS: &str = "id, status, initial_time, first_token_time, complete_time, duration_ms, provider, provider_name, model, response_model, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, total_tokens, price, input_cost, output_cost, cache_creation_cost, cache_read_cost, http_status, stream, channel_id, channel_name, endpoint, client_id, session_id, error, upstream_error, failover_info";
+pub(crate) const LOG_COLUMNS: &str = "id, status, initial_time, first_token_time, complete_time, duration_ms, provider, provider_name, model, response_model, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, total_tokens, price, input_cost, output_cost, cache_creation_cost, cache_read_cost, http_status, stream, channel_id, channel_name, endpoint, client_id, session_id, error, upstream_error, failover_info, unpriced";
 
 /// Add figures to one (key, model, day) row of `usage_daily`, creating it if needed.
 const ADD_TO_USAGE_DAILY: &str = "INSERT INTO usage_daily (key_id, model, day, requests, input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, cost)
@@ -368,7 +371,7 @@ pub(crate) fn insert_logs_tx(
 /// Rows per multi-row `INSERT`: one statement per slice saves SQLite's per-statement work
 /// (measured: about 15 % more rows/s for the writer alone than one statement per row).
 const ROWS_PER_INSERT: usize = 8;
-const LOG_COLUMN_COUNT: usize = 30;
+const LOG_COLUMN_COUNT: usize = 31;
 
 /// `INSERT OR IGNORE` of `rows` rows, with numbered parameters row after row.
 fn insert_statement(rows: usize) -> String {
@@ -382,7 +385,7 @@ static INSERT_SLICE: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| insert_statement(ROWS_PER_INSERT));
 
 /// Bind one row's columns (in `LOG_COLUMNS` order) from parameter `first` on. One typed call
-/// per column, not a slice of `&dyn ToSql`: the writer binds 30 values per row, and the dynamic
+/// per column, not a slice of `&dyn ToSql`: the writer binds 31 values per row, and the dynamic
 /// calls cost a tenth of its time.
 fn bind_row(
     statement: &mut rusqlite::Statement<'_>,
@@ -431,6 +434,7 @@ fn bind_row(
         r.error.as_str(),
         r.upstream_error.as_str(),
         r.failover_info.as_str(),
+        r.unpriced,
     );
     Ok(())
 }
@@ -627,6 +631,7 @@ mod tests {
             error: "no error".into(),
             upstream_error: "no upstream error".into(),
             failover_info: "[]".into(),
+            unpriced: true,
         }
     }
 

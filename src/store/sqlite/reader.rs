@@ -338,6 +338,7 @@ fn row_to_log(row: &rusqlite::Row<'_>) -> rusqlite::Result<RequestLog> {
         error: row.get(27)?,
         upstream_error: row.get(28)?,
         failover_info: row.get(29)?,
+        unpriced: row.get(30)?,
     })
 }
 
