@@ -42,7 +42,7 @@ impl Default for WriterConfig {
     fn default() -> Self {
         Self {
             max_batch: 2000,
-            min_interval: Duration::from_millis(10),
+            min_interval: Duration::from_millis(25),
             capacity: 65_536,
             // About 60 MiB of typical rows: a minute and a half of 1,000 requests/s.
             retain_limit: 100_000,
