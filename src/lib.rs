@@ -17,6 +17,7 @@ pub mod relay;
 pub mod store;
 pub mod tasks;
 pub mod telemetry;
+pub mod tls;
 
 /// A `HashMap` with foldhash's per-process seeded hasher, for keys relaybox chooses itself (ids,
 /// key hashes, channel and endpoint names). Every request makes about ten such lookups; with
