@@ -273,6 +273,7 @@ fn refs(v: &[String]) -> Vec<&str> {
 fn open(data_dir: &Path) -> DataDir {
     DataDir::open(
         &DataDirOptions {
+            cluster_keyring: None,
             path: data_dir.to_path_buf(),
             encryption_key: None,
             allow_network_fs: false,

@@ -347,6 +347,7 @@ async fn pulls_bring_a_copy_up_to_date_in_revision_order_with_tombstones_and_who
             base: applied,
             revision: page.through,
             writes: &writes,
+            cluster: None,
         })
         .unwrap();
         applied = page.through;

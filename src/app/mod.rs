@@ -52,6 +52,21 @@ pub enum StartupError {
         "this data dir has encrypted secrets but no key: set RELAYBOX_ENCRYPTION_KEY, or restore {path} from your backup"
     )]
     MissingEncryptionKey { path: PathBuf },
+    #[error(
+        "this instance's encryption key does not open the cluster's keyring: every instance of a cluster needs the same key. Set RELAYBOX_ENCRYPTION_KEY to the value the other instances use (or copy the first instance's {SECRET_KEY_FILE} into this data dir)"
+    )]
+    WrongClusterKey,
+    #[error(
+        "this instance joins a cluster whose secrets are encrypted, but it has no key: set RELAYBOX_ENCRYPTION_KEY to the value the other instances use (or copy the first instance's {SECRET_KEY_FILE} into {})",
+        data_dir.display()
+    )]
+    MissingClusterKey { data_dir: PathBuf },
+    #[error(
+        "this data dir's secrets are encrypted with a keyring of its own, not the cluster's: it belongs to another cluster or was used alone. Start it without --postgres-url, or join the cluster with an empty data dir"
+    )]
+    OtherKeyring,
+    #[error("{0}")]
+    Join(#[from] crate::cluster::JoinError),
     #[error("crypto: {0}")]
     Crypto(CryptoError),
     #[error("{0}")]
@@ -96,6 +111,10 @@ pub struct DataDirOptions {
     /// first start).
     pub encryption_key: Option<String>,
     pub allow_network_fs: bool,
+    /// Cluster mode: the cluster's keyring as PostgreSQL holds it (`None`: single node, a new
+    /// cluster, or PostgreSQL unreachable at start). A new data dir takes it instead of making
+    /// its own, so every instance opens the same sealed secrets.
+    pub cluster_keyring: Option<crate::crypto::KeyringRecord>,
 }
 
 /// The two stores of a data dir.
@@ -183,7 +202,12 @@ impl DataDir {
             },
         )
         .map_err(|err| refusal(err, LOG_DB_FILE, &logs_path, LOGS_LOSS))?;
-        let cipher = unlock_keyring(&config, &path, options.encryption_key.as_deref())?;
+        let cipher = match &options.cluster_keyring {
+            Some(cluster) => {
+                join_keyring(&config, &path, options.encryption_key.as_deref(), cluster)?
+            }
+            None => unlock_keyring(&config, &path, options.encryption_key.as_deref())?,
+        };
         Ok(DataDir {
             path,
             stores: Stores {
@@ -334,6 +358,48 @@ fn unlock_keyring(
     }
 }
 
+/// Cluster mode: open the cluster's keyring with this instance's key, and make it this data
+/// dir's keyring (a data dir with records of its own keeps its keyring only if it is the same).
+fn join_keyring(
+    store: &RedbStore,
+    data_dir: &Path,
+    env_key: Option<&str>,
+    cluster: &crate::crypto::KeyringRecord,
+) -> Result<Cipher, StartupError> {
+    let key_file = data_dir.join(SECRET_KEY_FILE);
+    let master = match env_key {
+        Some(text) => MasterSecret::from_text(text),
+        None if key_file.exists() => {
+            let text = std::fs::read_to_string(&key_file).map_err(|source| StartupError::Io {
+                what: "cannot read",
+                path: key_file.clone(),
+                source,
+            })?;
+            MasterSecret::from_text(&text)
+        }
+        None => {
+            return Err(StartupError::MissingClusterKey {
+                data_dir: data_dir.to_path_buf(),
+            });
+        }
+    };
+    let cipher = Cipher::open_keyring(&master, cluster).map_err(|e| match e {
+        CryptoError::WrongKey => StartupError::WrongClusterKey,
+        other => StartupError::Crypto(other),
+    })?;
+    match store.keyring()? {
+        Some(own) if own == *cluster => {}
+        None => store.init_keyring(cluster)?,
+        Some(_) => {
+            if store.load()?.has_records() {
+                return Err(StartupError::OtherKeyring);
+            }
+            store.adopt_keyring(cluster)?;
+        }
+    }
+    Ok(cipher)
+}
+
 /// Write a file readable only by its owner (0600), atomically (temp file + rename).
 pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
@@ -355,6 +421,8 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 pub struct Instance {
     pub data: DataDir,
     pub config: Arc<Configuration>,
+    /// Cluster mode: the replicated configuration and the loops that talk to PostgreSQL.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl std::fmt::Debug for Instance {
@@ -373,6 +441,65 @@ impl Instance {
         Ok(Instance {
             data,
             config: Arc::new(config),
+            cluster: None,
+        })
+    }
+
+    /// Cluster mode (blocking): join the cluster behind `pg` — seed it from this data dir, or
+    /// bring this data dir's copy up to date before serving — and change the configuration
+    /// through PostgreSQL from now on.
+    pub fn join(
+        data: DataDir,
+        pg: Arc<crate::store::postgres::PgStore>,
+    ) -> Result<Instance, StartupError> {
+        use crate::cluster::{Cluster, Joined, Replica};
+        let instance_id = data.stores.config.instance_id()?;
+        let target = pg.target().clone();
+        let (replica, joined) = Replica::join(
+            Arc::clone(&pg),
+            Arc::clone(&data.stores.config),
+            Arc::clone(&data.cipher),
+        )?;
+        match &joined {
+            Joined::Seeded { revision, records } => tracing::info!(
+                revision,
+                records,
+                "cluster mode: PostgreSQL was empty; seeded it with this data dir's configuration"
+            ),
+            Joined::Pulled { revision } => tracing::info!(
+                revision,
+                "cluster mode: the configuration is PostgreSQL's (revision {revision})"
+            ),
+            Joined::Offline { revision, error } => tracing::warn!(
+                revision,
+                %error,
+                "cluster mode: PostgreSQL is unreachable; serving this data dir's copy of the configuration (revision {revision}) until it answers; admin changes are refused meanwhile"
+            ),
+        }
+        if !matches!(joined, Joined::Offline { .. }) {
+            // The first instance of a cluster gives it its keyring.
+            if let Some(own) = data.stores.config.keyring()? {
+                match pg.block_on(pg.init_keyring_async(&own)) {
+                    Ok(()) | Err(StoreError::Conflict(_)) => {}
+                    Err(err) => return Err(err.into()),
+                }
+            }
+        }
+        let replica = Arc::new(replica);
+        let config = Configuration::replicated(
+            Arc::clone(&replica) as Arc<dyn crate::config::ConfigWriter>,
+            replica.snapshots().clone(),
+            Arc::clone(&data.cipher),
+            Arc::clone(replica.freshness()),
+        );
+        Ok(Instance {
+            data,
+            config: Arc::new(config),
+            cluster: Some(Arc::new(Cluster {
+                replica,
+                target,
+                instance_id,
+            })),
         })
     }
 

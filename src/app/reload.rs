@@ -85,6 +85,9 @@ pub struct Reloader {
     watched: Mutex<BTreeMap<&'static str, Watched>>,
     wake: Notify,
     polls: Mutex<u32>,
+    /// Cluster mode: file contents are applied once cluster-wide (their hashes are kept in
+    /// PostgreSQL), whichever instance sees them first.
+    cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl std::fmt::Debug for Reloader {
@@ -115,6 +118,7 @@ impl Reloader {
         dir: PathBuf,
         interval: Duration,
         file_events: bool,
+        cluster: Option<Arc<crate::cluster::Cluster>>,
     ) -> Arc<Self> {
         Arc::new(Self {
             config,
@@ -129,6 +133,7 @@ impl Reloader {
             watched: Mutex::new(BTreeMap::new()),
             wake: Notify::new(),
             polls: Mutex::new(0),
+            cluster,
         })
     }
 
@@ -277,9 +282,48 @@ impl Reloader {
         if entry.settled.as_deref() == Some(hash.as_str()) || !settled_now {
             return;
         }
-        entry.settled = Some(hash.clone());
+        let previous = entry.settled.replace(hash.clone());
         drop(watched);
+        if let Some(cluster) = &self.cluster {
+            match cluster.file_applied(name, &hash) {
+                Ok(false) => {}
+                Ok(true) => {
+                    tracing::info!(
+                        file = name,
+                        "this content was applied in the cluster already (by another instance); not applied again"
+                    );
+                    self.settle(name, &hash, "applied in the cluster");
+                    return;
+                }
+                Err(err) => {
+                    // PostgreSQL unreachable: the configuration is read-only; try again later.
+                    tracing::debug!(file = name, error = %err, "config file waits for PostgreSQL");
+                    self.lock_watched().entry(name).or_default().settled = previous;
+                    return;
+                }
+            }
+        }
         self.apply(file, &bytes, &hash);
+    }
+
+    fn lock_watched(&self) -> std::sync::MutexGuard<'_, BTreeMap<&'static str, Watched>> {
+        self.watched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Record a content as applied without applying it here.
+    fn settle(&self, name: &str, hash: &str, note: &str) {
+        if let Err(err) = self
+            .logs
+            .record_import(IMPORT_SOURCE, name, hash, "applied", note)
+        {
+            tracing::warn!(error = %err, "could not record the import");
+        }
+        self.update_status(name, |s| {
+            s.applied_sha256 = Some(hash.to_string());
+            s.error = None;
+        });
     }
 
     fn apply(&self, file: ConfigFile, bytes: &[u8], hash: &str) {
@@ -300,6 +344,11 @@ impl Reloader {
         match result {
             Ok(changes) => {
                 tracing::info!(file = name, changes, "applied config file");
+                if let Some(cluster) = &self.cluster
+                    && let Err(err) = cluster.record_file(name, hash)
+                {
+                    tracing::warn!(file = name, error = %err, "could not record the applied file in PostgreSQL");
+                }
                 if let Err(err) = logs.record_import(IMPORT_SOURCE, name, hash, "applied", "") {
                     tracing::warn!(error = %err, "could not record the import");
                 }

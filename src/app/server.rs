@@ -54,6 +54,8 @@ impl Default for ServerOptions {
 pub struct App {
     pub data: DataDir,
     pub config: Arc<Configuration>,
+    /// Cluster mode only.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
     pub relay: Arc<Relay>,
     pub reloader: Arc<Reloader>,
     pub tasks: Tasks,
@@ -73,7 +75,11 @@ impl App {
     /// Start the log writer and import the config files; background work starts in
     /// [`App::start_background`].
     pub fn new(instance: Instance, options: &ServerOptions) -> Result<Arc<App>, StartupError> {
-        let Instance { data, config } = instance;
+        let Instance {
+            data,
+            config,
+            cluster,
+        } = instance;
         let writer =
             LogWriter::start(data.stores.logs.clone(), options.writer).map_err(|source| {
                 StartupError::Io {
@@ -88,6 +94,7 @@ impl App {
             data.path.clone(),
             options.poll_interval,
             options.file_events,
+            cluster.clone(),
         );
         reloader.initial_sync();
         let token = crate::crypto::generate_client_key("ctl_").map_err(StartupError::Crypto)?;
@@ -116,6 +123,7 @@ impl App {
         Ok(Arc::new(App {
             data,
             config,
+            cluster,
             relay,
             reloader,
             tasks,
@@ -146,6 +154,9 @@ impl App {
             "limits-sync",
             limits_sync(Arc::clone(self), shutdown.clone()),
         );
+        if let Some(cluster) = &self.cluster {
+            cluster.start(&self.tasks);
+        }
         let host = if addr.ip().is_unspecified() {
             "127.0.0.1".to_string()
         } else {

@@ -138,11 +138,13 @@ pub struct ServeArgs {
     #[arg(long, env = "RELAYBOX_SHUTDOWN_TIMEOUT_SECS", default_value_t = 25, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_timeout_secs: u64,
 
-    /// Cluster mode: the PostgreSQL several instances share, as a libpq URL
-    /// (`postgres://user:password@host:5432/db?sslmode=verify-full`). `sslmode=require` or
-    /// `verify-full` use TLS; anything else connects in plain text. Checked here; hidden until
-    /// `serve` uses it (the environment variable is still reported as ignored).
-    #[arg(long, env = "RELAYBOX_POSTGRES_URL", hide = true, hide_env_values = true, value_parser = PostgresUrl)]
+    /// Cluster mode: share keys, channels, settings, budgets and request logs with other
+    /// relaybox instances through this PostgreSQL, as a libpq URL
+    /// (`postgres://user:password@host:5432/db?sslmode=verify-full`; `sslmode=require` or
+    /// `verify-full` use TLS, anything else plain text). Every instance keeps serving from its
+    /// own data dir's copy when PostgreSQL is down. All instances need the same
+    /// RELAYBOX_ENCRYPTION_KEY. See the README, "Cluster mode".
+    #[arg(long, env = "RELAYBOX_POSTGRES_URL", hide_env_values = true, value_parser = PostgresUrl)]
     pub postgres_url: Option<crate::store::postgres::Target>,
 }
 
@@ -497,6 +499,7 @@ impl DataDirArgs {
             path: self.data_dir.clone(),
             encryption_key: self.encryption_key.clone().filter(|k| !k.is_empty()),
             allow_network_fs: self.allow_network_fs,
+            cluster_keyring: None,
         }
     }
 }

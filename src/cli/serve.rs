@@ -19,23 +19,29 @@ use crate::config::{Configuration, WriteError};
 use crate::crypto;
 use crate::domain::{ClientKey, KeyStatus, now};
 use crate::http::connections::ConnectionLimits;
-use crate::store::{ConfigOp, Expect};
+use crate::store::postgres::PgStore;
+use crate::store::{ConfigOp, Expect, StoreError};
 
 const ENV_ADMIN_KEY_ID: &str = "admin-env";
 const MIN_ADMIN_KEY_LEN: usize = 20;
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let addresses = listen_addresses(&args.listen).await?;
-    if args.postgres_url.is_some() {
-        tracing::warn!(
-            "RELAYBOX_POSTGRES_URL / --postgres-url is accepted but cluster mode is not part of \
-             this version yet: this instance runs on its own data dir only"
-        );
-    }
-    let options = args.data.options();
+    let mut options = args.data.options();
+    let cluster = match &args.postgres_url {
+        Some(target) => {
+            let pg = Arc::new(PgStore::new(target)?);
+            options.cluster_keyring = cluster_keyring(&pg, &options.path).await?;
+            Some(pg)
+        }
+        None => None,
+    };
     let instance = crate::store::blocking(move || -> anyhow::Result<Instance> {
         let data = DataDir::open(&options, "serve")?;
-        Ok(Instance::load(data)?)
+        Ok(match cluster {
+            Some(pg) => Instance::join(data, pg)?,
+            None => Instance::load(data)?,
+        })
     })
     .await?;
     let app = App::new(
@@ -68,6 +74,41 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     crate::http::serve(app, listener, shutdown_signal(), limits).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Cluster mode, before the data dir opens: bring PostgreSQL's schema up to date and read the
+/// cluster's keyring. PostgreSQL may start after relaybox (compose, a reboot): wait for it a
+/// while — briefly when this data dir can serve its own copy meanwhile.
+async fn cluster_keyring(
+    pg: &PgStore,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<Option<crate::crypto::KeyringRecord>> {
+    let patience = if crate::app::is_data_dir(data_dir) {
+        Duration::from_secs(10)
+    } else {
+        Duration::from_secs(60)
+    };
+    let started = std::time::Instant::now();
+    let mut said = None::<std::time::Instant>;
+    loop {
+        let contact = async {
+            pg.prepare().await?;
+            pg.keyring_async().await
+        };
+        match contact.await {
+            Ok(keyring) => return Ok(keyring),
+            Err(StoreError::Unreachable(error)) if started.elapsed() < patience => {
+                if said.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
+                    tracing::warn!(%error, "waiting for PostgreSQL ({})", pg.target());
+                    said = Some(std::time::Instant::now());
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            // Unreachable for too long: the join decides whether the local copy may serve.
+            Err(StoreError::Unreachable(_)) => return Ok(None),
+            Err(err) => return Err(err.into()),
+        }
+    }
 }
 
 /// `--listen` as socket addresses, or a sentence saying what is wrong with it. Checked before

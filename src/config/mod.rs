@@ -6,6 +6,7 @@
 
 pub mod aad;
 pub mod channel;
+pub mod freshness;
 pub mod services;
 pub mod snapshot;
 pub mod writer;
@@ -15,14 +16,16 @@ use std::sync::Arc;
 use crate::crypto::Cipher;
 use crate::store::{ConfigOp, ConfigState, ConfigStore};
 pub use channel::{LiveChannel, LoadBalance, UpstreamKind};
+pub use freshness::Freshness;
 pub use snapshot::Snapshot;
-pub use writer::{ConfigWriter, LocalWriter, Snapshots, WriteError, Written};
+pub use writer::{ConfigWriter, LocalWriter, Plan, Snapshots, WriteError, Written};
 
 /// The configuration of one data dir: read the snapshot, change through the writer.
 pub struct Configuration {
     writer: Arc<dyn ConfigWriter>,
     snapshots: Snapshots,
     cipher: Arc<Cipher>,
+    freshness: Arc<Freshness>,
 }
 
 impl std::fmt::Debug for Configuration {
@@ -42,7 +45,30 @@ impl Configuration {
             writer: Arc::new(writer),
             snapshots,
             cipher,
+            freshness: Arc::new(Freshness::local()),
         })
+    }
+
+    /// Cluster mode: changes go through a replicated writer that keeps `snapshots` current.
+    #[must_use]
+    pub fn replicated(
+        writer: Arc<dyn ConfigWriter>,
+        snapshots: Snapshots,
+        cipher: Arc<Cipher>,
+        freshness: Arc<Freshness>,
+    ) -> Self {
+        Self {
+            writer,
+            snapshots,
+            cipher,
+            freshness,
+        }
+    }
+
+    /// How current the configuration is (always, on a single node).
+    #[must_use]
+    pub fn freshness(&self) -> &Freshness {
+        &self.freshness
     }
 
     /// The current snapshot; take it once per request and use it throughout.

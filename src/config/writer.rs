@@ -78,7 +78,8 @@ impl Snapshots {
         self.0.load_full()
     }
 
-    fn publish(&self, snapshot: Arc<Snapshot>) {
+    /// Replace the published snapshot (only a writer does this, under its lock).
+    pub fn publish(&self, snapshot: Arc<Snapshot>) {
         self.0.store(snapshot);
     }
 }
@@ -90,6 +91,9 @@ pub struct LocalWriter {
     cipher: Arc<Cipher>,
     snapshots: Snapshots,
     lock: Mutex<()>,
+    /// Cluster mode, offline: the store is a copy of this cluster's configuration; writing it
+    /// here would make it diverge from PostgreSQL.
+    copy_of: Option<String>,
 }
 
 impl std::fmt::Debug for LocalWriter {
@@ -105,11 +109,13 @@ impl LocalWriter {
     pub fn open(store: Arc<dyn ConfigStore>, cipher: Arc<Cipher>) -> Result<Self, WriteError> {
         let state = store.load()?;
         let snapshot = Snapshot::build(state, &cipher)?;
+        let copy_of = store.cluster_id()?;
         Ok(Self {
             store,
             cipher,
             snapshots: Snapshots::new(snapshot),
             lock: Mutex::new(()),
+            copy_of,
         })
     }
 
@@ -135,6 +141,9 @@ impl ConfigWriter for LocalWriter {
                 changed: false,
             });
         }
+        if let Some(cluster) = &self.copy_of {
+            return Err(StoreError::ClusterCopy(cluster.clone()).into());
+        }
         let mut next = current.state.clone();
         let writes = next.apply_ops(&ops)?;
         let snapshot = Arc::new(current.advance(next, &writes, &self.cipher)?);
@@ -142,6 +151,7 @@ impl ConfigWriter for LocalWriter {
             base: current.revision,
             revision: snapshot.revision,
             writes: &writes,
+            cluster: None,
         };
         match self.store.commit(commit) {
             Ok(()) => {}

@@ -165,6 +165,10 @@ pub struct Settings {
     /// (0 = no bound).
     #[serde(default = "default_request_deadline")]
     pub request_deadline_seconds: u64,
+    /// Cluster mode: an instance whose configuration was last confirmed with PostgreSQL longer
+    /// ago than this refuses relay traffic (fail closed; 0 = off: keep serving the last copy).
+    #[serde(default)]
+    pub max_config_staleness_seconds: u64,
 }
 
 /// Long enough for a reasoning model that thinks for minutes between two events (upstreams
@@ -233,6 +237,7 @@ impl Default for Settings {
             extra: Map::new(),
             stream_idle_timeout_seconds: default_stream_idle_timeout(),
             request_deadline_seconds: default_request_deadline(),
+            max_config_staleness_seconds: 0,
         }
     }
 }
@@ -251,6 +256,7 @@ impl Settings {
         "version",
         "streamIdleTimeoutSeconds",
         "requestDeadlineSeconds",
+        "maxConfigStalenessSeconds",
     ];
 
     /// Whether relaybox can run with these settings: every number inside its range (the
@@ -271,6 +277,10 @@ impl Settings {
             .check("streamIdleTimeoutSeconds", self.stream_idle_timeout_seconds)?;
         bounds::SECONDS_UP_TO_A_DAY_OR_OFF
             .check("requestDeadlineSeconds", self.request_deadline_seconds)?;
+        bounds::SECONDS_UP_TO_A_DAY_OR_OFF.check(
+            "maxConfigStalenessSeconds",
+            self.max_config_staleness_seconds,
+        )?;
         self.failover.validate().map_err(|e| e.under("failover"))?;
         if self.key_prefix.len() > 16 || self.key_prefix.chars().any(char::is_whitespace) {
             return Err(InvalidField::new(

@@ -34,7 +34,10 @@ impl AdminError {
                 ServiceError::Invalid(_) | ServiceError::Field(_) => StatusCode::BAD_REQUEST,
                 ServiceError::Store(StoreError::DiskFull(_)) => StatusCode::INSUFFICIENT_STORAGE,
                 ServiceError::Store(
-                    StoreError::Locked(_) | StoreError::Io(_) | StoreError::Unreachable(_),
+                    StoreError::Locked(_)
+                    | StoreError::Io(_)
+                    | StoreError::Unreachable(_)
+                    | StoreError::ReadOnly(_),
                 ) => StatusCode::SERVICE_UNAVAILABLE,
                 ServiceError::Store(_) | ServiceError::Crypto(_) => {
                     StatusCode::INTERNAL_SERVER_ERROR
@@ -70,6 +73,10 @@ impl IntoResponse for AdminError {
                 StoreError::DiskFull(_) => "the disk holding the data dir is full; the change was not written. Free some space and retry (no restart needed)".to_string(),
                 _ => "the data dir cannot be written right now (I/O error); the change was not written. Retry shortly; see the server log".to_string(),
             }
+        } else if let AdminError::Service(ServiceError::Store(StoreError::ReadOnly(detail))) = &self
+        {
+            tracing::warn!(error = %detail, "admin change refused: PostgreSQL is unreachable");
+            "the configuration is read-only while PostgreSQL is unreachable; the change was not written (nothing is queued). Retry when PostgreSQL is back".to_string()
         } else if status.is_server_error() {
             // Internals (paths, engine messages) stay in the server log.
             tracing::error!(error = %self, "admin request failed");

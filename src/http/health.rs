@@ -60,6 +60,9 @@ async fn health(State(app): State<Arc<App>>) -> Json<Value> {
     if let Some(error) = &reload.last_error {
         problems.push(format!("the last config-file reload failed: {error}"));
     }
+    if let Some(cluster) = &app.cluster {
+        problems.extend(cluster.problems());
+    }
     let status = if problems.is_empty() {
         "ok"
     } else {
@@ -80,7 +83,8 @@ async fn health(State(app): State<Arc<App>>) -> Json<Value> {
                 "writerFault": writer_fault,
             },
         },
-        "configSource": "local",
+        "configSource": if app.cluster.is_some() { "postgresql" } else { "local" },
+        "cluster": app.cluster.as_ref().map(|cluster| cluster.replica.status()),
         "counts": {
             "keys": live.state.keys.len(),
             "channels": live.state.channels.len(),

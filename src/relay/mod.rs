@@ -14,7 +14,7 @@ pub mod routing;
 pub mod state;
 mod stream;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 pub mod upstream;
 
 use std::sync::Arc;

@@ -42,6 +42,21 @@ pub(super) fn authenticate(
     query: Option<&str>,
 ) -> Result<(Arc<Snapshot>, Arc<ClientKey>, Recorder), RelayError> {
     let live = relay.config.snapshot();
+    // Cluster mode with `maxConfigStalenessSeconds`: fail closed rather than serve a copy that
+    // may still hold a key revoked elsewhere.
+    let max_staleness = live.state.settings.max_config_staleness_seconds;
+    if let Some(age) = relay.config.freshness().too_stale(max_staleness) {
+        let mut error = RelayError::new(
+            ErrorKind::Overloaded,
+            "config_stale",
+            format!(
+                "this relay instance could not confirm its configuration with PostgreSQL for {} s (more than maxConfigStalenessSeconds = {max_staleness}); it refuses requests until PostgreSQL answers",
+                age.as_secs()
+            ),
+        );
+        error.retry_after = Some(5);
+        return Err(error);
+    }
     let presented = auth::presented_key(headers, query, endpoint);
     let key = auth::authenticate(&live, presented, crate::domain::now())?;
     let recorder = Recorder::start(

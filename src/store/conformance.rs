@@ -135,6 +135,7 @@ impl<'a> Run<'a> {
             base: self.state.revision,
             revision: next.revision,
             writes: &writes,
+            cluster: None,
         })?;
         self.state = next;
         self.verify();
@@ -701,6 +702,7 @@ fn commit_checks_the_base(open: Open<'_>) {
                 base,
                 revision: other.revision,
                 writes: &writes,
+                cluster: None,
             })
             .unwrap_err();
         match err {
@@ -728,6 +730,7 @@ fn commit_checks_the_base(open: Open<'_>) {
             base: 2,
             revision: first.revision,
             writes: &w1,
+            cluster: None,
         })
         .unwrap();
     let err = run
@@ -736,6 +739,7 @@ fn commit_checks_the_base(open: Open<'_>) {
             base: 2,
             revision: second.revision,
             writes: &w2,
+            cluster: None,
         })
         .unwrap_err();
     assert!(

@@ -9,6 +9,7 @@ use crate::domain::Channel;
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     inner: Mutex<(ConfigState, Option<KeyringRecord>)>,
+    cluster: Mutex<Option<String>>,
 }
 
 impl MemoryStore {
@@ -74,7 +75,21 @@ impl ConfigStore for MemoryStore {
             }
         }
         state.revision = commit.revision;
+        if let Some(cluster) = commit.cluster {
+            *self
+                .cluster
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(cluster.to_string());
+        }
         Ok(())
+    }
+
+    fn cluster_id(&self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .cluster
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone())
     }
 
     fn revision(&self) -> Result<u64, StoreError> {

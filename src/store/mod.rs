@@ -11,6 +11,7 @@
 //! ([`ConfigStore::commit`]). Only the config writer (`config::writer`) calls it.
 
 pub mod memory;
+pub mod mirror;
 pub mod postgres;
 pub mod redb_store;
 pub mod sqlite;
@@ -48,6 +49,17 @@ pub enum StoreError {
     /// unless the error says the outcome is unknown.
     #[error("PostgreSQL is unreachable ({0})")]
     Unreachable(String),
+    /// Cluster mode: a config change while PostgreSQL is unreachable (never queued: instances
+    /// must not diverge).
+    #[error(
+        "the configuration is read-only while PostgreSQL is unreachable ({0}); the change was not written"
+    )]
+    ReadOnly(String),
+    /// Cluster mode: the offline CLI on a data dir that is a copy of a cluster's configuration.
+    #[error(
+        "this data dir holds a copy of cluster {0}'s configuration: change it through a running instance (its admin API, or this command while the server runs), not offline"
+    )]
+    ClusterCopy(String),
     #[error(
         "the data dir is in use by another relaybox process ({0}); stop it first, or use its admin API"
     )]
@@ -358,6 +370,9 @@ pub struct Commit<'a> {
     pub base: u64,
     pub revision: u64,
     pub writes: &'a [RecordWrite],
+    /// Cluster mode: the PostgreSQL cluster this copy follows from now on, recorded in the same
+    /// transaction (set when a copy is seeded, joins or is resynced; `None` keeps it).
+    pub cluster: Option<&'a str>,
 }
 
 /// Keys, channels, pricing, aliases, settings and the keyring.
@@ -374,6 +389,16 @@ pub trait ConfigStore: Send + Sync {
     fn commit(&self, commit: Commit<'_>) -> Result<(), StoreError>;
     /// The current revision without loading everything.
     fn revision(&self) -> Result<u64, StoreError>;
+    /// Cluster mode: the id of the PostgreSQL cluster this store is a copy of (`None`: a
+    /// single-node store).
+    fn cluster_id(&self) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
+    /// A stable id for the instance serving this store (cluster mode names its rows in
+    /// PostgreSQL with it); created on first use.
+    fn instance_id(&self) -> Result<String, StoreError> {
+        Ok(uuid::Uuid::now_v7().to_string())
+    }
     fn keyring(&self) -> Result<Option<KeyringRecord>, StoreError>;
     /// Store the keyring of a new data dir; refuses to replace an existing one.
     fn init_keyring(&self, record: &KeyringRecord) -> Result<(), StoreError>;

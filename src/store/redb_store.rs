@@ -24,6 +24,10 @@ const PRICING: TableDefinition<&str, &[u8]> = TableDefinition::new("pricing");
 const DOCUMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("documents");
 const KEYRING: TableDefinition<&str, &[u8]> = TableDefinition::new("keyring");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Cluster mode: `id` = the PostgreSQL cluster this file is a copy of (absent: single node).
+const CLUSTER: TableDefinition<&str, &str> = TableDefinition::new("cluster");
+const CLUSTER_ID: &str = "id";
+const CLUSTER_INSTANCE: &str = "instance";
 
 const META_SCHEMA: &str = "schema_version";
 const META_REVISION: &str = "revision";
@@ -424,6 +428,14 @@ impl ConfigStore for RedbStore {
         self.noting(self.keyring_once())
     }
 
+    fn cluster_id(&self) -> Result<Option<String>, StoreError> {
+        self.noting(self.cluster_id_once())
+    }
+
+    fn instance_id(&self) -> Result<String, StoreError> {
+        self.written(self.instance_id_once())
+    }
+
     fn init_keyring(&self, record: &KeyringRecord) -> Result<(), StoreError> {
         self.written(self.init_keyring_once(record))
     }
@@ -512,9 +524,41 @@ impl RedbStore {
             }
             txn.open_table(META)?
                 .insert(META_REVISION, commit.revision)?;
+            if let Some(cluster) = commit.cluster {
+                txn.open_table(CLUSTER)?.insert(CLUSTER_ID, cluster)?;
+            }
         }
         txn.commit()?;
         Ok(())
+    }
+
+    fn cluster_id_once(&self) -> Result<Option<String>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let table = match txn.open_table(CLUSTER) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(err) => return Err(err.into()),
+        };
+        Ok(table.get(CLUSTER_ID)?.map(|v| v.value().to_string()))
+    }
+
+    fn instance_id_once(&self) -> Result<String, StoreError> {
+        let db = self.db()?;
+        let txn = db.begin_write()?;
+        let id = {
+            let mut table = txn.open_table(CLUSTER)?;
+            let existing = table.get(CLUSTER_INSTANCE)?.map(|v| v.value().to_string());
+            match existing {
+                Some(id) => id,
+                None => {
+                    let id = uuid::Uuid::now_v7().to_string();
+                    table.insert(CLUSTER_INSTANCE, id.as_str())?;
+                    id
+                }
+            }
+        };
+        txn.commit()?;
+        Ok(id)
     }
 
     fn probe_once(&self) -> Result<(), StoreError> {
@@ -543,6 +587,19 @@ impl RedbStore {
             Some(bytes) => Ok(Some(decode("keyring", KEYRING_ACTIVE, bytes.value())?)),
             None => Ok(None),
         }
+    }
+
+    /// Cluster mode: take the cluster's keyring in place of this data dir's own. Only for a
+    /// copy with no records yet (nothing is sealed with the keyring it replaces).
+    pub fn adopt_keyring(&self, record: &KeyringRecord) -> Result<(), StoreError> {
+        self.written((|| {
+            let db = self.db()?;
+            let txn = db.begin_write()?;
+            txn.open_table(KEYRING)?
+                .insert(KEYRING_ACTIVE, encode(record)?.as_slice())?;
+            txn.commit()?;
+            Ok(())
+        })())
     }
 
     fn init_keyring_once(&self, record: &KeyringRecord) -> Result<(), StoreError> {

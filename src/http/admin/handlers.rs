@@ -413,3 +413,17 @@ pub async fn reset_channel_quota(
         .map_err(ServiceError::from)?;
     Ok(Json(json!(app.relay.limits.channel_usage(&channel))))
 }
+
+/// `GET /admin/api/cluster`: this instance's part in a cluster (its config copy and what it
+/// knows of the others); `{"mode": "single"}` without `--postgres-url`.
+pub async fn cluster(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
+    let Some(cluster) = &app.cluster else {
+        return Json(serde_json::json!({ "mode": "single" }));
+    };
+    Json(serde_json::json!({
+        "mode": "cluster",
+        "instanceId": cluster.instance_id,
+        "postgres": cluster.target.to_string(),
+        "config": cluster.replica.status(),
+    }))
+}

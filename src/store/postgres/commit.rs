@@ -289,3 +289,71 @@ async fn check_unique(
     }
     Ok(())
 }
+
+impl PgStore {
+    /// First start of a cluster: fill an empty PostgreSQL with `state` (an instance's local
+    /// configuration), at `state`'s revision so the instance's copy needs no resync. Returns
+    /// the head after seeding, or `None` (nothing written) when PostgreSQL is not empty — another
+    /// instance seeded it first.
+    pub async fn seed(&self, state: &ConfigState) -> Result<Option<super::Head>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_error)?;
+        let head = tx
+            .query_one(
+                "SELECT cluster_id::text, rev, min_rev FROM cfg_head WHERE singleton FOR UPDATE",
+                &[],
+            )
+            .await
+            .map_err(pg_error)?;
+        let rev: i64 = head.get(1);
+        let populated: bool = tx
+            .query_one("SELECT EXISTS (SELECT 1 FROM cfg_record)", &[])
+            .await
+            .map_err(pg_error)?
+            .get(0);
+        if rev != 0 || populated {
+            return Ok(None);
+        }
+        let revision = as_i64(state.revision.max(1));
+        let insert = tx
+            .prepare(
+                "INSERT INTO cfg_record (kind, id, version, rev, deleted, body)
+                 VALUES ($1, $2, $3, $4, false, $5::text::jsonb)",
+            )
+            .await
+            .map_err(pg_error)?;
+        for write in state.all_writes() {
+            let Some(row) = row(&write)? else { continue };
+            tx.execute(
+                &insert,
+                &[
+                    &row.kind.as_str(),
+                    &row.id,
+                    &as_i64(row.version),
+                    &revision,
+                    &row.body,
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+        }
+        tx.execute(
+            "UPDATE cfg_head SET rev = $1, updated_at = now() WHERE singleton",
+            &[&revision],
+        )
+        .await
+        .map_err(pg_error)?;
+        tx.execute(
+            "SELECT pg_notify($1, $2)",
+            &[&NOTIFY_CHANNEL, &revision.to_string()],
+        )
+        .await
+        .map_err(pg_error)?;
+        tx.commit().await.map_err(pg_error)?;
+        Ok(Some(super::Head {
+            cluster_id: head.get(0),
+            rev: u64::try_from(revision).unwrap_or(0),
+            min_rev: u64::try_from(head.get::<_, i64>(2)).unwrap_or(0),
+        }))
+    }
+}

@@ -66,6 +66,15 @@ impl PgStore {
     /// Connect and bring the schema up to date (refusing a newer one). Call inside a tokio
     /// runtime; the store keeps using that runtime.
     pub async fn connect(target: &Target) -> Result<Self, StoreError> {
+        let store = Self::new(target)?;
+        store.prepare().await?;
+        Ok(store)
+    }
+
+    /// The store without touching the network yet (connections open on first use), so an
+    /// instance can start while PostgreSQL is down. Call inside a tokio runtime; the store
+    /// keeps using that runtime.
+    pub fn new(target: &Target) -> Result<Self, StoreError> {
         let manager_config = ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         };
@@ -84,19 +93,24 @@ impl PgStore {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .wait_timeout(Some(std::time::Duration::from_secs(10)))
             .create_timeout(Some(std::time::Duration::from_secs(10)))
+            .recycle_timeout(Some(std::time::Duration::from_secs(5)))
             .build()
             .map_err(|e| StoreError::Backend(format!("PostgreSQL pool: {e}")))?;
-        let store = Self {
+        Ok(Self {
             pool,
             target: target.clone(),
             runtime: Handle::current(),
-        };
-        let mut client = store.client().await?;
+        })
+    }
+
+    /// Bring the schema up to date (refusing a newer one); returns the version found before.
+    pub async fn prepare(&self) -> Result<u64, StoreError> {
+        let mut client = self.client().await?;
         let before = migrate::run(&mut client).await?;
         if before == 0 {
             tracing::info!("PostgreSQL: relaybox schema created");
         }
-        Ok(store)
+        Ok(before)
     }
 
     /// The target this store connects to.
@@ -152,8 +166,43 @@ impl PgStore {
         Ok(())
     }
 
-    fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
-        self.runtime.block_on(future)
+    /// Whether a cc-bridge config file with this content was applied in this cluster.
+    pub async fn import_seen(&self, file: &str, sha256: &str) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT 1 FROM cfg_import WHERE file = $1 AND sha256 = $2",
+                &[&file, &sha256],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(row.is_some())
+    }
+
+    /// Record that `instance_id` applied this content of a config file.
+    pub async fn record_import(
+        &self,
+        file: &str,
+        sha256: &str,
+        instance_id: &str,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO cfg_import (file, sha256, instance_id) VALUES ($1, $2, $3)
+                 ON CONFLICT (file, sha256) DO NOTHING",
+                &[&file, &sha256, &instance_id],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(())
+    }
+
+    /// Run one of this store's futures to completion from synchronous code: a blocking thread,
+    /// a thread outside any runtime, or a worker of a multi-threaded runtime (which is told it
+    /// blocks). Config writes are synchronous; this is how they reach PostgreSQL.
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        tokio::task::block_in_place(|| self.runtime.block_on(future))
     }
 }
 

@@ -49,6 +49,21 @@ impl std::fmt::Debug for Target {
     }
 }
 
+/// `host:port/dbname` (never the user's password), for messages.
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use tokio_postgres::config::Host;
+        let host = match self.config.get_hosts().first() {
+            Some(Host::Tcp(name)) => name.clone(),
+            Some(Host::Unix(path)) => path.display().to_string(),
+            None => "localhost".into(),
+        };
+        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        let db = self.config.get_dbname().unwrap_or("");
+        write!(f, "{host}:{port}/{db}")
+    }
+}
+
 impl Target {
     /// Parse a libpq URL; the error names what is wrong (never the password).
     pub fn parse(url: &str) -> Result<Self, InvalidUrl> {
