@@ -62,9 +62,13 @@ pub enum StartupError {
     )]
     MissingClusterKey { data_dir: PathBuf },
     #[error(
-        "this data dir's secrets are encrypted with a keyring of its own, not the cluster's: it belongs to another cluster or was used alone. Start it without --postgres-url, or join the cluster with an empty data dir"
+        "this data dir has a configuration of its own, its secrets sealed with a keyring of its own (not the cluster's): it was used alone or in another cluster. An instance joins a cluster with an empty data dir (its configuration comes from PostgreSQL); or start this one without --postgres-url"
     )]
     OtherKeyring,
+    #[error(
+        "this data dir's configuration belongs to cluster {local}, but PostgreSQL holds another cluster (its keyring differs). Point --postgres-url at the database of cluster {local}; or, to make this instance join the other cluster, stop it and move relaybox.redb out of the data dir (the configuration then comes from PostgreSQL)"
+    )]
+    OtherClusterKeyring { local: String },
     #[error("{0}")]
     Join(#[from] crate::cluster::JoinError),
     #[error("crypto: {0}")]
@@ -392,7 +396,10 @@ fn join_keyring(
         None => store.init_keyring(cluster)?,
         Some(_) => {
             if store.load()?.has_records() {
-                return Err(StartupError::OtherKeyring);
+                return Err(match store.cluster_id()? {
+                    Some(local) => StartupError::OtherClusterKeyring { local },
+                    None => StartupError::OtherKeyring,
+                });
             }
             store.adopt_keyring(cluster)?;
         }

@@ -280,10 +280,16 @@ impl Replica {
 
     /// Replace the copy with PostgreSQL's whole configuration.
     fn resync(&self, copy: &mut Copy, reason: &ResyncReason) -> Result<u64, StoreError> {
-        tracing::warn!(
-            reason = %reason,
-            "the local copy of the configuration cannot be brought up to date change by change; replacing it with PostgreSQL's whole configuration"
-        );
+        // A data dir that was no cluster's copy yet (a new instance joining) just takes it all.
+        let joining = copy.cluster_id.is_empty();
+        if joining {
+            tracing::info!("cluster mode: taking the cluster's configuration from PostgreSQL");
+        } else {
+            tracing::warn!(
+                reason = %reason,
+                "the local copy of the configuration cannot be brought up to date change by change; replacing it with PostgreSQL's whole configuration"
+            );
+        }
         let (head, state) = self.pg.block_on(self.pg.snapshot())?;
         let current = self.snapshots.current();
         let writes = current.state.writes_to_become(&state);
@@ -301,8 +307,10 @@ impl Replica {
         {
             let mut status = self.lock_status();
             status.cluster_id.clone_from(&head.cluster_id);
-            status.resyncs += 1;
-            status.last_resync = Some(reason.to_string());
+            if !joining {
+                status.resyncs += 1;
+                status.last_resync = Some(reason.to_string());
+            }
         }
         self.confirmed(revision, revision);
         Ok(revision)
@@ -335,7 +343,7 @@ impl Replica {
         }
         status.applied_revision = applied;
         status.head_revision = head;
-        status.confirmed_at = Some(crate::domain::now().to_string());
+        status.confirmed_at = Some(crate::domain::format_time(crate::domain::now()));
         status.unreachable_since = None;
         status.last_error = None;
     }
@@ -348,7 +356,7 @@ impl Replica {
                 "PostgreSQL is unreachable: serving the local copy of the configuration (revision {}); admin changes are refused until it answers",
                 status.applied_revision
             );
-            status.unreachable_since = Some(crate::domain::now().to_string());
+            status.unreachable_since = Some(crate::domain::format_time(crate::domain::now()));
         }
         status.last_error = Some(error.to_string());
     }

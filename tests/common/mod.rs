@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod bare_env;
+pub mod cluster;
 pub mod disk_faults;
 pub mod faults;
 pub mod in_process;

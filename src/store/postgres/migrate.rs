@@ -31,6 +31,10 @@ pub fn latest() -> u64 {
 /// binary. Returns the version found before.
 pub async fn run(client: &mut Client) -> Result<u64, StoreError> {
     let tx = client.transaction().await.map_err(pg_error)?;
+    // `IF NOT EXISTS` on an existing table is a NOTICE every start; nobody needs to read it.
+    tx.batch_execute("SET LOCAL client_min_messages = warning")
+        .await
+        .map_err(pg_error)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(pg_error)?;
