@@ -1,5 +1,6 @@
 //! Cluster mode end to end: real `relaybox serve` processes sharing a real PostgreSQL.
 //! (Without a test PostgreSQL these fail in CI and skip elsewhere; see tests/common/postgres.rs.)
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
 mod common;
 
