@@ -349,6 +349,7 @@ impl Replica {
     }
 
     fn note_unreachable(&self, error: &str) {
+        self.freshness.failed();
         let mut status = self.lock_status();
         if status.unreachable_since.is_none() {
             tracing::warn!(
@@ -362,6 +363,7 @@ impl Replica {
     }
 
     fn note_error(&self, error: &str) {
+        self.freshness.failed();
         tracing::warn!(error, "pulling the configuration from PostgreSQL failed");
         self.lock_status().last_error = Some(error.to_string());
     }

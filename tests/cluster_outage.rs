@@ -1,0 +1,198 @@
+//! Cluster mode while PostgreSQL is gone: a private PostgreSQL server stopped hard
+//! (`pg_ctl stop -m immediate`) under real instances, then started again.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
+mod common;
+
+use std::time::Duration;
+
+use common::cluster::{CLUSTER_KEY, within};
+use common::pg_server::PgServer;
+use common::relay_env::UPSTREAM_KEY;
+use common::{TestServer, request};
+use relaybox_mock_upstream::{MockOptions, MockUpstream};
+use serde_json::{Value, json};
+
+struct Outage {
+    // Field order: the instances stop before the mock's runtime goes away.
+    a: TestServer,
+    b: TestServer,
+    pg: PgServer,
+    key: String,
+    _mock: MockUpstream,
+    _runtime: tokio::runtime::Runtime,
+    _tmp: tempfile::TempDir,
+}
+
+/// Two instances on a private PostgreSQL, a channel to the mock and a key that works on both.
+fn setup() -> Option<Outage> {
+    let pg = PgServer::start()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mock = runtime
+        .block_on(MockUpstream::start(MockOptions::default()))
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let url = pg.url();
+    let env = [
+        ("RELAYBOX_POSTGRES_URL", url.as_str()),
+        ("RELAYBOX_ENCRYPTION_KEY", CLUSTER_KEY),
+    ];
+    let a = TestServer::start(&tmp.path().join("a"), &env);
+    let b = TestServer::start(&tmp.path().join("b"), &env);
+    let channel = json!({"pool": "messages", "name": "mock", "serviceType": "claude",
+        "baseUrl": mock.base_url(), "apiKeys": [UPSTREAM_KEY]});
+    assert_eq!(a.admin("POST", "/channels", Some(&channel)).0, 201);
+    let (status, created) = a.admin("POST", "/keys", Some(&json!({"name": "client"})));
+    assert_eq!(status, 201, "{created}");
+    let key = created["plaintext"].as_str().unwrap().to_string();
+    let outage = Outage {
+        a,
+        b,
+        pg,
+        key,
+        _mock: mock,
+        _runtime: runtime,
+        _tmp: tmp,
+    };
+    assert!(
+        within(Duration::from_secs(6), || outage.relay(&outage.b).0 == 200).is_some(),
+        "B never relayed with the new key"
+    );
+    Some(outage)
+}
+
+impl Outage {
+    fn relay(&self, server: &TestServer) -> (u16, Value) {
+        let body = json!({"model": "claude-sonnet-4", "max_tokens": 16,
+            "messages": [{"role": "user", "content": "Hello through the outage"}]});
+        request(
+            "POST",
+            &format!("{}/v1/messages", server.url),
+            &[
+                ("x-api-key", &self.key),
+                ("anthropic-version", "2023-06-01"),
+            ],
+            Some(&body),
+        )
+        .unwrap()
+    }
+}
+
+fn health(server: &TestServer) -> Value {
+    common::get(&format!("{}/health", server.url)).unwrap().1
+}
+
+#[test]
+fn with_postgres_stopped_hard_instances_keep_relaying_refuse_admin_changes_and_recover() {
+    let Some(mut outage) = setup() else {
+        return;
+    };
+    outage.pg.stop_immediate();
+
+    // Relaying goes on, on both instances.
+    for server in [&outage.a, &outage.b] {
+        for _ in 0..3 {
+            let (status, body) = outage.relay(server);
+            assert_eq!(status, 200, "{body}");
+        }
+    }
+    // Admin changes are refused (never queued), in plain words; reads still answer.
+    let (status, body) =
+        outage
+            .a
+            .admin("POST", "/keys", Some(&json!({"name": "during-the-outage"})));
+    assert_eq!(status, 503, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("read-only while PostgreSQL is unreachable"),
+        "{message}"
+    );
+    assert_eq!(outage.b.admin("GET", "/keys", None).0, 200);
+    // /health says degraded, with how stale the configuration is.
+    let degraded = within(Duration::from_secs(8), || {
+        health(&outage.b)["status"] == "degraded"
+    });
+    assert!(degraded.is_some(), "{}", health(&outage.b));
+    let report = health(&outage.b);
+    let problems = report["problems"].to_string();
+    assert!(
+        problems.contains("PostgreSQL is unreachable") && problems.contains("last confirmed"),
+        "{report}"
+    );
+    assert!(
+        report["cluster"]["unreachableSince"].is_string(),
+        "{report}"
+    );
+
+    // PostgreSQL comes back: health recovers and changes go through again, everywhere.
+    outage.pg.start_again();
+    for server in [&outage.a, &outage.b] {
+        let ok = within(Duration::from_secs(12), || health(server)["status"] == "ok");
+        assert!(ok.is_some(), "{}", health(server));
+    }
+    let (status, created) =
+        outage
+            .a
+            .admin("POST", "/keys", Some(&json!({"name": "after-the-outage"})));
+    assert_eq!(status, 201, "{created}");
+    let id = created["key"]["id"].as_str().unwrap().to_string();
+    let seen = within(Duration::from_secs(6), || {
+        outage.b.admin("GET", &format!("/keys/{id}"), None).0 == 200
+    });
+    assert!(seen.is_some());
+    // Nothing was queued during the outage.
+    let (_, keys) = outage.b.admin("GET", "/keys", None);
+    assert!(!keys.to_string().contains("during-the-outage"), "{keys}");
+}
+
+#[test]
+fn max_config_staleness_makes_an_instance_fail_closed_while_postgres_is_away() {
+    let Some(mut outage) = setup() else {
+        return;
+    };
+    let (status, body) = outage.a.admin(
+        "PUT",
+        "/settings",
+        Some(&json!({"maxConfigStalenessSeconds": 2})),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        within(Duration::from_secs(6), || {
+            outage.b.admin("GET", "/settings", None).1["maxConfigStalenessSeconds"] == 2
+        })
+        .is_some()
+    );
+    assert_eq!(outage.relay(&outage.b).0, 200);
+
+    outage.pg.stop_immediate();
+    // The next poll fails (≤ 5 s) and 2 s later the instances refuse relay traffic.
+    for server in [&outage.a, &outage.b] {
+        let refused = within(Duration::from_secs(12), || outage.relay(server).0 == 503);
+        assert!(
+            refused.is_some(),
+            "still relaying with a stale configuration"
+        );
+        let (_, body) = outage.relay(server);
+        assert_eq!(body["type"], "error", "{body}");
+        assert_eq!(body["error"]["type"], "overloaded_error", "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("maxConfigStalenessSeconds"),
+            "{body}"
+        );
+    }
+    outage.pg.start_again();
+    for server in [&outage.a, &outage.b] {
+        let back = within(Duration::from_secs(12), || outage.relay(server).0 == 200);
+        assert!(
+            back.is_some(),
+            "did not serve again after PostgreSQL came back"
+        );
+    }
+}
