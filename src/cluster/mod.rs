@@ -4,3 +4,9 @@
 //!
 //! Arrows: `app → cluster → {config, limits, store}`. The SQL lives in `store::postgres`;
 //! this module holds the loops that use it (each a supervised task started by `app`).
+
+mod backoff;
+pub mod heartbeat;
+pub mod jobs;
+
+pub use backoff::Backoff;
