@@ -48,6 +48,61 @@ pub struct Metrics {
     /// Requests whose model has no price anywhere, by model (at most
     /// [`UNPRICED_MODELS_NAMED`] names; later ones count under [`UNPRICED_OTHER`]).
     unpriced: Mutex<BTreeMap<String, u64>>,
+    /// Cluster mode: live instances and the leases this instance holds (set by its loops).
+    pub cluster_nodes: ClusterNodeGauges,
+}
+
+/// Cluster mode's instance and lease gauges; a clone shares them (the heartbeat and the job
+/// runner each get one). Rendered only once a loop has set them: a single node shows none.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterNodeGauges {
+    inner: std::sync::Arc<ClusterNodeValues>,
+}
+
+#[derive(Debug, Default)]
+struct ClusterNodeValues {
+    /// 0 until the heartbeat set it.
+    live_instances: AtomicU64,
+    /// job → whether this instance holds its lease
+    lease_held: Mutex<BTreeMap<String, bool>>,
+}
+
+impl ClusterNodeGauges {
+    pub fn set_live_instances(&self, live: u64) {
+        self.inner.live_instances.store(live, Ordering::Relaxed);
+    }
+
+    pub fn set_lease_held(&self, job: &str, held: bool) {
+        let mut leases = lock(&self.inner.lease_held);
+        match leases.get_mut(job) {
+            Some(value) => *value = held,
+            None => {
+                leases.insert(job.to_string(), held);
+            }
+        }
+    }
+
+    fn render(&self, out: &mut String) {
+        let live = self.inner.live_instances.load(Ordering::Relaxed);
+        if live > 0 {
+            let _ = writeln!(
+                out,
+                "# HELP relaybox_cluster_live_instances Instances of this cluster seen in the last 15 s (this one included; the last known count while PostgreSQL is unreachable).\n# TYPE relaybox_cluster_live_instances gauge\nrelaybox_cluster_live_instances {live}"
+            );
+        }
+        let leases = lock(&self.inner.lease_held);
+        if !leases.is_empty() {
+            out.push_str("# HELP relaybox_cluster_lease_held Whether this instance holds the lease of a singleton job (1) or not (0).\n# TYPE relaybox_cluster_lease_held gauge\n");
+            for (job, held) in leases.iter() {
+                let _ = writeln!(
+                    out,
+                    "relaybox_cluster_lease_held{{job=\"{}\"}} {}",
+                    escape(job),
+                    u8::from(*held)
+                );
+            }
+        }
+    }
 }
 
 /// How many unpriced model names get a label (and a line in `/health`) of their own: model
@@ -318,6 +373,7 @@ impl Metrics {
             "# HELP relaybox_log_commits_total Request-log transactions committed.\n# TYPE relaybox_log_commits_total counter\nrelaybox_log_commits_total {}",
             writer.batches
         );
+        self.cluster_nodes.render(&mut out);
         out
     }
 }
@@ -355,5 +411,26 @@ mod tests {
         let metrics = Metrics::default();
         metrics.unpriced(&"x".repeat(10_000));
         assert_eq!(metrics.unpriced_models()[0].len(), MODEL_LABEL_MAX);
+    }
+
+    #[test]
+    fn cluster_gauges_appear_once_set_and_clones_share_them() {
+        let metrics = Metrics::default();
+        let text = metrics.render(WriterStats::default());
+        assert!(
+            !text.contains("relaybox_cluster_"),
+            "a single node shows none"
+        );
+        let gauges = metrics.cluster_nodes.clone();
+        gauges.set_live_instances(3);
+        gauges.set_lease_held("tombstone-gc", true);
+        gauges.set_lease_held("gone-instances", false);
+        let text = metrics.render(WriterStats::default());
+        assert!(
+            text.contains("relaybox_cluster_live_instances 3\n"),
+            "{text}"
+        );
+        assert!(text.contains("relaybox_cluster_lease_held{job=\"tombstone-gc\"} 1\n"));
+        assert!(text.contains("relaybox_cluster_lease_held{job=\"gone-instances\"} 0\n"));
     }
 }

@@ -502,11 +502,7 @@ impl Instance {
         Ok(Instance {
             data,
             config: Arc::new(config),
-            cluster: Some(Arc::new(Cluster {
-                replica,
-                target,
-                instance_id,
-            })),
+            cluster: Some(Arc::new(Cluster::new(replica, target, instance_id))),
         })
     }
 

@@ -155,7 +155,11 @@ impl App {
             limits_sync(Arc::clone(self), shutdown.clone()),
         );
         if let Some(cluster) = &self.cluster {
-            cluster.start(&self.tasks);
+            cluster.start(
+                &self.tasks,
+                &self.relay.metrics.cluster_nodes,
+                &addr.to_string(),
+            );
         }
         let host = if addr.ip().is_unspecified() {
             "127.0.0.1".to_string()

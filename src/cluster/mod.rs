@@ -5,13 +5,21 @@
 //! Arrows: `app → cluster → {config, limits, store}`. The SQL lives in `store::postgres`;
 //! this module holds the loops that use it (each a supervised task started by `app`).
 
+mod backoff;
+pub mod heartbeat;
+pub mod jobs;
+
+pub use backoff::Backoff;
 pub mod replica;
 pub mod sync;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 pub use replica::{JoinError, Joined, Replica, ReplicaStatus};
 
+use self::heartbeat::{ClusterView, Heartbeat, HeartbeatOptions, Identity};
+use self::jobs::{GoneInstances, JobOptions, JobRunner, JobsView, TombstoneGc};
+use crate::metrics::ClusterNodeGauges;
 use crate::store::StoreError;
 use crate::store::postgres::{PgStore, Target};
 use crate::tasks::Tasks;
@@ -22,6 +30,9 @@ pub struct Cluster {
     pub target: Target,
     /// Stable per data dir: names this instance's rows in PostgreSQL.
     pub instance_id: String,
+    /// What the other instances are (the heartbeat's view; one live instance until it beats).
+    pub view: ClusterView,
+    jobs: OnceLock<JobsView>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -34,12 +45,24 @@ impl std::fmt::Debug for Cluster {
 
 impl Cluster {
     #[must_use]
+    pub fn new(replica: Arc<Replica>, target: Target, instance_id: String) -> Self {
+        Self {
+            replica,
+            target,
+            instance_id,
+            view: ClusterView::default(),
+            jobs: OnceLock::new(),
+        }
+    }
+
+    #[must_use]
     pub fn pg(&self) -> &Arc<PgStore> {
         self.replica.pg()
     }
 
-    /// Start the loops (supervised: they end with the server).
-    pub fn start(&self, tasks: &Tasks) {
+    /// Start the loops (supervised: they end with the server). `listen` is this instance's
+    /// address as the other instances' operators see it in the instances list.
+    pub fn start(&self, tasks: &Tasks, gauges: &ClusterNodeGauges, listen: &str) {
         let shutdown = tasks.shutdown_token();
         tasks.spawn(
             "cluster-config-sync",
@@ -48,8 +71,47 @@ impl Cluster {
                 self.target.clone(),
                 sync::POLL_INTERVAL,
             )
-            .run(shutdown),
+            .run(shutdown.clone()),
         );
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|name| name.trim().to_string())
+            .unwrap_or_default();
+        let heartbeat = Heartbeat::with_view(
+            Arc::clone(self.pg()),
+            Identity::new(self.instance_id.clone(), hostname, listen.to_string()),
+            Arc::clone(self.replica.report()),
+            HeartbeatOptions {
+                gauges: gauges.clone(),
+                ..HeartbeatOptions::default()
+            },
+            self.view.clone(),
+        );
+        tasks.spawn("cluster-heartbeat", heartbeat.run(shutdown.clone()));
+        let jobs = JobRunner::new(
+            Arc::clone(self.pg()),
+            self.instance_id.clone(),
+            JobOptions {
+                gauges: gauges.clone(),
+                ..JobOptions::default()
+            },
+        )
+        .with_job(TombstoneGc::default())
+        .with_job(GoneInstances::default());
+        let _ = self.jobs.set(jobs.view());
+        tasks.spawn("cluster-jobs", jobs.run(shutdown));
+    }
+
+    /// `GET /admin/api/cluster`.
+    #[must_use]
+    pub fn report(&self) -> serde_json::Value {
+        serde_json::json!({
+            "mode": "cluster",
+            "instanceId": self.instance_id,
+            "postgres": self.target.to_string(),
+            "config": self.replica.status(),
+            "nodes": self.view.status(),
+            "jobs": self.jobs.get().map(JobsView::status).unwrap_or_default(),
+        })
     }
 
     /// Whether this content of a cc-bridge config file was applied in the cluster (blocking).
@@ -78,6 +140,13 @@ impl Cluster {
             problems.push(format!(
                 "PostgreSQL is unreachable since {since}: serving the local copy of the configuration (revision {}, last confirmed {age} s ago); admin changes are refused until it answers",
                 status.applied_revision
+            ));
+        }
+        let nodes = self.view.status();
+        if nodes.clock_skew_alarm {
+            problems.push(format!(
+                "this instance's clock is {} ms off PostgreSQL's; budgets and day boundaries may be attributed wrongly",
+                nodes.clock_skew_ms.unwrap_or_default()
             ));
         }
         problems

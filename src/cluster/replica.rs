@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::Serialize;
 
 use crate::config::{ConfigWriter, Freshness, Plan, Snapshot, Snapshots, WriteError, Written};
+use super::heartbeat::InstanceReport;
 use crate::crypto::Cipher;
 use crate::store::postgres::{Base, ChangePage, PgStore, ResyncReason};
 use crate::store::{Commit, ConfigState, ConfigStore, StoreError};
@@ -88,6 +89,8 @@ pub struct Replica {
     freshness: Arc<Freshness>,
     copy: Mutex<Copy>,
     status: Mutex<ReplicaStatus>,
+    /// What the heartbeat tells the other instances (applied revision, stale since).
+    report: Arc<InstanceReport>,
 }
 
 impl std::fmt::Debug for Replica {
@@ -124,6 +127,7 @@ impl Replica {
                 applied_revision: state.revision,
                 ..ReplicaStatus::default()
             }),
+            report: Arc::default(),
         };
         let head = match replica.pg.block_on(async {
             replica.pg.prepare().await?;
@@ -211,6 +215,11 @@ impl Replica {
     #[must_use]
     pub fn pg(&self) -> &Arc<PgStore> {
         &self.pg
+    }
+
+    #[must_use]
+    pub fn report(&self) -> &Arc<InstanceReport> {
+        &self.report
     }
 
     /// Bring the copy to PostgreSQL's head (blocking). Returns the applied revision.
@@ -337,6 +346,8 @@ impl Replica {
 
     fn confirmed(&self, applied: u64, head: u64) {
         self.freshness.confirm();
+        self.report.set_applied_rev(applied);
+        self.report.set_config_stale_since(None);
         let mut status = self.lock_status();
         if status.unreachable_since.is_some() {
             tracing::info!("PostgreSQL answers again; the configuration is current");
@@ -349,7 +360,7 @@ impl Replica {
     }
 
     fn note_unreachable(&self, error: &str) {
-        self.freshness.failed();
+        self.stale_from_now();
         let mut status = self.lock_status();
         if status.unreachable_since.is_none() {
             tracing::warn!(
@@ -362,8 +373,17 @@ impl Replica {
         status.last_error = Some(error.to_string());
     }
 
-    fn note_error(&self, error: &str) {
+    fn stale_from_now(&self) {
+        // The first failure since the copy was last confirmed.
+        if self.lock_status().last_error.is_none() {
+            self.report
+                .set_config_stale_since(Some(std::time::Instant::now()));
+        }
         self.freshness.failed();
+    }
+
+    fn note_error(&self, error: &str) {
+        self.stale_from_now();
         tracing::warn!(error, "pulling the configuration from PostgreSQL failed");
         self.lock_status().last_error = Some(error.to_string());
     }

@@ -420,10 +420,5 @@ pub async fn cluster(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
     let Some(cluster) = &app.cluster else {
         return Json(serde_json::json!({ "mode": "single" }));
     };
-    Json(serde_json::json!({
-        "mode": "cluster",
-        "instanceId": cluster.instance_id,
-        "postgres": cluster.target.to_string(),
-        "config": cluster.replica.status(),
-    }))
+    Json(cluster.report())
 }

@@ -27,9 +27,12 @@
 //! ([`crate::store::blocking`]) or outside any runtime, never from an async task.
 
 mod commit;
+pub mod instances;
+pub mod leases;
 pub mod migrate;
 mod pull;
 pub mod target;
+mod tombstones;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio::runtime::Handle;
@@ -37,6 +40,7 @@ use tokio::runtime::Handle;
 pub use commit::Base;
 pub use pull::{ChangePage, Head, PulledRecord, ResyncReason};
 pub use target::{Target, Tls};
+pub use tombstones::Collected;
 
 use super::{Commit, ConfigState, ConfigStore, StoreError};
 use crate::crypto::KeyringRecord;
