@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::FastMap;
@@ -50,6 +50,8 @@ pub struct Metrics {
     unpriced: Mutex<BTreeMap<String, u64>>,
     /// Cluster mode: live instances and the leases this instance holds (set by its loops).
     pub cluster_nodes: ClusterNodeGauges,
+    /// Cluster mode: budget syncs with PostgreSQL that failed (shared with the sync loop).
+    budget_sync_errors: Arc<AtomicU64>,
 }
 
 /// Cluster mode's instance and lease gauges; a clone shares them (the heartbeat and the job
@@ -230,6 +232,12 @@ impl Metrics {
         self.admin_auth_throttled.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The counter of failed budget syncs, for `cluster::budgets::BudgetSync` to count into.
+    #[must_use]
+    pub fn budget_sync_errors(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.budget_sync_errors)
+    }
+
     /// The text exposition format.
     #[must_use]
     pub fn render(&self, writer: WriterStats) -> String {
@@ -342,6 +350,11 @@ impl Metrics {
             out,
             "# HELP relaybox_admin_auth_throttled_total Admin API requests refused (429) after too many failed authentications from their address.\n# TYPE relaybox_admin_auth_throttled_total counter\nrelaybox_admin_auth_throttled_total {}",
             self.admin_auth_throttled.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP relaybox_budget_sync_errors_total Cluster mode: budget syncs with PostgreSQL that failed (the last figures of the other instances stay in use).\n# TYPE relaybox_budget_sync_errors_total counter\nrelaybox_budget_sync_errors_total {}",
+            self.budget_sync_errors.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             out,

@@ -157,7 +157,8 @@ impl App {
         if let Some(cluster) = &self.cluster {
             cluster.start(
                 &self.tasks,
-                &self.relay.metrics.cluster_nodes,
+                &self.relay.limits,
+                &self.relay.metrics,
                 &addr.to_string(),
             );
         }

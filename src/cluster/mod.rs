@@ -19,7 +19,8 @@ pub use replica::{JoinError, Joined, Replica, ReplicaStatus};
 
 use self::heartbeat::{ClusterView, Heartbeat, HeartbeatOptions, Identity};
 use self::jobs::{GoneInstances, JobOptions, JobRunner, JobsView, TombstoneGc};
-use crate::metrics::ClusterNodeGauges;
+use crate::limits::Limiter;
+use crate::metrics::Metrics;
 use crate::store::StoreError;
 use crate::store::postgres::{PgStore, Target};
 use crate::tasks::Tasks;
@@ -33,6 +34,7 @@ pub struct Cluster {
     /// What the other instances are (the heartbeat's view; one live instance until it beats).
     pub view: ClusterView,
     jobs: OnceLock<JobsView>,
+    budgets: OnceLock<budgets::BudgetSyncHandle>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -52,6 +54,7 @@ impl Cluster {
             instance_id,
             view: ClusterView::default(),
             jobs: OnceLock::new(),
+            budgets: OnceLock::new(),
         }
     }
 
@@ -62,7 +65,8 @@ impl Cluster {
 
     /// Start the loops (supervised: they end with the server). `listen` is this instance's
     /// address as the other instances' operators see it in the instances list.
-    pub fn start(&self, tasks: &Tasks, gauges: &ClusterNodeGauges, listen: &str) {
+    pub fn start(&self, tasks: &Tasks, limits: &Arc<Limiter>, metrics: &Metrics, listen: &str) {
+        let gauges = &metrics.cluster_nodes;
         let shutdown = tasks.shutdown_token();
         tasks.spawn(
             "cluster-config-sync",
@@ -98,7 +102,18 @@ impl Cluster {
         .with_job(TombstoneGc::default())
         .with_job(GoneInstances::default());
         let _ = self.jobs.set(jobs.view());
-        tasks.spawn("cluster-jobs", jobs.run(shutdown));
+        tasks.spawn("cluster-jobs", jobs.run(shutdown.clone()));
+        let view = self.view.clone();
+        let budgets = budgets::BudgetSync::new(
+            Arc::clone(limits),
+            Arc::clone(self.pg()),
+            self.instance_id.clone(),
+            budgets::DEFAULT_INTERVAL,
+        )
+        .with_live_instances(move || view.live_instances())
+        .with_error_counter(metrics.budget_sync_errors());
+        let _ = self.budgets.set(budgets.handle());
+        tasks.spawn("cluster-budget-sync", budgets.run(shutdown));
     }
 
     /// `GET /admin/api/cluster`.
@@ -111,6 +126,7 @@ impl Cluster {
             "config": self.replica.status(),
             "nodes": self.view.status(),
             "jobs": self.jobs.get().map(JobsView::status).unwrap_or_default(),
+            "budgets": self.budgets.get().map(budgets::BudgetSyncHandle::status),
         })
     }
 
@@ -152,3 +168,4 @@ impl Cluster {
         problems
     }
 }
+pub mod budgets;

@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::Serialize;
 
-use crate::config::{ConfigWriter, Freshness, Plan, Snapshot, Snapshots, WriteError, Written};
 use super::heartbeat::InstanceReport;
+use crate::config::{ConfigWriter, Freshness, Plan, Snapshot, Snapshots, WriteError, Written};
 use crate::crypto::Cipher;
 use crate::store::postgres::{Base, ChangePage, PgStore, ResyncReason};
 use crate::store::{Commit, ConfigState, ConfigStore, StoreError};

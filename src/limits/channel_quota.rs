@@ -5,6 +5,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::quota::{self, QuotaPeriod, QuotaSchedule};
+use super::shared::{window_frees_in, window_sum};
 use super::window::RollingSum;
 use super::{ChannelState, Limiter, RPM_WINDOW, USAGE_BUCKET, channel_state, lock};
 use crate::domain::Channel;
@@ -51,6 +52,21 @@ fn rfc3339(unix: i64) -> Option<String> {
         .map(crate::domain::format_time)
 }
 
+/// The channel's usage in `period`: this instance's plus the other instances' (cluster mode).
+fn quota_used(state: &ChannelState, period: &QuotaPeriod, t: i64) -> f64 {
+    let remote = state.remote.as_deref();
+    if period.rolling {
+        window_sum(
+            &state.quota_rolling,
+            remote.map(|r| r.rolling(period.credit)),
+            t,
+            period.length,
+        )
+    } else {
+        state.quota_used + remote.map_or(0.0, |r| r.period(period.start, period.credit))
+    }
+}
+
 impl Limiter {
     fn with_channel<T>(
         &self,
@@ -82,6 +98,9 @@ impl Limiter {
             }
             state.quota_period_start = period.start;
         }
+        if state.last_period != period {
+            state.last_period.clone_from(&period);
+        }
         f(state, period, t)
     }
 
@@ -101,20 +120,13 @@ impl Limiter {
         }
         self.with_schedule(channel_id, schedule, |state, period, t| {
             let Some(period) = period else { return Ok(()) };
-            let used = if period.rolling {
-                state.quota_rolling.sum(t, period.length)
-            } else {
-                state.quota_used
-            };
+            let used = quota_used(state, &period, t);
             if used < period.limit {
                 return Ok(());
             }
             let when = if period.rolling {
-                rfc3339(
-                    t + state
-                        .quota_rolling
-                        .seconds_until_oldest_expires(t, period.length),
-                )
+                let others = state.remote.as_deref().map(|r| r.rolling(period.credit));
+                rfc3339(t + window_frees_in(&state.quota_rolling, others, t, period.length))
             } else {
                 period.end.and_then(rfc3339)
             };
@@ -164,6 +176,7 @@ impl Limiter {
             } else if at >= state.quota_floor {
                 state.quota_used += amount;
             }
+            state.dirty_from = state.dirty_from.min(at.div_euclid(USAGE_BUCKET));
         });
     }
 
@@ -226,6 +239,8 @@ impl Limiter {
                 }
             }
             state.seeded_for = Some(signature);
+            // Publish every figure again: they were rebuilt from the log.
+            state.dirty_from = i64::MIN;
         });
     }
 
@@ -251,11 +266,7 @@ impl Limiter {
                 } else {
                     "requests".into()
                 },
-                used: if p.rolling {
-                    state.quota_rolling.sum(t, p.length)
-                } else {
-                    state.quota_used
-                },
+                used: quota_used(state, &p, t),
                 limit: p.limit,
                 mode: if p.rolling {
                     "rolling".into()

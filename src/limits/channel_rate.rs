@@ -2,12 +2,13 @@
 
 use std::time::Duration;
 
-use super::{Limiter, RPM_WINDOW, channel_state, lock};
+use super::{Limiter, RPM_WINDOW, channel_state, local_share, lock};
 use crate::domain::Channel;
 
 impl Limiter {
     /// Take a slot of the channel's `rateLimitRpm`; with `queueEnabled`, wait for one (up to
-    /// `queueTimeout`, at most `max_queue` waiting). `Err(reason)` when none can be had.
+    /// `queueTimeout`, at most `max_queue` waiting). `Err(reason)` when none can be had. In a
+    /// cluster the slots are this instance's share of `rateLimitRpm`.
     pub async fn acquire_channel_slot(
         &self,
         channel: &Channel,
@@ -17,6 +18,18 @@ impl Limiter {
         if rpm == 0 {
             return Ok(());
         }
+        let instances = self.live_instances();
+        let allowed = local_share(rpm, instances);
+        // Only a refusal needs the words.
+        let rpm_text = || {
+            if instances > 1 {
+                format!(
+                    "{rpm} requests per minute across {instances} instances ({allowed} on this one)"
+                )
+            } else {
+                format!("{rpm} requests per minute")
+            }
+        };
         let timeout = Duration::from_secs(channel.queue_timeout.unwrap_or(60));
         let started = std::time::Instant::now();
         let mut queued = false;
@@ -25,7 +38,7 @@ impl Limiter {
                 let t = self.clock.now().unix_timestamp();
                 let mut channels = lock(&self.channels);
                 let state = channel_state(&mut channels, &channel.id);
-                if state.recent.sum(t, RPM_WINDOW) < f64::from(rpm) {
+                if state.recent.sum(t, RPM_WINDOW) < f64::from(allowed) {
                     state.recent.add(t, 1.0);
                     state.recent.prune(t, RPM_WINDOW);
                     if queued {
@@ -34,12 +47,13 @@ impl Limiter {
                     return Ok(());
                 }
                 if !channel.queue_enabled {
-                    break Err(format!("at its rate limit of {rpm} requests per minute"));
+                    break Err(format!("at its rate limit of {}", rpm_text()));
                 }
                 if !queued {
                     if state.queued >= max_queue {
                         break Err(format!(
-                            "at its rate limit of {rpm} requests per minute and its queue is full"
+                            "at its rate limit of {} and its queue is full",
+                            rpm_text()
                         ));
                     }
                     state.queued += 1;
@@ -49,7 +63,8 @@ impl Limiter {
             };
             if started.elapsed() >= timeout {
                 break Err(format!(
-                    "at its rate limit of {rpm} requests per minute (waited {} s in its queue)",
+                    "at its rate limit of {} (waited {} s in its queue)",
+                    rpm_text(),
                     timeout.as_secs()
                 ));
             }

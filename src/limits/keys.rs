@@ -6,8 +6,9 @@ use std::sync::Arc;
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use super::shared::{RemoteKey, window_frees_in, window_sum};
 use super::window::RollingSum;
-use super::{Limiter, RPM_WINDOW, USAGE_BUCKET, lock};
+use super::{CLEAN, Limiter, RPM_WINDOW, USAGE_BUCKET, local_share, lock};
 use crate::FastMap;
 use crate::domain::ClientKey;
 use crate::domain::key::KeyLimits;
@@ -26,14 +27,18 @@ pub struct Refusal {
 pub(super) struct KeyState {
     recent: RollingSum,
     in_flight: u32,
-    requests: RollingSum,
-    tokens: RollingSum,
-    cost: RollingSum,
-    day: time::Date,
-    day_cost: f64,
-    total_cost: f64,
+    pub(super) requests: RollingSum,
+    pub(super) tokens: RollingSum,
+    pub(super) cost: RollingSum,
+    pub(super) day: time::Date,
+    pub(super) day_cost: f64,
+    pub(super) total_cost: f64,
     /// The limits the window sums were seeded for; a change re-seeds them.
-    seeded_for: Option<KeyLimits>,
+    pub(super) seeded_for: Option<KeyLimits>,
+    /// The oldest minute whose usage changed since the last export ([`CLEAN`]: none).
+    pub(super) dirty_from: i64,
+    /// What the cluster's other instances used, as of the last sync.
+    pub(super) remote: Option<Box<RemoteKey>>,
 }
 
 impl KeyState {
@@ -48,7 +53,14 @@ impl KeyState {
             day_cost: 0.0,
             total_cost: 0.0,
             seeded_for: None,
+            dirty_from: CLEAN,
+            remote: None,
         }
+    }
+
+    /// Usage of the minute holding `at_unix` changed.
+    fn touched(&mut self, at_unix: i64) {
+        self.dirty_from = self.dirty_from.min(at_unix.div_euclid(USAGE_BUCKET));
     }
 
     fn roll_day(&mut self, today: time::Date) {
@@ -75,7 +87,7 @@ pub fn key_horizon(limits: &KeyLimits) -> i64 {
 }
 
 /// The state of a key, created on first use (looked up without allocating on the hot path).
-fn key_state<'a>(
+pub(super) fn key_state<'a>(
     keys: &'a mut FastMap<String, KeyState>,
     id: &str,
     today: time::Date,
@@ -95,6 +107,18 @@ fn seconds_to_midnight(now: OffsetDateTime) -> u64 {
     u64::try_from((next - now).whole_seconds())
         .unwrap_or(1)
         .max(1)
+}
+
+/// How a per-minute or concurrency refusal names this instance's share (nothing for one).
+fn share_note(limit: u32, instances: usize) -> String {
+    if instances > 1 {
+        format!(
+            " across {instances} instances ({} on this one)",
+            local_share(limit, instances)
+        )
+    } else {
+        String::new()
+    }
 }
 
 fn positive(seconds: i64) -> u64 {
@@ -163,11 +187,13 @@ impl Limiter {
         let now = self.clock.now();
         let t = now.unix_timestamp();
         let limits = &key.limits;
+        let instances = self.live_instances();
         let mut keys = lock(&self.keys);
         let state = key_state(&mut keys, &key.id, now.date());
         state.roll_day(now.date());
+        let remote = state.remote.as_deref();
         if let Some(max) = limits.cost_total
-            && state.total_cost >= max
+            && state.total_cost + remote.map_or(0.0, |r| r.total_cost) >= max
         {
             return Err(Refusal {
                 limit: "cost_total",
@@ -178,7 +204,7 @@ impl Limiter {
             });
         }
         if let Some(max) = limits.cost_per_day
-            && state.day_cost >= max
+            && state.day_cost + remote.map_or(0.0, |r| r.day_cost(state.day)) >= max
         {
             return Err(Refusal {
                 limit: "cost_per_day",
@@ -193,54 +219,61 @@ impl Limiter {
                 "cost_per_window",
                 &limits.cost_per_window,
                 &state.cost,
+                remote.map(|r| &r.cost),
                 "cost",
             ),
             (
                 "tokens_per_window",
                 &limits.tokens_per_window,
                 &state.tokens,
+                remote.map(|r| &r.tokens),
                 "tokens",
             ),
             (
                 "requests_per_window",
                 &limits.requests_per_window,
                 &state.requests,
+                remote.map(|r| &r.requests),
                 "requests",
             ),
         ];
-        for (name, limit, sum, what) in windows {
+        for (name, limit, sum, others, what) in windows {
             if let Some(limit) = limit {
                 let window = i64::try_from(limit.window_seconds).unwrap_or(i64::MAX);
-                if sum.sum(t, window) >= limit.limit {
+                if window_sum(sum, others, t, window) >= limit.limit {
                     return Err(Refusal {
                         limit: name,
                         message: format!(
                             "this API key has reached its limit of {} {what} per {} s; retry later",
                             limit.limit, limit.window_seconds
                         ),
-                        retry_after: Some(positive(sum.seconds_until_oldest_expires(t, window))),
+                        retry_after: Some(positive(window_frees_in(sum, others, t, window))),
                     });
                 }
             }
         }
         if let Some(rpm) = limits.requests_per_minute
-            && state.recent.sum(t, RPM_WINDOW) >= f64::from(rpm)
+            && state.recent.sum(t, RPM_WINDOW) >= f64::from(local_share(rpm, instances))
         {
             return Err(Refusal {
                 limit: "requests_per_minute",
-                message: format!("this API key may make {rpm} requests per minute; retry later"),
+                message: format!(
+                    "this API key may make {rpm} requests per minute{}; retry later",
+                    share_note(rpm, instances)
+                ),
                 retry_after: Some(positive(
                     state.recent.seconds_until_oldest_expires(t, RPM_WINDOW),
                 )),
             });
         }
         if let Some(max) = limits.concurrent_requests
-            && state.in_flight >= max
+            && state.in_flight >= local_share(max, instances)
         {
             return Err(Refusal {
                 limit: "concurrent_requests",
                 message: format!(
-                    "this API key may have {max} requests in flight at once; retry when one has finished"
+                    "this API key may have {max} requests in flight at once{}; retry when one has finished",
+                    share_note(max, instances)
                 ),
                 retry_after: Some(1),
             });
@@ -248,6 +281,7 @@ impl Limiter {
         state.recent.add(t, 1.0);
         state.recent.prune(t, RPM_WINDOW);
         state.requests.add(t, 1.0);
+        state.touched(t);
         state.in_flight += 1;
         Ok(KeyPermit {
             limiter: Arc::clone(self),
@@ -278,6 +312,7 @@ impl Limiter {
             state.day_cost += cost;
         }
         state.total_cost += cost;
+        state.touched(t);
         let horizon = key_horizon(&key.limits).max(RPM_WINDOW);
         let now_unix = now.unix_timestamp();
         state.requests.prune(now_unix, horizon);
@@ -315,6 +350,8 @@ impl Limiter {
         state.day_cost = seed.cost_today;
         state.total_cost = seed.cost_total;
         state.seeded_for = Some(key.limits.clone());
+        // Publish every figure again: they were rebuilt from the log.
+        state.dirty_from = i64::MIN;
     }
 
     #[must_use]
@@ -325,28 +362,36 @@ impl Limiter {
         let state = key_state(&mut keys, &key.id, now.date());
         state.roll_day(now.date());
         let limits = &key.limits;
+        let remote = state.remote.as_deref();
         let mut windows = Vec::new();
-        for (name, limit, sum) in [
+        for (name, limit, sum, others) in [
             (
                 "requests_per_window",
                 &limits.requests_per_window,
                 &state.requests,
+                remote.map(|r| &r.requests),
             ),
             (
                 "tokens_per_window",
                 &limits.tokens_per_window,
                 &state.tokens,
+                remote.map(|r| &r.tokens),
             ),
-            ("cost_per_window", &limits.cost_per_window, &state.cost),
+            (
+                "cost_per_window",
+                &limits.cost_per_window,
+                &state.cost,
+                remote.map(|r| &r.cost),
+            ),
         ] {
             if let Some(limit) = limit {
                 let window = i64::try_from(limit.window_seconds).unwrap_or(i64::MAX);
                 windows.push(WindowUsage {
                     limit: name,
-                    used: sum.sum(t, window),
+                    used: window_sum(sum, others, t, window),
                     max: limit.limit,
                     window_seconds: limit.window_seconds,
-                    frees_in_seconds: u64::try_from(sum.seconds_until_oldest_expires(t, window))
+                    frees_in_seconds: u64::try_from(window_frees_in(sum, others, t, window))
                         .unwrap_or(0),
                 });
             }
@@ -360,8 +405,8 @@ impl Limiter {
         KeyUsage {
             requests_last_minute,
             in_flight: state.in_flight,
-            cost_today: state.day_cost,
-            cost_total: state.total_cost,
+            cost_today: state.day_cost + remote.map_or(0.0, |r| r.day_cost(state.day)),
+            cost_total: state.total_cost + remote.map_or(0.0, |r| r.total_cost),
             windows,
             limits: limits.clone(),
             day_resets_at: now

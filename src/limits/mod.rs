@@ -14,8 +14,15 @@
 //! at most the rows of the last group commit (≤ 100 ms).
 //!
 //! [`Limiter`] is the one handle the request path holds; its methods live with the job they
-//! do: `keys` (admission, permits, usage), `channel_quota`, `channel_rate` (the RPM queue) and
-//! `sticky` (session binding).
+//! do: `keys` (admission, permits, usage), `channel_quota`, `channel_rate` (the RPM queue),
+//! `sticky` (session binding) and `shared` (cluster mode).
+//!
+//! **Cluster mode** (`shared`): budgets, rolling windows and channel quotas count this
+//! instance's own usage plus what the other instances used as of the last sync (a per-key and
+//! per-channel figure the sync replaces; the request path never waits on PostgreSQL).
+//! Requests per minute and concurrency are enforced locally on this instance's share:
+//! ⌈limit ÷ live instances⌉, never below 1. A single instance (1 live instance, nothing from
+//! others) behaves exactly as without a cluster.
 
 pub mod clock;
 pub mod quota;
@@ -25,9 +32,11 @@ pub mod window;
 mod channel_quota;
 mod channel_rate;
 mod keys;
+mod shared;
 mod sticky;
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use time::OffsetDateTime;
@@ -36,6 +45,8 @@ pub use channel_quota::{ChannelUsage, QuotaUsage};
 pub use clock::{Clock, ManualClock, SystemClock};
 use keys::KeyState;
 pub use keys::{KeyPermit, KeySeed, KeyUsage, Refusal, WindowUsage, key_horizon};
+use quota::QuotaPeriod;
+use shared::RemoteChannel;
 use window::RollingSum;
 
 use crate::FastMap;
@@ -43,6 +54,19 @@ use crate::FastMap;
 const RPM_WINDOW: i64 = 60;
 /// Rolling windows of tokens, requests and cost keep one-minute buckets.
 const USAGE_BUCKET: i64 = 60;
+/// `dirty_from` of counters with nothing to publish.
+const CLEAN: i64 = i64::MAX;
+
+/// This instance's share of a per-minute or concurrency limit when `instances` share it:
+/// ⌈limit ÷ instances⌉, never below 1 (and the limit itself for one instance).
+#[must_use]
+pub fn local_share(limit: u32, instances: usize) -> u32 {
+    match u32::try_from(instances) {
+        Ok(0 | 1) => limit,
+        Ok(n) => limit.div_ceil(n).max(1),
+        Err(_) => 1,
+    }
+}
 
 /// One channel's counters: the rate limiter's (`recent`, `queued`) and the quota's, kept in one
 /// map so the usage report reads both under one lock.
@@ -56,6 +80,12 @@ struct ChannelState {
     quota_floor: i64,
     quota_rolling: RollingSum,
     seeded_for: Option<String>,
+    /// The quota period last looked at (what the counters above count), for publishing.
+    last_period: Option<QuotaPeriod>,
+    /// The oldest minute whose quota usage changed since the last export ([`CLEAN`]: none).
+    dirty_from: i64,
+    /// What the cluster's other instances used, as of the last sync.
+    remote: Option<Box<RemoteChannel>>,
 }
 
 impl Default for ChannelState {
@@ -68,6 +98,9 @@ impl Default for ChannelState {
             quota_floor: i64::MIN,
             quota_rolling: RollingSum::new(USAGE_BUCKET),
             seeded_for: None,
+            last_period: None,
+            dirty_from: CLEAN,
+            remote: None,
         }
     }
 }
@@ -80,6 +113,8 @@ pub struct Limiter {
     channels: Mutex<FastMap<String, ChannelState>>,
     /// `key id / session id` → (channel id, expires at unix seconds)
     sessions: Mutex<HashMap<String, (String, i64)>>,
+    /// Instances sharing per-minute and concurrency limits (1 without a cluster).
+    live_instances: AtomicUsize,
 }
 
 impl std::fmt::Debug for Limiter {
@@ -112,11 +147,32 @@ impl Limiter {
             keys: Mutex::new(FastMap::default()),
             channels: Mutex::new(FastMap::default()),
             sessions: Mutex::new(HashMap::new()),
+            live_instances: AtomicUsize::new(1),
         })
     }
 
     #[must_use]
     pub fn now(&self) -> OffsetDateTime {
         self.clock.now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_share;
+
+    #[test]
+    fn the_local_share_rounds_up_and_never_reaches_zero() {
+        assert_eq!(local_share(10, 1), 10);
+        assert_eq!(
+            local_share(10, 0),
+            10,
+            "no cluster view yet: the whole limit"
+        );
+        assert_eq!(local_share(10, 3), 4);
+        assert_eq!(local_share(9, 3), 3);
+        assert_eq!(local_share(2, 3), 1);
+        assert_eq!(local_share(1, 100), 1);
+        assert_eq!(local_share(u32::MAX, 2), u32::MAX / 2 + 1);
     }
 }

@@ -71,6 +71,30 @@ impl RollingSum {
             })
     }
 
+    /// A sum built from `(bucket index, value)` pairs in ascending index order (what the
+    /// cluster's other instances used; see [`crate::store::postgres::counters`]).
+    #[must_use]
+    pub fn from_sorted(bucket_secs: i64, buckets: Vec<(i64, f64)>) -> Self {
+        debug_assert!(buckets.windows(2).all(|w| w[0].0 < w[1].0));
+        Self {
+            bucket_secs: bucket_secs.max(1),
+            buckets: buckets.into(),
+        }
+    }
+
+    /// The buckets with index `first` or later, oldest first, as (index, sum).
+    pub fn buckets_from(&self, first: i64) -> impl Iterator<Item = (i64, f64)> + '_ {
+        // Usually only the newest bucket or two: walk back from the end.
+        let start = self.buckets.len()
+            - self
+                .buckets
+                .iter()
+                .rev()
+                .take_while(|(i, _)| *i >= first)
+                .count();
+        self.buckets.range(start..).copied()
+    }
+
     /// Forget buckets older than `horizon_secs`.
     pub fn prune(&mut self, now_unix: i64, horizon_secs: i64) {
         let first = self.first_index_in(now_unix, horizon_secs);
@@ -99,6 +123,27 @@ mod tests {
         assert_eq!(sum.seconds_until_oldest_expires(130, 60), 30);
         sum.prune(200, 60);
         assert!(sum.sum(200, 1000).abs() < 1e-9);
+    }
+
+    #[test]
+    fn buckets_from_an_index_and_a_sum_built_from_sorted_buckets() {
+        let mut sum = RollingSum::new(60);
+        sum.add(0, 1.0);
+        sum.add(120, 2.0);
+        sum.add(125, 3.0);
+        sum.add(180, 4.0);
+        assert_eq!(
+            sum.buckets_from(2).collect::<Vec<_>>(),
+            vec![(2, 5.0), (3, 4.0)]
+        );
+        assert_eq!(sum.buckets_from(i64::MIN).count(), 3);
+        assert_eq!(sum.buckets_from(4).count(), 0);
+        let copy = RollingSum::from_sorted(60, sum.buckets_from(i64::MIN).collect());
+        assert!((copy.sum(200, 3600) - sum.sum(200, 3600)).abs() < 1e-9);
+        assert_eq!(
+            copy.seconds_until_oldest_expires(200, 3600),
+            sum.seconds_until_oldest_expires(200, 3600)
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod postgres;
 pub mod raw_http;
 pub mod redis_fixture;
 pub mod relay_env;
+pub mod tcp_proxy;
 pub mod wait;
 
 use std::io::{Read as _, Write as _};

@@ -16,6 +16,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0003_instances.sql"),
     ),
     (
+        "0004_usage_counters",
+        include_str!("migrations/0004_usage_counters.sql"),
+    ),
+    (
         "0005_import_history",
         include_str!("migrations/0005_import_history.sql"),
     ),

@@ -27,6 +27,7 @@
 //! ([`crate::store::blocking`]) or outside any runtime, never from an async task.
 
 mod commit;
+pub mod counters;
 pub mod instances;
 pub mod leases;
 pub mod migrate;
