@@ -6,6 +6,7 @@ pub mod bare_env;
 pub mod disk_faults;
 pub mod faults;
 pub mod in_process;
+pub mod pg_server;
 pub mod postgres;
 pub mod raw_http;
 pub mod redis_fixture;
