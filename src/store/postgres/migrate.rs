@@ -9,8 +9,13 @@ use super::pg_error;
 use crate::store::StoreError;
 
 /// In order; entry N takes the schema from version N to N+1.
-pub const MIGRATIONS: &[(&str, &str)] =
-    &[("0001_config", include_str!("migrations/0001_config.sql"))];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_config", include_str!("migrations/0001_config.sql")),
+    (
+        "0002_request_log",
+        include_str!("migrations/0002_request_log.sql"),
+    ),
+];
 
 /// Serialises migrations of instances starting together (a transaction-scoped lock, released
 /// at commit: nothing is held across a connection's life).

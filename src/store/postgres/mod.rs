@@ -27,6 +27,7 @@
 //! ([`crate::store::blocking`]) or outside any runtime, never from an async task.
 
 mod commit;
+pub mod logs;
 pub mod migrate;
 mod pull;
 pub mod target;
