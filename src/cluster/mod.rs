@@ -4,3 +4,5 @@
 //!
 //! Arrows: `app → cluster → {config, limits, store}`. The SQL lives in `store::postgres`;
 //! this module holds the loops that use it (each a supervised task started by `app`).
+
+pub mod shipper;
