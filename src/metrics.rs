@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::FastMap;
@@ -52,6 +53,8 @@ pub struct Metrics {
     pub cluster_nodes: ClusterNodeGauges,
     /// Cluster mode: budget syncs with PostgreSQL that failed (shared with the sync loop).
     budget_sync_errors: Arc<AtomicU64>,
+    /// Request-log shipping to PostgreSQL (cluster mode); the shipper holds a clone.
+    log_ship: Arc<LogShipMetrics>,
 }
 
 /// Cluster mode's instance and lease gauges; a clone shares them (the heartbeat and the job
@@ -238,6 +241,12 @@ impl Metrics {
         Arc::clone(&self.budget_sync_errors)
     }
 
+    /// The figures the request-log shipper updates (hand it this handle).
+    #[must_use]
+    pub fn log_ship(&self) -> Arc<LogShipMetrics> {
+        Arc::clone(&self.log_ship)
+    }
+
     /// The text exposition format.
     #[must_use]
     pub fn render(&self, writer: WriterStats) -> String {
@@ -387,7 +396,113 @@ impl Metrics {
             writer.batches
         );
         self.cluster_nodes.render(&mut out);
+        self.log_ship.render(&mut out);
         out
+    }
+}
+
+/// Request-log shipping to PostgreSQL, kept by the shipper and rendered with the rest once a
+/// shipper has started (outside cluster mode there is nothing to show).
+#[derive(Debug, Default)]
+pub struct LogShipMetrics {
+    active: AtomicBool,
+    backlog_rows: AtomicU64,
+    /// Unix milliseconds of the oldest unshipped row's time; `i64::MIN` when nothing waits.
+    oldest_unshipped_ms: AtomicI64,
+    shipped_rows: AtomicU64,
+    errors: AtomicU64,
+    pruned_rows: AtomicU64,
+    kept_over_cap: AtomicU64,
+}
+
+impl LogShipMetrics {
+    pub fn start(&self) {
+        self.oldest_unshipped_ms.store(i64::MIN, Ordering::Relaxed);
+        self.active.store(true, Ordering::Relaxed);
+    }
+
+    /// The backlog now: rows after the cursor and the time of the oldest of them.
+    pub fn backlog(&self, rows: u64, oldest: Option<time::OffsetDateTime>) {
+        self.backlog_rows.store(rows, Ordering::Relaxed);
+        let oldest_ms = oldest.map_or(i64::MIN, |at| {
+            i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MIN)
+        });
+        self.oldest_unshipped_ms.store(oldest_ms, Ordering::Relaxed);
+    }
+
+    pub fn shipped(&self, rows: u64) {
+        self.shipped_rows.fetch_add(rows, Ordering::Relaxed);
+    }
+
+    pub fn error(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn pruned(&self, rows: u64) {
+        self.pruned_rows.fetch_add(rows, Ordering::Relaxed);
+    }
+
+    pub fn kept_over_cap(&self, rows: u64) {
+        self.kept_over_cap.store(rows, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String) {
+        if !self.active.load(Ordering::Relaxed) {
+            return;
+        }
+        let oldest_ms = self.oldest_unshipped_ms.load(Ordering::Relaxed);
+        // The age grows between the shipper's updates: it is taken at scrape time.
+        #[expect(clippy::cast_precision_loss, reason = "display only")]
+        let age = if oldest_ms == i64::MIN {
+            0.0
+        } else {
+            let now_ms = crate::domain::now().unix_timestamp_nanos() / 1_000_000;
+            (now_ms - i128::from(oldest_ms)).max(0) as f64 / 1e3
+        };
+        let gauges_and_counters = [
+            (
+                "relaybox_log_ship_backlog_rows",
+                "gauge",
+                "Request-log rows written locally and not yet shipped to PostgreSQL.",
+                self.backlog_rows.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "relaybox_log_ship_backlog_age_seconds",
+                "gauge",
+                "Age of the oldest request-log row not yet shipped to PostgreSQL (0 when none waits).",
+                age.to_string(),
+            ),
+            (
+                "relaybox_log_shipped_rows_total",
+                "counter",
+                "Request-log rows committed to PostgreSQL by this instance (a resent row counts again).",
+                self.shipped_rows.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "relaybox_log_ship_errors_total",
+                "counter",
+                "Failed shipping attempts (PostgreSQL unreachable or refusing, local read or cursor errors); each is retried.",
+                self.errors.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "relaybox_log_pruned_rows_total",
+                "counter",
+                "Shipped request-log rows deleted locally to keep logs.sqlite under its cap.",
+                self.pruned_rows.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "relaybox_log_kept_over_cap_rows",
+                "gauge",
+                "Request-log rows over the local cap that are kept because they are not shipped yet.",
+                self.kept_over_cap.load(Ordering::Relaxed).to_string(),
+            ),
+        ];
+        for (name, kind, help, value) in gauges_and_counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        }
     }
 }
 

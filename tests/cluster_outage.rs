@@ -21,7 +21,7 @@ struct Outage {
     key: String,
     _mock: MockUpstream,
     _runtime: tokio::runtime::Runtime,
-    _tmp: tempfile::TempDir,
+    tmp: tempfile::TempDir,
 }
 
 /// Two instances on a private PostgreSQL, a channel to the mock and a key that works on both.
@@ -56,7 +56,7 @@ fn setup() -> Option<Outage> {
         key,
         _mock: mock,
         _runtime: runtime,
-        _tmp: tmp,
+        tmp,
     };
     assert!(
         within(Duration::from_secs(6), || outage.relay(&outage.b).0 == 200).is_some(),
@@ -82,6 +82,22 @@ impl Outage {
     }
 }
 
+/// PostgreSQL's request_log: (rows, distinct ids).
+fn shipped(url: &str) -> (u64, u64) {
+    let line = common::cluster::psql(url, "SELECT count(*), count(DISTINCT id) FROM request_log");
+    let (rows, distinct) = line.split_once('|').unwrap();
+    (rows.parse().unwrap(), distinct.parse().unwrap())
+}
+
+/// This instance's shipping cursor in logs.sqlite.
+fn cursor(data_dir: &std::path::Path) -> i64 {
+    let conn = rusqlite::Connection::open(data_dir.join("logs.sqlite")).unwrap();
+    conn.query_row("SELECT coalesce(max(seq), 0) FROM ship_cursor", [], |row| {
+        row.get(0)
+    })
+    .unwrap()
+}
+
 fn health(server: &TestServer) -> Value {
     common::get(&format!("{}/health", server.url)).unwrap().1
 }
@@ -91,15 +107,24 @@ fn with_postgres_stopped_hard_instances_keep_relaying_refuse_admin_changes_and_r
     let Some(mut outage) = setup() else {
         return;
     };
+    // Logs ship while PostgreSQL is stopped hard in the middle of a burst; the cursor is
+    // sampled throughout and must only move forward.
+    let dir_a = outage.tmp.path().join("a");
+    let mut cursors = vec![cursor(&dir_a)];
+    for _ in 0..20 {
+        assert_eq!(outage.relay(&outage.a).0, 200);
+    }
+    cursors.push(cursor(&dir_a));
     outage.pg.stop_immediate();
 
     // Relaying goes on, on both instances.
     for server in [&outage.a, &outage.b] {
-        for _ in 0..3 {
+        for _ in 0..10 {
             let (status, body) = outage.relay(server);
             assert_eq!(status, 200, "{body}");
         }
     }
+    cursors.push(cursor(&dir_a));
     // Admin changes are refused (never queued), in plain words; reads still answer.
     let (status, body) =
         outage
@@ -114,13 +139,19 @@ fn with_postgres_stopped_hard_instances_keep_relaying_refuse_admin_changes_and_r
     assert_eq!(outage.b.admin("GET", "/keys", None).0, 200);
     // /health says degraded, with how stale the configuration is.
     let degraded = within(Duration::from_secs(8), || {
-        health(&outage.b)["status"] == "degraded"
+        let report = health(&outage.b);
+        report["status"] == "degraded" && report["problems"].to_string().contains("last confirmed")
     });
     assert!(degraded.is_some(), "{}", health(&outage.b));
     let report = health(&outage.b);
     let problems = report["problems"].to_string();
     assert!(
-        problems.contains("PostgreSQL is unreachable") && problems.contains("last confirmed"),
+        problems.contains("PostgreSQL is unreachable")
+            && problems.contains("admin changes are refused"),
+        "{report}"
+    );
+    assert!(
+        problems.contains("request logs are not shipping"),
         "{report}"
     );
     assert!(
@@ -147,6 +178,92 @@ fn with_postgres_stopped_hard_instances_keep_relaying_refuse_admin_changes_and_r
     // Nothing was queued during the outage.
     let (_, keys) = outage.b.admin("GET", "/keys", None);
     assert!(!keys.to_string().contains("during-the-outage"), "{keys}");
+
+    // Every local row reaches PostgreSQL exactly once, and the cursor only moved forward.
+    let local = || {
+        common::disk_faults::logged_rows(&dir_a)
+            + common::disk_faults::logged_rows(&outage.tmp.path().join("b"))
+    };
+    let url = outage.pg.url();
+    let drained = within(Duration::from_secs(15), || {
+        cursors.push(cursor(&dir_a));
+        shipped(&url).0 == local()
+    });
+    assert!(
+        drained.is_some(),
+        "shipped {:?}, local {}",
+        shipped(&url),
+        local()
+    );
+    let (rows, distinct) = shipped(&url);
+    assert_eq!(rows, distinct, "duplicates in PostgreSQL");
+    assert!(rows >= 41, "{rows}");
+    assert!(
+        cursors.windows(2).all(|w| w[0] <= w[1]),
+        "the cursor went back: {cursors:?}"
+    );
+    let (_, cluster) = outage.a.admin("GET", "/cluster", None);
+    assert_eq!(cluster["logShipping"]["backlogRows"], 0, "{cluster}");
+}
+
+#[test]
+fn a_relay_killed_between_the_postgres_commit_and_the_cursor_update_ships_no_duplicate() {
+    let Some(db) = common::cluster::ClusterDb::create() else {
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mock = runtime
+        .block_on(MockUpstream::start(MockOptions::default()))
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a");
+    let a = db.start(&dir, &[]);
+    let channel = json!({"pool": "messages", "name": "mock", "serviceType": "claude",
+        "baseUrl": mock.base_url(), "apiKeys": [UPSTREAM_KEY]});
+    assert_eq!(a.admin("POST", "/channels", Some(&channel)).0, 201);
+    let (_, created) = a.admin("POST", "/keys", Some(&json!({"name": "client"})));
+    let key = created["plaintext"].as_str().unwrap().to_string();
+    a.stop();
+
+    // This start aborts right after its first PostgreSQL commit of log rows.
+    let mut crashing = db.start(&dir, &[("RELAYBOX_TEST_SHIP_CRASH_AFTER_COMMIT", "1")]);
+    let body = json!({"model": "claude-sonnet-4", "max_tokens": 16,
+        "messages": [{"role": "user", "content": "before the crash"}]});
+    let _ = request(
+        "POST",
+        &format!("{}/v1/messages", crashing.url),
+        &[("x-api-key", &key), ("anthropic-version", "2023-06-01")],
+        Some(&body),
+    );
+    let exited = within(Duration::from_secs(10), || {
+        crashing.child.try_wait().unwrap().is_some()
+    });
+    assert!(exited.is_some(), "the crash hook did not fire");
+    let (rows_before, _) = shipped(&db.url);
+    assert!(rows_before >= 1, "nothing was committed before the crash");
+    assert_eq!(
+        cursor(&dir),
+        0,
+        "the cursor moved although the process died before"
+    );
+
+    // The next start ships the same rows again; PostgreSQL keeps one of each.
+    let a = db.start(&dir, &[]);
+    let local = common::disk_faults::logged_rows(&dir);
+    let drained = within(Duration::from_secs(10), || shipped(&db.url).0 == local);
+    assert!(
+        drained.is_some(),
+        "shipped {:?}, local {local}",
+        shipped(&db.url)
+    );
+    let (rows, distinct) = shipped(&db.url);
+    assert_eq!(rows, distinct);
+    assert!(within(Duration::from_secs(5), || cursor(&dir) > 0).is_some());
+    drop(a);
 }
 
 #[test]

@@ -158,6 +158,7 @@ impl App {
             cluster.start(
                 &self.tasks,
                 &self.relay.limits,
+                &self.data.stores.logs,
                 &self.relay.metrics,
                 &addr.to_string(),
             );

@@ -23,6 +23,7 @@ use crate::limits::Limiter;
 use crate::metrics::Metrics;
 use crate::store::StoreError;
 use crate::store::postgres::{PgStore, Target};
+use crate::store::sqlite::LogDb;
 use crate::tasks::Tasks;
 
 /// This instance's part in a cluster: its config copy and the loops that talk to PostgreSQL.
@@ -35,6 +36,7 @@ pub struct Cluster {
     pub view: ClusterView,
     jobs: OnceLock<JobsView>,
     budgets: OnceLock<budgets::BudgetSyncHandle>,
+    shipping: OnceLock<shipper::ShipStatusHandle>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -55,6 +57,7 @@ impl Cluster {
             view: ClusterView::default(),
             jobs: OnceLock::new(),
             budgets: OnceLock::new(),
+            shipping: OnceLock::new(),
         }
     }
 
@@ -65,7 +68,14 @@ impl Cluster {
 
     /// Start the loops (supervised: they end with the server). `listen` is this instance's
     /// address as the other instances' operators see it in the instances list.
-    pub fn start(&self, tasks: &Tasks, limits: &Arc<Limiter>, metrics: &Metrics, listen: &str) {
+    pub fn start(
+        &self,
+        tasks: &Tasks,
+        limits: &Arc<Limiter>,
+        logs: &LogDb,
+        metrics: &Metrics,
+        listen: &str,
+    ) {
         let gauges = &metrics.cluster_nodes;
         let shutdown = tasks.shutdown_token();
         tasks.spawn(
@@ -113,7 +123,30 @@ impl Cluster {
         .with_live_instances(move || view.live_instances())
         .with_error_counter(metrics.budget_sync_errors());
         let _ = self.budgets.set(budgets.handle());
-        tasks.spawn("cluster-budget-sync", budgets.run(shutdown));
+        tasks.spawn("cluster-budget-sync", budgets.run(shutdown.clone()));
+        let shipper = shipper::LogShipper::new(
+            logs.clone(),
+            Arc::clone(self.pg()),
+            self.instance_id.clone(),
+            shipper::ShipOptions::default(),
+        )
+        .with_metrics(metrics.log_ship());
+        let shipping = shipper.status();
+        let _ = self.shipping.set(shipping.clone());
+        tasks.spawn("cluster-log-shipper", shipper.run(shutdown.clone()));
+        // The heartbeat tells the other instances this one's log backlog.
+        let report = Arc::clone(self.replica.report());
+        tasks.spawn("cluster-backlog-report", async move {
+            loop {
+                let status = shipping.snapshot();
+                let age = status.backlog_age(crate::domain::now());
+                report.set_log_backlog(status.backlog_rows, age);
+                tokio::select! {
+                    () = shutdown.cancelled() => return Ok(()),
+                    () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                }
+            }
+        });
     }
 
     /// `GET /admin/api/cluster`.
@@ -127,6 +160,7 @@ impl Cluster {
             "nodes": self.view.status(),
             "jobs": self.jobs.get().map(JobsView::status).unwrap_or_default(),
             "budgets": self.budgets.get().map(budgets::BudgetSyncHandle::status),
+            "logShipping": self.shipping.get().map(shipper::ShipStatusHandle::snapshot),
         })
     }
 
@@ -158,6 +192,13 @@ impl Cluster {
                 status.applied_revision
             ));
         }
+        if let Some(problem) = self
+            .shipping
+            .get()
+            .and_then(|status| status.snapshot().problem(crate::domain::now()))
+        {
+            problems.push(problem);
+        }
         let nodes = self.view.status();
         if nodes.clock_skew_alarm {
             problems.push(format!(
@@ -169,3 +210,4 @@ impl Cluster {
     }
 }
 pub mod budgets;
+pub mod shipper;

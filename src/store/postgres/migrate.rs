@@ -12,6 +12,10 @@ use crate::store::StoreError;
 pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_config", include_str!("migrations/0001_config.sql")),
     (
+        "0002_request_log",
+        include_str!("migrations/0002_request_log.sql"),
+    ),
+    (
         "0003_instances",
         include_str!("migrations/0003_instances.sql"),
     ),

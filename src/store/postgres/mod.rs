@@ -30,6 +30,7 @@ mod commit;
 pub mod counters;
 pub mod instances;
 pub mod leases;
+pub mod logs;
 pub mod migrate;
 mod pull;
 pub mod target;

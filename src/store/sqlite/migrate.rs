@@ -20,6 +20,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0004_unpriced",
         include_str!("migrations/0004_unpriced.sql"),
     ),
+    (
+        "0005_ship_cursor",
+        include_str!("migrations/0005_ship_cursor.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

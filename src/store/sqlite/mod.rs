@@ -12,6 +12,7 @@
 //! out one side.
 
 pub mod migrate;
+pub mod outbox;
 mod reader;
 mod seed;
 mod sink;

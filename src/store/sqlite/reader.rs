@@ -306,7 +306,7 @@ impl LogReader {
     }
 }
 
-fn row_to_log(row: &rusqlite::Row<'_>) -> rusqlite::Result<RequestLog> {
+pub(super) fn row_to_log(row: &rusqlite::Row<'_>) -> rusqlite::Result<RequestLog> {
     Ok(RequestLog {
         id: row.get(0)?,
         status: Cow::Owned(row.get(1)?),
