@@ -409,3 +409,37 @@ fn a_config_file_is_applied_once_in_the_cluster() {
     let (_, edited) = b.admin("GET", &format!("/channels/{id}"), None);
     assert_eq!(edited["description"], "edited by an admin", "{edited}");
 }
+
+#[test]
+fn two_first_instances_started_together_share_one_keyring() {
+    let Some(db) = ClusterDb::create() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = std::thread::scope(|scope| {
+        let a = scope.spawn(|| db.start(&tmp.path().join("a"), &[]));
+        let b = scope.spawn(|| db.start(&tmp.path().join("b"), &[]));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    // A sealed secret written on each instance opens on the other.
+    for (writer, reader, name) in [(&a, &b, "from-a"), (&b, &a, "from-b")] {
+        let channel = json!({"pool": "messages", "name": name, "serviceType": "claude",
+            "baseUrl": "http://127.0.0.1:9", "apiKeys": [format!("sk-{name}")]});
+        let (status, body) = writer.admin("POST", "/channels", Some(&channel));
+        assert_eq!(status, 201, "{body}");
+        let seen = within(Duration::from_secs(6), || {
+            reader
+                .admin("GET", "/channels", None)
+                .1
+                .to_string()
+                .contains(name)
+        });
+        assert!(
+            seen.is_some(),
+            "{}",
+            reader.admin("GET", "/cluster", None).1
+        );
+        let (_, cluster) = reader.admin("GET", "/cluster", None);
+        assert!(cluster["config"]["lastError"].is_null(), "{cluster}");
+    }
+}

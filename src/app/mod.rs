@@ -71,6 +71,9 @@ pub enum StartupError {
     OtherClusterKeyring { local: String },
     #[error("{0}")]
     Join(#[from] crate::cluster::JoinError),
+    /// Another instance gave the cluster its keyring first; start again with that one.
+    #[error("another instance set up the cluster's keyring at the same moment; start again")]
+    KeyringRace(Box<crate::crypto::KeyringRecord>),
     #[error("crypto: {0}")]
     Crypto(CryptoError),
     #[error("{0}")]
@@ -462,6 +465,22 @@ impl Instance {
         use crate::cluster::{Cluster, Joined, Replica};
         let instance_id = data.stores.config.instance_id()?;
         let target = pg.target().clone();
+        // The first instance gives the cluster its keyring — before anything sealed with it
+        // can reach PostgreSQL. Two first instances racing: the loser starts over with the
+        // winner's keyring (`KeyringRace`).
+        if let Some(own) = data.stores.config.keyring()? {
+            match pg.block_on(pg.init_keyring_async(&own)) {
+                Ok(()) | Err(StoreError::Unreachable(_)) => {}
+                Err(StoreError::Conflict(_)) => {
+                    if let Some(cluster) = pg.block_on(pg.keyring_async())?
+                        && cluster != own
+                    {
+                        return Err(StartupError::KeyringRace(Box::new(cluster)));
+                    }
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
         let (replica, joined) = Replica::join(
             Arc::clone(&pg),
             Arc::clone(&data.stores.config),
@@ -482,15 +501,6 @@ impl Instance {
                 %error,
                 "cluster mode: PostgreSQL is unreachable; serving this data dir's copy of the configuration (revision {revision}) until it answers; admin changes are refused meanwhile"
             ),
-        }
-        if !matches!(joined, Joined::Offline { .. }) {
-            // The first instance of a cluster gives it its keyring.
-            if let Some(own) = data.stores.config.keyring()? {
-                match pg.block_on(pg.init_keyring_async(&own)) {
-                    Ok(()) | Err(StoreError::Conflict(_)) => {}
-                    Err(err) => return Err(err.into()),
-                }
-            }
         }
         let replica = Arc::new(replica);
         let config = Configuration::replicated(

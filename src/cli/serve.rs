@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 
 use super::ServeArgs;
 use crate::app::server::{App, ServerOptions};
-use crate::app::{DataDir, Instance};
+use crate::app::{DataDir, Instance, StartupError};
 use crate::config::services::{self, NewKey};
 use crate::config::{Configuration, WriteError};
 use crate::crypto;
@@ -37,11 +37,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let instance = crate::store::blocking(move || -> anyhow::Result<Instance> {
+        let Some(pg) = cluster else {
+            return Ok(Instance::load(DataDir::open(&options, "serve")?)?);
+        };
         let data = DataDir::open(&options, "serve")?;
-        Ok(match cluster {
-            Some(pg) => Instance::join(data, pg)?,
-            None => Instance::load(data)?,
-        })
+        match Instance::join(data, Arc::clone(&pg)) {
+            // Two first instances at once: take the keyring the other one stored.
+            Err(StartupError::KeyringRace(keyring)) => {
+                options.cluster_keyring = Some(*keyring);
+                let data = DataDir::open(&options, "serve")?;
+                Ok(Instance::join(data, pg)?)
+            }
+            other => Ok(other?),
+        }
     })
     .await?;
     let app = App::new(

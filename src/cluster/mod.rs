@@ -191,6 +191,11 @@ impl Cluster {
                 "PostgreSQL is unreachable since {since}: serving the local copy of the configuration (revision {}, last confirmed {age} s ago); admin changes are refused until it answers",
                 status.applied_revision
             ));
+        } else if let Some(error) = &status.last_error {
+            problems.push(format!(
+                "the configuration cannot be brought up to date from PostgreSQL: {error}; serving revision {}",
+                status.applied_revision
+            ));
         }
         if let Some(problem) = self
             .shipping
