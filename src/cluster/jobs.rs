@@ -437,3 +437,35 @@ impl JobRunner {
         self.drop_grants(None);
     }
 }
+
+/// Removes usage-counter buckets that ended before the longest window any limit of this
+/// instance looks at (idempotent: only rows nobody reads any more go, so no fencing is needed).
+pub struct CounterPrune {
+    pub limits: Arc<crate::limits::Limiter>,
+    pub every: Duration,
+}
+
+impl Job for CounterPrune {
+    fn name(&self) -> &'static str {
+        "usage-counter-prune"
+    }
+
+    fn every(&self) -> Duration {
+        self.every
+    }
+
+    fn run<'a>(
+        &'a self,
+        store: &'a PgStore,
+        _grant: &'a Grant,
+    ) -> BoxFuture<'a, Result<(), FencedError>> {
+        Box::pin(async move {
+            let before = crate::domain::now() - self.limits.counter_retention();
+            let removed = store.counters().prune_before(before).await?;
+            if removed > 0 {
+                tracing::debug!(removed, "pruned ended usage-counter buckets");
+            }
+            Ok(())
+        })
+    }
+}

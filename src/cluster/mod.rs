@@ -110,7 +110,11 @@ impl Cluster {
             },
         )
         .with_job(TombstoneGc::default())
-        .with_job(GoneInstances::default());
+        .with_job(GoneInstances::default())
+        .with_job(jobs::CounterPrune {
+            limits: Arc::clone(limits),
+            every: std::time::Duration::from_secs(3600),
+        });
         let _ = self.jobs.set(jobs.view());
         tasks.spawn("cluster-jobs", jobs.run(shutdown.clone()));
         let view = self.view.clone();
