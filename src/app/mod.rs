@@ -312,6 +312,27 @@ fn refusal(
     }
 }
 
+/// The master secret the operator gave: `RELAYBOX_ENCRYPTION_KEY`, else the data dir's
+/// `secret.key`; `None` when there is neither.
+fn given_master(
+    data_dir: &Path,
+    env_key: Option<&str>,
+) -> Result<Option<MasterSecret>, StartupError> {
+    if let Some(text) = env_key {
+        return Ok(Some(MasterSecret::from_text(text)));
+    }
+    let key_file = data_dir.join(SECRET_KEY_FILE);
+    if !key_file.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&key_file).map_err(|source| StartupError::Io {
+        what: "cannot read",
+        path: key_file.clone(),
+        source,
+    })?;
+    Ok(Some(MasterSecret::from_text(&text)))
+}
+
 /// Open the keyring, or create it on a new data dir (with a generated `secret.key` when no
 /// key was given).
 fn unlock_keyring(
@@ -321,16 +342,8 @@ fn unlock_keyring(
 ) -> Result<Cipher, StartupError> {
     let key_file = data_dir.join(SECRET_KEY_FILE);
     let existing = store.keyring()?;
-    let master = match env_key {
-        Some(text) => MasterSecret::from_text(text),
-        None if key_file.exists() => {
-            let text = std::fs::read_to_string(&key_file).map_err(|source| StartupError::Io {
-                what: "cannot read",
-                path: key_file.clone(),
-                source,
-            })?;
-            MasterSecret::from_text(&text)
-        }
+    let master = match given_master(data_dir, env_key)? {
+        Some(master) => master,
         None if existing.is_some() => {
             return Err(StartupError::MissingEncryptionKey { path: key_file });
         }
@@ -373,22 +386,10 @@ fn join_keyring(
     env_key: Option<&str>,
     cluster: &crate::crypto::KeyringRecord,
 ) -> Result<Cipher, StartupError> {
-    let key_file = data_dir.join(SECRET_KEY_FILE);
-    let master = match env_key {
-        Some(text) => MasterSecret::from_text(text),
-        None if key_file.exists() => {
-            let text = std::fs::read_to_string(&key_file).map_err(|source| StartupError::Io {
-                what: "cannot read",
-                path: key_file.clone(),
-                source,
-            })?;
-            MasterSecret::from_text(&text)
-        }
-        None => {
-            return Err(StartupError::MissingClusterKey {
-                data_dir: data_dir.to_path_buf(),
-            });
-        }
+    let Some(master) = given_master(data_dir, env_key)? else {
+        return Err(StartupError::MissingClusterKey {
+            data_dir: data_dir.to_path_buf(),
+        });
     };
     let cipher = Cipher::open_keyring(&master, cluster).map_err(|e| match e {
         CryptoError::WrongKey => StartupError::WrongClusterKey,
