@@ -6,11 +6,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::cluster::{CLUSTER_KEY, within};
+use common::cluster::{CLUSTER_KEY, mock_channel, mock_upstream, within};
 use common::pg_server::PgServer;
-use common::relay_env::UPSTREAM_KEY;
 use common::{TestServer, request};
-use relaybox_mock_upstream::{MockOptions, MockUpstream};
+use relaybox_mock_upstream::MockUpstream;
 use serde_json::{Value, json};
 
 struct Outage {
@@ -27,14 +26,7 @@ struct Outage {
 /// Two instances on a private PostgreSQL, a channel to the mock and a key that works on both.
 fn setup() -> Option<Outage> {
     let pg = PgServer::start()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let mock = runtime
-        .block_on(MockUpstream::start(MockOptions::default()))
-        .unwrap();
+    let (runtime, mock) = mock_upstream();
     let tmp = tempfile::tempdir().unwrap();
     let url = pg.url();
     let env = [
@@ -43,9 +35,10 @@ fn setup() -> Option<Outage> {
     ];
     let a = TestServer::start(&tmp.path().join("a"), &env);
     let b = TestServer::start(&tmp.path().join("b"), &env);
-    let channel = json!({"pool": "messages", "name": "mock", "serviceType": "claude",
-        "baseUrl": mock.base_url(), "apiKeys": [UPSTREAM_KEY]});
-    assert_eq!(a.admin("POST", "/channels", Some(&channel)).0, 201);
+    assert_eq!(
+        a.admin("POST", "/channels", Some(&mock_channel(&mock))).0,
+        201
+    );
     let (status, created) = a.admin("POST", "/keys", Some(&json!({"name": "client"})));
     assert_eq!(status, 201, "{created}");
     let key = created["plaintext"].as_str().unwrap().to_string();
@@ -211,20 +204,14 @@ fn a_relay_killed_between_the_postgres_commit_and_the_cursor_update_ships_no_dup
     let Some(db) = common::cluster::ClusterDb::create() else {
         return;
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let mock = runtime
-        .block_on(MockUpstream::start(MockOptions::default()))
-        .unwrap();
+    let (_runtime, mock) = mock_upstream();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("a");
     let a = db.start(&dir, &[]);
-    let channel = json!({"pool": "messages", "name": "mock", "serviceType": "claude",
-        "baseUrl": mock.base_url(), "apiKeys": [UPSTREAM_KEY]});
-    assert_eq!(a.admin("POST", "/channels", Some(&channel)).0, 201);
+    assert_eq!(
+        a.admin("POST", "/channels", Some(&mock_channel(&mock))).0,
+        201
+    );
     let (_, created) = a.admin("POST", "/keys", Some(&json!({"name": "client"})));
     let key = created["plaintext"].as_str().unwrap().to_string();
     a.stop();

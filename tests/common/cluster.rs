@@ -143,3 +143,27 @@ pub fn everything(server: &TestServer) -> Value {
     }
     Value::Object(all)
 }
+
+/// The mock upstream on a runtime of its own (keep the runtime as long as the mock).
+pub fn mock_upstream() -> (
+    tokio::runtime::Runtime,
+    relaybox_mock_upstream::MockUpstream,
+) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mock = runtime
+        .block_on(relaybox_mock_upstream::MockUpstream::start(
+            relaybox_mock_upstream::MockOptions::default(),
+        ))
+        .unwrap();
+    (runtime, mock)
+}
+
+/// A messages-pool channel to `mock`.
+pub fn mock_channel(mock: &relaybox_mock_upstream::MockUpstream) -> Value {
+    serde_json::json!({"pool": "messages", "name": "mock", "serviceType": "claude",
+        "baseUrl": mock.base_url(), "apiKeys": [super::relay_env::UPSTREAM_KEY]})
+}
