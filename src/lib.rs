@@ -6,6 +6,7 @@ pub mod app;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod convert;
 pub mod crypto;
 pub mod domain;
 pub mod fsguard;
