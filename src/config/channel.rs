@@ -2,8 +2,8 @@
 //! advanced, so nothing on the request path parses a date, a JSON string or a string enum.
 //!
 //! Two protocols are named apart: the client's (decided by the endpoint it called) and the
-//! upstream's ([`UpstreamKind`], decided by the channel's `serviceType` in its pool). Today
-//! they are always the same wire protocol; protocol conversion goes between them.
+//! upstream's ([`UpstreamKind`], decided by the channel's `serviceType`). When they differ the
+//! relay converts between them (`crate::convert`).
 
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
@@ -42,22 +42,95 @@ impl UpstreamKind {
     }
 }
 
-/// How a channel of `service_type` serves requests of `pool`, or why it cannot (no conversion
-/// exists yet).
+/// How a channel of `service_type` serves requests of `pool`, or why it cannot. Every pool can
+/// use an upstream of any of the four protocols (the relay converts); Codex OAuth serves only
+/// the Responses pool, and a `composite` channel only routes the Messages pool's models to
+/// other channels (see [`CompositeRoute`]).
 pub fn upstream_kind(pool: Pool, service_type: &str) -> Result<UpstreamKind, String> {
-    let kind = match (pool, service_type) {
-        (Pool::Messages, "claude") => UpstreamKind::Anthropic,
-        (Pool::Chat, "openai" | "openai_chat" | "openaiold") => UpstreamKind::OpenAiChat,
-        (Pool::Responses, "responses") => UpstreamKind::OpenAiResponses,
-        (Pool::Responses, "openai-oauth") => UpstreamKind::CodexOAuth,
-        (Pool::Gemini, "gemini") => UpstreamKind::Gemini,
-        (_, other) => {
-            return Err(format!(
-                "serviceType '{other}' in the {pool} pool needs a protocol conversion relaybox does not do yet"
-            ));
+    if let Some(problem) = crate::domain::channel::service_type_problem(pool, service_type) {
+        return Err(format!("serviceType {problem}"));
+    }
+    Ok(match service_type {
+        "claude" => UpstreamKind::Anthropic,
+        "openai" | "openai_chat" | "openaiold" => UpstreamKind::OpenAiChat,
+        "responses" => UpstreamKind::OpenAiResponses,
+        "openai-oauth" => UpstreamKind::CodexOAuth,
+        "gemini" => UpstreamKind::Gemini,
+        _ => {
+            return Err(
+                "a composite channel forwards to the channels its compositeMappings name".into(),
+            );
         }
-    };
-    Ok(kind)
+    })
+}
+
+/// One of a composite channel's `compositeMappings`: requests whose model contains `pattern`
+/// go to `targets` in order (the target channel, then its `failoverChain`), with the model
+/// renamed to `target_model` when set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompositeRoute {
+    pub pattern: String,
+    /// (pool, channel id) in the order to try.
+    pub targets: Vec<(Pool, String)>,
+    pub target_model: Option<String>,
+}
+
+impl CompositeRoute {
+    /// The routes of a channel's `compositeMappings`; entries without a pattern or a target
+    /// are left out.
+    #[must_use]
+    pub fn parse_all(mappings: &[serde_json::Value]) -> Vec<CompositeRoute> {
+        mappings.iter().filter_map(Self::parse).collect()
+    }
+
+    fn parse(mapping: &serde_json::Value) -> Option<CompositeRoute> {
+        let text = |field: &str| {
+            mapping
+                .get(field)
+                .and_then(serde_json::Value::as_str)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+        };
+        let pool_of = |name: Option<&str>| match name {
+            Some("responses") => Pool::Responses,
+            Some("chat") => Pool::Chat,
+            Some("gemini") => Pool::Gemini,
+            _ => Pool::Messages,
+        };
+        let pattern = text("pattern")?.to_ascii_lowercase();
+        let pool = pool_of(text("targetPool"));
+        let mut targets = vec![(pool, text("targetChannelId")?.to_string())];
+        if let Some(chain) = mapping.get("failoverChain").and_then(|c| c.as_array()) {
+            targets.extend(
+                chain
+                    .iter()
+                    .filter_map(|id| id.as_str())
+                    .map(|id| (pool, id.to_string())),
+            );
+        }
+        if let Some(more) = mapping.get("failoverTargets").and_then(|c| c.as_array()) {
+            targets.extend(more.iter().filter_map(|target| {
+                let id = target.get("channelId")?.as_str()?;
+                Some((
+                    pool_of(target.get("pool").and_then(|p| p.as_str())),
+                    id.to_string(),
+                ))
+            }));
+        }
+        targets.dedup();
+        Some(CompositeRoute {
+            pattern,
+            targets,
+            target_model: text("targetModel").map(str::to_string),
+        })
+    }
+
+    /// Whether a request for `model` takes this route (a case-insensitive substring match, as
+    /// in cc-bridge: "haiku" takes claude-haiku-4-5).
+    #[must_use]
+    pub fn matches(&self, model: &str) -> bool {
+        model.to_ascii_lowercase().contains(&self.pattern)
+    }
 }
 
 /// How requests spread over a pool's best tier, or over a channel's upstream keys.
@@ -95,6 +168,8 @@ pub struct LiveChannel {
     pub channel: Channel,
     /// How to reach it from its pool, or why it cannot serve the pool.
     pub upstream: Result<UpstreamKind, String>,
+    /// A composite channel's routes (empty for every other channel).
+    pub composite: Vec<CompositeRoute>,
     /// `modelMapping`, prepared.
     pub mapper: ModelMapper,
     /// `promotionUntil`, parsed (`None` when absent or not RFC 3339).
@@ -152,6 +227,11 @@ impl LiveChannel {
             .transpose()?;
         Ok(LiveChannel {
             upstream: upstream_kind(channel.pool, &channel.service_type),
+            composite: if channel.service_type == "composite" {
+                CompositeRoute::parse_all(&channel.composite_mappings)
+            } else {
+                Vec::new()
+            },
             mapper: ModelMapper::new(&channel.model_mapping),
             promotion_until: channel.promotion_until.as_deref().and_then(|t| {
                 OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
@@ -212,15 +292,28 @@ mod tests {
             upstream_kind(Pool::Messages, "claude"),
             Ok(UpstreamKind::Anthropic)
         );
-        assert!(upstream_kind(Pool::Messages, "openai").is_err());
+        assert_eq!(
+            upstream_kind(Pool::Messages, "openai"),
+            Ok(UpstreamKind::OpenAiChat)
+        );
+        assert_eq!(
+            upstream_kind(Pool::Gemini, "responses"),
+            Ok(UpstreamKind::OpenAiResponses)
+        );
+        assert!(upstream_kind(Pool::Chat, "openai-oauth").is_err());
+        assert!(upstream_kind(Pool::Chat, "composite").is_err());
+        assert!(
+            upstream_kind(Pool::Chat, "cohere")
+                .unwrap_err()
+                .contains("cohere")
+        );
         assert_eq!(
             upstream_kind(Pool::Chat, "openaiold"),
             Ok(UpstreamKind::OpenAiChat)
         );
-        assert!(
-            upstream_kind(Pool::Chat, "claude")
-                .unwrap_err()
-                .contains("conversion")
+        assert_eq!(
+            upstream_kind(Pool::Chat, "claude"),
+            Ok(UpstreamKind::Anthropic)
         );
         assert_eq!(
             UpstreamKind::CodexOAuth.protocol(),

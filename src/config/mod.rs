@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::crypto::Cipher;
 use crate::store::{ConfigOp, ConfigState, ConfigStore};
-pub use channel::{LiveChannel, LoadBalance, UpstreamKind};
+pub use channel::{CompositeRoute, LiveChannel, LoadBalance, UpstreamKind};
 pub use freshness::Freshness;
 pub use snapshot::Snapshot;
 pub use writer::{ConfigWriter, LocalWriter, Plan, Snapshots, WriteError, Written};

@@ -31,10 +31,7 @@ pub enum ConvertError {
     Invalid(String),
     /// The request uses something the target protocol cannot carry.
     #[error("{feature} cannot be converted to the {target} protocol of this channel's upstream")]
-    Unsupported {
-        feature: String,
-        target: Protocol,
-    },
+    Unsupported { feature: String, target: Protocol },
 }
 
 impl ConvertError {

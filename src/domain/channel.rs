@@ -211,6 +211,9 @@ impl Channel {
 
     /// Whether relaybox can work with this channel's numbers (field names as in the admin API).
     pub fn validate(&self) -> Result<(), InvalidField> {
+        if let Some(problem) = service_type_problem(self.pool, &self.service_type) {
+            return Err(InvalidField::new("serviceType", problem));
+        }
         bounds::SECONDS_1_TO_A_DAY
             .check_some("responseHeaderTimeout", self.response_header_timeout)?;
         Bounds::between(-1_000_000, 1_000_000, "").check("priority", self.priority)?;
@@ -235,5 +238,27 @@ impl Channel {
     #[must_use]
     pub fn is_routable(&self) -> bool {
         self.status == ChannelStatus::Active
+    }
+}
+
+/// Why a channel of `service_type` cannot be used in `pool`, if it cannot. Every pool takes an
+/// upstream of any of the four protocols (the relay converts between them); a Codex account
+/// (`openai-oauth`) serves only the responses pool and a `composite` channel only the messages
+/// pool.
+#[must_use]
+pub fn service_type_problem(pool: Pool, service_type: &str) -> Option<String> {
+    match (pool, service_type) {
+        (_, "claude" | "openai" | "openai_chat" | "openaiold" | "responses" | "gemini")
+        | (Pool::Responses, "openai-oauth")
+        | (Pool::Messages, "composite") => None,
+        (_, "openai-oauth") => Some(format!(
+            "'openai-oauth' (a Codex account) can serve only the responses pool, not the {pool} pool"
+        )),
+        (_, "composite") => Some(format!(
+            "'composite' exists only in the messages pool, not the {pool} pool"
+        )),
+        (_, other) => Some(format!(
+            "'{other}' is not a service type relaybox knows (claude, openai, openai_chat, openaiold, responses, gemini, openai-oauth, composite)"
+        )),
     }
 }

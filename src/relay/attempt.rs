@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use super::Relay;
 use super::client::{Certificates, SendError, UpstreamResponse};
+use super::conversion;
 use super::error::RelayError;
 use super::error::fail;
 use super::record::{Outcome, Recorder};
@@ -45,6 +46,9 @@ struct AttemptNote {
     wait_ms: Option<u64>,
     #[serde(skip_serializing_if = "String::is_empty")]
     error: String,
+    /// `client→upstream` when the channel speaks another protocol than the client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conversion: Option<String>,
 }
 
 /// Where and what 5c sends: the same for every retry on one channel.
@@ -128,6 +132,8 @@ struct LastFailure {
     failure: Failure,
     channel: String,
     content_type: Option<HeaderValue>,
+    /// The upstream spoke another protocol: its error is retold in the client's.
+    converted: bool,
 }
 
 pub(super) async fn attempt(
@@ -160,6 +166,10 @@ pub(super) async fn attempt(
     let mut rate_limited: Option<String> = None;
     // The whole body, parsed only if a channel needs it changed.
     let mut parsed: Option<Value> = None;
+    // The body as the conversion IR, decoded only if a channel speaks another protocol.
+    let mut decoded = conversion::Decoded::default();
+    // Why the last channel that needed a conversion could not take this request.
+    let mut refused: Option<RelayError> = None;
     for candidate in &candidates {
         if remaining().is_some_and(|left| left.is_zero()) {
             out_of_time = true;
@@ -180,30 +190,74 @@ pub(super) async fn attempt(
                 action: "skip",
                 wait_ms: None,
                 error: reason.clone(),
+                conversion: None,
             });
             recorder.set_failover_info(serde_json::to_string(&notes).unwrap_or_default());
             rate_limited = Some(format!("{name}: {reason}"));
             continue;
         }
+        let upstream_protocol = candidate.kind.protocol();
+        let converted = (upstream_protocol != client_protocol)
+            .then(|| conversion::label(client_protocol, upstream_protocol));
+        let asked_model = candidate.model.as_deref().unwrap_or(&facts.model);
         let upstream_model = channel
             .mapper
-            .map(&facts.model)
-            .map_or(Cow::Borrowed(facts.model.as_str()), Cow::Owned);
-        let payload = match upstream_body(
-            &incoming,
-            &mut parsed,
-            &facts.model,
-            &upstream_model,
-            hide_usage_chunk,
-        ) {
-            Ok(bytes) => bytes,
-            Err(error) => return fail(recorder, error, client_protocol),
+            .map(asked_model)
+            .map_or(Cow::Borrowed(asked_model), Cow::Owned);
+        let (payload, url) = if converted.is_some() {
+            match conversion::upstream_request(
+                &incoming,
+                &mut decoded,
+                upstream_protocol,
+                &upstream_model,
+                facts.stream,
+            ) {
+                Ok(Some(request)) => {
+                    let url = upstream::upstream_url(
+                        &channel.channel.base_url,
+                        &request.path,
+                        request.query,
+                    );
+                    (request.body, url)
+                }
+                // A count this upstream cannot make: estimated here, nothing sent.
+                Ok(None) => {
+                    recorder.set_channel(channel);
+                    recorder.finish(Outcome::Success, 200, "");
+                    return conversion::estimate_count(&incoming, &decoded);
+                }
+                Err(error) => {
+                    notes.push(AttemptNote {
+                        channel: name.to_owned(),
+                        status: 400,
+                        action: "skip",
+                        wait_ms: None,
+                        error: error.message.clone(),
+                        conversion: converted,
+                    });
+                    recorder.set_failover_info(serde_json::to_string(&notes).unwrap_or_default());
+                    refused = Some(error);
+                    continue;
+                }
+            }
+        } else {
+            let payload = match upstream_body(
+                &incoming,
+                &mut parsed,
+                &facts.model,
+                &upstream_model,
+                hide_usage_chunk,
+            ) {
+                Ok(bytes) => bytes,
+                Err(error) => return fail(recorder, error, client_protocol),
+            };
+            let url = upstream::upstream_url(
+                &channel.channel.base_url,
+                &incoming.endpoint.upstream_path(&upstream_model),
+                query.as_deref(),
+            );
+            (payload, url)
         };
-        let url = upstream::upstream_url(
-            &channel.channel.base_url,
-            &incoming.endpoint.upstream_path(&upstream_model),
-            query.as_deref(),
-        );
         let target = Target {
             url: &url,
             certificates: if channel.channel.insecure_skip_verify {
@@ -233,6 +287,7 @@ pub(super) async fn attempt(
                     action: "skip",
                     wait_ms: None,
                     error: "no upstream credential configured".into(),
+                    conversion: converted.clone(),
                 });
                 break;
             };
@@ -252,13 +307,14 @@ pub(super) async fn attempt(
                         relay.limits.stick(session, &channel.channel.id, *ttl);
                     }
                     recorder.set_channel(channel);
-                    if !notes.is_empty() {
+                    if !notes.is_empty() || converted.is_some() {
                         notes.push(AttemptNote {
                             channel: name.to_owned(),
                             status: response.status().as_u16(),
                             action: "success",
                             wait_ms: None,
                             error: String::new(),
+                            conversion: converted.clone(),
                         });
                         recorder
                             .set_failover_info(serde_json::to_string(&notes).unwrap_or_default());
@@ -268,10 +324,13 @@ pub(super) async fn attempt(
                         recorder,
                         Protocols {
                             client: client_protocol,
-                            upstream: candidate.kind.protocol(),
+                            upstream: upstream_protocol,
+                            endpoint: incoming.endpoint,
+                            client_query: incoming.query.as_deref(),
+                            wants_usage_chunk: facts.wants_usage_chunk,
                         },
                         facts.stream,
-                        hide_usage_chunk,
+                        hide_usage_chunk && converted.is_none(),
                         Watch {
                             idle: idle_timeout,
                             drain_over: &relay.drain_over,
@@ -302,6 +361,7 @@ pub(super) async fn attempt(
                 action,
                 wait_ms,
                 error: excerpt.clone(),
+                conversion: converted.clone(),
             });
             recorder.set_channel(channel);
             recorder.set_upstream_error(excerpt);
@@ -310,6 +370,7 @@ pub(super) async fn attempt(
                 failure,
                 channel: name.to_owned(),
                 content_type,
+                converted: converted.is_some(),
             });
             match decision {
                 Decision::Retry(wait) => {
@@ -378,6 +439,12 @@ pub(super) async fn attempt(
             let error = RelayError::new(ErrorKind::RateLimited, "channel_rate_limited", message)
                 .with_retry_after(60)
                 .with_log_detail(detail);
+            fail(recorder, error, client_protocol)
+        }
+        (None, None) if refused.is_some() && !out_of_time => {
+            let error = refused.unwrap_or_else(|| {
+                RelayError::new(ErrorKind::InvalidRequest, "invalid_request", "refused")
+            });
             fail(recorder, error, client_protocol)
         }
         (None, None) if out_of_time => {
@@ -468,14 +535,19 @@ fn give_back(recorder: Recorder, last: LastFailure, protocol: Protocol) -> Respo
         return exhausted(recorder, &last, 1, protocol);
     }
     recorder.finish(Outcome::Error, status, "the upstream refused the request");
-    let mut response = Response::new(Body::from(last.failure.body));
+    let mut response = if last.converted {
+        super::conversion::error_answer(protocol, status, &last.failure.body)
+    } else {
+        let mut response = Response::new(Body::from(last.failure.body));
+        let content_type = last
+            .content_type
+            .unwrap_or(HeaderValue::from_static("application/json"));
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, content_type);
+        response
+    };
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-    let content_type = last
-        .content_type
-        .unwrap_or(HeaderValue::from_static("application/json"));
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, content_type);
     if let Some(wait) = last.failure.retry_after
         && let Ok(value) = HeaderValue::from_str(&wait.as_secs().to_string())
     {

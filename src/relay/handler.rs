@@ -91,7 +91,8 @@ pub(super) async fn run(
     }
 }
 
-/// `/v1beta/models/{model}:generateContent` and `:streamGenerateContent`.
+/// `/v1beta/models/{model}:generateContent`, `:streamGenerateContent` and `:countTokens` (also
+/// under cc-bridge's `/v1/gemini/models/`).
 pub async fn gemini(
     State(relay): State<Arc<Relay>>,
     Path(target): Path<String>,
@@ -104,11 +105,14 @@ pub async fn gemini(
         Some((model, "streamGenerateContent")) if !model.is_empty() => {
             Some((Endpoint::GeminiStream, model))
         }
+        Some((model, "countTokens")) if !model.is_empty() => {
+            Some((Endpoint::GeminiCountTokens, model))
+        }
         _ => None,
     };
     let Some((endpoint, model)) = endpoint else {
         let message = format!(
-            "unknown Gemini method '{target}': use models/<model>:generateContent or :streamGenerateContent"
+            "unknown Gemini method '{target}': use models/<model>:generateContent, :streamGenerateContent or :countTokens"
         );
         return RelayError::new(ErrorKind::NotFound, "not_found", message)
             .into_response_for(Protocol::Gemini);

@@ -3,6 +3,7 @@
 mod attempt;
 mod auth;
 pub mod client;
+mod conversion;
 mod error;
 mod handler;
 pub mod models;
@@ -70,6 +71,9 @@ pub fn routes() -> Router<Arc<Relay>> {
         .route("/v1/models", get(handler::models))
         .route("/v1beta/models", get(handler::gemini_models))
         .route("/v1beta/models/{*target}", post(handler::gemini))
+        // cc-bridge's paths for the Gemini pool.
+        .route("/v1/gemini/models", get(handler::gemini_models))
+        .route("/v1/gemini/models/{*target}", post(handler::gemini))
         .route("/metrics", get(handler::metrics))
         // The relay enforces its own (configurable) limit with a protocol-shaped 413.
         .layer(DefaultBodyLimit::disable())
@@ -82,7 +86,11 @@ pub fn routes() -> Router<Arc<Relay>> {
 pub fn protocol_of_path(path: &str) -> Option<Protocol> {
     if path == "/v1/messages" || path.starts_with("/v1/messages/") {
         Some(Protocol::Anthropic)
-    } else if path == "/v1beta" || path.starts_with("/v1beta/") {
+    } else if path == "/v1beta"
+        || path.starts_with("/v1beta/")
+        || path == "/v1/gemini"
+        || path.starts_with("/v1/gemini/")
+    {
         Some(Protocol::Gemini)
     } else if path == "/v1" || path.starts_with("/v1/") {
         Some(Protocol::OpenAiChat)
@@ -98,7 +106,7 @@ pub async fn unknown_path(uri: axum::http::Uri) -> Response {
         return axum::http::StatusCode::NOT_FOUND.into_response();
     };
     let message = format!(
-        "no such endpoint: {path} (relaybox serves /v1/messages, /v1/messages/count_tokens, /v1/chat/completions, /v1/responses, /v1/models and /v1beta/models/<model>:generateContent or :streamGenerateContent)"
+        "no such endpoint: {path} (relaybox serves /v1/messages, /v1/messages/count_tokens, /v1/chat/completions, /v1/responses, /v1/models and /v1beta/models/<model>:generateContent, :streamGenerateContent or :countTokens, also under /v1/gemini/models/)"
     );
     error::RelayError::new(crate::providers::ErrorKind::NotFound, "not_found", message)
         .into_response_for(protocol)
@@ -130,6 +138,7 @@ pub enum Endpoint {
     Responses,
     GeminiGenerate,
     GeminiStream,
+    GeminiCountTokens,
     Models,
 }
 
@@ -140,7 +149,9 @@ impl Endpoint {
             Endpoint::Messages | Endpoint::CountTokens => Some(Pool::Messages),
             Endpoint::ChatCompletions => Some(Pool::Chat),
             Endpoint::Responses => Some(Pool::Responses),
-            Endpoint::GeminiGenerate | Endpoint::GeminiStream => Some(Pool::Gemini),
+            Endpoint::GeminiGenerate | Endpoint::GeminiStream | Endpoint::GeminiCountTokens => {
+                Some(Pool::Gemini)
+            }
             Endpoint::Models => None,
         }
     }
@@ -153,7 +164,9 @@ impl Endpoint {
             Endpoint::Messages | Endpoint::CountTokens => Protocol::Anthropic,
             Endpoint::ChatCompletions | Endpoint::Models => Protocol::OpenAiChat,
             Endpoint::Responses => Protocol::OpenAiResponses,
-            Endpoint::GeminiGenerate | Endpoint::GeminiStream => Protocol::Gemini,
+            Endpoint::GeminiGenerate | Endpoint::GeminiStream | Endpoint::GeminiCountTokens => {
+                Protocol::Gemini
+            }
         }
     }
 
@@ -167,6 +180,7 @@ impl Endpoint {
             Endpoint::Responses => "/v1/responses",
             Endpoint::GeminiGenerate => "/v1beta/models:generateContent",
             Endpoint::GeminiStream => "/v1beta/models:streamGenerateContent",
+            Endpoint::GeminiCountTokens => "/v1beta/models:countTokens",
             Endpoint::Models => "/v1/models",
         }
     }
@@ -179,6 +193,7 @@ impl Endpoint {
             Endpoint::GeminiStream => {
                 format!("/v1beta/models/{model}:streamGenerateContent").into()
             }
+            Endpoint::GeminiCountTokens => format!("/v1beta/models/{model}:countTokens").into(),
             other => other.log_name().into(),
         }
     }

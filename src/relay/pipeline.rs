@@ -120,7 +120,15 @@ pub async fn relay(
             client_protocol,
         );
     };
-    let plan = routing::plan(&live, &relay.health, &relay.limits, pool, &key, now);
+    let plan = routing::plan(
+        &live,
+        &relay.health,
+        &relay.limits,
+        pool,
+        &facts.model,
+        &key,
+        now,
+    );
     if plan.candidates.is_empty() {
         let error = if plan.skipped.is_empty() {
             RelayError::new(

@@ -5,13 +5,14 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::header;
+use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
 use tokio_util::sync::CancellationToken;
 
 use super::client::UpstreamResponse;
+use super::conversion;
 use super::error::RelayError;
 use super::error::fail;
 use super::record::{Outcome, Recorder};
@@ -21,11 +22,22 @@ use crate::providers::{self, ErrorKind, Protocol};
 
 /// Which protocol each side of a forwarded request speaks: the client's shapes what relaybox
 /// says itself (errors), the upstream's is what its answer is read as (usage, stream events).
-/// Equal today; protocol conversion goes between them.
+/// When they differ the answer is converted (`conversion.rs`), shaped by what the client asked.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Protocols {
+pub(super) struct Protocols<'a> {
     pub(super) client: Protocol,
     pub(super) upstream: Protocol,
+    pub(super) endpoint: super::Endpoint,
+    /// The client's query string (Gemini's `alt=sse`).
+    pub(super) client_query: Option<&'a str>,
+    /// OpenAI Chat: the client asked for the usage chunk.
+    pub(super) wants_usage_chunk: bool,
+}
+
+impl Protocols<'_> {
+    fn converting(&self) -> bool {
+        self.client != self.upstream
+    }
 }
 
 /// What ends an answer early: the upstream sending nothing for `idle`, or the end of a
@@ -47,7 +59,7 @@ pub(super) fn idle_message(idle: Duration) -> String {
 pub(super) async fn respond(
     response: UpstreamResponse,
     mut recorder: Recorder,
-    protocols: Protocols,
+    protocols: Protocols<'_>,
     stream: bool,
     hide_usage_chunk: bool,
     watch: Watch<'_>,
@@ -62,7 +74,7 @@ pub(super) async fn respond(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
     if stream && is_event_stream {
-        let body = RelayStream::new(
+        let mut body = RelayStream::new(
             Box::pin(body.into_data_stream()),
             protocols.upstream,
             hide_usage_chunk,
@@ -71,6 +83,17 @@ pub(super) async fn respond(
             watch.idle,
             watch.drain_over.clone(),
         );
+        if protocols.converting() {
+            let (converter, content_type) = conversion::stream_converter(
+                protocols.client_query,
+                protocols.client,
+                protocols.upstream,
+                protocols.wants_usage_chunk,
+            );
+            body = body.converting(converter);
+            head.headers
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        }
         return Response::from_parts(head, Body::from_stream(body));
     }
     match collect(body, watch).await {
@@ -81,6 +104,21 @@ pub(super) async fn respond(
                 summary.response_model.as_deref(),
             );
             recorder.mark_first_token();
+            let bytes = if protocols.converting() {
+                match conversion::answer(protocols.endpoint, protocols.upstream, &bytes) {
+                    Ok((converted, content_type)) => {
+                        head.headers
+                            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+                        converted
+                    }
+                    Err(error) => {
+                        recorder.set_upstream_error(error.message.clone());
+                        return fail(recorder, error, protocols.client);
+                    }
+                }
+            } else {
+                bytes
+            };
             recorder.finish(Outcome::Success, status.as_u16(), "");
             Response::from_parts(head, Body::from(bytes))
         }

@@ -3,8 +3,9 @@
 //! Order: promoted channels first (`promotionUntil` in the future), then by priority (lower
 //! first) and file position; the pool's load-balance strategy rotates (`round-robin`) or
 //! shuffles (`random`) the best-priority tier. Channels that are not active, not in the key's
-//! allowlist, need a protocol conversion relaybox does not have, or whose circuit is open are
-//! skipped — with the reason kept for the error message and the log.
+//! allowlist, cannot serve the pool, or whose circuit is open are skipped — with the reason
+//! kept for the error message and the log. A composite channel stands for the channels its
+//! `compositeMappings` name for the request's model, tried in the mapping's order.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +24,9 @@ use crate::limits::Limiter;
 pub struct Candidate {
     pub channel: Arc<LiveChannel>,
     pub kind: UpstreamKind,
+    /// The model to ask this channel for before its own `modelMapping` (a composite mapping's
+    /// `targetModel`); `None` = the client's.
+    pub model: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -150,12 +154,42 @@ fn promoted(channel: &LiveChannel, now: OffsetDateTime) -> bool {
     channel.promotion_until.is_some_and(|until| until > now)
 }
 
-/// The ordered candidates for a request of `pool` by `key`.
+/// Whether `channel` can take a request now, else why not: its status, its health (suspended,
+/// circuit open) and its quota.
+fn available(
+    channel: &LiveChannel,
+    health: &Health,
+    limits: &Limiter,
+    instant: Instant,
+) -> Result<(), String> {
+    if !channel.channel.is_routable() {
+        return Err(format!("status is {:?}", channel.channel.status).to_lowercase());
+    }
+    if let Some(reason) = health.unavailable(&channel.channel.id, instant) {
+        return Err(reason);
+    }
+    limits.quota_check(&channel.channel.id, channel.quota.as_ref())
+}
+
+/// How to talk to a channel that can take a request now, else why not.
+fn usable_now(
+    channel: &LiveChannel,
+    health: &Health,
+    limits: &Limiter,
+    instant: Instant,
+) -> Result<UpstreamKind, String> {
+    let kind = channel.upstream.clone()?;
+    available(channel, health, limits, instant)?;
+    Ok(kind)
+}
+
+/// The ordered candidates for a request of `pool` for `model` by `key`.
 pub fn plan(
     live: &Snapshot,
     health: &Health,
     limits: &Limiter,
     pool: Pool,
+    model: &str,
     key: &ClientKey,
     now: OffsetDateTime,
 ) -> Plan {
@@ -164,37 +198,64 @@ pub fn plan(
     let instant = Instant::now();
     let mut usable: Vec<Candidate> = Vec::new();
     for channel in live.channels(pool) {
-        let name = channel.channel.name.clone();
+        let name = &channel.channel.name;
         if !channel.channel.is_routable() {
             plan.skipped.push((
-                name,
+                name.clone(),
                 format!("status is {:?}", channel.channel.status).to_lowercase(),
             ));
             continue;
         }
         if !allowed.is_empty() && !allowed.contains(&channel.channel.id) {
-            plan.skipped.push((name, "not allowed for this key".into()));
+            plan.skipped
+                .push((name.clone(), "not allowed for this key".into()));
             continue;
         }
-        let kind = match &channel.upstream {
-            Ok(kind) => *kind,
-            Err(reason) => {
-                plan.skipped.push((name, reason.clone()));
+        if channel.channel.service_type == "composite" {
+            if let Err(reason) = available(channel, health, limits, instant) {
+                plan.skipped.push((name.clone(), reason));
                 continue;
             }
-        };
-        if let Some(reason) = health.unavailable(&channel.channel.id, instant) {
-            plan.skipped.push((name, reason));
+            let Some(route) = channel.composite.iter().find(|r| r.matches(model)) else {
+                plan.skipped.push((
+                    name.clone(),
+                    format!("no compositeMappings pattern matches the model '{model}'"),
+                ));
+                continue;
+            };
+            for (target_pool, id) in &route.targets {
+                let Some(target) = live
+                    .channels(*target_pool)
+                    .iter()
+                    .find(|c| &c.channel.id == id)
+                else {
+                    plan.skipped.push((
+                        format!("{name} → {id}"),
+                        format!("no channel {id} in the {target_pool} pool"),
+                    ));
+                    continue;
+                };
+                match usable_now(target, health, limits, instant) {
+                    Ok(kind) => usable.push(Candidate {
+                        channel: Arc::clone(target),
+                        kind,
+                        model: route.target_model.clone(),
+                    }),
+                    Err(reason) => plan
+                        .skipped
+                        .push((format!("{name} → {}", target.channel.name), reason)),
+                }
+            }
             continue;
         }
-        if let Err(reason) = limits.quota_check(&channel.channel.id, channel.quota.as_ref()) {
-            plan.skipped.push((name, reason));
-            continue;
+        match usable_now(channel, health, limits, instant) {
+            Ok(kind) => usable.push(Candidate {
+                channel: Arc::clone(channel),
+                kind,
+                model: None,
+            }),
+            Err(reason) => plan.skipped.push((name.clone(), reason)),
         }
-        usable.push(Candidate {
-            channel: Arc::clone(channel),
-            kind,
-        });
     }
     // Promoted channels first, keeping their relative order.
     let (mut first, mut rest): (Vec<_>, Vec<_>) =
@@ -261,6 +322,7 @@ mod tests {
             health,
             &limiter(),
             Pool::Messages,
+            "m",
             &key("k1"),
             crate::domain::now(),
         )
@@ -349,7 +411,7 @@ mod tests {
         let health = Health::default();
         let limits = limiter();
         let now = crate::domain::now();
-        let plan = plan(&live, &health, &limits, Pool::Messages, &key, now);
+        let plan = plan(&live, &health, &limits, Pool::Messages, "m", &key, now);
         assert_eq!(ids(&plan), ["b"]);
         assert_eq!(
             skipped(&plan),
@@ -359,12 +421,12 @@ mod tests {
             ]
         );
         // No chat allowlist: every chat channel.
-        let chat = super::plan(&live, &health, &limits, Pool::Chat, &key, now);
+        let chat = super::plan(&live, &health, &limits, Pool::Chat, "m", &key, now);
         assert_eq!(ids(&chat), ["x"]);
     }
 
     #[test]
-    fn a_service_type_that_needs_conversion_is_skipped() {
+    fn channels_of_another_protocol_serve_the_pool_through_a_conversion() {
         let cipher = cipher();
         let live = snapshot(
             &cipher,
@@ -379,21 +441,97 @@ mod tests {
         let health = Health::default();
         let limits = limiter();
         let now = crate::domain::now();
-        let chat = plan(&live, &health, &limits, Pool::Chat, &key("k1"), now);
-        assert_eq!(ids(&chat), ["openai"]);
-        assert_eq!(chat.candidates[0].kind, UpstreamKind::OpenAiChat);
-        assert_eq!(
-            skipped(&chat),
-            [(
-                "ch-claude-in-chat",
-                "serviceType 'claude' in the chat pool needs a protocol conversion relaybox does not do yet"
-            )]
+        let chat = plan(&live, &health, &limits, Pool::Chat, "m", &key("k1"), now);
+        assert_eq!(ids(&chat), ["claude-in-chat", "openai"]);
+        assert_eq!(chat.candidates[0].kind, UpstreamKind::Anthropic);
+        assert_eq!(chat.candidates[1].kind, UpstreamKind::OpenAiChat);
+        let responses = plan(
+            &live,
+            &health,
+            &limits,
+            Pool::Responses,
+            "m",
+            &key("k1"),
+            now,
         );
-        let responses = plan(&live, &health, &limits, Pool::Responses, &key("k1"), now);
-        assert_eq!(ids(&responses), ["codex"]);
-        assert_eq!(responses.candidates[0].kind, UpstreamKind::CodexOAuth);
-        assert_eq!(responses.skipped.len(), 1);
-        assert!(responses.skipped[0].1.contains("conversion"));
+        assert_eq!(ids(&responses), ["codex", "gemini-in-responses"]);
+        assert_eq!(responses.candidates[1].kind, UpstreamKind::Gemini);
+    }
+
+    #[test]
+    fn a_composite_channel_stands_for_the_targets_of_the_matching_mapping() {
+        let cipher = cipher();
+        let mut composite = channel("mix", Pool::Messages, "composite", 0);
+        composite.composite_mappings = vec![
+            serde_json::json!({"pattern": "haiku", "targetChannelId": "cheap", "targetModel": "gpt-4o-mini", "failoverChain": ["gone", "backup"]}),
+            serde_json::json!({"pattern": "opus", "targetChannelId": "codex", "targetPool": "responses"}),
+        ];
+        let mut suspended = channel("backup", Pool::Messages, "claude", 9);
+        suspended.status = ChannelStatus::Suspended;
+        let live = snapshot(
+            &cipher,
+            vec![
+                composite,
+                channel("cheap", Pool::Messages, "openai", 5),
+                suspended,
+                channel("codex", Pool::Responses, "responses", 0),
+            ],
+            Settings::default(),
+        );
+        let health = Health::default();
+        let limits = limiter();
+        let now = crate::domain::now();
+        let mut only_mix = key("k1");
+        only_mix.allow.channels_messages = vec!["mix".into()];
+        let haiku = plan(
+            &live,
+            &health,
+            &limits,
+            Pool::Messages,
+            "claude-haiku-4-5",
+            &only_mix,
+            now,
+        );
+        assert_eq!(ids(&haiku), ["cheap"]);
+        assert_eq!(haiku.candidates[0].model.as_deref(), Some("gpt-4o-mini"));
+        assert_eq!(haiku.candidates[0].kind, UpstreamKind::OpenAiChat);
+        assert_eq!(
+            skipped(&haiku),
+            [
+                ("ch-mix → gone", "no channel gone in the messages pool"),
+                ("ch-mix → ch-backup", "status is suspended"),
+                ("ch-cheap", "not allowed for this key"),
+                ("ch-backup", "status is suspended"),
+            ]
+        );
+        let opus = plan(
+            &live,
+            &health,
+            &limits,
+            Pool::Messages,
+            "claude-OPUS-4-1",
+            &only_mix,
+            now,
+        );
+        assert_eq!(ids(&opus), ["codex"]);
+        assert_eq!(opus.candidates[0].model, None);
+        let sonnet = plan(
+            &live,
+            &health,
+            &limits,
+            Pool::Messages,
+            "claude-sonnet-4-5",
+            &only_mix,
+            now,
+        );
+        assert!(sonnet.candidates.is_empty());
+        assert_eq!(
+            sonnet.skipped[0],
+            (
+                "ch-mix".to_string(),
+                "no compositeMappings pattern matches the model 'claude-sonnet-4-5'".to_string()
+            )
+        );
     }
 
     #[test]
@@ -456,6 +594,7 @@ mod tests {
             &health,
             &limiter(),
             Pool::Chat,
+            "m",
             &key("k1"),
             crate::domain::now(),
         );
@@ -548,10 +687,26 @@ mod tests {
         let limits = limiter();
         let health = Health::default();
         let now = crate::domain::now();
-        let before = plan(&live, &health, &limits, Pool::Messages, &key("k1"), now);
+        let before = plan(
+            &live,
+            &health,
+            &limits,
+            Pool::Messages,
+            "m",
+            &key("k1"),
+            now,
+        );
         assert_eq!(ids(&before), ["q", "b"]);
         limits.record_channel_usage(&quota, "claude-sonnet-4-5", now, 0.0);
-        let after = plan(&live, &health, &limits, Pool::Messages, &key("k1"), now);
+        let after = plan(
+            &live,
+            &health,
+            &limits,
+            Pool::Messages,
+            "m",
+            &key("k1"),
+            now,
+        );
         assert_eq!(ids(&after), ["b"]);
         assert_eq!(skipped(&after), [("ch-q", "over its quota (1 of 1)")]);
     }

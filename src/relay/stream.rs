@@ -14,6 +14,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::record::{Outcome, Recorder};
+use crate::convert::StreamConverter;
 use crate::providers::{ErrorKind, Protocol, StreamTap};
 
 type Upstream = Pin<Box<dyn Stream<Item = Result<Bytes, hyper::Error>> + Send>>;
@@ -30,6 +31,9 @@ fn broke_off_event(tap: &StreamTap) -> Bytes {
 pub struct RelayStream {
     upstream: Upstream,
     tap: StreamTap,
+    /// The upstream speaks another protocol: what the tap let through is converted event by
+    /// event (the tap still reads usage in the upstream's own protocol).
+    converter: Option<StreamConverter>,
     recorder: Option<Recorder>,
     http_status: u16,
     /// The upstream has ended; only the tap's remainder was still to be sent.
@@ -62,6 +66,7 @@ impl RelayStream {
         Self {
             upstream,
             tap: StreamTap::new(protocol, hide_usage_chunk),
+            converter: None,
             recorder: Some(recorder),
             http_status,
             pending_end: false,
@@ -74,6 +79,29 @@ impl RelayStream {
                 }
             }),
             drain_over: Box::pin(drain_over.cancelled_owned()),
+        }
+    }
+
+    /// Convert the stream for a client of another protocol.
+    #[must_use]
+    pub fn converting(mut self, converter: StreamConverter) -> Self {
+        self.converter = Some(converter);
+        self
+    }
+
+    /// The error event for the client: in its protocol (the converter's), else the tap's.
+    fn error_event(&mut self, kind: ErrorKind, message: &str) -> Bytes {
+        match self.converter.as_mut() {
+            Some(converter) => converter.error(kind, message),
+            None => self.tap.error_event(kind, message),
+        }
+    }
+
+    /// The upstream's bytes as the client receives them.
+    fn for_client(&mut self, forward: Bytes) -> Bytes {
+        match self.converter.as_mut() {
+            Some(converter) if !forward.is_empty() => converter.feed(&forward),
+            _ => forward,
         }
     }
 
@@ -98,7 +126,7 @@ impl RelayStream {
             recorder.set_upstream_error(message.to_string());
         }
         self.finish(Outcome::Error, message);
-        self.tap.error_event(kind, message)
+        self.error_event(kind, message)
     }
 
     fn finish(&mut self, outcome: Outcome, error: &str) {
@@ -144,6 +172,7 @@ impl Stream for RelayStream {
                         idle.last = Instant::now();
                     }
                     let forward = this.tap.feed(chunk);
+                    let forward = this.for_client(forward);
                     if this.tap.saw_first_token()
                         && let Some(recorder) = this.recorder.as_mut()
                     {
@@ -159,11 +188,20 @@ impl Stream for RelayStream {
                         recorder.set_upstream_error(format!("stream interrupted: {err}"));
                     }
                     this.finish(Outcome::Error, BROKE_OFF);
-                    return Poll::Ready(Some(Ok(broke_off_event(&this.tap))));
+                    let event = match this.converter.as_mut() {
+                        Some(converter) => converter.error(ErrorKind::Upstream, BROKE_OFF),
+                        None => broke_off_event(&this.tap),
+                    };
+                    return Poll::Ready(Some(Ok(event)));
                 }
                 Poll::Ready(None) => {
                     // An upstream may end without a closing blank line: parse and forward the rest.
-                    let rest = this.tap.finish();
+                    let mut rest = this.tap.finish();
+                    if let Some(converter) = this.converter.as_mut() {
+                        let mut out = converter.feed(&rest).to_vec();
+                        out.extend_from_slice(&converter.finish());
+                        rest = Bytes::from(out);
+                    }
                     if !rest.is_empty() {
                         this.pending_end = true;
                         return Poll::Ready(Some(Ok(rest)));
