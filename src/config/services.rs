@@ -432,7 +432,12 @@ fn channel_from_json(
         return Err(invalid("a channel needs a name"));
     }
     channel.validate()?;
-    if !channel.base_url.starts_with("http://") && !channel.base_url.starts_with("https://") {
+    // A composite channel forwards to other channels and has no upstream of its own.
+    let composite = channel.service_type == "composite";
+    if !(composite && channel.base_url.is_empty())
+        && !channel.base_url.starts_with("http://")
+        && !channel.base_url.starts_with("https://")
+    {
         return Err(invalid("baseUrl must start with http:// or https://"));
     }
     let mut sealed = Vec::with_capacity(plaintext_keys.len());
