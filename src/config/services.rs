@@ -434,10 +434,10 @@ fn channel_from_json(
     channel.validate()?;
     // A composite channel forwards to other channels and has no upstream of its own.
     let composite = channel.service_type == "composite";
-    if !(composite && channel.base_url.is_empty())
-        && !channel.base_url.starts_with("http://")
-        && !channel.base_url.starts_with("https://")
-    {
+    let url_ok = channel.base_url.starts_with("http://")
+        || channel.base_url.starts_with("https://")
+        || (composite && channel.base_url.is_empty());
+    if !url_ok {
         return Err(invalid("baseUrl must start with http:// or https://"));
     }
     let mut sealed = Vec::with_capacity(plaintext_keys.len());
