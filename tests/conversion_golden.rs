@@ -325,12 +325,12 @@ fn every_recorded_request_converts_to_every_other_protocol() {
                             tools(&original),
                             "{source_dir}/{fixture} → {target_dir}"
                         );
-                        assert_eq!(
+                        // A response format may add an instruction, so the original is contained.
+                        assert!(
                             again
                                 .system
                                 .join("\n")
                                 .contains(&original.system.join("\n")),
-                            true,
                             "{source_dir}/{fixture} → {target_dir}: the system prompt"
                         );
                     }
