@@ -11,6 +11,10 @@
 # relaybox functions with the most instructions per request (inclusive). A change that removes
 # work shows here at once, and exactly; bench/ab.sh then says what it is worth in requests/s.
 #
+# It also measures the same request on a channel of another protocol (an OpenAI Chat upstream,
+# the request and answer converted; INSN_UPSTREAM picks another serviceType) in the same
+# relaybox process, and prints converted / pass-through (the target is ≤ 1.5).
+#
 # Caveat: under valgrind the CPU reports no SHA extensions, so sha2 falls back to its software
 # code (about 3,400 instructions per key hash that natively are a few hundred).
 #
@@ -18,6 +22,7 @@
 #   INSN_DURATION=10   seconds of measured load per server (about 500–1,000 requests/s under valgrind)
 #   INSN_TOP=25        how many relaybox functions to list
 #   INSN_KEEP=DIR      keep the callgrind files there (callgrind_annotate them for call trees)
+#   INSN_UPSTREAM=openai  serviceType of the converted channel (openai, responses, gemini)
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -66,7 +71,11 @@ kill "$PROXY_PID"
 
 echo "relaybox under callgrind..." >&2
 start_relaybox "$RELAYBOX" "" "${CALLGRIND[@]}" --callgrind-out-file="$WORK/relaybox.out"
-RELAYBOX_REQUESTS="$(count "$RELAYBOX_URL" "$RELAYBOX_PID" "$RELAYBOX_KEY")"
+PASS_KEY="$(add_lane messages claude "$MOCK_URL")"
+CONVERTED_KEY="$(add_lane messages "${INSN_UPSTREAM:-openai}" "$MOCK_URL")"
+RELAYBOX_REQUESTS="$(count "$RELAYBOX_URL" "$RELAYBOX_PID" "$PASS_KEY")"
+echo "relaybox, converted (${INSN_UPSTREAM:-openai} upstream)..." >&2
+CONVERTED_REQUESTS="$(count "$RELAYBOX_URL" "$RELAYBOX_PID" "$CONVERTED_KEY")"
 kill -TERM "$RELAYBOX_PID"
 wait "$RELAYBOX_PID" 2>/dev/null || true
 
@@ -75,14 +84,15 @@ if [ -n "${INSN_KEEP:-}" ]; then
   echo "proxy $PROXY_REQUESTS relaybox $RELAYBOX_REQUESTS" >"$INSN_KEEP/requests.txt"
 fi
 
-python3 - "$WORK" "$PROXY_REQUESTS" "$RELAYBOX_REQUESTS" "$TOP" <<'EOF'
+python3 - "$WORK" "$PROXY_REQUESTS" "$RELAYBOX_REQUESTS" "$TOP" "$CONVERTED_REQUESTS" "${INSN_UPSTREAM:-openai}" <<'EOF'
 import glob, re, subprocess, sys
 
 work, proxy_requests, relaybox_requests, top = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+converted_requests, upstream = int(sys.argv[5]), sys.argv[6]
 
-def dumps(name):
-    """The per-thread files of the dump taken after the measured run (part 1, not the final one)."""
-    return glob.glob(f"{work}/{name}.out.1-*")
+def dumps(name, part=1):
+    """The per-thread files of the dump taken after measured run `part` (not the final one)."""
+    return glob.glob(f"{work}/{name}.out.{part}-*")
 
 def total(path):
     for line in open(path):
@@ -108,6 +118,10 @@ print(f"  relaybox                     {request_threads + writer:9,.0f}   "
       f"{(request_threads + writer) / proxy:.2f} x the proxy")
 print(f"    request threads            {request_threads:9,.0f}")
 print(f"    log writer thread          {writer:9,.0f}")
+converted = sum(total(f) for f in dumps("relaybox", 2)) / converted_requests
+print(f"  relaybox, converted          {converted:9,.0f}   "
+      f"{converted / (request_threads + writer):.2f} x pass-through "
+      f"(Anthropic client, {upstream} upstream; {converted_requests} requests; target <= 1.5)")
 print(f"\nrelaybox functions by instructions per request (inclusive, request threads and writer):")
 costs = {}
 for path in relaybox_files:

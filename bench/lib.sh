@@ -129,6 +129,7 @@ start_relaybox() {
   port="$(free_port)"
   admin="bench-admin-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
   RELAYBOX_URL="http://127.0.0.1:$port"
+  RELAYBOX_ADMIN="$admin"
   rm -rf "$WORK/data"
   # shellcheck disable=SC2086 # $extra is a list of NAME=value words
   env RELAYBOX_DATA_DIR="$WORK/data" RELAYBOX_LISTEN="127.0.0.1:$port" RELAYBOX_ADMIN_KEY="$admin" \
@@ -141,4 +142,17 @@ start_relaybox() {
   done
   # shellcheck disable=SC2034 # for the calling script
   RELAYBOX_KEY="$(configure_relaybox "$RELAYBOX_URL" "$admin" "$MOCK_URL")"
+}
+
+# Add a channel of pool $1 and serviceType $2 with base URL $3 to the running relaybox
+# ($RELAYBOX_URL, $RELAYBOX_ADMIN), and a client key that may use only that channel; echo the key.
+add_lane() {
+  local pool=$1 service_type=$2 base=$3 channel answer allow
+  local -a call=(curl -sS --fail-with-body -X POST -H "authorization: Bearer $RELAYBOX_ADMIN"
+    -H 'content-type: application/json')
+  channel="$("${call[@]}" --data "{\"pool\":\"$pool\",\"name\":\"$pool-$service_type-$RANDOM\",\"serviceType\":\"$service_type\",\"baseUrl\":\"$base\",\"apiKeys\":[\"sk-bench-upstream-key-000000\"]}" \
+    "$RELAYBOX_URL/admin/api/channels")" || return 1
+  allow="$(python3 -c 'import json, sys; print(json.dumps({"name": "lane", "allow": {"channels" + sys.argv[2].capitalize(): [json.loads(sys.argv[1])["id"]]}}))' "$channel" "$pool")"
+  answer="$("${call[@]}" --data "$allow" "$RELAYBOX_URL/admin/api/keys")" || return 1
+  python3 -c 'import json, sys; print(json.loads(sys.argv[1])["plaintext"])' "$answer"
 }
