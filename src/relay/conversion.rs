@@ -207,11 +207,15 @@ fn estimate_tokens(request: &ir::Request) -> u64 {
 }
 
 /// `{"input_tokens": N}` for Anthropic clients, `{"totalTokens": N}` for Gemini ones.
-fn count_answer(client: Protocol, tokens: u64) -> Response {
-    let body = match client {
+fn count_json(client: Protocol, tokens: u64) -> Value {
+    match client {
         Protocol::Gemini => json!({ "totalTokens": tokens }),
         _ => json!({ "input_tokens": tokens }),
-    };
+    }
+}
+
+fn count_answer(client: Protocol, tokens: u64) -> Response {
+    let body = count_json(client, tokens);
     let mut response = Response::new(axum::body::Body::from(body.to_string()));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -234,10 +238,7 @@ pub(super) fn answer(
             .iter()
             .find_map(|field| value.get(*field).and_then(Value::as_u64))
             .ok_or_else(|| bad_answer("the upstream's token count answer has no count"))?;
-        let body = match client {
-            Protocol::Gemini => json!({ "totalTokens": tokens }),
-            _ => json!({ "input_tokens": tokens }),
-        };
+        let body = count_json(client, tokens);
         return Ok((Bytes::from(body.to_string()), "application/json"));
     }
     let response = convert::decode_response(upstream, body).map_err(|e| {
