@@ -72,8 +72,8 @@ if ! [[ -x $VENV/bin/hadolint && -x $VENV/bin/shellcheck && -x $VENV/bin/actionl
 fi
 "$VENV/bin/hadolint" packaging/Dockerfile
 ok "hadolint packaging/Dockerfile"
-"$VENV/bin/shellcheck" -x packaging/entrypoint.sh tests/container.sh bench/cluster.sh
-ok "shellcheck packaging/entrypoint.sh tests/container.sh bench/cluster.sh"
+"$VENV/bin/shellcheck" -x packaging/entrypoint.sh tests/container.sh tests/agents.sh bench/cluster.sh bench/conversion.sh
+ok "shellcheck packaging/entrypoint.sh tests/container.sh tests/agents.sh bench/cluster.sh bench/conversion.sh"
 # With shellcheck on PATH, actionlint checks the workflows' run: scripts with it too.
 PATH="$VENV/bin:$PATH" "$VENV/bin/actionlint" .github/workflows/*.yml
 ok "actionlint .github/workflows"

@@ -9,7 +9,8 @@
 # fails at the first failing step:
 #   1. cargo fmt --check   2. cargo clippy -D warnings   3. cargo build (debug)
 #   4. cargo test          5. pytest tests/sdk (when it has tests)
-#   6. tests/container.sh: packaging lints, then the image built and run with podman
+#   6. tests/agents.sh: Claude Code and Codex CLI through converted channels, offline
+#   7. tests/container.sh: packaging lints, then the image built and run with podman
 # Needs a Rust toolchain (cargo, rustfmt, clippy) on PATH.
 set -euo pipefail
 
@@ -119,6 +120,13 @@ if ((${#SDK_TESTS[@]} > 0)); then
 else
     printf 'no test files in tests/sdk; skipped\n'
 fi
+
+section "coding agents (tests/agents.sh)"
+t=$SECONDS
+# Claude Code and Codex CLI through converted channels, offline; skipped (exit 0, "SKIPPED")
+# when npm cannot install them.
+bash "$ROOT/tests/agents.sh"
+step_done "agents" "$t"
 
 section "container image (tests/container.sh)"
 t=$SECONDS
