@@ -574,16 +574,44 @@ def assert_upstream_protocol(relay, lane: Lane, client, recorded: dict[str, Any]
 
 
 def upstream_tool_names(service_type: str, body: dict[str, Any]) -> list[str]:
+    """The names of the tools the upstream was offered; their schemas are JSON Schema (lower-case
+    type names) where the upstream requires it, as a Gemini client's SDK sends `OBJECT`."""
     tools = body.get("tools") or []
     if service_type == "claude":
-        assert all(t["input_schema"]["type"] == "object" for t in tools), tools
-        return [t["name"] for t in tools]
-    if service_type == "openai":
+        schemas = [t["input_schema"] for t in tools]
+        names = [t["name"] for t in tools]
+    elif service_type == "openai":
         assert all(t["type"] == "function" for t in tools), tools
-        return [t["function"]["name"] for t in tools]
-    if service_type == "responses":
-        return [t["name"] for t in tools if t["type"] == "function"]
-    return [d["name"] for t in tools for d in t.get("functionDeclarations", t.get("function_declarations", []))]
+        schemas = [t["function"]["parameters"] for t in tools]
+        names = [t["function"]["name"] for t in tools]
+    elif service_type == "responses":
+        functions = [t for t in tools if t["type"] == "function"]
+        schemas = [t["parameters"] for t in functions]
+        names = [t["name"] for t in functions]
+    else:
+        return [d["name"] for t in tools for d in t.get("functionDeclarations", t.get("function_declarations", []))]
+    for schema in schemas:
+        assert schema["type"] == "object" and schema["properties"], schema
+        assert schema_types(schema) <= JSON_SCHEMA_TYPES, schema
+    return names
+
+
+JSON_SCHEMA_TYPES = {"object", "array", "string", "number", "integer", "boolean", "null"}
+
+
+def schema_types(schema: Any) -> set[str]:
+    """Every type name a JSON schema uses (enum and default values aside)."""
+    found: set[str] = set()
+    if isinstance(schema, dict):
+        for key, value in schema.items():
+            if key == "type":
+                found.update([value] if isinstance(value, str) else [v for v in value if isinstance(v, str)])
+            elif key not in ("enum", "const", "default", "examples"):
+                found |= schema_types(value)
+    elif isinstance(schema, list):
+        for item in schema:
+            found |= schema_types(item)
+    return found
 
 
 def upstream_tool_results(service_type: str, body: dict[str, Any]) -> list[tuple[str, str]]:

@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 use crate::Reply;
 use crate::error::ApiError;
 use crate::reply::{
-    Content, Generation, Media, MediaKind, Prompt, ToolSpec, Usage, estimate_input_tokens,
-    result_text,
+    Content, Generation, Media, MediaKind, Prompt, ToolSpec, Usage, bad_schema_type,
+    estimate_input_tokens, result_text,
 };
 use crate::scenario::Scenario;
 use crate::sse::named_event;
@@ -24,6 +24,7 @@ pub(crate) fn messages(body: &Value, scenario: &Scenario, seq: u64) -> Result<Re
         .and_then(Value::as_array)
         .map_or(&[][..], Vec::as_slice);
     check_tool_pairs(messages)?;
+    check_tools(body)?;
     let prompt = prompt(body, messages)?;
     let generation = Generation::new(model, &prompt, body, scenario, seq);
     if body.get("stream").and_then(Value::as_bool) == Some(true) {
@@ -135,6 +136,34 @@ fn thinking(body: &Value) -> Result<bool, ApiError> {
         Some("adaptive") => Ok(true),
         _ => Ok(false),
     }
+}
+
+/// A custom tool's `input_schema` is a JSON schema of an object (types in JSON Schema's names).
+fn check_tools(body: &Value) -> Result<(), ApiError> {
+    let tools = body
+        .get("tools")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    for (i, tool) in tools.iter().enumerate() {
+        // Server tools (web search, …) have a versioned type and no schema.
+        if tool.get("type").is_some_and(|t| t != "custom") {
+            continue;
+        }
+        let schema = tool.get("input_schema").unwrap_or(&Value::Null);
+        if schema.get("type").and_then(Value::as_str) != Some("object") {
+            return Err(ApiError::invalid(format!(
+                "tools.{i}.custom.input_schema.type: Input should be 'object'"
+            )));
+        }
+        if bad_schema_type(schema).is_some() {
+            return Err(ApiError::invalid(format!(
+                "tools.{i}.custom.input_schema: JSON schema is invalid. It must match JSON Schema \
+                 draft 2020-12 (https://json-schema.org/draft/2020-12). Learn more about tool use \
+                 at https://docs.claude.com/en/docs/tool-use."
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn blocks(message: &Value) -> &[Value] {

@@ -64,7 +64,9 @@
 //! `tool_result` pairing between neighbouring messages; Chat `tool_calls` answered by `tool`
 //! messages and `tool` messages answering a call; Responses `function_call` /
 //! `function_call_output` pairing by `call_id` (unless `previous_response_id` is given);
-//! Gemini function-response turns right after a call turn with as many parts.
+//! Gemini function-response turns right after a call turn with as many parts; Anthropic tool
+//! schemas of type `object`, and Anthropic and OpenAI tool schemas in JSON Schema's type names
+//! (Gemini's `OBJECT` / `STRING` spelling is refused there, accepted by Gemini).
 //!
 //! # Usage figures
 //! `input_tokens` defaults to [`estimate_input_tokens`] of the request body;

@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 
 use crate::Reply;
 use crate::error::ApiError;
-use crate::reply::{Content, Generation, Media, MediaKind, Prompt, ToolSpec, Usage, result_text};
+use crate::reply::{
+    Content, Generation, Media, MediaKind, Prompt, ToolSpec, Usage, bad_schema_type, result_text,
+};
 use crate::scenario::Scenario;
 use crate::sse::data_event;
 
@@ -28,6 +30,7 @@ pub(crate) fn chat_completions(
         .and_then(Value::as_array)
         .ok_or_else(|| ApiError::invalid("Missing required parameter: 'messages'."))?;
     check_tool_pairs(messages)?;
+    check_tools(body, "tools[{i}].function.parameters", "/function")?;
     let prompt = prompt(body, messages)?;
     let generation = Generation::new(model, &prompt, body, scenario, seq);
     if body.get("stream").and_then(Value::as_bool) == Some(true) {
@@ -80,6 +83,39 @@ pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// Function parameters are JSON schemas: a `type` that is not a JSON Schema type name (such as
+/// Gemini's `OBJECT`) is refused as OpenAI refuses it. `param` names the field (`{i}` is the
+/// tool's index); `function` points from a tool to its name and parameters.
+pub(crate) fn check_tools(body: &Value, param: &str, function: &str) -> Result<(), ApiError> {
+    let tools = body
+        .get("tools")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    for (i, tool) in tools.iter().enumerate() {
+        // "" points at the tool itself (Responses' flat function tools).
+        let Some(function) = tool.pointer(function) else {
+            continue;
+        };
+        let Some(parameters) = function.get("parameters") else {
+            continue;
+        };
+        if let Some(bad) = bad_schema_type(parameters) {
+            let name = function
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            return Err(ApiError::invalid_param(
+                format!(
+                    "Invalid schema for function '{name}': '{bad}' is not valid under any of the \
+                     given schemas."
+                ),
+                param.replace("{i}", &i.to_string()),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn role(message: &Value) -> Option<&str> {

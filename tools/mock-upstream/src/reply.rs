@@ -405,6 +405,33 @@ pub(crate) fn result_text(content: Option<&Value>) -> String {
     }
 }
 
+/// The JSON Schema type names (lower case, as Anthropic and OpenAI require; Gemini's own
+/// schema spells them `OBJECT`, `STRING` …).
+const SCHEMA_TYPES: [&str; 7] = [
+    "object", "array", "string", "number", "integer", "boolean", "null",
+];
+
+/// The first `type` anywhere in a JSON schema that is not a JSON Schema type name.
+pub(crate) fn bad_schema_type(schema: &Value) -> Option<String> {
+    match schema {
+        Value::Object(map) => map.iter().find_map(|(key, value)| {
+            let bad = |name: &str| !SCHEMA_TYPES.contains(&name);
+            match (key.as_str(), value) {
+                ("type", Value::String(name)) if bad(name) => Some(name.clone()),
+                ("type", Value::Array(names)) => names
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .find(|name| bad(name))
+                    .map(str::to_owned),
+                ("enum" | "const" | "default" | "examples", _) => None,
+                _ => bad_schema_type(value),
+            }
+        }),
+        Value::Array(items) => items.iter().find_map(bad_schema_type),
+        _ => None,
+    }
+}
+
 /// Builds tool arguments that fit the schema's (required) properties.
 fn arguments_from_schema(schema: Option<&Value>) -> Value {
     let mut args = Map::new();
@@ -567,6 +594,21 @@ mod tests {
             generation.call_id("toolu_", 0),
             "toolu_mock00000000000000000001"
         );
+    }
+
+    #[test]
+    fn schema_types_must_be_json_schema_names() {
+        let good = json!({"type": "object", "properties": {
+            "type": {"type": "string", "enum": ["OBJECT"]},
+            "tags": {"type": ["array", "null"], "items": {"type": "string"}}
+        }});
+        assert_eq!(bad_schema_type(&good), None);
+        let gemini = json!({"type": "OBJECT", "properties": {"city": {"type": "STRING"}}});
+        // Keys are walked in order: "properties" comes before "type".
+        assert_eq!(bad_schema_type(&gemini).as_deref(), Some("STRING"));
+        let nested =
+            json!({"type": "object", "properties": {"a": {"anyOf": [{"type": "Integer"}]}}});
+        assert_eq!(bad_schema_type(&nested).as_deref(), Some("Integer"));
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub(crate) fn responses(body: &Value, scenario: &Scenario, seq: u64) -> Result<R
     if body.get("previous_response_id").is_none_or(Value::is_null) {
         check_tool_pairs(items)?;
     }
+    crate::openai::check_tools(body, "tools[{i}].parameters", "")?;
     let prompt = prompt(body, items)?;
     let generation = Generation::new(model, &prompt, body, scenario, seq);
     let shape = Shape {

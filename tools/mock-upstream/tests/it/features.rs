@@ -869,3 +869,56 @@ async fn responses_input_tokens_counts_as_openai_documents() {
     let reply = post(&url(&mock, "", "/v1/responses/input_tokens"), &[], &body).await;
     assert_eq!(reply.status, 401);
 }
+
+#[tokio::test]
+async fn tool_schemas_in_gemini_spelling_are_refused_by_anthropic_and_openai() {
+    let mock = mock().await;
+    let schema = json!({"type": "OBJECT", "properties": {"city": {"type": "STRING"}}});
+    let anthropic = json!({
+        "model": "claude-sonnet-4-5", "max_tokens": 64,
+        "tools": [{"name": "w", "input_schema": schema}],
+        "messages": [{"role": "user", "content": "Weather?"}]
+    });
+    let reply = post(&url(&mock, "", "/v1/messages"), ANTHROPIC, &anthropic).await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(
+        reply.json()["error"]["message"],
+        "tools.0.custom.input_schema.type: Input should be 'object'"
+    );
+    let chat = json!({
+        "model": "gpt-4o",
+        "tools": [{"type": "function", "function": {"name": "w", "parameters": {"type": "object", "properties": {"city": {"type": "STRING"}}}}}],
+        "messages": [{"role": "user", "content": "Weather?"}]
+    });
+    let reply = post(&url(&mock, "", "/v1/chat/completions"), OPENAI, &chat).await;
+    assert_eq!(reply.status, 400);
+    let error = reply.json()["error"].clone();
+    assert_eq!(
+        error["message"],
+        "Invalid schema for function 'w': 'STRING' is not valid under any of the given schemas."
+    );
+    assert_eq!(error["param"], "tools[0].function.parameters");
+    let responses = json!({
+        "model": "gpt-5-mini", "input": "Weather?",
+        "tools": [{"type": "web_search_preview"}, {"type": "function", "name": "w", "parameters": schema}]
+    });
+    let reply = post(&url(&mock, "", "/v1/responses"), OPENAI, &responses).await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.json()["error"]["param"], "tools[1].parameters");
+    // Gemini takes its own spelling.
+    let gemini = json!({
+        "contents": [{"role": "user", "parts": [{"text": "Weather?"}]}],
+        "tools": [{"functionDeclarations": [{"name": "w", "parameters": schema}]}]
+    });
+    let reply = post(
+        &url(&mock, "", &gemini_path("generateContent")),
+        GEMINI,
+        &gemini,
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.json()["candidates"][0]["content"]["parts"][0]["functionCall"]["name"],
+        "w"
+    );
+}
