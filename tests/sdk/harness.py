@@ -113,6 +113,9 @@ class Lane:
     base_url: str
     key_id: str
     key: str
+    # The channel's serviceType: which protocol its upstream speaks (the pool's own one, or
+    # another one through a conversion).
+    service_type: str = ""
 
 
 class Logs:
@@ -214,7 +217,7 @@ class Relay:
         )
         allow_field = {"messages": "channelsMessages", "chat": "channelsChat", "responses": "channelsResponses", "gemini": "channelsGemini"}[pool]
         key_id, key = self.create_key(f"sdk-{name}", {allow_field: [channel["id"]]})
-        return Lane(pool, channel["id"], name, upstream_key, base_url, key_id, key)
+        return Lane(pool, channel["id"], name, upstream_key, base_url, key_id, key, service_type)
 
     def stderr_tail(self, start: int = 0, lines: int = 60) -> str:
         try:
@@ -327,6 +330,50 @@ def assert_upstream_credentials(relay: Relay, lane: Lane, recorded: dict[str, An
     }[lane.pool]
     assert header(recorded, expected[0]) == expected[1], f"upstream headers: {recorded['headers']}"
     assert_no_relaybox_key(relay, [recorded])
+
+
+# The header each upstream protocol (a channel's serviceType) carries the channel's key in.
+UPSTREAM_KEY_HEADER: dict[str, tuple[str, str]] = {
+    "claude": ("x-api-key", "{key}"),
+    "openai": ("authorization", "Bearer {key}"),
+    "responses": ("authorization", "Bearer {key}"),
+    "gemini": ("x-goog-api-key", "{key}"),
+}
+
+
+def assert_upstream_key(relay: Relay, lane: Lane, recorded: dict[str, Any]) -> None:
+    """Like ``assert_upstream_credentials``, by the lane's serviceType (the upstream's protocol,
+    which a converted channel does not share with its pool)."""
+    name, template = UPSTREAM_KEY_HEADER[lane.service_type]
+    assert header(recorded, name) == template.format(key=lane.upstream_key), f"upstream headers: {recorded['headers']}"
+    assert_no_relaybox_key(relay, [recorded])
+
+
+def requests_of(mock: Mock, lane: Lane) -> list[dict[str, Any]]:
+    """The requests the mock recorded for ``lane`` (told apart by the lane's own upstream key),
+    oldest first."""
+    return [r for r in mock.requests() if any(lane.upstream_key in value for _, value in r["headers"])]
+
+
+def estimate_input_tokens(body: Any) -> int:
+    """The mock upstream's input estimate of a request body (``estimate_input_tokens`` in
+    tools/mock-upstream): ceil(UTF-8 bytes / 4), at least 1, of the text under the prompt
+    fields — the strings that are such a field, or the value of a ``text``/``content`` key."""
+    roots = ("system", "systemInstruction", "system_instruction", "instructions", "messages", "input", "contents")
+    if isinstance(body, dict) and isinstance(body.get("generateContentRequest"), dict):
+        body = body["generateContentRequest"]
+
+    def walk(value: Any, counts: bool) -> int:
+        if isinstance(value, str):
+            return len(value.encode("utf-8")) if counts else 0
+        if isinstance(value, list):
+            return sum(walk(v, counts) for v in value)
+        if isinstance(value, dict):
+            return sum(walk(v, k in ("text", "content")) for k, v in value.items())
+        return 0
+
+    total = sum(walk(body[root], True) for root in roots if isinstance(body, dict) and root in body)
+    return max(1, math.ceil(total / 4))
 
 
 def assert_no_relaybox_key(relay: Relay, recorded: list[dict[str, Any]]) -> None:

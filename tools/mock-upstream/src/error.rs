@@ -17,6 +17,8 @@ pub(crate) struct ApiError {
     /// A code string (`error_code=` or a protocol default such as `invalid_api_key`).
     pub code: Option<String>,
     pub message: String,
+    /// The request field at fault (OpenAI's `param`).
+    pub param: Option<String>,
     pub retry_after: Option<u64>,
 }
 
@@ -26,12 +28,21 @@ impl ApiError {
             status,
             code: None,
             message: message.into(),
+            param: None,
             retry_after: None,
         }
     }
 
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(400, message)
+    }
+
+    /// A 400 naming the request field at fault.
+    pub fn invalid_param(message: impl Into<String>, param: impl Into<String>) -> Self {
+        Self {
+            param: Some(param.into()),
+            ..Self::new(400, message)
+        }
     }
 
     /// The error a `status=CODE` scenario asks for.
@@ -44,6 +55,7 @@ impl ApiError {
             status,
             code: scenario.error_code.clone(),
             message,
+            param: None,
             retry_after: scenario.retry_after,
         }
     }

@@ -7,7 +7,8 @@
 //!
 //! # Routes
 //! - `POST /v1/messages`, `POST /v1/messages/count_tokens` (Anthropic)
-//! - `POST /v1/chat/completions`, `POST /v1/responses`, `GET /v1/models` (OpenAI;
+//! - `POST /v1/chat/completions`, `POST /v1/responses`, `POST /v1/responses/input_tokens`
+//!   (`{"object": "response.input_tokens", "input_tokens": N}`), `GET /v1/models` (OpenAI;
 //!   the model list is Anthropic-shaped when asked with `anthropic-version` or
 //!   `x-api-key`, Gemini-shaped with `x-goog-api-key`/`?key=`)
 //! - `POST /v1beta/models/{model}:generateContent`, `:streamGenerateContent`
@@ -20,15 +21,68 @@
 //! the directives (`stall=head` and `stall_after=N` make an upstream hang
 //! before its headers or in the middle of its body).
 //!
+//! # What the answer is
+//! Decided from the request, in this order (each protocol reads its own shapes):
+//! 1. **The last turn carries tool results** (Anthropic `tool_result` blocks, Chat trailing
+//!    `role: tool` messages, Responses trailing `function_call_output` items, Gemini
+//!    `functionResponse` parts): the text "The tool said: R" quoting each result's text
+//!    (several joined by "; "). A Gemini `response` object with one string member is quoted
+//!    as that string (`{"result": "18 C"}` → `18 C`), any other as its JSON.
+//! 2. **The request has tools** (and the tool choice is not none): a call of the first tool,
+//!    arguments made from its schema; `parallel_tools=N` makes N calls in one answer, cycling
+//!    through the tools (ids `…mock{seq}`, then `…mock{seq}_1`, `_2` …). Streamed, each call's
+//!    arguments come in `chunks` pieces (Anthropic `input_json_delta`, Chat `tool_calls`
+//!    deltas by index, Responses `function_call_arguments.delta` per item); Gemini sends whole
+//!    `functionCall` parts, all in one chunk.
+//! 3. **The conversation carries images or documents**: "I see 1 image (image/png, 68 bytes)."
+//!    naming each medium — inline base64 by MIME type and decoded byte count, a URL as it is,
+//!    an uploaded file as `file ID` — images and documents counted apart ("I see 2 images
+//!    (…; …) and 1 document (application/pdf, 9 bytes)."). Recognised: Anthropic `image` /
+//!    `document` blocks (base64, text, url, file sources; also inside `tool_result`), Chat
+//!    `image_url` (data URL or http) and `file` parts (`file_data` data URL or `file_id`),
+//!    Responses `input_image` / `input_file`, Gemini `inlineData` / `fileData` (an image when
+//!    the MIME type is `image/*`). Base64 that does not decode is a 400.
+//! 4. Otherwise the default text (below).
+//!
+//! **Reasoning** comes first when the request asks for it — Anthropic `thinking: {type:
+//! enabled | adaptive}` (the budget follows Anthropic's rules: ≥ 1024 and below
+//! `max_tokens`, else 400), Chat `reasoning_effort` (not "none"), Responses `reasoning.effort`
+//! (not "none"), Gemini `generationConfig.thinkingConfig` with `includeThoughts: true` or a
+//! `thinkingBudget` above 0 (or -1): the text "Let me think about this step by step. Reply
+//! number K needs a friendly answer." and a base64 signature. Anthropic: a `thinking` block
+//! with `signature` (streamed: `thinking_delta`s, then one `signature_delta`). Chat:
+//! `message.reasoning_content` (streamed: `delta.reasoning_content` before the content, as
+//! DeepSeek and vLLM send it). Responses: a `reasoning` output item with the text as its
+//! summary (always given) and `encrypted_content` when `include` has
+//! `reasoning.encrypted_content` (streamed: `reasoning_summary_part.added`,
+//! `reasoning_summary_text.delta`s, `.done`, `reasoning_summary_part.done`). Gemini: a
+//! `{text, thought: true}` part (only with `includeThoughts`) and a `thoughtSignature` on the
+//! first answer part.
+//!
+//! **Provider rules the mock enforces** (400 in the protocol's shape and wording), so a
+//! request built wrongly by a relay fails as it would for real: Anthropic `tool_use` /
+//! `tool_result` pairing between neighbouring messages; Chat `tool_calls` answered by `tool`
+//! messages and `tool` messages answering a call; Responses `function_call` /
+//! `function_call_output` pairing by `call_id` (unless `previous_response_id` is given);
+//! Gemini function-response turns right after a call turn with as many parts; Anthropic tool
+//! schemas of type `object`, and Anthropic and OpenAI tool schemas in JSON Schema's type names
+//! (Gemini's `OBJECT` / `STRING` spelling is refused there, accepted by Gemini).
+//!
 //! # Usage figures
 //! `input_tokens` defaults to [`estimate_input_tokens`] of the request body;
 //! the reply text is "Hello from the mock upstream. This is reply number K."
 //! (padded with "more" up to `chunks` words) and `output_tokens` defaults to
-//! its word count, i.e. `max(10, chunks)`. A tool call's `output_tokens` is
-//! `ceil(len(arguments JSON) / 4)`. Cache figures default to 0. OpenAI's
-//! `prompt_tokens`/`input_tokens` and Gemini's `promptTokenCount` include the
-//! cache figures (`input + cache_read + cache_creation`); Anthropic reports
-//! them apart.
+//! its word count, i.e. `max(10, chunks)`; any other reply text counts its words too. A tool
+//! call's `output_tokens` is `ceil(len(arguments JSON) / 4)` (summed over parallel calls).
+//! Reasoning tokens default to the reasoning text's word count
+//! ([`DEFAULT_REASONING_WORDS`]) when reasoning is asked for, else 0; `reasoning_tokens=N`
+//! sets them either way. Anthropic `output_tokens`, Chat `completion_tokens` and Responses
+//! `output_tokens` are `output + reasoning` (OpenAI with
+//! `completion_tokens_details.reasoning_tokens` / `output_tokens_details.reasoning_tokens`);
+//! Gemini reports `candidatesTokenCount` = output and `thoughtsTokenCount` = reasoning (only
+//! when not 0) apart, `totalTokenCount` adding both. Cache figures default to 0. OpenAI's
+//! `prompt_tokens`/`input_tokens` and Gemini's `promptTokenCount` include the cache figures
+//! (`input + cache_read + cache_creation`); Anthropic reports them apart.
 
 use std::future::Future;
 use std::io;
@@ -62,7 +116,7 @@ pub mod scenario;
 mod sse;
 mod state;
 
-pub use reply::{DEFAULT_REPLY_WORDS, estimate_input_tokens};
+pub use reply::{DEFAULT_REASONING_WORDS, DEFAULT_REPLY_WORDS, estimate_input_tokens};
 pub use scenario::{DEFAULT_CHUNKS, Scenario};
 pub use state::{RECORD_CAPACITY, RecordedRequest, StatsSnapshot};
 
@@ -273,6 +327,7 @@ enum Route<'a> {
     CountTokens,
     ChatCompletions,
     Responses,
+    ResponsesInputTokens,
     Models(Protocol),
     Gemini {
         model: &'a str,
@@ -290,6 +345,7 @@ impl<'a> Route<'a> {
             "/v1/messages/count_tokens" if post => return Self::CountTokens,
             "/v1/chat/completions" if post => return Self::ChatCompletions,
             "/v1/responses" if post => return Self::Responses,
+            "/v1/responses/input_tokens" if post => return Self::ResponsesInputTokens,
             "/v1beta/models" if get => return Self::Models(Protocol::Gemini),
             "/v1/models" if get => {
                 let protocol = if headers.contains_key("x-goog-api-key") || query_key(uri).is_some()
@@ -328,7 +384,9 @@ impl<'a> Route<'a> {
     fn protocol(&self) -> Protocol {
         match self {
             Self::Messages | Self::CountTokens => Protocol::Anthropic,
-            Self::ChatCompletions | Self::Responses => Protocol::OpenAi,
+            Self::ChatCompletions | Self::Responses | Self::ResponsesInputTokens => {
+                Protocol::OpenAi
+            }
             Self::Gemini { .. } => Protocol::Gemini,
             Self::Models(protocol) | Self::Unknown(protocol) => *protocol,
         }
@@ -460,6 +518,7 @@ fn plan(shared: &Shared, request: &Request<'_>) -> Result<Reply, ApiError> {
         Route::CountTokens => anthropic::count_tokens(body, scenario),
         Route::ChatCompletions => openai::chat_completions(body, scenario, seq),
         Route::Responses => responses::responses(body, scenario, seq),
+        Route::ResponsesInputTokens => Ok(responses::input_tokens(body, scenario)),
         Route::Models(Protocol::Anthropic) => Ok(anthropic::models()),
         Route::Models(Protocol::OpenAi) => Ok(openai::models()),
         Route::Models(Protocol::Gemini) => Ok(gemini::models()),

@@ -13,7 +13,8 @@ use relaybox_mock_upstream::{MockOptions, run};
 /// Prefix an API path with /s/{directives}/ to pick a scenario, e.g.
 /// /s/status=429,retry_after=2/v1/messages. Directives: latency, chunk_delay,
 /// chunks, status, retry_after, error_code, fail_times, cut_after, stall, stall_after, word_bytes,
-/// input_tokens, output_tokens, cache_read, cache_creation, require_key.
+/// input_tokens, output_tokens, cache_read, cache_creation, reasoning_tokens, parallel_tools,
+/// require_key.
 /// Control endpoints: GET /_mock/stats, GET /_mock/requests, POST /_mock/reset.
 #[derive(Debug, Parser)]
 #[command(name = "mock-upstream", version, about, long_about)]

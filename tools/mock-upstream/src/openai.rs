@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 
 use crate::Reply;
 use crate::error::ApiError;
-use crate::reply::{Content, Generation, ToolSpec, Usage};
+use crate::reply::{
+    Content, Generation, Media, MediaKind, Prompt, ToolSpec, Usage, bad_schema_type, result_text,
+};
 use crate::scenario::Scenario;
 use crate::sse::data_event;
 
@@ -23,10 +25,14 @@ pub(crate) fn chat_completions(
         .get("model")
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::invalid("you must provide a model parameter"))?;
-    if !body.get("messages").is_some_and(Value::is_array) {
-        return Err(ApiError::invalid("Missing required parameter: 'messages'."));
-    }
-    let generation = Generation::new(model, pick_tool(body), body, scenario, seq);
+    let messages = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::invalid("Missing required parameter: 'messages'."))?;
+    check_tool_pairs(messages)?;
+    check_tools(body, "tools[{i}].function.parameters", "/function")?;
+    let prompt = prompt(body, messages)?;
+    let generation = Generation::new(model, &prompt, body, scenario, seq);
     if body.get("stream").and_then(Value::as_bool) == Some(true) {
         let include_usage = body
             .pointer("/stream_options/include_usage")
@@ -54,7 +60,7 @@ pub(crate) fn models() -> Reply {
     Reply::Json(json!({"object": "list", "data": data}))
 }
 
-/// `{"error":{"message","type","param":null,"code"}}`. `error_code=X` sets
+/// `{"error":{"message","type","param","code"}}` (`param` null unless a field is at fault). `error_code=X` sets
 /// `code` (and, for 429s, `type` too, as with `insufficient_quota`).
 pub(crate) fn error_body(error: &ApiError) -> Value {
     let (default_type, default_code) = match error.status {
@@ -70,7 +76,7 @@ pub(crate) fn error_body(error: &ApiError) -> Value {
         (429, Some(code)) => code,
         _ => default_type,
     };
-    json!({"error": {"message": error.message, "type": kind, "param": null, "code": code}})
+    json!({"error": {"message": error.message, "type": kind, "param": error.param, "code": code}})
 }
 
 pub(crate) fn unix_now() -> u64 {
@@ -79,39 +85,192 @@ pub(crate) fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// The first function tool, unless `tool_choice` is "none" or the last
-/// message is a tool result.
-fn pick_tool(body: &Value) -> Option<ToolSpec<'_>> {
-    if body.get("tool_choice").and_then(Value::as_str) == Some("none") {
-        return None;
-    }
-    let last_role = body
-        .get("messages")
+/// Function parameters are JSON schemas: a `type` that is not a JSON Schema type name (such as
+/// Gemini's `OBJECT`) is refused as OpenAI refuses it. `param` names the field (`{i}` is the
+/// tool's index); `function` points from a tool to its name and parameters.
+pub(crate) fn check_tools(body: &Value, param: &str, function: &str) -> Result<(), ApiError> {
+    let tools = body
+        .get("tools")
         .and_then(Value::as_array)
-        .and_then(|m| m.last())
-        .and_then(|m| m.get("role"))
-        .and_then(Value::as_str);
-    if last_role == Some("tool") {
-        return None;
+        .map_or(&[][..], Vec::as_slice);
+    for (i, tool) in tools.iter().enumerate() {
+        // "" points at the tool itself (Responses' flat function tools).
+        let Some(function) = tool.pointer(function) else {
+            continue;
+        };
+        let Some(parameters) = function.get("parameters") else {
+            continue;
+        };
+        if let Some(bad) = bad_schema_type(parameters) {
+            let name = function
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            return Err(ApiError::invalid_param(
+                format!(
+                    "Invalid schema for function '{name}': '{bad}' is not valid under any of the \
+                     given schemas."
+                ),
+                param.replace("{i}", &i.to_string()),
+            ));
+        }
     }
-    body.get("tools")?.as_array()?.iter().find_map(|tool| {
-        let function = tool.get("function")?;
-        Some(ToolSpec {
-            name: function.get("name")?.as_str()?,
-            schema: function.get("parameters"),
+    Ok(())
+}
+
+fn role(message: &Value) -> Option<&str> {
+    message.get("role").and_then(Value::as_str)
+}
+
+fn call_ids(message: &Value) -> Vec<&str> {
+    message
+        .get("tool_calls")
+        .and_then(Value::as_array)
+        .map(|calls| {
+            calls
+                .iter()
+                .filter_map(|c| c.get("id").and_then(Value::as_str))
+                .collect()
         })
-    })
+        .unwrap_or_default()
+}
+
+/// OpenAI's pairing rules: an assistant message with `tool_calls` is followed by one `tool`
+/// message per call id, and a `tool` message answers a call of the assistant message before
+/// the run of tool messages it belongs to.
+fn check_tool_pairs(messages: &[Value]) -> Result<(), ApiError> {
+    let mut open: Vec<&str> = Vec::new();
+    let mut pending: Option<(usize, Vec<&str>)> = None;
+    for (i, message) in messages.iter().enumerate() {
+        if role(message) == Some("tool") {
+            let id = message
+                .get("tool_call_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if !open.contains(&id) {
+                return Err(ApiError::invalid_param(
+                    "Invalid parameter: messages with role 'tool' must be a response to a \
+                     preceeding message with 'tool_calls'.",
+                    format!("messages.[{i}].role"),
+                ));
+            }
+            if let Some((_, ids)) = pending.as_mut() {
+                ids.retain(|pending| *pending != id);
+            }
+            continue;
+        }
+        if let Some((at, ids)) = pending.take()
+            && !ids.is_empty()
+        {
+            return Err(unanswered(at, &ids));
+        }
+        open = call_ids(message);
+        if !open.is_empty() {
+            pending = Some((i, open.clone()));
+        }
+    }
+    match pending {
+        Some((at, ids)) if !ids.is_empty() => Err(unanswered(at, &ids)),
+        _ => Ok(()),
+    }
+}
+
+fn unanswered(at: usize, ids: &[&str]) -> ApiError {
+    ApiError::invalid_param(
+        format!(
+            "An assistant message with 'tool_calls' must be followed by tool messages \
+             responding to each 'tool_call_id'. The following tool_call_ids did not have \
+             response messages: {}",
+            ids.join(", ")
+        ),
+        format!("messages.[{at}].role"),
+    )
+}
+
+fn prompt<'a>(body: &'a Value, messages: &'a [Value]) -> Result<Prompt<'a>, ApiError> {
+    let mut prompt = Prompt {
+        thinking: body
+            .get("reasoning_effort")
+            .and_then(Value::as_str)
+            .is_some_and(|effort| effort != "none"),
+        ..Prompt::default()
+    };
+    let trailing_results = messages
+        .iter()
+        .rev()
+        .take_while(|m| role(m) == Some("tool"))
+        .count();
+    prompt.tool_results = messages[messages.len() - trailing_results..]
+        .iter()
+        .map(|m| result_text(m.get("content")))
+        .collect();
+    for (i, message) in messages.iter().enumerate() {
+        let Some(parts) = message.get("content").and_then(Value::as_array) else {
+            continue;
+        };
+        for (j, part) in parts.iter().enumerate() {
+            let invalid =
+                |e: String| ApiError::invalid(format!("Invalid 'messages[{i}].content[{j}]': {e}"));
+            let medium = match part.get("type").and_then(Value::as_str) {
+                Some("image_url") => {
+                    let url = part
+                        .pointer("/image_url/url")
+                        .or_else(|| part.get("image_url"))
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    Media::data_url(MediaKind::Image, url).map_err(invalid)?
+                }
+                Some("file") => {
+                    let file = part.get("file").unwrap_or(&Value::Null);
+                    match (
+                        file.get("file_data").and_then(Value::as_str),
+                        file.get("file_id").and_then(Value::as_str),
+                    ) {
+                        (Some(data), _) => {
+                            Media::data_url(MediaKind::Document, data).map_err(invalid)?
+                        }
+                        (None, Some(id)) => Media::file(MediaKind::Document, id),
+                        (None, None) => {
+                            return Err(invalid("a file part needs file_data or file_id".into()));
+                        }
+                    }
+                }
+                _ => continue,
+            };
+            prompt.media.push(medium);
+        }
+    }
+    if body.get("tool_choice").and_then(Value::as_str) != Some("none") {
+        prompt.tools = body
+            .get("tools")
+            .and_then(Value::as_array)
+            .map(|tools| {
+                tools
+                    .iter()
+                    .filter_map(|tool| {
+                        let function = tool.get("function")?;
+                        Some(ToolSpec {
+                            name: function.get("name")?.as_str()?,
+                            schema: function.get("parameters"),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+    }
+    Ok(prompt)
 }
 
 fn usage(usage: &Usage) -> Value {
     let prompt = usage.prompt_total();
+    let completion = usage.output_total();
     json!({
         "prompt_tokens": prompt,
-        "completion_tokens": usage.output,
-        "total_tokens": prompt + usage.output,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
         "prompt_tokens_details": {"cached_tokens": usage.cache_read, "audio_tokens": 0},
         "completion_tokens_details": {
-            "reasoning_tokens": 0,
+            "reasoning_tokens": usage.reasoning,
             "audio_tokens": 0,
             "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,
@@ -122,32 +281,37 @@ fn usage(usage: &Usage) -> Value {
 fn finish_reason(generation: &Generation) -> &'static str {
     match generation.content {
         Content::Text { .. } => "stop",
-        Content::Tool { .. } => "tool_calls",
+        Content::Tools(_) => "tool_calls",
     }
 }
 
 fn completion(generation: &Generation) -> Value {
-    let message = match &generation.content {
-        Content::Text { text, .. } => json!({
-            "role": "assistant",
-            "content": text,
-            "refusal": null,
-            "annotations": [],
-        }),
-        Content::Tool {
-            name, arguments, ..
-        } => json!({
-            "role": "assistant",
-            "content": null,
-            "refusal": null,
-            "annotations": [],
-            "tool_calls": [{
-                "id": generation.id("call_"),
-                "type": "function",
-                "function": {"name": name, "arguments": arguments},
-            }],
-        }),
-    };
+    let mut message = json!({
+        "role": "assistant",
+        "content": null,
+        "refusal": null,
+        "annotations": [],
+    });
+    if let Some(reasoning) = &generation.reasoning {
+        message["reasoning_content"] = json!(reasoning.text);
+    }
+    match &generation.content {
+        Content::Text { text, .. } => message["content"] = json!(text),
+        Content::Tools(calls) => {
+            let calls: Vec<Value> = calls
+                .iter()
+                .enumerate()
+                .map(|(i, call)| {
+                    json!({
+                        "id": generation.call_id("call_", i),
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": call.arguments},
+                    })
+                })
+                .collect();
+            message["tool_calls"] = json!(calls);
+        }
+    }
     json!({
         "id": generation.id("chatcmpl-"),
         "object": "chat.completion",
@@ -163,6 +327,55 @@ fn completion(generation: &Generation) -> Value {
         "service_tier": "default",
         "system_fingerprint": "fp_mock",
     })
+}
+
+/// The deltas of the one choice, in order. Reasoning comes first as DeepSeek/vLLM stream it
+/// (`reasoning_content`, with `content: null`); each tool call starts with its id and name and
+/// then streams its arguments in pieces.
+fn deltas(generation: &Generation) -> Vec<Value> {
+    let mut deltas = Vec::new();
+    let mut first = json!({"role": "assistant", "content": "", "refusal": null});
+    if let Some(reasoning) = &generation.reasoning {
+        first["content"] = Value::Null;
+        first["reasoning_content"] = json!("");
+        deltas.push(first);
+        for piece in &reasoning.pieces {
+            deltas.push(json!({"content": null, "reasoning_content": piece}));
+        }
+        first = Value::Null;
+    }
+    match &generation.content {
+        Content::Text { pieces, .. } => {
+            if !first.is_null() {
+                deltas.push(first);
+            }
+            deltas.extend(pieces.iter().map(|p| json!({"content": p})));
+        }
+        Content::Tools(calls) => {
+            for (i, call) in calls.iter().enumerate() {
+                let mut head = json!({
+                    "tool_calls": [{
+                        "index": i,
+                        "id": generation.call_id("call_", i),
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": ""},
+                    }],
+                });
+                if let Some(first) = first.as_object_mut().filter(|_| i == 0) {
+                    first.insert("content".into(), Value::Null);
+                    first.insert("tool_calls".into(), head["tool_calls"].take());
+                    head = Value::Object(std::mem::take(first));
+                }
+                deltas.push(head);
+                deltas.extend(
+                    call.pieces.iter().map(
+                        |p| json!({"tool_calls": [{"index": i, "function": {"arguments": p}}]}),
+                    ),
+                );
+            }
+        }
+    }
+    deltas
 }
 
 fn stream_events(generation: &Generation, include_usage: bool) -> Vec<Bytes> {
@@ -184,32 +397,8 @@ fn stream_events(generation: &Generation, include_usage: bool) -> Vec<Bytes> {
     };
     let choice = |delta: Value, finish: Option<&str>| json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]);
 
-    let (first, deltas): (Value, Vec<Value>) = match &generation.content {
-        Content::Text { pieces, .. } => (
-            json!({"role": "assistant", "content": "", "refusal": null}),
-            pieces.iter().map(|p| json!({"content": p})).collect(),
-        ),
-        Content::Tool { name, pieces, .. } => (
-            json!({
-                "role": "assistant",
-                "content": null,
-                "refusal": null,
-                "tool_calls": [{
-                    "index": 0,
-                    "id": generation.id("call_"),
-                    "type": "function",
-                    "function": {"name": name, "arguments": ""},
-                }],
-            }),
-            pieces
-                .iter()
-                .map(|p| json!({"tool_calls": [{"index": 0, "function": {"arguments": p}}]}))
-                .collect(),
-        ),
-    };
-
-    let mut events = Vec::with_capacity(deltas.len() + 4);
-    events.push(data_event(&chunk(choice(first, None))));
+    let deltas = deltas(generation);
+    let mut events = Vec::with_capacity(deltas.len() + 3);
     for delta in deltas {
         events.push(data_event(&chunk(choice(delta, None))));
     }

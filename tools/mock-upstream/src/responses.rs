@@ -1,4 +1,5 @@
-//! OpenAI Responses: `POST /v1/responses` (errors use the OpenAI shape).
+//! OpenAI Responses: `POST /v1/responses` and `POST /v1/responses/input_tokens` (errors use the
+//! OpenAI shape).
 
 use bytes::Bytes;
 use serde_json::{Value, json};
@@ -6,7 +7,10 @@ use serde_json::{Value, json};
 use crate::Reply;
 use crate::error::ApiError;
 use crate::openai::{SSE_CONTENT_TYPE, unix_now};
-use crate::reply::{Content, Generation, ToolSpec, Usage};
+use crate::reply::{
+    Content, Generation, Media, MediaKind, Prompt, ToolSpec, Usage, estimate_input_tokens,
+    result_text,
+};
 use crate::scenario::Scenario;
 use crate::sse::named_event;
 
@@ -15,11 +19,28 @@ pub(crate) fn responses(body: &Value, scenario: &Scenario, seq: u64) -> Result<R
         .get("model")
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::invalid("Missing required parameter: 'model'."))?;
-    let generation = Generation::new(model, pick_tool(body), body, scenario, seq);
+    let items = body
+        .get("input")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    if body.get("previous_response_id").is_none_or(Value::is_null) {
+        check_tool_pairs(items)?;
+    }
+    crate::openai::check_tools(body, "tools[{i}].parameters", "")?;
+    let prompt = prompt(body, items)?;
+    let generation = Generation::new(model, &prompt, body, scenario, seq);
     let shape = Shape {
         generation: &generation,
         body,
         created_at: unix_now(),
+        encrypted: body
+            .get("include")
+            .and_then(Value::as_array)
+            .is_some_and(|include| {
+                include
+                    .iter()
+                    .any(|i| i.as_str() == Some("reasoning.encrypted_content"))
+            }),
     };
     if body.get("stream").and_then(Value::as_bool) == Some(true) {
         Ok(Reply::Stream {
@@ -29,46 +50,153 @@ pub(crate) fn responses(body: &Value, scenario: &Scenario, seq: u64) -> Result<R
     } else {
         Ok(Reply::Json(shape.response(
             "completed",
-            json!([shape.item(true)]),
+            json!(shape.items(true)),
             usage(&generation.usage),
         )))
     }
 }
 
-/// The first function tool, unless `tool_choice` is "none" or the last input
-/// item is a function call's output.
-fn pick_tool(body: &Value) -> Option<ToolSpec<'_>> {
-    if body.get("tool_choice").and_then(Value::as_str) == Some("none") {
-        return None;
-    }
-    let last_type = body
-        .get("input")
-        .and_then(Value::as_array)
-        .and_then(|items| items.last())
-        .and_then(|item| item.get("type"))
-        .and_then(Value::as_str);
-    if last_type == Some("function_call_output") {
-        return None;
-    }
-    body.get("tools")?.as_array()?.iter().find_map(|tool| {
-        if tool.get("type").and_then(Value::as_str) != Some("function") {
-            return None;
+/// `POST /v1/responses/input_tokens`: `{"object": "response.input_tokens", "input_tokens": N}`.
+pub(crate) fn input_tokens(body: &Value, scenario: &Scenario) -> Reply {
+    let input = scenario
+        .input_tokens
+        .unwrap_or_else(|| estimate_input_tokens(body));
+    Reply::Json(json!({"object": "response.input_tokens", "input_tokens": input}))
+}
+
+fn kind(item: &Value) -> Option<&str> {
+    item.get("type").and_then(Value::as_str)
+}
+
+fn call_id(item: &Value) -> &str {
+    item.get("call_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// Without `previous_response_id` the whole conversation is in `input`: every
+/// `function_call_output` answers an earlier `function_call`, and every `function_call` is
+/// answered.
+fn check_tool_pairs(items: &[Value]) -> Result<(), ApiError> {
+    let calls: Vec<&str> = items
+        .iter()
+        .filter(|i| kind(i) == Some("function_call"))
+        .map(call_id)
+        .collect();
+    let outputs: Vec<&str> = items
+        .iter()
+        .filter(|i| kind(i) == Some("function_call_output"))
+        .map(call_id)
+        .collect();
+    for (i, item) in items.iter().enumerate() {
+        if kind(item) == Some("function_call_output") {
+            let id = call_id(item);
+            let called = items[..i]
+                .iter()
+                .any(|earlier| kind(earlier) == Some("function_call") && call_id(earlier) == id);
+            if !called {
+                return Err(ApiError::invalid_param(
+                    format!("No tool call found for function call output with call_id {id}."),
+                    "input",
+                ));
+            }
         }
-        Some(ToolSpec {
-            name: tool.get("name")?.as_str()?,
-            schema: tool.get("parameters"),
-        })
-    })
+    }
+    if let Some(id) = calls.iter().find(|id| !outputs.contains(id)) {
+        return Err(ApiError::invalid_param(
+            format!("No tool output found for function call {id}."),
+            "input",
+        ));
+    }
+    Ok(())
+}
+
+fn prompt<'a>(body: &'a Value, items: &'a [Value]) -> Result<Prompt<'a>, ApiError> {
+    let mut prompt = Prompt {
+        thinking: body
+            .pointer("/reasoning/effort")
+            .and_then(Value::as_str)
+            .is_some_and(|effort| effort != "none"),
+        ..Prompt::default()
+    };
+    let trailing = items
+        .iter()
+        .rev()
+        .take_while(|i| kind(i) == Some("function_call_output"))
+        .count();
+    prompt.tool_results = items[items.len() - trailing..]
+        .iter()
+        .map(|i| result_text(i.get("output")))
+        .collect();
+    for (i, item) in items.iter().enumerate() {
+        let Some(parts) = item.get("content").and_then(Value::as_array) else {
+            continue;
+        };
+        for (j, part) in parts.iter().enumerate() {
+            let invalid = |e: String| {
+                ApiError::invalid_param(
+                    format!("Invalid 'input[{i}].content[{j}]': {e}"),
+                    format!("input[{i}].content[{j}]"),
+                )
+            };
+            let field = |name: &str| part.get(name).and_then(Value::as_str);
+            let medium = match kind(part) {
+                Some("input_image") => match (field("image_url"), field("file_id")) {
+                    (Some(url), _) => Media::data_url(MediaKind::Image, url).map_err(invalid)?,
+                    (None, Some(id)) => Media::file(MediaKind::Image, id),
+                    (None, None) => {
+                        return Err(invalid("an input_image needs image_url or file_id".into()));
+                    }
+                },
+                Some("input_file") => {
+                    match (field("file_data"), field("file_url"), field("file_id")) {
+                        (Some(data), _, _) => {
+                            Media::data_url(MediaKind::Document, data).map_err(invalid)?
+                        }
+                        (None, Some(url), _) => Media::url(MediaKind::Document, url),
+                        (None, None, Some(id)) => Media::file(MediaKind::Document, id),
+                        (None, None, None) => {
+                            return Err(invalid(
+                                "an input_file needs file_data, file_url or file_id".into(),
+                            ));
+                        }
+                    }
+                }
+                _ => continue,
+            };
+            prompt.media.push(medium);
+        }
+    }
+    if body.get("tool_choice").and_then(Value::as_str) != Some("none") {
+        prompt.tools = body
+            .get("tools")
+            .and_then(Value::as_array)
+            .map(|tools| {
+                tools
+                    .iter()
+                    .filter(|tool| kind(tool) == Some("function"))
+                    .filter_map(|tool| {
+                        Some(ToolSpec {
+                            name: tool.get("name")?.as_str()?,
+                            schema: tool.get("parameters"),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+    }
+    Ok(prompt)
 }
 
 fn usage(usage: &Usage) -> Value {
     let input = usage.prompt_total();
+    let output = usage.output_total();
     json!({
         "input_tokens": input,
         "input_tokens_details": {"cached_tokens": usage.cache_read},
-        "output_tokens": usage.output,
-        "output_tokens_details": {"reasoning_tokens": 0},
-        "total_tokens": input + usage.output,
+        "output_tokens": output,
+        "output_tokens_details": {"reasoning_tokens": usage.reasoning},
+        "total_tokens": input + output,
     })
 }
 
@@ -76,46 +204,90 @@ fn output_text(text: &str) -> Value {
     json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []})
 }
 
+fn summary_text(text: &str) -> Value {
+    json!({"type": "summary_text", "text": text})
+}
+
 struct Shape<'a> {
     generation: &'a Generation,
     body: &'a Value,
     created_at: u64,
+    /// `include` asks for `reasoning.encrypted_content`.
+    encrypted: bool,
 }
 
 impl Shape<'_> {
-    fn item_id(&self) -> String {
-        match self.generation.content {
-            Content::Text { .. } => self.generation.id("msg_"),
-            Content::Tool { .. } => self.generation.id("fc_"),
-        }
+    fn reasoning_id(&self) -> String {
+        self.generation.id("rs_")
     }
 
-    /// The single output item, finished or as first announced.
-    fn item(&self, done: bool) -> Value {
+    fn message_id(&self) -> String {
+        self.generation.id("msg_")
+    }
+
+    fn call_item_id(&self, index: usize) -> String {
+        self.generation.call_id("fc_", index)
+    }
+
+    /// The reasoning item, finished or as first announced.
+    fn reasoning_item(&self, done: bool) -> Option<Value> {
+        let reasoning = self.generation.reasoning.as_ref()?;
+        let mut item = json!({
+            "id": self.reasoning_id(),
+            "type": "reasoning",
+            "summary": if done { json!([summary_text(&reasoning.text)]) } else { json!([]) },
+        });
+        if self.encrypted && done {
+            item["encrypted_content"] = json!(reasoning.signature);
+        }
+        Some(item)
+    }
+
+    /// The answer's items (a message, or one function call per call), finished or as first
+    /// announced.
+    fn answer_items(&self, done: bool) -> Vec<Value> {
         let status = if done { "completed" } else { "in_progress" };
         match &self.generation.content {
-            Content::Text { text, .. } => json!({
-                "id": self.item_id(),
+            Content::Text { text, .. } => vec![json!({
+                "id": self.message_id(),
                 "type": "message",
                 "status": status,
                 "role": "assistant",
                 "content": if done { json!([output_text(text)]) } else { json!([]) },
-            }),
-            Content::Tool {
-                name, arguments, ..
-            } => json!({
-                "id": self.item_id(),
-                "type": "function_call",
-                "status": status,
-                "call_id": self.generation.id("call_"),
-                "name": name,
-                "arguments": if done { arguments.as_str() } else { "" },
-            }),
+            })],
+            Content::Tools(calls) => calls
+                .iter()
+                .enumerate()
+                .map(|(i, call)| {
+                    json!({
+                        "id": self.call_item_id(i),
+                        "type": "function_call",
+                        "status": status,
+                        "call_id": self.generation.call_id("call_", i),
+                        "name": call.name,
+                        "arguments": if done { call.arguments.as_str() } else { "" },
+                    })
+                })
+                .collect(),
         }
+    }
+
+    fn items(&self, done: bool) -> Vec<Value> {
+        self.reasoning_item(done)
+            .into_iter()
+            .chain(self.answer_items(done))
+            .collect()
     }
 
     fn response(&self, status: &str, output: Value, usage: Value) -> Value {
         let echo = |key: &str| self.body.get(key).cloned().unwrap_or(Value::Null);
+        let reasoning = |key: &str| {
+            self.body
+                .get("reasoning")
+                .and_then(|r| r.get(key))
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
         json!({
             "id": self.generation.id("resp_"),
             "object": "response",
@@ -130,7 +302,7 @@ impl Shape<'_> {
             "output": output,
             "parallel_tool_calls": true,
             "previous_response_id": echo("previous_response_id"),
-            "reasoning": {"effort": null, "summary": null},
+            "reasoning": {"effort": reasoning("effort"), "summary": reasoning("summary")},
             "store": true,
             "temperature": 1.0,
             "text": {"format": {"type": "text"}},
@@ -149,14 +321,58 @@ impl Shape<'_> {
         let pending = self.response("in_progress", json!([]), Value::Null);
         out.emit("response.created", json!({"response": pending}));
         out.emit("response.in_progress", json!({"response": pending}));
-        out.emit(
-            "response.output_item.added",
-            json!({"output_index": 0, "item": self.item(false)}),
-        );
-        let item_id = self.item_id();
+        let mut output_index = 0;
+        if let (Some(reasoning), Some(added), Some(done)) = (
+            self.generation.reasoning.as_ref(),
+            self.reasoning_item(false),
+            self.reasoning_item(true),
+        ) {
+            out.emit(
+                "response.output_item.added",
+                json!({"output_index": output_index, "item": added}),
+            );
+            let at = json!({
+                "item_id": self.reasoning_id(),
+                "output_index": output_index,
+                "summary_index": 0,
+            });
+            out.emit(
+                "response.reasoning_summary_part.added",
+                with(&at, json!({"part": summary_text("")})),
+            );
+            for piece in &reasoning.pieces {
+                out.emit(
+                    "response.reasoning_summary_text.delta",
+                    with(&at, json!({"delta": piece})),
+                );
+            }
+            out.emit(
+                "response.reasoning_summary_text.done",
+                with(&at, json!({"text": reasoning.text})),
+            );
+            out.emit(
+                "response.reasoning_summary_part.done",
+                with(&at, json!({"part": summary_text(&reasoning.text)})),
+            );
+            out.emit(
+                "response.output_item.done",
+                json!({"output_index": output_index, "item": done}),
+            );
+            output_index += 1;
+        }
+        let added = self.answer_items(false);
+        let done = self.answer_items(true);
         match &self.generation.content {
             Content::Text { text, pieces } => {
-                let at = json!({"item_id": item_id, "output_index": 0, "content_index": 0});
+                out.emit(
+                    "response.output_item.added",
+                    json!({"output_index": output_index, "item": added[0]}),
+                );
+                let at = json!({
+                    "item_id": self.message_id(),
+                    "output_index": output_index,
+                    "content_index": 0,
+                });
                 out.emit(
                     "response.content_part.added",
                     with(&at, json!({"part": output_text("")})),
@@ -175,33 +391,39 @@ impl Shape<'_> {
                     "response.content_part.done",
                     with(&at, json!({"part": output_text(text)})),
                 );
-            }
-            Content::Tool {
-                name,
-                arguments,
-                pieces,
-                ..
-            } => {
-                let at = json!({"item_id": item_id, "output_index": 0});
-                for piece in pieces {
-                    out.emit(
-                        "response.function_call_arguments.delta",
-                        with(&at, json!({"delta": piece})),
-                    );
-                }
                 out.emit(
-                    "response.function_call_arguments.done",
-                    with(&at, json!({"name": name, "arguments": arguments})),
+                    "response.output_item.done",
+                    json!({"output_index": output_index, "item": done[0]}),
                 );
             }
+            Content::Tools(calls) => {
+                for (i, call) in calls.iter().enumerate() {
+                    let index = output_index + i;
+                    out.emit(
+                        "response.output_item.added",
+                        json!({"output_index": index, "item": added[i]}),
+                    );
+                    let at = json!({"item_id": self.call_item_id(i), "output_index": index});
+                    for piece in &call.pieces {
+                        out.emit(
+                            "response.function_call_arguments.delta",
+                            with(&at, json!({"delta": piece})),
+                        );
+                    }
+                    out.emit(
+                        "response.function_call_arguments.done",
+                        with(&at, json!({"name": call.name, "arguments": call.arguments})),
+                    );
+                    out.emit(
+                        "response.output_item.done",
+                        json!({"output_index": index, "item": done[i]}),
+                    );
+                }
+            }
         }
-        out.emit(
-            "response.output_item.done",
-            json!({"output_index": 0, "item": self.item(true)}),
-        );
         let done = self.response(
             "completed",
-            json!([self.item(true)]),
+            json!(self.items(true)),
             usage(&self.generation.usage),
         );
         out.emit("response.completed", json!({"response": done}));

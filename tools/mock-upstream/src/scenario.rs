@@ -5,6 +5,12 @@
 //! `POST /s/status=429,retry_after=2/v1/messages` is an Anthropic Messages
 //! request answered with a 429 and a `retry-after: 2` header. Without the
 //! prefix every request succeeds.
+//!
+//! Directives shape the answer too: `chunks=N` (stream pieces), `input_tokens=N`,
+//! `output_tokens=N`, `cache_read=N`, `cache_creation=N` and `reasoning_tokens=N` (the usage
+//! figures; `output_tokens` is the answer without its reasoning), `parallel_tools=N` (N tool
+//! calls in one answer). What the answer contains — reasoning, tool calls, a quote of the tool
+//! results, the images it saw — follows from the request itself (see the crate docs).
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +21,9 @@ pub const MAX_CHUNKS: usize = 10_000;
 
 /// Upper bound for `word_bytes=N`.
 pub const MAX_WORD_BYTES: usize = 65_536;
+
+/// Upper bound for `parallel_tools=N`.
+pub const MAX_PARALLEL_TOOLS: usize = 64;
 
 /// The behaviour selected by a request's directive string.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +66,13 @@ pub struct Scenario {
     /// `word_bytes=N`: the filler words of a text reply are N letters long instead of "more"
     /// (large streams from few events: a client that stops reading fills its buffers).
     pub word_bytes: Option<usize>,
+    /// `reasoning_tokens=N`: reported reasoning tokens (default: the reasoning text's word
+    /// count when the request asks for reasoning, else 0). Anthropic and OpenAI add them to
+    /// their output figure; Gemini reports them as `thoughtsTokenCount`.
+    pub reasoning_tokens: Option<u64>,
+    /// `parallel_tools=N`: a tool-call reply makes N calls in one answer (the request's tools
+    /// in turn) instead of one.
+    pub parallel_tools: Option<usize>,
 }
 
 impl Default for Scenario {
@@ -79,6 +95,8 @@ impl Default for Scenario {
             stall_head: false,
             stall_after: None,
             word_bytes: None,
+            reasoning_tokens: None,
+            parallel_tools: None,
         }
     }
 }
@@ -131,6 +149,16 @@ impl Scenario {
                 "output_tokens" => scenario.output_tokens = Some(number(key, value)?),
                 "cache_read" => scenario.cache_read = Some(number(key, value)?),
                 "cache_creation" => scenario.cache_creation = Some(number(key, value)?),
+                "reasoning_tokens" => scenario.reasoning_tokens = Some(number(key, value)?),
+                "parallel_tools" => {
+                    let calls: usize = number(key, value)?;
+                    if !(1..=MAX_PARALLEL_TOOLS).contains(&calls) {
+                        return Err(format!(
+                            "parallel_tools must be between 1 and {MAX_PARALLEL_TOOLS}"
+                        ));
+                    }
+                    scenario.parallel_tools = Some(calls);
+                }
                 "require_key" => scenario.require_key = Some(non_empty(key, value)?),
                 "stall" if value == "head" => scenario.stall_head = true,
                 "stall" => return Err(format!("stall takes `head`, got `{value}`")),
@@ -210,7 +238,8 @@ mod tests {
         let s = Scenario::parse(
             "latency=5,chunk_delay=7,chunks=4,status=429,retry_after=2,error_code=QUOTA_EXHAUSTED,\
              fail_times=1,cut_after=3,input_tokens=11,output_tokens=12,cache_read=13,\
-             cache_creation=14,require_key=sk-test,stall=head,stall_after=2",
+             cache_creation=14,require_key=sk-test,stall=head,stall_after=2,reasoning_tokens=15,\
+             parallel_tools=2",
         )
         .unwrap();
         assert_eq!(s.latency_ms, 5);
@@ -228,6 +257,8 @@ mod tests {
         assert_eq!(s.require_key.as_deref(), Some("sk-test"));
         assert!(s.stall_head);
         assert_eq!(s.stall_after, Some(2));
+        assert_eq!(s.reasoning_tokens, Some(15));
+        assert_eq!(s.parallel_tools, Some(2));
     }
 
     #[test]
@@ -248,6 +279,9 @@ mod tests {
             "require_key=",
             "stall=body",
             "stall_after=x",
+            "parallel_tools=0",
+            "parallel_tools=65",
+            "reasoning_tokens=-1",
         ] {
             assert!(Scenario::parse(bad).is_err(), "{bad} should be rejected");
         }

@@ -5,6 +5,7 @@
 mod anthropic;
 mod binary;
 mod common;
+mod features;
 mod gemini;
 mod openai;
 mod responses;
