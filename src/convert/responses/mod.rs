@@ -14,38 +14,17 @@
 //! `encrypted_content` is the IR's thinking signature.
 
 mod answer;
+mod decode_stream;
+mod encode_stream;
 mod request;
 #[cfg(test)]
 mod tests;
 
 pub use answer::{decode_response, encode_response};
+pub use decode_stream::Decoder;
+pub use encode_stream::Encoder;
 pub use request::{decode_request, encode_request};
 
-use super::ir::Event;
-use super::{StreamDecoder, StreamEncoder, StreamOptions};
 use crate::providers::Protocol;
 
 const PROTOCOL: Protocol = Protocol::OpenAiResponses;
-
-#[derive(Debug, Default)]
-pub struct Decoder {}
-
-impl StreamDecoder for Decoder {
-    fn event(&mut self, _name: Option<&str>, _data: &str, _out: &mut Vec<Event>) {}
-    fn end(&mut self, _out: &mut Vec<Event>) {}
-}
-
-#[derive(Debug)]
-pub struct Encoder {}
-
-impl Encoder {
-    #[must_use]
-    pub fn new(_options: StreamOptions) -> Self {
-        Self {}
-    }
-}
-
-impl StreamEncoder for Encoder {
-    fn event(&mut self, _event: &Event, _out: &mut Vec<u8>) {}
-    fn close(&mut self, _out: &mut Vec<u8>) {}
-}

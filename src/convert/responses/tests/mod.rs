@@ -46,3 +46,4 @@ fn decode_json(value: &Value) -> Result<Request, ConvertError> {
 
 mod answers;
 mod requests;
+mod streams;
