@@ -1,0 +1,13 @@
+//! Whole answers. (Being written.)
+
+use super::super::ConvertError;
+use super::super::ir::Response;
+
+pub fn decode_response(_body: &[u8]) -> Result<Response, ConvertError> {
+    Err(ConvertError::invalid("not written"))
+}
+
+#[must_use]
+pub fn encode_response(_response: &Response) -> Vec<u8> {
+    Vec::new()
+}

@@ -1,0 +1,759 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
+use serde_json::{Value, json};
+
+use super::super::ir::{
+    Document, Media, Message, Part, Reasoning, Request, ResponseFormat, Role, Thinking, Tool,
+    ToolCall, ToolChoice, ToolResult,
+};
+use super::super::ConvertError;
+use super::*;
+
+const REQUEST_FULL: &str = include_str!("../../../tests/golden/gemini/request_full.json");
+
+const SIG_CALL: &str = "CiQBcsjafBQ3Kx1W0Sx+V1bE0nTkGHAEhJ0b4Q2pQfS1lyZk1pgKYgFyyNp8";
+const SIG_TEXT: &str = "EtYBCtMBAdHtim9Qa3Bq9MkV0i0CqLgfEnvW3qbz8K9oOV+2ypGxTUgA0Hk=";
+
+fn text(t: &str) -> Part {
+    Part::Text(t.to_owned())
+}
+
+fn thinking(t: &str, signature: Option<&str>) -> Part {
+    Part::Thinking(Thinking {
+        text: t.to_owned(),
+        signature: signature.map(str::to_owned),
+        redacted: false,
+    })
+}
+
+fn json_of(text: &str) -> Value {
+    serde_json::from_str(text).unwrap()
+}
+
+fn unsupported(feature: &str) -> ConvertError {
+    ConvertError::unsupported(feature, PROTOCOL)
+}
+
+fn invalid_message(result: Result<Request, ConvertError>) -> String {
+    match result {
+        Err(ConvertError::Invalid(message)) => message,
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+// ---- requests ------------------------------------------------------------------------------
+
+#[test]
+fn request_full_decodes_field_by_field() {
+    let request = decode_request(REQUEST_FULL.as_bytes()).unwrap();
+    assert_eq!(request.model, "", "the model is in the URL");
+    assert!(!request.stream);
+    assert_eq!(
+        request.system,
+        ["You are a concise travel assistant.", "Answer in JSON."]
+    );
+    assert_eq!(request.messages.len(), 5);
+
+    let user = &request.messages[0];
+    assert_eq!(user.role, Role::User);
+    assert_eq!(user.parts.len(), 4);
+    assert_eq!(
+        user.parts[0],
+        text("What is the weather like where these photos were taken? The itinerary is attached.")
+    );
+    let Part::Image(Media::Base64 { media_type, data }) = &user.parts[1] else {
+        panic!("{:?}", user.parts[1]);
+    };
+    assert_eq!(media_type, "image/png");
+    assert!(data.starts_with("iVBORw0KGgo"));
+    let Part::Image(Media::Url { url }) = &user.parts[2] else {
+        panic!("{:?}", user.parts[2]);
+    };
+    assert!(url.starts_with("https://upload.wikimedia.org/") && url.ends_with(".jpg"));
+    let Part::Document(Document {
+        source: Media::Base64 { media_type, data },
+        title: None,
+    }) = &user.parts[3]
+    else {
+        panic!("{:?}", user.parts[3]);
+    };
+    assert_eq!(media_type, "application/pdf");
+    assert!(data.starts_with("JVBERi0"));
+
+    // The model turn: its thought, the signature that came on the first call, two parallel
+    // calls without ids.
+    let model = &request.messages[1];
+    assert_eq!(model.role, Role::Assistant);
+    assert_eq!(model.parts.len(), 4);
+    assert_eq!(
+        model.parts[0],
+        thinking(
+            "**Finding the cities**\n\nThe photos show Paris and London.",
+            None
+        )
+    );
+    assert_eq!(model.parts[1], thinking("", Some(SIG_CALL)));
+    let Part::ToolCall(paris) = &model.parts[2] else {
+        panic!("{:?}", model.parts[2]);
+    };
+    assert_eq!(paris.id, "call_get_weather_0");
+    assert_eq!(paris.name, "get_weather");
+    assert_eq!(
+        json_of(&paris.arguments),
+        json!({"location": "Paris, France", "unit": "celsius"})
+    );
+    let Part::ToolCall(london) = &model.parts[3] else {
+        panic!("{:?}", model.parts[3]);
+    };
+    assert_eq!(london.id, "call_get_weather_1");
+    assert_eq!(
+        json_of(&london.arguments),
+        json!({"location": "London, UK", "unit": "celsius"})
+    );
+
+    // The function responses are paired with the calls in order.
+    let results = &request.messages[2];
+    assert_eq!(results.role, Role::User);
+    assert_eq!(
+        results.parts,
+        [
+            Part::ToolResult(ToolResult {
+                call_id: "call_get_weather_0".into(),
+                name: Some("get_weather".into()),
+                content: vec![text("18°C, sunny")],
+                is_error: false,
+            }),
+            Part::ToolResult(ToolResult {
+                call_id: "call_get_weather_1".into(),
+                name: Some("get_weather".into()),
+                content: vec![text("the weather service timed out")],
+                is_error: true,
+            }),
+        ]
+    );
+    assert_eq!(
+        request.messages[3],
+        Message {
+            role: Role::Assistant,
+            parts: vec![
+                thinking("", Some(SIG_TEXT)),
+                text("Paris is 18°C and sunny; London's forecast is unavailable."),
+            ],
+        }
+    );
+    assert_eq!(
+        request.messages[4].parts,
+        [text("Try London again and save the result.")]
+    );
+
+    // `parameters` (OpenAPI subset) becomes JSON Schema; `parametersJsonSchema` stays.
+    assert_eq!(request.tools.len(), 2);
+    assert_eq!(
+        request.tools[0],
+        Tool {
+            name: "get_weather".into(),
+            description: Some("Get the current weather in a given location".into()),
+            parameters: json!({
+                "type": "object",
+                "properties": {
+                    "location": {"type": "string", "description": "The city and country, e.g. Paris, France"},
+                    "unit": {"type": ["string", "null"], "enum": ["celsius", "fahrenheit"]},
+                },
+                "required": ["location"],
+            }),
+        }
+    );
+    assert_eq!(request.tools[1].name, "save_note");
+    assert_eq!(
+        request.tools[1].parameters["additionalProperties"],
+        json!(false)
+    );
+    assert_eq!(
+        request.tool_choice,
+        Some(ToolChoice::Tool("get_weather".into()))
+    );
+
+    assert_eq!(request.stop, ["END"]);
+    assert_eq!(request.temperature, Some(0.7));
+    assert_eq!(request.top_p, Some(0.95));
+    assert_eq!(request.top_k, Some(40));
+    assert_eq!(request.max_tokens, Some(2048));
+    assert_eq!(request.seed, Some(42));
+    assert_eq!(request.presence_penalty, Some(0.5));
+    assert_eq!(request.frequency_penalty, Some(0.25));
+    let Some(ResponseFormat::JsonSchema {
+        name,
+        schema,
+        strict,
+    }) = &request.response_format
+    else {
+        panic!("{:?}", request.response_format);
+    };
+    assert_eq!(name, "response");
+    assert!(!strict);
+    assert_eq!(schema["required"], json!(["city", "temperature_c"]));
+    assert_eq!(
+        request.reasoning,
+        Some(Reasoning {
+            budget_tokens: Some(1024),
+            effort: None
+        })
+    );
+    assert_eq!(request.user, None);
+    assert_eq!(request.parallel_tool_calls, None);
+}
+
+#[test]
+fn request_round_trip() {
+    let request = decode_request(REQUEST_FULL.as_bytes()).unwrap();
+    let body = encode_request(&request).unwrap();
+    let again = decode_request(&body).unwrap();
+    assert_eq!(again, request);
+}
+
+#[test]
+fn encoded_request_is_what_gemini_takes() {
+    let request = decode_request(REQUEST_FULL.as_bytes()).unwrap();
+    let body: Value = serde_json::from_slice(&encode_request(&request).unwrap()).unwrap();
+    assert!(body.get("model").is_none(), "the model goes in the URL");
+    assert_eq!(
+        body["systemInstruction"],
+        json!({"parts": [{"text": "You are a concise travel assistant."}, {"text": "Answer in JSON."}]})
+    );
+    let contents = body["contents"].as_array().unwrap();
+    let roles: Vec<&str> = contents
+        .iter()
+        .map(|c| c["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["user", "model", "user", "model", "user"]);
+    assert_eq!(
+        contents[0]["parts"][1]["inlineData"]["mimeType"],
+        "image/png"
+    );
+    assert_eq!(
+        contents[0]["parts"][2]["fileData"]["mimeType"],
+        "image/jpeg"
+    );
+    assert_eq!(
+        contents[0]["parts"][3]["inlineData"]["mimeType"],
+        "application/pdf"
+    );
+    // The thought, then the signature back on the first call, which keeps its id.
+    let model = contents[1]["parts"].as_array().unwrap();
+    assert_eq!(model.len(), 3);
+    assert_eq!(model[0]["thought"], true);
+    assert_eq!(model[1]["thoughtSignature"], SIG_CALL);
+    assert_eq!(
+        model[1]["functionCall"],
+        json!({"id": "call_get_weather_0", "name": "get_weather", "args": {"location": "Paris, France", "unit": "celsius"}})
+    );
+    assert!(model[2].get("thoughtSignature").is_none());
+    assert_eq!(
+        contents[2]["parts"],
+        json!([
+            {"functionResponse": {"id": "call_get_weather_0", "name": "get_weather", "response": {"result": "18°C, sunny"}}},
+            {"functionResponse": {"id": "call_get_weather_1", "name": "get_weather", "response": {"error": "the weather service timed out"}}},
+        ])
+    );
+    assert_eq!(contents[3]["parts"][0]["thoughtSignature"], SIG_TEXT);
+    let declarations = &body["tools"][0]["functionDeclarations"];
+    assert_eq!(declarations[0]["parametersJsonSchema"]["type"], "object");
+    assert!(declarations[0].get("parameters").is_none());
+    assert_eq!(
+        body["toolConfig"],
+        json!({"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["get_weather"]}})
+    );
+    let config = &body["generationConfig"];
+    assert_eq!(config["maxOutputTokens"], 2048);
+    assert_eq!(config["topK"], 40);
+    assert_eq!(config["stopSequences"], json!(["END"]));
+    assert_eq!(config["responseMimeType"], "application/json");
+    assert_eq!(config["responseJsonSchema"]["type"], "object");
+    assert_eq!(
+        config["thinkingConfig"],
+        json!({"includeThoughts": true, "thinkingBudget": 1024})
+    );
+}
+
+/// The REST docs' snake_case spelling (Google's JSON parser takes both).
+#[test]
+fn snake_case_request() {
+    let body = json!({
+        "system_instruction": {"parts": [{"text": "You are a cat."}]},
+        "contents": [{"parts": [
+            {"text": "Hi"},
+            {"inline_data": {"mime_type": "image/jpeg", "data": "/9j/4AAQ"}},
+        ]}],
+        "tools": [{"function_declarations": [{"name": "meow", "parameters_json_schema": {"type": "object"}}]}],
+        "tool_config": {"function_calling_config": {"mode": "any", "allowed_function_names": ["meow"]}},
+        "generation_config": {"max_output_tokens": 100, "top_k": 3.0, "stop_sequences": ["x"],
+            "response_mime_type": "application/json",
+            "thinking_config": {"thinking_level": "LOW", "include_thoughts": true}},
+    });
+    let request = decode_request(body.to_string().as_bytes()).unwrap();
+    assert_eq!(request.system, ["You are a cat."]);
+    assert_eq!(request.messages[0].role, Role::User);
+    assert_eq!(
+        request.messages[0].parts[1],
+        Part::Image(Media::Base64 {
+            media_type: "image/jpeg".into(),
+            data: "/9j/4AAQ".into()
+        })
+    );
+    assert_eq!(request.tools[0].parameters, json!({"type": "object"}));
+    assert_eq!(request.tool_choice, Some(ToolChoice::Tool("meow".into())));
+    assert_eq!(request.max_tokens, Some(100));
+    assert_eq!(request.top_k, Some(3));
+    assert_eq!(request.stop, ["x"]);
+    assert_eq!(request.response_format, Some(ResponseFormat::JsonObject));
+    assert_eq!(
+        request.reasoning,
+        Some(Reasoning {
+            budget_tokens: None,
+            effort: Some(super::super::ir::Effort::Low)
+        })
+    );
+}
+
+#[test]
+fn thinking_config_and_tool_modes() {
+    let decode = |generation: Value, tool_config: Value| {
+        let body = json!({
+            "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+            "tools": [{"functionDeclarations": [{"name": "a"}, {"name": "b"}, {"name": "c"}]}],
+            "toolConfig": tool_config,
+            "generationConfig": generation,
+        });
+        decode_request(body.to_string().as_bytes()).unwrap()
+    };
+    let off = decode(json!({"thinkingConfig": {"thinkingBudget": 0}}), json!({}));
+    assert_eq!(off.reasoning, None);
+    let dynamic = decode(json!({"thinkingConfig": {"thinkingBudget": -1}}), json!({}));
+    assert_eq!(dynamic.reasoning, Some(Reasoning::default()));
+    let shown = decode(
+        json!({"thinkingConfig": {"includeThoughts": true}}),
+        json!({}),
+    );
+    assert_eq!(shown.reasoning, Some(Reasoning::default()));
+    // A declaration without parameters takes no arguments.
+    assert_eq!(
+        off.tools[0].parameters,
+        json!({"type": "object", "properties": {}})
+    );
+
+    let any = decode(
+        json!({}),
+        json!({"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["a", "c"]}}),
+    );
+    assert_eq!(any.tool_choice, Some(ToolChoice::Required));
+    let names: Vec<&str> = any.tools.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["a", "c"]);
+    let none = decode(
+        json!({}),
+        json!({"functionCallingConfig": {"mode": "NONE"}}),
+    );
+    assert_eq!(none.tool_choice, Some(ToolChoice::None));
+    assert_eq!(none.tools.len(), 3);
+    let validated = decode(
+        json!({}),
+        json!({"functionCallingConfig": {"mode": "VALIDATED"}}),
+    );
+    assert_eq!(validated.tool_choice, Some(ToolChoice::Auto));
+
+    // Encoding: an effort is a thinking level, or a budget on Gemini 2.x models.
+    let mut request = Request {
+        messages: vec![Message {
+            role: Role::User,
+            parts: vec![text("hi")],
+        }],
+        reasoning: Some(Reasoning {
+            budget_tokens: None,
+            effort: Some(super::super::ir::Effort::High),
+        }),
+        model: "gemini-3-pro-preview".into(),
+        ..Request::default()
+    };
+    let body: Value = serde_json::from_slice(&encode_request(&request).unwrap()).unwrap();
+    assert_eq!(
+        body["generationConfig"]["thinkingConfig"],
+        json!({"includeThoughts": true, "thinkingLevel": "high"})
+    );
+    request.model = "gemini-2.5-flash".into();
+    let body: Value = serde_json::from_slice(&encode_request(&request).unwrap()).unwrap();
+    assert_eq!(
+        body["generationConfig"]["thinkingConfig"],
+        json!({"includeThoughts": true, "thinkingBudget": 24576})
+    );
+    request.reasoning = Some(Reasoning::default());
+    let body: Value = serde_json::from_slice(&encode_request(&request).unwrap()).unwrap();
+    assert_eq!(
+        body["generationConfig"]["thinkingConfig"],
+        json!({"includeThoughts": true, "thinkingBudget": -1})
+    );
+}
+
+/// History from another protocol: tool results without names, a call without a signature,
+/// images in a tool result, a JSON result, hints Gemini has no field for.
+#[test]
+fn encode_request_from_another_protocol() {
+    let request = Request {
+        model: "gemini-3-flash-preview".into(),
+        system: vec!["Be brief.".into()],
+        messages: vec![
+            Message {
+                role: Role::User,
+                parts: vec![text("Take a screenshot and read the config.")],
+            },
+            Message {
+                role: Role::Assistant,
+                parts: vec![
+                    thinking("I need two tools.", Some("EqQBCkgIAhABGAIiQH")),
+                    text("Working on it."),
+                    Part::ToolCall(ToolCall {
+                        id: "toolu_01A".into(),
+                        name: "screenshot".into(),
+                        arguments: String::new(),
+                    }),
+                    Part::ToolCall(ToolCall {
+                        id: "toolu_01B".into(),
+                        name: "read_file".into(),
+                        arguments: r#"{"path": "config.toml"}"#.into(),
+                    }),
+                ],
+            },
+            Message {
+                role: Role::User,
+                parts: vec![
+                    Part::ToolResult(ToolResult {
+                        call_id: "toolu_01A".into(),
+                        name: None,
+                        content: vec![
+                            text("Here it is."),
+                            Part::Image(Media::Base64 {
+                                media_type: "image/png".into(),
+                                data: "iVBORw0KGgo=".into(),
+                            }),
+                        ],
+                        is_error: false,
+                    }),
+                    Part::ToolResult(ToolResult {
+                        call_id: "toolu_01B".into(),
+                        name: None,
+                        content: vec![text(r#"{"port": 8080, "host": "::1"}"#)],
+                        is_error: false,
+                    }),
+                ],
+            },
+        ],
+        user: Some("user-1".into()),
+        parallel_tool_calls: Some(false),
+        tool_choice: Some(ToolChoice::Required),
+        tools: vec![Tool {
+            name: "read_file".into(),
+            description: None,
+            parameters: json!({"type": "object", "properties": {"path": {"type": "string"}}, "$defs": {}}),
+        }],
+        response_format: Some(ResponseFormat::Text),
+        ..Request::default()
+    };
+    let body: Value = serde_json::from_slice(&encode_request(&request).unwrap()).unwrap();
+    let model = body["contents"][1]["parts"].as_array().unwrap();
+    assert_eq!(
+        model[0],
+        json!({"text": "I need two tools.", "thought": true, "thoughtSignature": "EqQBCkgIAhABGAIiQH"})
+    );
+    assert_eq!(model[1], json!({"text": "Working on it."}));
+    // Gemini 3 requires a signature on the first call of a turn: the documented placeholder.
+    assert_eq!(
+        model[2],
+        json!({"functionCall": {"id": "toolu_01A", "name": "screenshot", "args": {}},
+               "thoughtSignature": "skip_thought_signature_validator"})
+    );
+    assert_eq!(
+        model[3],
+        json!({"functionCall": {"id": "toolu_01B", "name": "read_file", "args": {"path": "config.toml"}}})
+    );
+    let results = body["contents"][2]["parts"].as_array().unwrap();
+    assert_eq!(
+        results[0],
+        json!({"functionResponse": {"id": "toolu_01A", "name": "screenshot", "response": {"result": "Here it is."}}})
+    );
+    assert_eq!(
+        results[1],
+        json!({"functionResponse": {"id": "toolu_01B", "name": "read_file", "response": {"port": 8080, "host": "::1"}}})
+    );
+    assert_eq!(
+        results[2],
+        json!({"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo="}})
+    );
+    assert_eq!(
+        body["tools"][0]["functionDeclarations"][0],
+        json!({"name": "read_file", "parametersJsonSchema": {"type": "object", "properties": {"path": {"type": "string"}}, "$defs": {}}})
+    );
+    assert_eq!(
+        body["toolConfig"],
+        json!({"functionCallingConfig": {"mode": "ANY"}})
+    );
+    assert_eq!(
+        body["generationConfig"],
+        json!({"responseMimeType": "text/plain"})
+    );
+    let written = body.to_string();
+    assert!(!written.contains("user-1") && !written.contains("parallel"));
+
+    // The placeholder reads back as no signature.
+    let again = decode_request(&encode_request(&request).unwrap()).unwrap();
+    assert_eq!(again.messages[1].parts[..2], request.messages[1].parts[..2]);
+    assert_eq!(
+        again.messages[1].parts[2],
+        Part::ToolCall(ToolCall {
+            id: "toolu_01A".into(),
+            name: "screenshot".into(),
+            arguments: "{}".into(),
+        })
+    );
+    assert_eq!(
+        again.messages[2].parts[0],
+        Part::ToolResult(ToolResult {
+            call_id: "toolu_01A".into(),
+            name: Some("screenshot".into()),
+            content: vec![text("Here it is.")],
+            is_error: false,
+        })
+    );
+}
+
+#[test]
+fn encode_request_refusals() {
+    let mut request = Request {
+        messages: vec![Message {
+            role: Role::User,
+            parts: vec![text("hi")],
+        }],
+        stop: (0..6).map(|i| format!("s{i}")).collect(),
+        ..Request::default()
+    };
+    assert_eq!(
+        encode_request(&request),
+        Err(unsupported("6 stop sequences (at most 5)"))
+    );
+    request.stop.clear();
+    request.messages.push(Message {
+        role: Role::User,
+        parts: vec![Part::ToolResult(ToolResult {
+            call_id: "call_x".into(),
+            name: None,
+            content: vec![],
+            is_error: false,
+        })],
+    });
+    assert_eq!(
+        encode_request(&request),
+        Err(ConvertError::invalid(
+            "the tool result for call_x answers no earlier tool call"
+        ))
+    );
+    request.messages.pop();
+    request.messages.push(Message {
+        role: Role::Assistant,
+        parts: vec![Part::ToolCall(ToolCall {
+            id: "call_y".into(),
+            name: "f".into(),
+            arguments: "[1, 2]".into(),
+        })],
+    });
+    assert_eq!(
+        encode_request(&request),
+        Err(ConvertError::invalid(
+            "the arguments of tool call call_y are not a JSON object"
+        ))
+    );
+}
+
+#[test]
+fn unsupported_request_features() {
+    let with = |extra: Value| {
+        let mut body = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]});
+        for (key, value) in extra.as_object().unwrap() {
+            body[key] = value.clone();
+        }
+        decode_request(body.to_string().as_bytes())
+    };
+    let part = |part: Value| with(json!({"contents": [{"role": "user", "parts": [part]}]}));
+    assert_eq!(
+        with(json!({"cachedContent": "cachedContents/abc"})),
+        Err(unsupported("cachedContent"))
+    );
+    assert_eq!(
+        with(json!({"tools": [{"googleSearch": {}}]})),
+        Err(unsupported("the googleSearch tool"))
+    );
+    assert_eq!(
+        with(json!({"tools": [{"codeExecution": {}}]})),
+        Err(unsupported("the codeExecution tool"))
+    );
+    assert_eq!(
+        with(json!({"tools": [{"url_context": {}}]})),
+        Err(unsupported("the url_context tool"))
+    );
+    assert_eq!(
+        with(json!({"generationConfig": {"candidateCount": 2}})),
+        Err(unsupported("generationConfig.candidateCount"))
+    );
+    assert!(with(json!({"generationConfig": {"candidateCount": 1}})).is_ok());
+    assert_eq!(
+        with(json!({"generationConfig": {"responseModalities": ["TEXT", "IMAGE"]}})),
+        Err(unsupported("generationConfig.responseModalities IMAGE"))
+    );
+    assert_eq!(
+        with(json!({"generationConfig": {"responseMimeType": "text/x.enum"}})),
+        Err(unsupported("generationConfig.responseMimeType text/x.enum"))
+    );
+    assert_eq!(
+        with(json!({"generationConfig": {"responseLogprobs": true}})),
+        Err(unsupported("generationConfig.responseLogprobs"))
+    );
+    assert_eq!(
+        with(json!({"generationConfig": {"speechConfig": {"voiceConfig": {}}}})),
+        Err(unsupported("generationConfig.speechConfig"))
+    );
+    assert_eq!(
+        part(json!({"inlineData": {"mimeType": "audio/mp3", "data": "SUQz"}})),
+        Err(unsupported("audio input"))
+    );
+    assert_eq!(
+        part(
+            json!({"fileData": {"mimeType": "video/mp4", "fileUri": "https://www.youtube.com/watch?v=9hE5-98ZeCg"}})
+        ),
+        Err(unsupported("video input"))
+    );
+    assert_eq!(
+        part(
+            json!({"fileData": {"mimeType": "application/pdf", "fileUri": "https://generativelanguage.googleapis.com/v1beta/files/abc-123"}})
+        ),
+        Err(unsupported(
+            "fileData of a file uploaded to the Gemini Files API"
+        ))
+    );
+    assert_eq!(
+        part(json!({"fileData": {"mimeType": "image/png", "fileUri": "gs://bucket/cat.png"}})),
+        Err(unsupported(
+            "fileData.fileUri gs (only http(s) and data: URLs convert)"
+        ))
+    );
+    assert_eq!(
+        part(json!({"executableCode": {"language": "PYTHON", "code": "print(1)"}})),
+        Err(unsupported("executableCode parts"))
+    );
+    assert_eq!(
+        part(json!({"inlineData": {"mimeType": "application/zip", "data": "UEsDBA=="}})),
+        Err(unsupported("application/zip input"))
+    );
+    // A data: URL is base64 data; safety settings are dropped.
+    let request = with(json!({
+        "contents": [{"role": "user", "parts": [{"fileData": {"fileUri": "data:image/gif;base64,R0lGODlhAQABAAAAACw="}}]}],
+        "safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}],
+    }))
+    .unwrap();
+    assert_eq!(
+        request.messages[0].parts[0],
+        Part::Image(Media::Base64 {
+            media_type: "image/gif".into(),
+            data: "R0lGODlhAQABAAAAACw=".into()
+        })
+    );
+}
+
+#[test]
+fn invalid_requests_name_the_field() {
+    let decode = |body: Value| decode_request(body.to_string().as_bytes());
+    assert_eq!(
+        invalid_message(decode(
+            json!({"contents": [{"role": "assistant", "parts": [{"text": "hi"}]}]})
+        )),
+        "contents[0].role must be \"user\" or \"model\", not \"assistant\""
+    );
+    assert_eq!(
+        invalid_message(decode(json!({"contents": [{"role": "user", "parts": [
+            {"functionResponse": {"name": "f", "response": {"result": 1}}}
+        ]}]}))),
+        "the functionResponse for \"f\" answers no earlier functionCall of that name"
+    );
+    assert_eq!(
+        invalid_message(decode(json!({"contents": [{"role": "model", "parts": [
+            {"functionCall": {"args": {}}}
+        ]}]}))),
+        "contents[0].parts[0].functionCall.name is missing"
+    );
+    assert_eq!(
+        invalid_message(decode(json!({"contents": [{"role": "model", "parts": [
+            {"functionCall": {"name": "f", "args": [1]}}
+        ]}]}))),
+        "contents[0].parts[0].functionCall.args must be an object"
+    );
+    assert_eq!(
+        invalid_message(decode(json!({"contents": [{"role": "user", "parts": [
+            {"inlineData": {"mimeType": "image/png"}}
+        ]}]}))),
+        "contents[0].parts[0].inlineData.data is missing"
+    );
+    let message = invalid_message(decode(
+        json!({"contents": [], "generationConfig": {"temperature": "hot"}}),
+    ));
+    assert!(
+        message.starts_with("generationConfig.temperature: invalid type"),
+        "{message}"
+    );
+    assert_eq!(
+        invalid_message(decode(
+            json!({"contents": [], "generationConfig": {"topK": 2.5}})
+        )),
+        "generationConfig.topK must be a whole number ≥ 0, not 2.5"
+    );
+    assert_eq!(
+        invalid_message(decode(
+            json!({"contents": [], "toolConfig": {"functionCallingConfig": {"mode": "SOMETIMES"}}})
+        )),
+        "toolConfig.functionCallingConfig.mode \"SOMETIMES\" is not AUTO, ANY, NONE or VALIDATED"
+    );
+    assert!(matches!(
+        decode_request(b"not json"),
+        Err(ConvertError::Invalid(_))
+    ));
+}
+
+/// A streamed answer kept chunk by chunk in the history (as `google-genai`'s chat does) is one
+/// model turn: its text and its thoughts joined, the signature closing the thought run.
+#[test]
+fn streamed_history_is_one_turn() {
+    let body = json!({"contents": [
+        {"role": "user", "parts": [{"text": "Add 17 and 25."}]},
+        {"role": "model", "parts": [{"text": "Adding", "thought": true}]},
+        {"role": "model", "parts": [{"text": " them.", "thought": true}]},
+        {"role": "model", "parts": [{"text": "", "thought": true, "thoughtSignature": "c2ln"}]},
+        {"role": "model", "parts": [{"text": "17 + 25 = "}]},
+        {"role": "model", "parts": [{"text": "42"}]},
+        {"role": "model", "parts": [{"text": "", "thoughtSignature": "ZW5k"}]},
+        {"role": "user", "parts": [{"text": "Thanks"}]},
+    ]});
+    let request = decode_request(body.to_string().as_bytes()).unwrap();
+    assert_eq!(request.messages.len(), 3);
+    assert_eq!(
+        request.messages[1].parts,
+        [
+            thinking("Adding them.", Some("c2ln")),
+            text("17 + 25 = 42"),
+            thinking("", Some("ZW5k")),
+        ]
+    );
+    // Encoded back: the last signature on an empty text part, as Gemini sent it.
+    let out: Value = serde_json::from_slice(&encode_request(&request).unwrap()).unwrap();
+    assert_eq!(
+        out["contents"][1]["parts"],
+        json!([
+            {"text": "Adding them.", "thought": true, "thoughtSignature": "c2ln"},
+            {"text": "17 + 25 = 42"},
+            {"text": "", "thoughtSignature": "ZW5k"},
+        ])
+    );
+}
