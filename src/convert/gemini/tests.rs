@@ -3,13 +3,16 @@
 use serde_json::{Value, json};
 
 use super::super::ir::{
-    Document, Media, Message, Part, Reasoning, Request, ResponseFormat, Role, Thinking, Tool,
-    ToolCall, ToolChoice, ToolResult,
+    Document, Media, Message, Part, Reasoning, Request, Response, ResponseFormat, Role,
+    StopReason, Thinking, Tool, ToolCall, ToolChoice, ToolResult, Usage,
 };
 use super::super::ConvertError;
 use super::*;
 
 const REQUEST_FULL: &str = include_str!("../../../tests/golden/gemini/request_full.json");
+const ANSWER_TEXT: &str = include_str!("../../../tests/golden/gemini/answer_text.json");
+const ANSWER_TOOL_USE: &str = include_str!("../../../tests/golden/gemini/answer_tool_use.json");
+const ANSWER_THINKING: &str = include_str!("../../../tests/golden/gemini/answer_thinking.json");
 
 const SIG_CALL: &str = "CiQBcsjafBQ3Kx1W0Sx+V1bE0nTkGHAEhJ0b4Q2pQfS1lyZk1pgKYgFyyNp8";
 const SIG_TEXT: &str = "EtYBCtMBAdHtim9Qa3Bq9MkV0i0CqLgfEnvW3qbz8K9oOV+2ypGxTUgA0Hk=";
@@ -756,4 +759,233 @@ fn streamed_history_is_one_turn() {
             {"text": "", "thoughtSignature": "ZW5k"},
         ])
     );
+}
+
+// ---- whole answers -------------------------------------------------------------------------
+
+#[test]
+fn answer_text_decodes() {
+    let response = decode_response(ANSWER_TEXT.as_bytes()).unwrap();
+    assert_eq!(response.id, "Kp1oaOXeLsG1nvgPqdC1yA4");
+    assert_eq!(response.model, "gemini-2.5-flash");
+    assert_eq!(
+        response.parts,
+        [text(
+            "AI learns patterns from data to make predictions and decisions."
+        )]
+    );
+    assert_eq!(response.stop, StopReason::EndTurn);
+    // Thoughts are output (and reasoning); the total adds up to Gemini's.
+    assert_eq!(
+        response.usage,
+        Usage {
+            input: 8,
+            output: 49,
+            cache_write: 0,
+            cache_read: 0,
+            reasoning: 37
+        }
+    );
+    assert_eq!(response.usage.prompt_total() + response.usage.output, 57);
+}
+
+#[test]
+fn answer_tool_use_decodes() {
+    let response = decode_response(ANSWER_TOOL_USE.as_bytes()).unwrap();
+    assert_eq!(response.model, "gemini-3-pro-preview");
+    assert_eq!(response.parts.len(), 3);
+    assert_eq!(response.parts[0], thinking("", Some(SIG_CALL)));
+    let calls: Vec<&ToolCall> = response
+        .parts
+        .iter()
+        .filter_map(|p| match p {
+            Part::ToolCall(call) => Some(call),
+            _ => None,
+        })
+        .collect();
+    // No ids from Gemini: unique ones from the response id.
+    assert_eq!(calls[0].id, "call_tGFoaamXH_iKz7IPy6mVsAg_0");
+    assert_eq!(calls[1].id, "call_tGFoaamXH_iKz7IPy6mVsAg_1");
+    assert!(calls.iter().all(|c| c.name == "get_weather"));
+    assert_eq!(
+        json_of(&calls[0].arguments),
+        json!({"location": "Paris, France", "unit": "celsius"})
+    );
+    assert_eq!(
+        json_of(&calls[1].arguments),
+        json!({"location": "London, UK", "unit": "celsius"})
+    );
+    // Gemini says STOP; a function call is a tool-use stop.
+    assert_eq!(response.stop, StopReason::ToolUse);
+    assert_eq!(
+        response.usage,
+        Usage {
+            input: 112,
+            output: 96,
+            reasoning: 64,
+            ..Usage::default()
+        }
+    );
+}
+
+#[test]
+fn answer_thinking_decodes() {
+    let response = decode_response(ANSWER_THINKING.as_bytes()).unwrap();
+    assert_eq!(
+        response.parts,
+        [
+            thinking(
+                "**Adding the numbers**\n\nI'm adding 17 and 25: 17 + 25 = 42. Checking: 42 - 25 = 17.",
+                None
+            ),
+            thinking("", Some(SIG_TEXT)),
+            text("17 + 25 = **42**"),
+        ]
+    );
+    assert_eq!(response.stop, StopReason::EndTurn);
+    // The prompt includes the cached tokens; input excludes them.
+    assert_eq!(
+        response.usage,
+        Usage {
+            input: 18,
+            output: 129,
+            cache_write: 0,
+            cache_read: 2048,
+            reasoning: 120
+        }
+    );
+}
+
+#[test]
+fn answers_round_trip() {
+    for fixture in [ANSWER_TEXT, ANSWER_TOOL_USE, ANSWER_THINKING] {
+        let response = decode_response(fixture.as_bytes()).unwrap();
+        let encoded = encode_response(&response);
+        assert_eq!(decode_response(&encoded).unwrap(), response);
+        // The same figures Gemini sent, the content in the same shape.
+        let original: Value = serde_json::from_str(fixture).unwrap();
+        let mut ours: Value = serde_json::from_slice(&encoded).unwrap();
+        // The ids given to the calls go out with them (the client hands them back).
+        for part in ours["candidates"][0]["content"]["parts"]
+            .as_array_mut()
+            .unwrap()
+        {
+            if let Some(call) = part.get_mut("functionCall") {
+                let id = call.as_object_mut().unwrap().remove("id").unwrap();
+                assert!(
+                    id.as_str()
+                        .unwrap()
+                        .starts_with("call_tGFoaamXH_iKz7IPy6mVsAg_")
+                );
+            }
+        }
+        for key in [
+            "promptTokenCount",
+            "candidatesTokenCount",
+            "totalTokenCount",
+            "cachedContentTokenCount",
+            "thoughtsTokenCount",
+        ] {
+            assert_eq!(
+                ours["usageMetadata"][key], original["usageMetadata"][key],
+                "{key}"
+            );
+        }
+        assert_eq!(ours["candidates"][0], original["candidates"][0]);
+        assert_eq!(ours["modelVersion"], original["modelVersion"]);
+        assert_eq!(ours["responseId"], original["responseId"]);
+    }
+}
+
+#[test]
+fn answer_encodes_ids_and_stops() {
+    let response = Response {
+        id: "msg_01XFDUDYJgAACzvnptvVoYEL".into(),
+        model: "claude-sonnet-4-5".into(),
+        parts: vec![
+            Part::Thinking(Thinking {
+                text: String::new(),
+                signature: Some("EmwKAhgBEgy3va3pzix/LafPsn4a".into()),
+                redacted: true,
+            }),
+            text("Let me look."),
+            Part::ToolCall(ToolCall {
+                id: "toolu_01T1x1fJ34qAmk2tNTrN7Up6".into(),
+                name: "get_weather".into(),
+                arguments: r#"{"location": "San Francisco, CA"}"#.into(),
+            }),
+        ],
+        stop: StopReason::ToolUse,
+        usage: Usage {
+            input: 10,
+            output: 20,
+            cache_write: 5,
+            cache_read: 100,
+            reasoning: 0,
+        },
+    };
+    let answer: Value = serde_json::from_slice(&encode_response(&response)).unwrap();
+    assert_eq!(
+        answer,
+        json!({
+            "candidates": [{
+                "content": {"parts": [
+                    {"text": "Let me look."},
+                    {"functionCall": {"id": "toolu_01T1x1fJ34qAmk2tNTrN7Up6", "name": "get_weather",
+                                      "args": {"location": "San Francisco, CA"}}},
+                ], "role": "model"},
+                "finishReason": "STOP",
+                "index": 0,
+            }],
+            "usageMetadata": {"promptTokenCount": 115, "candidatesTokenCount": 20, "totalTokenCount": 135,
+                              "cachedContentTokenCount": 100},
+            "modelVersion": "claude-sonnet-4-5",
+            "responseId": "msg_01XFDUDYJgAACzvnptvVoYEL",
+        })
+    );
+    let stops = [
+        (StopReason::MaxTokens, "MAX_TOKENS"),
+        (StopReason::ContentFilter, "SAFETY"),
+        (StopReason::StopSequence(Some("END".into())), "STOP"),
+        (StopReason::EndTurn, "STOP"),
+    ];
+    for (stop, finish) in stops {
+        let answer: Value = serde_json::from_slice(&encode_response(&Response {
+            stop,
+            ..Response::default()
+        }))
+        .unwrap();
+        assert_eq!(answer["candidates"][0]["finishReason"], finish);
+        assert!(answer["candidates"][0].get("content").is_none());
+    }
+}
+
+#[test]
+fn answer_stops_and_refusals() {
+    let finish = |reason: &str| {
+        let body = json!({"candidates": [{"content": {"parts": [{"text": "x"}], "role": "model"},
+                          "finishReason": reason, "index": 0}]});
+        decode_response(body.to_string().as_bytes()).unwrap().stop
+    };
+    assert_eq!(finish("MAX_TOKENS"), StopReason::MaxTokens);
+    assert_eq!(finish("SAFETY"), StopReason::ContentFilter);
+    assert_eq!(finish("RECITATION"), StopReason::ContentFilter);
+    assert_eq!(finish("PROHIBITED_CONTENT"), StopReason::ContentFilter);
+    assert_eq!(finish("OTHER"), StopReason::EndTurn);
+    // A prompt blocked before any candidate.
+    let blocked = json!({"promptFeedback": {"blockReason": "SAFETY"},
+                         "usageMetadata": {"promptTokenCount": 8, "totalTokenCount": 8},
+                         "modelVersion": "gemini-2.5-pro"});
+    let response = decode_response(blocked.to_string().as_bytes()).unwrap();
+    assert_eq!(response.stop, StopReason::ContentFilter);
+    assert!(response.parts.is_empty());
+    assert_eq!(response.usage.input, 8);
+    assert!(matches!(
+        decode_response(br#"{"error": {"code": 400, "message": "API key not valid.", "status": "INVALID_ARGUMENT"}}"#),
+        Err(ConvertError::Invalid(m)) if m.contains("API key not valid.")
+    ));
+    assert!(matches!(
+        decode_response(br#"{"candidates": []}"#),
+        Err(ConvertError::Invalid(_))
+    ));
 }
