@@ -3,16 +3,21 @@
 use serde_json::{Value, json};
 
 use super::super::ir::{
-    Document, Media, Message, Part, Reasoning, Request, Response, ResponseFormat, Role,
-    StopReason, Thinking, Tool, ToolCall, ToolChoice, ToolResult, Usage,
+    Block, Delta, Document, Event, Media, Message, Part, Reasoning, Request, Response,
+    ResponseFormat, Role, StopReason, Thinking, Tool, ToolCall, ToolChoice, ToolResult, Usage,
 };
-use super::super::ConvertError;
+use super::super::{ConvertError, StreamDecoder, StreamEncoder, StreamOptions};
 use super::*;
+use crate::providers::{ErrorKind, Protocol, SseParser};
 
 const REQUEST_FULL: &str = include_str!("../../../tests/golden/gemini/request_full.json");
 const ANSWER_TEXT: &str = include_str!("../../../tests/golden/gemini/answer_text.json");
 const ANSWER_TOOL_USE: &str = include_str!("../../../tests/golden/gemini/answer_tool_use.json");
 const ANSWER_THINKING: &str = include_str!("../../../tests/golden/gemini/answer_thinking.json");
+const STREAM_TEXT: &str = include_str!("../../../tests/golden/gemini/stream_text.sse");
+const STREAM_TOOL_USE: &str = include_str!("../../../tests/golden/gemini/stream_tool_use.sse");
+const STREAM_THINKING: &str = include_str!("../../../tests/golden/gemini/stream_thinking.sse");
+const STREAM_ERROR: &str = include_str!("../../../tests/golden/gemini/stream_error.sse");
 
 const SIG_CALL: &str = "CiQBcsjafBQ3Kx1W0Sx+V1bE0nTkGHAEhJ0b4Q2pQfS1lyZk1pgKYgFyyNp8";
 const SIG_TEXT: &str = "EtYBCtMBAdHtim9Qa3Bq9MkV0i0CqLgfEnvW3qbz8K9oOV+2ypGxTUgA0Hk=";
@@ -988,4 +993,558 @@ fn answer_stops_and_refusals() {
         decode_response(br#"{"candidates": []}"#),
         Err(ConvertError::Invalid(_))
     ));
+}
+
+// ---- streams -------------------------------------------------------------------------------
+
+/// The IR events of an upstream stream, as `StreamConverter` feeds them (SSE framing, then
+/// `end`).
+fn decode_stream(bytes: &str) -> Vec<Event> {
+    let mut parser = SseParser::new();
+    let mut decoder = Decoder::default();
+    let mut events = Vec::new();
+    for event in parser.feed(bytes.as_bytes()) {
+        decoder.event(event.event.as_deref(), &event.data, &mut events);
+    }
+    decoder.end(&mut events);
+    events
+}
+
+fn encode_stream(events: &[Event], gemini_sse: bool) -> Vec<u8> {
+    let mut encoder = Encoder::new(StreamOptions {
+        gemini_sse,
+        ..StreamOptions::default()
+    });
+    let mut out = Vec::new();
+    for event in events {
+        encoder.event(event, &mut out);
+    }
+    encoder.close(&mut out);
+    out
+}
+
+/// The chunks of an `alt=sse` stream, read as `google-genai` reads them: events end at a blank
+/// line (Gemini frames with CRLF), each a `data: ` line holding one JSON object.
+fn sse_chunks(bytes: &[u8]) -> Vec<Value> {
+    let text = std::str::from_utf8(bytes).unwrap();
+    if text.is_empty() {
+        return Vec::new();
+    }
+    assert!(text.ends_with("\r\n\r\n"), "{text:?}");
+    text.strip_suffix("\r\n\r\n")
+        .unwrap()
+        .split("\r\n\r\n")
+        .map(|event| {
+            let data = event.strip_prefix("data: ").expect(event);
+            assert!(!data.contains('\n'), "one data line per event: {data:?}");
+            serde_json::from_str(data).unwrap()
+        })
+        .collect()
+}
+
+fn start(id: &str, model: &str, usage: Usage) -> Event {
+    Event::Start {
+        id: id.into(),
+        model: model.into(),
+        usage,
+    }
+}
+
+fn block_start(index: usize, block: Block) -> Event {
+    Event::BlockStart { index, block }
+}
+
+fn delta(index: usize, delta: Delta) -> Event {
+    Event::Delta { index, delta }
+}
+
+fn stop(index: usize) -> Event {
+    Event::BlockStop { index }
+}
+
+#[test]
+fn stream_text_decodes() {
+    let events = decode_stream(STREAM_TEXT);
+    assert_eq!(
+        events,
+        [
+            start(
+                "Kp1oaOXeLsG1nvgPqdC1yA4",
+                "gemini-2.5-flash",
+                Usage {
+                    input: 8,
+                    ..Usage::default()
+                }
+            ),
+            block_start(0, Block::Text),
+            delta(0, Delta::Text("AI learns patterns".into())),
+            delta(0, Delta::Text(" from data to make predictions".into())),
+            delta(0, Delta::Text(" and decisions.".into())),
+            stop(0),
+            Event::Finish {
+                stop: StopReason::EndTurn,
+                usage: Usage {
+                    input: 8,
+                    output: 49,
+                    reasoning: 37,
+                    ..Usage::default()
+                }
+            },
+        ]
+    );
+}
+
+#[test]
+fn stream_tool_use_decodes() {
+    let events = decode_stream(STREAM_TOOL_USE);
+    let paris = r#"{"location": "Paris, France","unit": "celsius"}"#;
+    let london = r#"{"location": "London, UK","unit": "celsius"}"#;
+    assert_eq!(
+        events,
+        [
+            start(
+                "tGFoaamXH_iKz7IPy6mVsAg",
+                "gemini-3-pro-preview",
+                Usage {
+                    input: 112,
+                    ..Usage::default()
+                }
+            ),
+            block_start(0, Block::Text),
+            delta(
+                0,
+                Delta::Text("I'll check the weather in both cities.".into())
+            ),
+            stop(0),
+            // The signature that came on the first call, right before it.
+            block_start(1, Block::Thinking),
+            delta(1, Delta::Signature(SIG_CALL.into())),
+            stop(1),
+            block_start(
+                2,
+                Block::ToolCall {
+                    id: "call_tGFoaamXH_iKz7IPy6mVsAg_0".into(),
+                    name: "get_weather".into()
+                }
+            ),
+            delta(2, Delta::ToolArguments(paris.into())),
+            stop(2),
+            block_start(
+                3,
+                Block::ToolCall {
+                    id: "call_tGFoaamXH_iKz7IPy6mVsAg_1".into(),
+                    name: "get_weather".into()
+                }
+            ),
+            delta(3, Delta::ToolArguments(london.into())),
+            stop(3),
+            Event::Finish {
+                stop: StopReason::ToolUse,
+                usage: Usage {
+                    input: 112,
+                    output: 105,
+                    reasoning: 64,
+                    ..Usage::default()
+                }
+            },
+        ]
+    );
+}
+
+#[test]
+fn stream_thinking_decodes() {
+    let events = decode_stream(STREAM_THINKING);
+    let prompt = Usage {
+        input: 18,
+        cache_read: 2048,
+        ..Usage::default()
+    };
+    assert_eq!(
+        events,
+        [
+            start("3XNoaev4NpTXnvgP1ZaGuQk", "gemini-3-pro-preview", prompt),
+            block_start(0, Block::Thinking),
+            delta(
+                0,
+                Delta::Thinking(
+                    "**Adding the numbers**\n\nI'm adding 17 and 25: 17 + 25 = 42.".into()
+                )
+            ),
+            delta(0, Delta::Thinking(" Checking: 42 - 25 = 17.".into())),
+            stop(0),
+            block_start(1, Block::Text),
+            delta(1, Delta::Text("17 + 25 = ".into())),
+            delta(1, Delta::Text("**42**".into())),
+            stop(1),
+            // Gemini 3's signature in the last chunk, on an empty text part.
+            block_start(2, Block::Thinking),
+            delta(2, Delta::Signature(SIG_TEXT.into())),
+            stop(2),
+            Event::Finish {
+                stop: StopReason::EndTurn,
+                usage: Usage {
+                    output: 129,
+                    reasoning: 120,
+                    ..prompt
+                }
+            },
+        ]
+    );
+}
+
+#[test]
+fn stream_error_decodes() {
+    let events = decode_stream(STREAM_ERROR);
+    assert_eq!(events.len(), 5);
+    assert_eq!(events[1], block_start(0, Block::Text));
+    assert_eq!(
+        events[3],
+        delta(0, Delta::Text(", in a valley far away,".into()))
+    );
+    assert_eq!(
+        events[4],
+        Event::Error {
+            kind: ErrorKind::Overloaded,
+            message: "The model is overloaded. Please try again later.".into()
+        }
+    );
+}
+
+#[test]
+fn stream_decoder_edges() {
+    // Cut short: no finishReason.
+    let first = STREAM_TEXT.split_inclusive("\r\n\r\n").next().unwrap();
+    let events = decode_stream(first);
+    assert_eq!(
+        events.last().unwrap(),
+        &Event::Error {
+            kind: ErrorKind::Upstream,
+            message: "the upstream ended the stream before the answer was complete".into()
+        }
+    );
+    // Nothing at all.
+    assert_eq!(decode_stream("").len(), 1);
+    // Not JSON, comments and unknown fields are ignored.
+    let noisy = format!(
+        ": keep-alive\r\n\r\ndata: not json\r\n\r\n{}",
+        STREAM_TEXT.replace(
+            "\"index\": 0",
+            "\"index\": 0,\"avgLogprobs\": -0.1,\"citationMetadata\": {}"
+        )
+    );
+    assert_eq!(decode_stream(&noisy), decode_stream(STREAM_TEXT));
+    // A blocked prompt ends the answer with a content-filter stop.
+    let blocked = "data: {\"promptFeedback\": {\"blockReason\": \"PROHIBITED_CONTENT\"},\"usageMetadata\": {\"promptTokenCount\": 8,\"totalTokenCount\": 8},\"modelVersion\": \"gemini-2.5-pro\",\"responseId\": \"r1\"}\r\n\r\n";
+    assert_eq!(
+        decode_stream(blocked),
+        [
+            start(
+                "r1",
+                "gemini-2.5-pro",
+                Usage {
+                    input: 8,
+                    ..Usage::default()
+                }
+            ),
+            Event::Finish {
+                stop: StopReason::ContentFilter,
+                usage: Usage {
+                    input: 8,
+                    ..Usage::default()
+                }
+            },
+        ]
+    );
+    // MAX_TOKENS, and an error by its status alone.
+    let max = STREAM_TEXT.replace("\"STOP\"", "\"MAX_TOKENS\"");
+    assert!(matches!(
+        decode_stream(&max).last(),
+        Some(Event::Finish {
+            stop: StopReason::MaxTokens,
+            ..
+        })
+    ));
+    let quota = "data: {\"error\": {\"message\": \"Quota exceeded\",\"status\": \"RESOURCE_EXHAUSTED\"}}\r\n\r\n";
+    assert_eq!(
+        decode_stream(quota),
+        [Event::Error {
+            kind: ErrorKind::RateLimited,
+            message: "Quota exceeded".into()
+        }]
+    );
+}
+
+#[test]
+fn stream_encoder_chunks_are_what_the_sdk_reads() {
+    // Text: a chunk per delta carrying the prompt's usage, then the finish chunk.
+    let chunks = sse_chunks(&encode_stream(&decode_stream(STREAM_TEXT), true));
+    assert_eq!(chunks.len(), 4);
+    for chunk in &chunks {
+        assert_eq!(chunk["modelVersion"], "gemini-2.5-flash");
+        assert_eq!(chunk["responseId"], "Kp1oaOXeLsG1nvgPqdC1yA4");
+        assert_eq!(chunk["candidates"][0]["index"], 0);
+    }
+    assert_eq!(
+        chunks[0]["candidates"][0]["content"],
+        json!({"parts": [{"text": "AI learns patterns"}], "role": "model"})
+    );
+    assert_eq!(
+        chunks[0]["usageMetadata"],
+        json!({"promptTokenCount": 8, "totalTokenCount": 8})
+    );
+    assert!(chunks[0]["candidates"][0].get("finishReason").is_none());
+    assert_eq!(chunks[3]["candidates"][0]["finishReason"], "STOP");
+    assert_eq!(
+        chunks[3]["usageMetadata"],
+        json!({"promptTokenCount": 8, "candidatesTokenCount": 12, "totalTokenCount": 57, "thoughtsTokenCount": 37})
+    );
+
+    // Tool use: each call whole, with its id, the signature on the first.
+    let chunks = sse_chunks(&encode_stream(&decode_stream(STREAM_TOOL_USE), true));
+    let parts: Vec<&Value> = chunks
+        .iter()
+        .filter_map(|c| c["candidates"][0]["content"]["parts"].as_array())
+        .flatten()
+        .collect();
+    assert_eq!(parts.len(), 3);
+    assert_eq!(
+        *parts[1],
+        json!({"functionCall": {"id": "call_tGFoaamXH_iKz7IPy6mVsAg_0", "name": "get_weather",
+                                "args": {"location": "Paris, France", "unit": "celsius"}},
+               "thoughtSignature": SIG_CALL})
+    );
+    assert_eq!(parts[2]["functionCall"]["args"]["location"], "London, UK");
+    assert!(parts[2].get("thoughtSignature").is_none());
+    let last = chunks.last().unwrap();
+    assert_eq!(last["candidates"][0]["finishReason"], "STOP");
+    assert_eq!(last["usageMetadata"]["candidatesTokenCount"], 41);
+    assert_eq!(last["usageMetadata"]["thoughtsTokenCount"], 64);
+
+    // Thinking: thought parts, then the signature on an empty text part in the last chunk.
+    let chunks = sse_chunks(&encode_stream(&decode_stream(STREAM_THINKING), true));
+    assert_eq!(
+        chunks[0]["candidates"][0]["content"]["parts"][0]["thought"],
+        true
+    );
+    let last = chunks.last().unwrap();
+    assert_eq!(
+        last["candidates"][0]["content"]["parts"],
+        json!([{"text": "", "thoughtSignature": SIG_TEXT}])
+    );
+    assert_eq!(
+        last["usageMetadata"],
+        json!({"promptTokenCount": 2066, "candidatesTokenCount": 9, "totalTokenCount": 2195,
+               "cachedContentTokenCount": 2048, "thoughtsTokenCount": 120})
+    );
+
+    // An error: the SDK raises on a chunk that starts `{"error":`.
+    let bytes = encode_stream(&decode_stream(STREAM_ERROR), true);
+    let last_event = std::str::from_utf8(&bytes)
+        .unwrap()
+        .rsplit("data: ")
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(last_event.starts_with("{\"error\":"), "{last_event}");
+    assert_eq!(
+        sse_chunks(&bytes).last().unwrap(),
+        &json!({"error": {"code": 503, "message": "The model is overloaded. Please try again later.", "status": "UNAVAILABLE"}})
+    );
+}
+
+/// Decoding what the encoder wrote gives back the same events, for every fixture and both
+/// framings.
+#[test]
+fn stream_round_trip() {
+    for fixture in [STREAM_TEXT, STREAM_TOOL_USE, STREAM_THINKING, STREAM_ERROR] {
+        let events = decode_stream(fixture);
+        let sse = encode_stream(&events, true);
+        assert_eq!(
+            decode_stream(std::str::from_utf8(&sse).unwrap()),
+            events,
+            "{fixture}"
+        );
+        // Without alt=sse: one JSON array of the same chunks.
+        let array: Vec<Value> = serde_json::from_slice(&encode_stream(&events, false)).unwrap();
+        assert_eq!(array, sse_chunks(&sse));
+        let mut decoder = Decoder::default();
+        let mut again = Vec::new();
+        decoder.event(
+            None,
+            std::str::from_utf8(&encode_stream(&events, false)).unwrap(),
+            &mut again,
+        );
+        decoder.end(&mut again);
+        assert_eq!(again, events);
+    }
+}
+
+#[test]
+fn stream_encoder_from_another_protocol() {
+    // Anthropic-style: thinking text then its signature, a redacted block, a tool call whose
+    // arguments come in pieces, usage with cache writes.
+    let events = [
+        start(
+            "msg_01",
+            "claude-sonnet-4-5",
+            Usage {
+                input: 10,
+                cache_write: 5,
+                cache_read: 100,
+                ..Usage::default()
+            },
+        ),
+        block_start(0, Block::Thinking),
+        delta(0, Delta::Thinking("Let me think".into())),
+        delta(0, Delta::Signature("EqQBCkgIAhAB".into())),
+        stop(0),
+        block_start(
+            1,
+            Block::RedactedThinking {
+                data: "EmwKAhgB".into(),
+            },
+        ),
+        stop(1),
+        block_start(
+            2,
+            Block::ToolCall {
+                id: "toolu_01".into(),
+                name: "get_weather".into(),
+            },
+        ),
+        delta(2, Delta::ToolArguments(String::new())),
+        delta(2, Delta::ToolArguments("{\"location\": \"San".into())),
+        delta(2, Delta::ToolArguments(" Francisco\"}".into())),
+        stop(2),
+        Event::Finish {
+            stop: StopReason::ToolUse,
+            usage: Usage {
+                input: 10,
+                output: 30,
+                cache_write: 5,
+                cache_read: 100,
+                reasoning: 0,
+            },
+        },
+    ];
+    let chunks = sse_chunks(&encode_stream(&events, true));
+    let parts: Vec<Value> = chunks
+        .iter()
+        .filter_map(|c| c["candidates"][0]["content"]["parts"].as_array())
+        .flatten()
+        .cloned()
+        .collect();
+    assert_eq!(
+        parts,
+        [
+            json!({"text": "Let me think", "thought": true}),
+            json!({"text": "", "thought": true, "thoughtSignature": "EqQBCkgIAhAB"}),
+            json!({"functionCall": {"id": "toolu_01", "name": "get_weather", "args": {"location": "San Francisco"}}}),
+        ]
+    );
+    assert_eq!(
+        chunks[0]["usageMetadata"],
+        json!({"promptTokenCount": 115, "totalTokenCount": 115, "cachedContentTokenCount": 100})
+    );
+    assert_eq!(
+        chunks.last().unwrap()["usageMetadata"],
+        json!({"promptTokenCount": 115, "candidatesTokenCount": 30, "totalTokenCount": 145, "cachedContentTokenCount": 100})
+    );
+    // The thinking run reads back whole, with its signature.
+    let again = decode_stream(std::str::from_utf8(&encode_stream(&events, true)).unwrap());
+    assert_eq!(
+        again[1..5],
+        [
+            block_start(0, Block::Thinking),
+            delta(0, Delta::Thinking("Let me think".into())),
+            delta(0, Delta::Signature("EqQBCkgIAhAB".into())),
+            stop(0),
+        ]
+    );
+    // An empty JSON-array stream is still an array.
+    assert_eq!(encode_stream(&[], false), b"[]");
+}
+
+/// The events of a converted stream (SSE framing): each data payload.
+fn output_events(bytes: &[u8]) -> Vec<String> {
+    sse_chunks(bytes).iter().map(Value::to_string).collect()
+}
+
+/// Every stream cut at every byte gives a prefix of the whole stream's events, then at most
+/// one clean error event; never a panic.
+#[test]
+fn streams_cut_at_every_byte() {
+    let options = StreamOptions {
+        gemini_sse: true,
+        ..StreamOptions::default()
+    };
+    for fixture in [STREAM_TEXT, STREAM_TOOL_USE, STREAM_THINKING, STREAM_ERROR] {
+        let bytes = fixture.as_bytes();
+        let mut whole =
+            crate::convert::StreamConverter::new(Protocol::Gemini, Protocol::Gemini, options);
+        let mut full = whole.feed(bytes).to_vec();
+        full.extend_from_slice(&whole.finish());
+        let full = output_events(&full);
+        for k in 0..=bytes.len() {
+            let mut converter =
+                crate::convert::StreamConverter::new(Protocol::Gemini, Protocol::Gemini, options);
+            let mut out = converter.feed(&bytes[..k]).to_vec();
+            out.extend_from_slice(&converter.finish());
+            let events = output_events(&out);
+            if events == full {
+                continue;
+            }
+            // Otherwise: a prefix of the whole, then one error event saying the answer was cut.
+            let (last, prefix) = events.split_last().expect("at least the error event");
+            assert_eq!(prefix, &full[..prefix.len()], "cut at {k}");
+            assert!(prefix.len() < full.len(), "cut at {k}");
+            let error: Value = serde_json::from_str(last).unwrap();
+            assert_eq!(
+                error,
+                json!({"error": {"code": 502, "status": "UNAVAILABLE",
+                    "message": "the upstream ended the stream before the answer was complete"}}),
+                "cut at {k}"
+            );
+        }
+        // Fed in two pieces at every split, the output is the whole output.
+        for k in 0..=bytes.len() {
+            let mut converter =
+                crate::convert::StreamConverter::new(Protocol::Gemini, Protocol::Gemini, options);
+            let mut out = converter.feed(&bytes[..k]).to_vec();
+            out.extend_from_slice(&converter.feed(&bytes[k..]));
+            out.extend_from_slice(&converter.finish());
+            assert_eq!(output_events(&out), full, "split at {k}");
+        }
+    }
+}
+
+/// Cut streams in the JSON-array framing stay one valid array, ending in the error element.
+#[test]
+fn json_array_streams_cut_at_every_byte() {
+    let options = StreamOptions::default();
+    for fixture in [STREAM_TEXT, STREAM_TOOL_USE, STREAM_THINKING] {
+        let bytes = fixture.as_bytes();
+        let mut whole =
+            crate::convert::StreamConverter::new(Protocol::Gemini, Protocol::Gemini, options);
+        let mut full = whole.feed(bytes).to_vec();
+        full.extend_from_slice(&whole.finish());
+        let full: Vec<Value> = serde_json::from_slice(&full).unwrap();
+        for k in 0..bytes.len() {
+            let mut converter =
+                crate::convert::StreamConverter::new(Protocol::Gemini, Protocol::Gemini, options);
+            let mut out = converter.feed(&bytes[..k]).to_vec();
+            out.extend_from_slice(&converter.finish());
+            let elements: Vec<Value> = serde_json::from_slice(&out).unwrap();
+            let last = elements.last().unwrap();
+            if last.get("error").is_some() {
+                assert_eq!(
+                    elements[..elements.len() - 1],
+                    full[..elements.len() - 1],
+                    "cut at {k}"
+                );
+            } else {
+                assert_eq!(elements, full, "cut at {k}");
+            }
+        }
+    }
 }
