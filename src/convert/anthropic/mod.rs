@@ -15,6 +15,10 @@ mod stream;
 #[allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 mod tests;
 
+use serde::{Deserialize, Serialize};
+
+use super::ir::{StopReason, Usage};
+use crate::providers::json::{Count, count};
 use crate::providers::Protocol;
 
 pub use request::{decode_request, encode_request};
@@ -22,3 +26,116 @@ pub use response::{decode_response, encode_response};
 pub use stream::{Decoder, Encoder};
 
 const PROTOCOL: Protocol = Protocol::Anthropic;
+
+/// `usage` as Anthropic sends it (every figure optional: a `message_delta` may carry only
+/// `output_tokens`, a proxy may send `null`s).
+#[derive(Debug, Default, Deserialize)]
+struct WireUsage {
+    input_tokens: Option<Count>,
+    output_tokens: Option<Count>,
+    cache_creation_input_tokens: Option<Count>,
+    cache_read_input_tokens: Option<Count>,
+    output_tokens_details: Option<WireOutputDetails>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct WireOutputDetails {
+    thinking_tokens: Option<Count>,
+}
+
+impl WireUsage {
+    fn to_usage(&self) -> Usage {
+        Usage {
+            input: count(self.input_tokens),
+            output: count(self.output_tokens),
+            cache_write: count(self.cache_creation_input_tokens),
+            cache_read: count(self.cache_read_input_tokens),
+            reasoning: self.thinking_tokens(),
+        }
+    }
+
+    fn thinking_tokens(&self) -> u64 {
+        count(
+            self.output_tokens_details
+                .as_ref()
+                .and_then(|d| d.thinking_tokens),
+        )
+    }
+}
+
+/// `usage` as relaybox sends it: all four figures, in the order the API sends them, plus the
+/// thinking share of `output_tokens` when there is one.
+#[derive(Debug, Serialize)]
+struct OutUsage {
+    input_tokens: u64,
+    cache_creation_input_tokens: u64,
+    cache_read_input_tokens: u64,
+    output_tokens: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_tokens_details: Option<OutOutputDetails>,
+}
+
+#[derive(Debug, Serialize)]
+struct OutOutputDetails {
+    thinking_tokens: u64,
+}
+
+impl From<&Usage> for OutUsage {
+    fn from(usage: &Usage) -> Self {
+        Self {
+            input_tokens: usage.input,
+            cache_creation_input_tokens: usage.cache_write,
+            cache_read_input_tokens: usage.cache_read,
+            output_tokens: usage.output,
+            output_tokens_details: (usage.reasoning > 0).then_some(OutOutputDetails {
+                thinking_tokens: usage.reasoning,
+            }),
+        }
+    }
+}
+
+/// `stop_reason` (+ `stop_sequence`) → the IR. `pause_turn` (a server tool's long turn, which
+/// a converted request never has) and unknown reasons read as `end_turn`;
+/// `model_context_window_exceeded` is a `max_tokens` stop.
+fn stop_from_wire(reason: Option<&str>, sequence: Option<String>) -> StopReason {
+    match reason {
+        Some("max_tokens" | "model_context_window_exceeded") => StopReason::MaxTokens,
+        Some("stop_sequence") => StopReason::StopSequence(sequence),
+        Some("tool_use") => StopReason::ToolUse,
+        Some("refusal") => StopReason::ContentFilter,
+        _ => StopReason::EndTurn,
+    }
+}
+
+/// The IR's stop → `stop_reason` and `stop_sequence`.
+fn stop_to_wire(stop: &StopReason) -> (&'static str, Option<&str>) {
+    match stop {
+        StopReason::EndTurn => ("end_turn", None),
+        StopReason::MaxTokens => ("max_tokens", None),
+        StopReason::StopSequence(sequence) => ("stop_sequence", sequence.as_deref()),
+        StopReason::ToolUse => ("tool_use", None),
+        StopReason::ContentFilter => ("refusal", None),
+    }
+}
+
+/// A message id in Anthropic's shape (`msg_…`): the upstream's id is kept (prefixed when it
+/// has another shape, so it can still be traced); a missing one is made up.
+fn message_id(id: &str) -> String {
+    if id.starts_with("msg_") {
+        id.to_owned()
+    } else if id.is_empty() {
+        format!("msg_{}", uuid::Uuid::now_v7().simple())
+    } else {
+        format!("msg_{id}")
+    }
+}
+
+/// A `tool_use` id: the upstream's, or a made-up `toolu_…` when it gave none (Anthropic
+/// requires one).
+fn tool_use_id(id: &str) -> std::borrow::Cow<'_, str> {
+    if id.is_empty() {
+        format!("toolu_{}", uuid::Uuid::now_v7().simple()).into()
+    } else {
+        id.into()
+    }
+}

@@ -1,7 +1,7 @@
 //! The Anthropic codec against the golden fixtures of `tests/golden/anthropic/` (written from
 //! Anthropic's published examples; see the README there).
 
-
+mod answers;
 mod requests;
 
 
