@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ir::{StopReason, Usage};
 use crate::providers::json::{Count, count};
-use crate::providers::Protocol;
+use crate::providers::{ErrorKind, Protocol};
 
 pub use request::{decode_request, encode_request};
 pub use response::{decode_response, encode_response};
@@ -60,6 +60,31 @@ impl WireUsage {
                 .as_ref()
                 .and_then(|d| d.thinking_tokens),
         )
+    }
+
+    /// A `message_delta`'s cumulative figures over what is known: `output_tokens` replaces;
+    /// the input-side figures replace when present, but a 0 from a proxy that fills absent
+    /// fields with 0 does not erase a real figure.
+    fn merge_into(&self, usage: &mut Usage) {
+        if let Some(Count(output)) = self.output_tokens {
+            usage.output = output;
+        }
+        let merge = |field: Option<Count>, current: &mut u64| {
+            if let Some(Count(n)) = field
+                && (n > 0 || *current == 0)
+            {
+                *current = n;
+            }
+        };
+        merge(self.input_tokens, &mut usage.input);
+        merge(self.cache_creation_input_tokens, &mut usage.cache_write);
+        merge(self.cache_read_input_tokens, &mut usage.cache_read);
+        merge(
+            self.output_tokens_details
+                .as_ref()
+                .and_then(|d| d.thinking_tokens),
+            &mut usage.reasoning,
+        );
     }
 }
 
@@ -115,6 +140,23 @@ fn stop_to_wire(stop: &StopReason) -> (&'static str, Option<&str>) {
         StopReason::StopSequence(sequence) => ("stop_sequence", sequence.as_deref()),
         StopReason::ToolUse => ("tool_use", None),
         StopReason::ContentFilter => ("refusal", None),
+    }
+}
+
+/// An Anthropic `error.type` → relaybox's kind (the inverse of
+/// [`ErrorKind::anthropic_type`]; `billing_error` is a permission problem, unknown types an
+/// upstream failure).
+fn error_kind(error_type: &str) -> ErrorKind {
+    match error_type {
+        "invalid_request_error" => ErrorKind::InvalidRequest,
+        "authentication_error" => ErrorKind::Authentication,
+        "permission_error" | "billing_error" => ErrorKind::PermissionDenied,
+        "not_found_error" => ErrorKind::NotFound,
+        "request_too_large" => ErrorKind::RequestTooLarge,
+        "rate_limit_error" => ErrorKind::RateLimited,
+        "overloaded_error" => ErrorKind::Overloaded,
+        "timeout_error" => ErrorKind::Timeout,
+        _ => ErrorKind::Upstream,
     }
 }
 

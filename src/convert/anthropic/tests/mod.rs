@@ -3,7 +3,7 @@
 
 mod answers;
 mod requests;
-
+mod streams;
 
 use serde_json::Value;
 
