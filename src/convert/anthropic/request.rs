@@ -68,12 +68,15 @@ pub fn decode_request(body: &[u8]) -> Result<Request, ConvertError> {
     refuse_stateful(&body)?;
 
     let (tool_choice, parallel_tool_calls) = decode_tool_choice(&body)?;
+    let mut system = decode_system(body.get("system"))?;
+    let (in_turns, messages) = decode_messages(body.get("messages"))?;
+    system.extend(in_turns);
     Ok(Request {
         model: string_field(&body, "model", "")?
             .ok_or_else(|| invalid("model: missing"))?
             .to_owned(),
-        system: decode_system(body.get("system"))?,
-        messages: decode_messages(body.get("messages"))?,
+        system,
+        messages,
         max_tokens: u64_field(&body, "max_tokens", "")?,
         temperature: f64_field(&body, "temperature", "")?,
         top_p: f64_field(&body, "top_p", "")?,
@@ -131,15 +134,27 @@ fn decode_system(value: Option<&Value>) -> Result<Vec<String>, ConvertError> {
     }
 }
 
-fn decode_messages(value: Option<&Value>) -> Result<Vec<Message>, ConvertError> {
+/// The turns, and the text of any `system`-role message among them (Claude Code sends one
+/// there; it joins the system prompt).
+fn decode_messages(value: Option<&Value>) -> Result<(Vec<String>, Vec<Message>), ConvertError> {
     let Some(Value::Array(messages)) = value else {
         return Err(invalid("messages: must be an array of messages"));
     };
-    messages
-        .iter()
-        .enumerate()
-        .map(|(i, message)| decode_message(message, &format!("messages[{i}]")))
-        .collect()
+    let mut system = Vec::new();
+    let mut turns = Vec::with_capacity(messages.len());
+    for (i, message) in messages.iter().enumerate() {
+        let path = format!("messages[{i}]");
+        if message.get("role").and_then(Value::as_str) == Some("system") {
+            system.extend(decode_system(message.get("content")).map_err(|_| {
+                invalid(format!(
+                    "{path}.content: a system message holds a string or text blocks"
+                ))
+            })?);
+            continue;
+        }
+        turns.push(decode_message(message, &path)?);
+    }
+    Ok((system, turns))
 }
 
 fn decode_message(message: &Value, path: &str) -> Result<Message, ConvertError> {
@@ -149,7 +164,7 @@ fn decode_message(message: &Value, path: &str) -> Result<Message, ConvertError> 
         Some("assistant") => Role::Assistant,
         _ => {
             return Err(invalid(format!(
-                "{path}.role: must be \"user\" or \"assistant\""
+                "{path}.role: must be \"user\", \"assistant\" or \"system\""
             )));
         }
     };

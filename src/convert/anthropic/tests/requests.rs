@@ -709,7 +709,7 @@ fn malformed_requests_name_the_field() {
         (br#"{"model":"m","max_tokens":1}"#, "messages"),
         (br#"{"max_tokens":1,"messages":[]}"#, "model: missing"),
         (
-            br#"{"model":"m","messages":[{"role":"system","content":"x"}]}"#,
+            br#"{"model":"m","messages":[{"role":"tool","content":"x"}]}"#,
             "messages[0].role",
         ),
         (
@@ -740,4 +740,21 @@ fn malformed_requests_name_the_field() {
             "{message:?} should name {expected:?}"
         );
     }
+}
+
+#[test]
+fn a_system_message_among_the_turns_joins_the_system_prompt() {
+    // Claude Code sends its instructions both in `system` and as a `system`-role message.
+    let body = json!({
+        "model": "claude-sonnet-4-5", "max_tokens": 100,
+        "system": [{"type": "text", "text": "You are Claude Code."}],
+        "messages": [
+            {"role": "system", "content": [{"type": "text", "text": "Mind the repository."}]},
+            {"role": "user", "content": "hi"}
+        ]
+    });
+    let request = decode_request(body.to_string().as_bytes()).unwrap();
+    assert_eq!(request.system, ["You are Claude Code.", "Mind the repository."]);
+    assert_eq!(request.messages.len(), 1);
+    assert_eq!(request.messages[0].role, Role::User);
 }
