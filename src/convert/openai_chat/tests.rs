@@ -4,10 +4,15 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::convert::ir::{
-    Document, Effort, Media, Message, Part, Reasoning, ResponseFormat, Role, Thinking, Tool,
-    ToolCall, ToolChoice, ToolResult,
+    Document, Effort, Media, Message, Part, Reasoning, ResponseFormat, Role, StopReason, Thinking,
+    Tool, ToolCall, ToolChoice, ToolResult, Usage,
 };
 
+const ANSWER_TEXT: &str = include_str!("../../../tests/golden/openai_chat/answer_text.json");
+const ANSWER_TOOL_USE: &str =
+    include_str!("../../../tests/golden/openai_chat/answer_tool_use.json");
+const ANSWER_THINKING: &str =
+    include_str!("../../../tests/golden/openai_chat/answer_thinking.json");
 const REQUEST_FULL: &str = include_str!("../../../tests/golden/openai_chat/request_full.json");
 
 // ---------------------------------------------------------------------------------------------
@@ -502,4 +507,225 @@ fn request_variants_decode() {
         json!({"role": "assistant", "content": "Hello!"})
     );
     assert!(body.get("reasoning_effort").is_none());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Whole answers
+
+#[test]
+fn answer_text_decodes() {
+    let response = decode_response(ANSWER_TEXT.as_bytes()).unwrap();
+    assert_eq!(response.id, "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT");
+    assert_eq!(response.model, "gpt-4.1-2025-04-14");
+    assert_eq!(
+        response.parts,
+        [Part::Text("Hello! How can I assist you today?".into())]
+    );
+    assert_eq!(response.stop, StopReason::EndTurn);
+    assert_eq!(
+        response.usage,
+        Usage {
+            input: 147,
+            output: 10,
+            cache_write: 0,
+            cache_read: 1920,
+            reasoning: 0,
+        }
+    );
+}
+
+#[test]
+fn answer_tool_use_decodes() {
+    let response = decode_response(ANSWER_TOOL_USE.as_bytes()).unwrap();
+    assert_eq!(
+        response.parts,
+        [
+            Part::ToolCall(ToolCall {
+                id: "call_DdmO9pD3xa9XTPNJ32zg2hcA".into(),
+                name: "get_weather".into(),
+                arguments: r#"{"location":"Paris, France"}"#.into(),
+            }),
+            Part::ToolCall(ToolCall {
+                id: "call_ABCDEFGHIJKLMNOPQRSTUVWX".into(),
+                name: "get_weather".into(),
+                arguments: r#"{"location":"Bogotá, Colombia"}"#.into(),
+            }),
+        ]
+    );
+    assert_eq!(response.stop, StopReason::ToolUse);
+    assert_eq!(
+        response.usage,
+        Usage {
+            input: 82,
+            output: 46,
+            ..Usage::default()
+        }
+    );
+}
+
+#[test]
+fn answer_thinking_decodes() {
+    let response = decode_response(ANSWER_THINKING.as_bytes()).unwrap();
+    assert_eq!(response.id, "930c60df-bf64-41c9-a88e-3ec75f81e00e");
+    assert_eq!(response.model, "deepseek-reasoner");
+    assert_eq!(
+        response.parts,
+        [
+            Part::Thinking(Thinking {
+                text: "Okay, the user asks for 9.11 vs 9.8. 9.8 is 9.80, which is larger.".into(),
+                signature: None,
+                redacted: false,
+            }),
+            Part::Text("9.8 is greater than 9.11.".into()),
+        ]
+    );
+    assert_eq!(response.stop, StopReason::EndTurn);
+    assert_eq!(
+        response.usage,
+        Usage {
+            input: 18,
+            output: 251,
+            cache_write: 0,
+            cache_read: 64,
+            reasoning: 233,
+        }
+    );
+}
+
+#[test]
+fn answers_encode_and_round_trip() {
+    for fixture in [ANSWER_TEXT, ANSWER_TOOL_USE, ANSWER_THINKING] {
+        let response = decode_response(fixture.as_bytes()).unwrap();
+        let encoded = encode_response(&response);
+        let body = json_of(&encoded);
+        let original = json_of(fixture.as_bytes());
+        assert_eq!(body["object"], "chat.completion");
+        assert!(body["id"].as_str().unwrap().starts_with("chatcmpl-"));
+        assert!(body["created"].as_u64().unwrap() > 1_700_000_000);
+        assert_eq!(body["model"], original["model"]);
+        let choice = &body["choices"][0];
+        assert_eq!(choice["index"], 0);
+        assert_eq!(choice["logprobs"], Value::Null);
+        assert_eq!(
+            choice["finish_reason"],
+            original["choices"][0]["finish_reason"]
+        );
+        assert_eq!(choice["message"]["role"], "assistant");
+        assert_eq!(
+            choice["message"]["content"],
+            original["choices"][0]["message"]["content"]
+        );
+        assert_eq!(
+            choice["message"]["tool_calls"],
+            original["choices"][0]["message"]["tool_calls"]
+        );
+        for key in ["prompt_tokens", "completion_tokens", "total_tokens"] {
+            assert_eq!(body["usage"][key], original["usage"][key], "{key}");
+        }
+        assert_eq!(
+            body["usage"]["prompt_tokens_details"]["cached_tokens"],
+            original["usage"]["prompt_tokens_details"]["cached_tokens"]
+        );
+        assert_eq!(
+            body["usage"]["completion_tokens_details"]["reasoning_tokens"],
+            original["usage"]["completion_tokens_details"]["reasoning_tokens"]
+        );
+
+        let again = decode_response(&encoded).unwrap();
+        assert_eq!(again.parts, response.parts);
+        assert_eq!(again.stop, response.stop);
+        assert_eq!(again.usage, response.usage);
+        assert_eq!(again.model, response.model);
+    }
+    let thinking = json_of(&encode_response(
+        &decode_response(ANSWER_THINKING.as_bytes()).unwrap(),
+    ));
+    assert_eq!(
+        thinking["choices"][0]["message"]["reasoning_content"],
+        "Okay, the user asks for 9.11 vs 9.8. 9.8 is 9.80, which is larger."
+    );
+    assert_eq!(
+        thinking["id"],
+        "chatcmpl-930c60df-bf64-41c9-a88e-3ec75f81e00e"
+    );
+}
+
+#[test]
+fn answer_from_another_protocol_encodes() {
+    let response = Response {
+        id: "msg_013Zva2CMHLNnXjNJJKqJ2EF".into(),
+        model: "claude-sonnet-4-5".into(),
+        parts: vec![
+            Part::Thinking(Thinking {
+                text: String::new(),
+                signature: Some("EqQBCgIYAhIM".into()),
+                redacted: true,
+            }),
+            Part::Text("Let me check.".into()),
+            Part::ToolCall(ToolCall {
+                id: "toolu_01".into(),
+                name: "get_weather".into(),
+                arguments: r#"{"location":"Paris"}"#.into(),
+            }),
+        ],
+        stop: StopReason::ToolUse,
+        usage: Usage {
+            input: 10,
+            output: 20,
+            cache_write: 100,
+            cache_read: 1000,
+            reasoning: 0,
+        },
+    };
+    let body = json_of(&encode_response(&response));
+    assert_eq!(body["id"], "chatcmpl-msg_013Zva2CMHLNnXjNJJKqJ2EF");
+    let message = &body["choices"][0]["message"];
+    assert_eq!(message["content"], "Let me check.");
+    assert!(message.get("reasoning_content").is_none());
+    assert_eq!(message["tool_calls"][0]["id"], "toolu_01");
+    assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(body["usage"]["prompt_tokens"], 1110);
+    assert_eq!(body["usage"]["total_tokens"], 1130);
+    assert_eq!(
+        body["usage"]["prompt_tokens_details"]["cached_tokens"],
+        1000
+    );
+}
+
+#[test]
+fn answer_errors_and_odd_shapes() {
+    let error =
+        br#"{"error":{"message":"bad","type":"invalid_request_error","param":null,"code":null}}"#;
+    assert_eq!(
+        invalid_message(decode_response(error)),
+        "the upstream answered with an error: bad"
+    );
+    assert_eq!(
+        invalid_message(decode_response(br#"{"id":"x","choices":[]}"#)),
+        "the upstream's answer has no choices"
+    );
+    assert!(
+        invalid_message(decode_response(b"<html>"))
+            .starts_with("the upstream's answer is not a chat completion")
+    );
+    // A compatible server that says "stop" with tool calls, and a refusal.
+    let odd = br#"{"id":"x","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"","tool_calls":[{"type":"function","function":{"name":"f","arguments":""}}]},"finish_reason":"stop"}]}"#;
+    let response = decode_response(odd).unwrap();
+    assert_eq!(response.stop, StopReason::ToolUse);
+    assert_eq!(
+        response.parts,
+        [Part::ToolCall(ToolCall {
+            id: "call_0".into(),
+            name: "f".into(),
+            arguments: "{}".into(),
+        })]
+    );
+    let refusal = br#"{"id":"x","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":null,"refusal":"I can't help with that."},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":6}}"#;
+    let response = decode_response(refusal).unwrap();
+    assert_eq!(response.stop, StopReason::ContentFilter);
+    assert_eq!(
+        response.parts,
+        [Part::Text("I can't help with that.".into())]
+    );
+    assert_eq!(response.usage.input, 5);
 }
