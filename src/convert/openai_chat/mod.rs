@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 
 use super::ConvertError;
 use super::ir::{Request, Response, StopReason, Usage};
-use crate::providers::Protocol;
 use crate::providers::json::Count;
+use crate::providers::{ErrorKind, Protocol};
 
 pub use stream::{Decoder, Encoder};
 
@@ -183,6 +183,38 @@ fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// The kind of an OpenAI-shaped error object (`type`, else `code`; a numeric `code` is read
+/// as an HTTP status, as some compatible servers send it).
+fn error_kind(error: &serde_json::Value) -> ErrorKind {
+    let by_name = |name: &str| match name {
+        "invalid_request_error" | "invalid_request" | "context_length_exceeded" => {
+            Some(ErrorKind::InvalidRequest)
+        }
+        "authentication_error" | "invalid_api_key" | "authentication_failed" => {
+            Some(ErrorKind::Authentication)
+        }
+        "permission_error" | "permission_denied" => Some(ErrorKind::PermissionDenied),
+        "not_found_error" | "not_found" | "model_not_found" => Some(ErrorKind::NotFound),
+        "rate_limit_error" | "rate_limit_exceeded" | "insufficient_quota" | "tokens" => {
+            Some(ErrorKind::RateLimited)
+        }
+        "server_error" | "internal_error" => Some(ErrorKind::Internal),
+        "overloaded_error" | "overloaded" | "service_unavailable" => Some(ErrorKind::Overloaded),
+        "timeout_error" | "timeout" => Some(ErrorKind::Timeout),
+        "upstream_error" | "api_error" => Some(ErrorKind::Upstream),
+        _ => None,
+    };
+    let text = |key: &str| error.get(key).and_then(serde_json::Value::as_str);
+    text("type")
+        .and_then(by_name)
+        .or_else(|| text("code").and_then(by_name))
+        .or_else(|| {
+            let status = error.get("code").and_then(serde_json::Value::as_u64)?;
+            u16::try_from(status).ok().map(ErrorKind::from_status)
+        })
+        .unwrap_or(ErrorKind::Upstream)
 }
 
 /// The message of an OpenAI-shaped error object (`{"error": "text"}` too).
