@@ -754,7 +754,10 @@ fn a_system_message_among_the_turns_joins_the_system_prompt() {
         ]
     });
     let request = decode_request(body.to_string().as_bytes()).unwrap();
-    assert_eq!(request.system, ["You are Claude Code.", "Mind the repository."]);
+    assert_eq!(
+        request.system,
+        ["You are Claude Code.", "Mind the repository."]
+    );
     assert_eq!(request.messages.len(), 1);
     assert_eq!(request.messages[0].role, Role::User);
 }
