@@ -109,11 +109,20 @@ pub(super) fn model_part(
         return Ok(());
     }
     if let Some(sig) = sig {
-        out.push(Part::Thinking(ir::Thinking {
-            text: String::new(),
-            signature: Some(sig.to_owned()),
-            redacted: false,
-        }));
+        match out.last_mut() {
+            // A text part signed right after an unsigned run of thoughts: the run's signature
+            // (a function call's keeps a part of its own, to go back onto the call).
+            Some(Part::Thinking(run))
+                if part.function_call.is_none() && run.signature.is_none() && !run.redacted =>
+            {
+                run.signature = Some(sig.to_owned());
+            }
+            _ => out.push(Part::Thinking(ir::Thinking {
+                text: String::new(),
+                signature: Some(sig.to_owned()),
+                redacted: false,
+            })),
+        }
     }
     if let Some(text) = &part.text {
         if !text.is_empty() {

@@ -167,7 +167,19 @@ impl Decoder {
             }
             return;
         }
-        if let Some(sig) = sig {
+        // A text part signed right after an unsigned run of thoughts: the signature closes that
+        // run (so clients that keep one signature per thinking block get it). A function
+        // call's signature keeps a block of its own, to go back onto the call.
+        if let Some(sig) = sig
+            && part.function_call.is_none()
+            && let Some((index, Open::Thinking { signed: false })) = self.open
+        {
+            out.push(Event::Delta {
+                index,
+                delta: Delta::Signature(sig.to_owned()),
+            });
+            self.close(out);
+        } else if let Some(sig) = sig {
             let index = self.open_block(Block::Thinking, Open::Thinking { signed: true }, out);
             out.push(Event::Delta {
                 index,

@@ -839,11 +839,11 @@ fn answer_thinking_decodes() {
     assert_eq!(
         response.parts,
         [
+            // The text part's signature closes the thought run before it.
             thinking(
                 "**Adding the numbers**\n\nI'm adding 17 and 25: 17 + 25 = 42. Checking: 42 - 25 = 17.",
-                None
+                Some(SIG_TEXT)
             ),
-            thinking("", Some(SIG_TEXT)),
             text("17 + 25 = **42**"),
         ]
     );
@@ -896,7 +896,18 @@ fn answers_round_trip() {
                 "{key}"
             );
         }
-        assert_eq!(ours["candidates"][0], original["candidates"][0]);
+        if fixture == ANSWER_THINKING {
+            // The text part's signature closes the thought run before it, so it goes back on
+            // the thought part: the same parts, the signature one part earlier.
+            let parts = &ours["candidates"][0]["content"]["parts"];
+            let sent = &original["candidates"][0]["content"]["parts"];
+            assert_eq!(parts[0]["thoughtSignature"], sent[1]["thoughtSignature"]);
+            assert_eq!(parts[0]["text"], sent[0]["text"]);
+            assert_eq!(parts[1]["text"], sent[1]["text"]);
+            assert_eq!(parts.as_array().map(Vec::len), Some(2));
+        } else {
+            assert_eq!(ours["candidates"][0], original["candidates"][0]);
+        }
         assert_eq!(ours["modelVersion"], original["modelVersion"]);
         assert_eq!(ours["responseId"], original["responseId"]);
     }
