@@ -9,7 +9,7 @@
 #    ${RELAYBOX_AGENTS_CACHE:-~/.cache/relaybox-agents}, once. A package that cannot be
 #    installed is reported with a "SKIPPED: …" line and its runs are left out; when neither
 #    installs the script exits 0 without running anything.
-# 2. Builds the release binaries relaybox and mock-upstream.
+# 2. Builds relaybox and mock-upstream (debug; RELAYBOX_AGENTS_PROFILE=release for release).
 # 3. Re-runs itself inside a user + network namespace (`unshare -rn`) whose only interface is
 #    loopback: the agents can reach nothing but the relay, the relay nothing but the mock.
 #    There it starts tools/mock-upstream and relaybox, and for each run adds a channel (in the
@@ -110,12 +110,16 @@ outside() {
 
   unshare -rn true 2>/dev/null ||
     die "cannot create a user + network namespace (unshare -rn): are unprivileged user namespaces disabled (sysctl kernel.unprivileged_userns_clone, kernel.apparmor_restrict_unprivileged_userns)?"
-  echo "building relaybox and mock-upstream (release)" >&2
-  (cd "$ROOT" && cargo build --release -q -p relaybox -p relaybox-mock-upstream \
+  # Debug builds by default: the test suite has built them already (RELAYBOX_AGENTS_PROFILE=release
+  # for release builds).
+  local profile="${RELAYBOX_AGENTS_PROFILE:-debug}" flag=()
+  [[ $profile == release ]] && flag=(--release)
+  echo "building relaybox and mock-upstream ($profile)" >&2
+  (cd "$ROOT" && cargo build "${flag[@]}" -q -p relaybox -p relaybox-mock-upstream \
     --bin relaybox --bin mock-upstream)
   TARGET_DIR="$(cargo_target_dir "$ROOT")"
 
-  AGENTS_CLAUDE="$claude_bin" AGENTS_CODEX="$codex_bin" AGENTS_TARGET_DIR="$TARGET_DIR" \
+  AGENTS_CLAUDE="$claude_bin" AGENTS_CODEX="$codex_bin" AGENTS_TARGET_DIR="$TARGET_DIR/$profile" \
     exec unshare -rn bash "$ROOT/tests/agents.sh" --in-namespace "${kept[@]}"
 }
 
@@ -144,7 +148,7 @@ admin() {
 }
 
 start_servers() {
-  "$AGENTS_TARGET_DIR/release/mock-upstream" --listen 127.0.0.1:0 >"$WORK/mock.log" 2>&1 &
+  "$AGENTS_TARGET_DIR/mock-upstream" --listen 127.0.0.1:0 >"$WORK/mock.log" 2>&1 &
   PIDS+=($!)
   MOCK_URL="$(wait_url "$WORK/mock.log" $!)" || { cat "$WORK/mock.log" >&2; die "mock-upstream did not start"; }
 
@@ -154,7 +158,7 @@ start_servers() {
   RELAYBOX_ADMIN="agents-admin-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
   RELAYBOX_DATA_DIR="$WORK/data" RELAYBOX_LISTEN="127.0.0.1:$port" \
     RELAYBOX_ADMIN_KEY="$RELAYBOX_ADMIN" RELAYBOX_LOG_LEVEL=warn \
-    "$AGENTS_TARGET_DIR/release/relaybox" serve >"$WORK/relaybox.log" 2>&1 &
+    "$AGENTS_TARGET_DIR/relaybox" serve >"$WORK/relaybox.log" 2>&1 &
   local pid=$!
   PIDS+=("$pid")
   until curl -sf -o /dev/null "$RELAYBOX_URL/health"; do
