@@ -152,7 +152,7 @@ add_lane() {
     -H 'content-type: application/json')
   channel="$("${call[@]}" --data "{\"pool\":\"$pool\",\"name\":\"$pool-$service_type-$RANDOM\",\"serviceType\":\"$service_type\",\"baseUrl\":\"$base\",\"apiKeys\":[\"sk-bench-upstream-key-000000\"]}" \
     "$RELAYBOX_URL/admin/api/channels")" || return 1
-  allow="$(python3 -c 'import json, sys; print(json.dumps({"name": "lane", "allow": {"channels" + sys.argv[2].capitalize(): [json.loads(sys.argv[1])["id"]]}}))' "$channel" "$pool")"
+  allow="$(python3 -c 'import json, sys; print(json.dumps({"name": "lane-" + json.loads(sys.argv[1])["id"], "allow": {"channels" + sys.argv[2].capitalize(): [json.loads(sys.argv[1])["id"]]}}))' "$channel" "$pool")"
   answer="$("${call[@]}" --data "$allow" "$RELAYBOX_URL/admin/api/keys")" || return 1
   python3 -c 'import json, sys; print(json.loads(sys.argv[1])["plaintext"])' "$answer"
 }

@@ -46,15 +46,9 @@ pub(super) fn upstream_request(
     model: &str,
     stream: bool,
 ) -> Result<Option<UpstreamRequest>, RelayError> {
-    if decoded.0.is_none() {
-        decoded.0 = Some(decode_client(incoming).map_err(|e| refused(e, upstream))?);
-    }
-    let Some(request) = decoded.0.as_mut() else {
-        return Err(RelayError::new(
-            ErrorKind::Internal,
-            "internal_error",
-            "the request could not be prepared",
-        ));
+    let request = match &mut decoded.0 {
+        Some(request) => request,
+        empty @ None => empty.insert(decode_client(incoming).map_err(|e| refused(e, upstream))?),
     };
     model.clone_into(&mut request.model);
     request.stream = stream;
