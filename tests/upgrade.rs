@@ -49,8 +49,8 @@ fn older_log_schema_is_upgraded_in_place() {
     };
     assert_eq!(
         indexes,
-        ["request_log_time"],
-        "version 3 dropped the (client_id, initial_time) index"
+        ["request_log_time_id"],
+        "version 3 dropped the (client_id, initial_time) index; version 6 widened the time index"
     );
     let page_size = |conn: &rusqlite::Connection| -> i64 {
         conn.query_row("PRAGMA page_size", [], |r| r.get(0))

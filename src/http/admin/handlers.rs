@@ -17,6 +17,7 @@ use crate::domain::{ModelAliases, ModelPrice, Pool, Settings};
 use crate::http::admin::body::AdminJson;
 use crate::http::error::AdminError;
 use crate::store::blocking;
+use crate::store::sqlite::{LogCursor, LogSearch, StatusFilter};
 
 type Reply<T> = Result<T, AdminError>;
 
@@ -366,22 +367,148 @@ pub async fn reload_now(State(app): State<Arc<App>>) -> (StatusCode, Json<Value>
     )
 }
 
-#[derive(Debug, Deserialize)]
-pub struct LogQuery {
-    limit: Option<u32>,
-    key: Option<String>,
+/// The page size of a log search without `limit`, and the most one page holds (a larger
+/// `limit` is served as this many rows).
+const LOG_PAGE_DEFAULT: u32 = 50;
+const LOG_PAGE_MAX: u32 = 500;
+
+fn bad_field(field: &str, rule: impl Into<String>) -> AdminError {
+    AdminError::Service(ServiceError::Field(
+        crate::domain::bounds::InvalidField::new(field, rule),
+    ))
 }
 
+/// An RFC 3339 time in the stored form (UTC, milliseconds), so it compares as text.
+fn parse_log_time(field: &str, text: &str) -> Reply<String> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map(crate::domain::format_time)
+        .map_err(|_| bad_field(field, "must be an RFC 3339 time, e.g. 2026-11-21T10:00:00Z"))
+}
+
+fn parse_status(text: &str) -> Reply<StatusFilter> {
+    let rule = "must be a status class (2xx, 4xx, 5xx, …) or a status code (100-599)";
+    let lower = text.to_ascii_lowercase();
+    if let Some(class) = lower.strip_suffix("xx") {
+        return match class.parse::<u16>() {
+            Ok(class @ 1..=5) => Ok(StatusFilter::Class(class)),
+            _ => Err(bad_field("status", rule)),
+        };
+    }
+    match text.parse::<u16>() {
+        Ok(code @ 100..=599) => Ok(StatusFilter::Exact(code)),
+        _ => Err(bad_field("status", rule)),
+    }
+}
+
+/// A key or channel given by id or name → its id. A value that names nothing in the
+/// configuration is taken as an id as it is (rows of deleted keys and channels keep theirs).
+fn resolve_id<T>(
+    field: &str,
+    value: String,
+    resolve: impl FnOnce(&str) -> Result<T, ServiceError>,
+    id: impl FnOnce(T) -> String,
+) -> Reply<String> {
+    match resolve(&value) {
+        Ok(found) => Ok(id(found)),
+        Err(ServiceError::NotFound { .. }) => Ok(value),
+        Err(err) => Err(bad_field(field, err.to_string())),
+    }
+}
+
+/// `GET /admin/api/logs`: the log search (every filter must hold), newest first, one page at a
+/// time: `{"logs": [...], "next_cursor": "…" | null}`; pass `cursor` for the next page.
+/// Unknown and repeated parameters are refused, naming them.
 pub async fn recent_logs(
     State(app): State<Arc<App>>,
-    Query(query): Query<LogQuery>,
+    Query(pairs): Query<Vec<(String, String)>>,
 ) -> Reply<Json<Value>> {
-    let limit = query.limit.unwrap_or(100).min(1000);
-    let logs = app.data.stores.logs.clone();
-    let rows = blocking(move || logs.recent_logs(limit, query.key.as_deref()))
+    let mut search = LogSearch {
+        limit: LOG_PAGE_DEFAULT,
+        ..LogSearch::default()
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for (name, value) in pairs {
+        if !seen.insert(name.clone()) {
+            return Err(bad_field(&name, "is given more than once"));
+        }
+        let text = Some(value.clone());
+        match name.as_str() {
+            "from" => search.from = Some(parse_log_time("from", &value)?),
+            "to" => search.to = Some(parse_log_time("to", &value)?),
+            "key" => {
+                search.client_id = Some(resolve_id(
+                    "key",
+                    value,
+                    |v| services::resolve_key(&app.config, v),
+                    |k| k.id,
+                )?);
+            }
+            "channel" => {
+                search.channel_id = Some(resolve_id(
+                    "channel",
+                    value,
+                    |v| services::resolve_channel(&app.config, v),
+                    |c| c.id,
+                )?);
+            }
+            "model" => search.model = text,
+            "endpoint" => search.endpoint = text,
+            "outcome" => search.outcome = text,
+            "session" => search.session_id = text,
+            "error" => search.error = text,
+            "status" => search.status = Some(parse_status(&value)?),
+            "stream" => {
+                search.stream = Some(match value.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(bad_field("stream", "must be true or false")),
+                });
+            }
+            "limit" => {
+                search.limit = match value.parse::<u32>() {
+                    Ok(n) if n >= 1 => n.min(LOG_PAGE_MAX),
+                    _ => {
+                        return Err(bad_field(
+                            "limit",
+                            "must be a whole number from 1 (at most 500 rows are returned)",
+                        ));
+                    }
+                };
+            }
+            "cursor" => {
+                search.after = Some(LogCursor::decode(&value).ok_or_else(|| {
+                    bad_field("cursor", "is not a cursor this API returned (next_cursor)")
+                })?);
+            }
+            _ => {
+                return Err(bad_field(
+                    &name,
+                    "is not a known filter (from, to, key, model, channel, endpoint, status, outcome, stream, session, error, limit, cursor)",
+                ));
+            }
+        }
+    }
+    let logs = app.data.stores.logs.reader();
+    let page = blocking(move || logs.search_logs(&search))
         .await
         .map_err(ServiceError::from)?;
-    Ok(Json(json!({ "logs": rows })))
+    Ok(Json(json!({
+        "logs": page.logs,
+        "next_cursor": page.next.map(|c| c.encode()),
+    })))
+}
+
+/// `GET /admin/api/logs/{id}`: one whole row, `failover_info` included.
+pub async fn get_log(State(app): State<Arc<App>>, Path(id): Path<String>) -> Reply<Json<Value>> {
+    let logs = app.data.stores.logs.reader();
+    let wanted = id.clone();
+    let row = blocking(move || logs.log_by_id(&wanted))
+        .await
+        .map_err(ServiceError::from)?;
+    match row {
+        Some(row) => Ok(Json(json!(row))),
+        None => Err(ServiceError::NotFound { kind: "log", id }.into()),
+    }
 }
 
 // ---- usage and limits -----------------------------------------------------------------------

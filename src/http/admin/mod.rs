@@ -61,6 +61,7 @@ pub fn routes(app: Arc<App>) -> Router<Arc<App>> {
         .route("/settings", get(h::get_settings).put(h::put_settings))
         .route("/reload", get(h::reload_status).post(h::reload_now))
         .route("/logs", get(h::recent_logs))
+        .route("/logs/{id}", get(h::get_log))
         .route("/cluster", get(h::cluster))
         .layer(middleware::from_fn_with_state(
             (app, Arc::new(AuthThrottle::default())),

@@ -24,6 +24,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0005_ship_cursor",
         include_str!("migrations/0005_ship_cursor.sql"),
     ),
+    (
+        "0006_log_search",
+        include_str!("migrations/0006_log_search.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

@@ -14,6 +14,7 @@
 pub mod migrate;
 pub mod outbox;
 mod reader;
+mod search;
 mod seed;
 mod sink;
 pub mod writer;
@@ -28,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 pub use reader::LogReader;
+pub use search::{LogCursor, LogPage, LogSearch, StatusFilter};
 pub use sink::LogSink;
 
 use super::StoreError;
