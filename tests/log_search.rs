@@ -26,9 +26,9 @@ struct Seed {
 fn seed_row(i: usize, laptop: &str, alpha: &str) -> RequestLog {
     // Rows 10 and 11 share a start time: the cursor must order them by id.
     let second = if i == 11 { 10 } else { i };
-    let http_status = if i % 7 == 0 {
+    let http_status = if i.is_multiple_of(7) {
         529
-    } else if i % 6 == 0 {
+    } else if i.is_multiple_of(6) {
         429
     } else {
         200
@@ -43,23 +43,43 @@ fn seed_row(i: usize, laptop: &str, alpha: &str) -> RequestLog {
         .into(),
         initial_time: format!("2026-11-21T10:00:{second:02}.000Z"),
         duration_ms: 100,
-        model: if i % 2 == 0 { "claude-a" } else { "claude-b" }.into(),
-        channel_id: if i % 4 == 0 { alpha } else { "ch-other" }.into(),
-        channel_name: if i % 4 == 0 { "alpha" } else { "other" }.into(),
-        endpoint: if i % 5 == 0 {
+        model: if i.is_multiple_of(2) {
+            "claude-a"
+        } else {
+            "claude-b"
+        }
+        .into(),
+        channel_id: if i.is_multiple_of(4) {
+            alpha
+        } else {
+            "ch-other"
+        }
+        .into(),
+        channel_name: if i.is_multiple_of(4) {
+            "alpha"
+        } else {
+            "other"
+        }
+        .into(),
+        endpoint: if i.is_multiple_of(5) {
             "openai_chat"
         } else {
             "messages"
         }
         .into(),
-        client_id: if i % 3 == 0 { laptop } else { "key-gone" }.into(),
-        session_id: if i % 10 == 0 {
+        client_id: if i.is_multiple_of(3) {
+            laptop
+        } else {
+            "key-gone"
+        }
+        .into(),
+        session_id: if i.is_multiple_of(10) {
             "sess-x".into()
         } else {
             String::new()
         },
         http_status,
-        stream: i % 2 == 0,
+        stream: i.is_multiple_of(2),
         error: if http_status == 529 {
             "Upstream Overloaded".into()
         } else {
