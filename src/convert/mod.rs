@@ -22,6 +22,21 @@ use crate::providers::Protocol;
 
 pub use stream::StreamConverter;
 
+/// An optional field of a JSON object read as `T`, for the request decoders: absent or `null` is
+/// `None`; a value `read` cannot take is `Err(what)` (what was expected: "a number", …), which
+/// each decoder words as its protocol's errors are worded.
+pub(crate) fn optional_field<'a, T>(
+    object: &'a serde_json::Map<String, serde_json::Value>,
+    key: &str,
+    read: impl FnOnce(&'a serde_json::Value) -> Option<T>,
+    what: &'static str,
+) -> Result<Option<T>, &'static str> {
+    match object.get(key) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(value) => read(value).map(Some).ok_or(what),
+    }
+}
+
 /// Why a body could not be converted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConvertError {

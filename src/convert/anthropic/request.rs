@@ -497,17 +497,24 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
-/// An optional string field (`null` = absent).
+/// An optional field (`null` = absent) of type `what`, read by `read`.
+fn typed_field<'a, T>(
+    object: &'a Object,
+    key: &str,
+    path: &str,
+    read: impl FnOnce(&'a Value) -> Option<T>,
+    what: &'static str,
+) -> Result<Option<T>, ConvertError> {
+    crate::convert::optional_field(object, key, read, what)
+        .map_err(|what| invalid(format!("{}: must be {what}", join(path, key))))
+}
+
 fn string_field<'a>(
     object: &'a Object,
     key: &str,
     path: &str,
 ) -> Result<Option<&'a str>, ConvertError> {
-    match object.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(invalid(format!("{}: must be a string", join(path, key)))),
-    }
+    typed_field(object, key, path, Value::as_str, "a string")
 }
 
 fn required_string<'a>(object: &'a Object, key: &str, path: &str) -> Result<&'a str, ConvertError> {
@@ -519,44 +526,19 @@ fn object_field<'a>(
     key: &str,
     path: &str,
 ) -> Result<Option<&'a Object>, ConvertError> {
-    match object.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(inner)) => Ok(Some(inner)),
-        Some(_) => Err(invalid(format!("{}: must be an object", join(path, key)))),
-    }
+    typed_field(object, key, path, Value::as_object, "an object")
 }
 
 fn u64_field(object: &Object, key: &str, path: &str) -> Result<Option<u64>, ConvertError> {
-    match object.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(value) => value.as_u64().map(Some).ok_or_else(|| {
-            invalid(format!(
-                "{}: must be a non-negative integer",
-                join(path, key)
-            ))
-        }),
-    }
+    typed_field(object, key, path, Value::as_u64, "a non-negative integer")
 }
 
 fn f64_field(object: &Object, key: &str, path: &str) -> Result<Option<f64>, ConvertError> {
-    match object.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(value) => value
-            .as_f64()
-            .map(Some)
-            .ok_or_else(|| invalid(format!("{}: must be a number", join(path, key)))),
-    }
+    typed_field(object, key, path, Value::as_f64, "a number")
 }
 
 fn bool_field(object: &Object, key: &str, path: &str) -> Result<Option<bool>, ConvertError> {
-    match object.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err(invalid(format!(
-            "{}: must be true or false",
-            join(path, key)
-        ))),
-    }
+    typed_field(object, key, path, Value::as_bool, "true or false")
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -579,42 +579,31 @@ fn non_null<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a Value> 
     object.get(key).filter(|v| !v.is_null())
 }
 
+/// An optional field (`null` = absent) of type `what`, read by `read`.
+fn typed<'a, T>(
+    object: &'a Map<String, Value>,
+    key: &str,
+    read: impl FnOnce(&'a Value) -> Option<T>,
+    what: &'static str,
+) -> Result<Option<T>, ConvertError> {
+    crate::convert::optional_field(object, key, read, what)
+        .map_err(|what| ConvertError::invalid(format!("{key}: must be {what}")))
+}
+
 fn number(object: &Map<String, Value>, key: &str) -> Result<Option<f64>, ConvertError> {
-    non_null(object, key)
-        .map(|v| {
-            v.as_f64()
-                .ok_or_else(|| ConvertError::invalid(format!("{key}: must be a number")))
-        })
-        .transpose()
+    typed(object, key, Value::as_f64, "a number")
 }
 
 fn count(object: &Map<String, Value>, key: &str) -> Result<Option<u64>, ConvertError> {
-    non_null(object, key)
-        .map(|v| {
-            v.as_u64().ok_or_else(|| {
-                ConvertError::invalid(format!("{key}: must be a non-negative integer"))
-            })
-        })
-        .transpose()
+    typed(object, key, Value::as_u64, "a non-negative integer")
 }
 
 fn flag(object: &Map<String, Value>, key: &str) -> Result<Option<bool>, ConvertError> {
-    non_null(object, key)
-        .map(|v| {
-            v.as_bool()
-                .ok_or_else(|| ConvertError::invalid(format!("{key}: must be true or false")))
-        })
-        .transpose()
+    typed(object, key, Value::as_bool, "true or false")
 }
 
 fn string(object: &Map<String, Value>, key: &str) -> Result<Option<String>, ConvertError> {
-    non_null(object, key)
-        .map(|v| {
-            v.as_str()
-                .map(str::to_owned)
-                .ok_or_else(|| ConvertError::invalid(format!("{key}: must be a string")))
-        })
-        .transpose()
+    typed(object, key, |v| v.as_str().map(str::to_owned), "a string")
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -741,39 +741,29 @@ fn required_str<'a>(
         .ok_or_else(|| ConvertError::invalid(format!("input[{i}].{key} must be a string")))
 }
 
+/// An optional field (`null` = absent) of type `what`, read by `read`.
+fn typed<'a, T>(
+    object: &'a Map<String, Value>,
+    key: &str,
+    read: impl FnOnce(&'a Value) -> Option<T>,
+    what: &'static str,
+) -> Result<Option<T>, ConvertError> {
+    crate::convert::optional_field(object, key, read, what)
+        .map_err(|what| ConvertError::invalid(format!("{key} must be {what}")))
+}
+
 fn opt_str<'a>(object: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, ConvertError> {
-    present(object, key)
-        .map(|v| {
-            v.as_str()
-                .ok_or_else(|| ConvertError::invalid(format!("{key} must be a string")))
-        })
-        .transpose()
+    typed(object, key, Value::as_str, "a string")
 }
 
 fn opt_bool(object: &Map<String, Value>, key: &str) -> Result<Option<bool>, ConvertError> {
-    present(object, key)
-        .map(|v| {
-            v.as_bool()
-                .ok_or_else(|| ConvertError::invalid(format!("{key} must be true or false")))
-        })
-        .transpose()
+    typed(object, key, Value::as_bool, "true or false")
 }
 
 fn opt_u64(object: &Map<String, Value>, key: &str) -> Result<Option<u64>, ConvertError> {
-    present(object, key)
-        .map(|v| {
-            v.as_u64().ok_or_else(|| {
-                ConvertError::invalid(format!("{key} must be a non-negative integer"))
-            })
-        })
-        .transpose()
+    typed(object, key, Value::as_u64, "a non-negative integer")
 }
 
 fn opt_f64(object: &Map<String, Value>, key: &str) -> Result<Option<f64>, ConvertError> {
-    present(object, key)
-        .map(|v| {
-            v.as_f64()
-                .ok_or_else(|| ConvertError::invalid(format!("{key} must be a number")))
-        })
-        .transpose()
+    typed(object, key, Value::as_f64, "a number")
 }
