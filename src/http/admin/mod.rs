@@ -4,6 +4,7 @@
 
 mod body;
 mod handlers;
+mod stats;
 mod throttle;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -63,6 +64,8 @@ pub fn routes(app: Arc<App>) -> Router<Arc<App>> {
         .route("/logs", get(h::recent_logs))
         .route("/logs/{id}", get(h::get_log))
         .route("/cluster", get(h::cluster))
+        .route("/usage", get(stats::usage))
+        .route("/summary", get(stats::summary))
         .layer(middleware::from_fn_with_state(
             (app, Arc::new(AuthThrottle::default())),
             require_admin,
