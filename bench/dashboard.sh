@@ -360,14 +360,16 @@ fi
 # ---- 4. the UI's first load ---------------------------------------------------------------------
 cat >"$WORK/ui_size.py" <<'PY'
 """gzip -9 size of what a browser loads first: / and what it references, followed through the
-JS modules' static imports; and of every file under assets/ (an upper bound)."""
+JS modules' static imports; and of every file under assets/ (an upper bound). When the server
+serves no UI (404 on /), the same references are followed in the assets/ folder itself
+(/ = assets/index.html, /assets/X = assets/X)."""
 import gzip, os, re, sys, urllib.error, urllib.parse, urllib.request
 
 url, assets = sys.argv[1], sys.argv[2]
 gz = lambda data: len(gzip.compress(data, compresslevel=9))
 
 
-def fetch(path):
+def over_http(path):
     try:
         with urllib.request.urlopen(url + path, timeout=30) as answer:
             return answer.read()
@@ -375,36 +377,48 @@ def fetch(path):
         return None if err.code == 404 else sys.exit(f"GET {path}: HTTP {err.code}")
 
 
+def from_folder(path):
+    file = "index.html" if path == "/" else path.removeprefix("/assets/")
+    if path != "/" and not path.startswith("/assets/") or ".." in file.split("/"):
+        return None
+    try:
+        return open(os.path.join(assets, file), "rb").read()
+    except OSError:
+        return None
+
+
 REFS = [re.compile(p) for p in (
     r'<(?:script|link)[^>]*?(?:src|href)\s*=\s*["\']([^"\']+)["\']',   # scripts, styles, icons
-    r'<link[^>]*?href\s*=\s*["\']([^"\']+)["\']',
-    r'\bimport\s*(?:[\w*{}\s,]+from\s*)?["\']([^"\']+)["\']',          # static ES imports
+    r'(?m)^\s*(?:import|export)\s*(?:[\w*{}\s,]+from\s*)?["\']([^"\']+)["\']',  # static ES imports
     r'@import\s+(?:url\()?["\']([^"\']+)["\']',                        # CSS imports
     r'url\(\s*["\']?([^"\')]+)["\']?\s*\)',                            # CSS fonts, images
 )]
 
+fetch = over_http
+if url == "-":  # no server: the folder alone
+    fetch = from_folder
+elif over_http("/") is None:
+    fetch = from_folder
+    print("GET / answered 404 (this binary serves no UI): following references in assets/ instead")
 first = {}
 todo = ["/"]
-index = fetch("/")
-if index is None:
-    print("GET / answered 404: this binary serves no UI yet; only the upper bound below")
-else:
-    while todo:
-        path = todo.pop()
-        if path in first:
-            continue
-        body = index if path == "/" else fetch(path)
-        if body is None:
-            print(f"  {path}: 404 (referenced but missing)")
-            continue
-        first[path] = body
-        if path == "/" or path.endswith((".html", ".js", ".mjs", ".css")):
-            text = body.decode(errors="replace")
-            for pattern in REFS:
-                for ref in pattern.findall(text):
-                    if ref.startswith(("data:", "http:", "https:", "//", "#")):
-                        continue
-                    todo.append(urllib.parse.urljoin(path, ref).split("#")[0].split("?")[0])
+while todo:
+    path = todo.pop()
+    if path in first:
+        continue
+    body = fetch(path)
+    if body is None:
+        print(f"  {path}: not found (referenced but missing)")
+        continue
+    first[path] = body
+    if path == "/" or path.endswith((".html", ".js", ".mjs", ".css")):
+        text = body.decode(errors="replace")
+        for pattern in REFS:
+            for ref in pattern.findall(text):
+                if ref.startswith(("data:", "http:", "https:", "//", "#")):
+                    continue
+                todo.append(urllib.parse.urljoin(path, ref).split("#")[0].split("?")[0])
+if first:
     print(f"{'first load (followed from /)':44} {'raw bytes':>10} {'gzip -9':>10}")
     for path, body in sorted(first.items()):
         print(f"  {path:42} {len(body):10} {gz(body):10}")
@@ -412,6 +426,8 @@ else:
     print(f"first load: {len(first)} files, {sum(map(len, first.values()))} bytes, "
           f"{total} bytes gzipped ({total / 1024:.1f} KB); "
           f"UI size verdict: {'PASS' if total <= 300 * 1024 else 'FAIL'} (target <= 300 KB)")
+else:
+    print("no UI: neither the server nor assets/ has an index.html")
 
 files = []
 for top, _, names in os.walk(assets):
