@@ -120,9 +120,10 @@ fn parse_pool(text: Option<&str>) -> Reply<Option<Pool>> {
 
 /// The channel's health as the dashboard shows it: its configured status first, then what the
 /// relay's in-memory health holds against it (a failover rule's suspension, an open circuit),
-/// then its quota.
-fn channel_health(app: &App, channel: &Channel) -> Value {
-    let (state, detail) = match channel.status {
+/// then its quota. The state is one of `up`, `disabled`, `suspended`, `circuit_open`,
+/// `over_quota`; the detail says why it is not up.
+pub(super) fn channel_health(app: &App, channel: &Channel) -> (&'static str, Option<String>) {
+    match channel.status {
         ChannelStatus::Disabled => (
             "disabled",
             Some("disabled in the configuration (standby: never routed to)".to_string()),
@@ -147,8 +148,7 @@ fn channel_health(app: &App, channel: &Channel) -> Value {
                 _ => ("up", None),
             },
         },
-    };
-    json!({ "state": state, "detail": detail })
+    }
 }
 
 fn quota_detail(kind: &str, used: f64, limit: f64, resets_at: Option<&str>) -> String {
@@ -165,7 +165,8 @@ fn quota_detail(kind: &str, used: f64, limit: f64, resets_at: Option<&str>) -> S
 
 fn with_health(app: &App, mut view: ChannelView, channel: &Channel) -> ChannelView {
     if let Some(object) = view.channel.as_object_mut() {
-        object.insert("health".into(), channel_health(app, channel));
+        let (state, detail) = channel_health(app, channel);
+        object.insert("health".into(), json!({ "state": state, "detail": detail }));
     }
     view
 }

@@ -13,7 +13,7 @@ use super::handlers::{bad_field, parse_status, resolve_id};
 use crate::app::server::App;
 use crate::config::services::{self, ServiceError};
 use crate::domain::money::format_usd;
-use crate::domain::{ChannelStatus, KeyStatus};
+use crate::domain::KeyStatus;
 use crate::http::error::AdminError;
 use crate::store::blocking;
 use crate::store::sqlite::{Dimension, Figures, UsageGroup, UsageQuery, UsageReport};
@@ -241,12 +241,12 @@ pub async fn summary(State(app): State<Arc<App>>) -> Reply<Json<Value>> {
         .filter(|k| k.status == KeyStatus::Active && !k.is_expired(now))
         .count();
     // Up = active in the configuration; suspended and standby (disabled) channels are down.
-    // The relay's in-memory circuit breaker has no public reader, so an open circuit still
-    // counts as up here.
+    // Up as the channel views say it: configured active, not held back by the relay's
+    // circuit breaker or a failover rule, quota not used up.
     let channels = &live.state.channels;
     let channels_up = channels
         .values()
-        .filter(|c| c.status == ChannelStatus::Active)
+        .filter(|c| super::handlers::channel_health(&app, c).0 == "up")
         .count();
 
     let reload = app.reloader.status();
