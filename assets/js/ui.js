@@ -60,7 +60,8 @@ function groupThousands(whole) {
 /** "$0.0009" for small amounts (4 decimals, more until a digit shows), "$12.50" from $1 up. */
 export function fmtMoney(value) {
   if (value === null || value === undefined || value === "") return DASH;
-  const text = String(value).trim();
+  // A number (an older API answer) is written out with the API's 9 decimals first.
+  const text = typeof value === "number" ? value.toFixed(9) : String(value).trim();
   const match = /^(-?)(\d*)(?:\.(\d*))?$/.exec(text);
   if (!match) return text;
   const [, sign, rawWhole, rawFraction = ""] = match;
