@@ -198,7 +198,7 @@ async function openDetail(row, keyNames) {
   openDialog({ title: `Request ${row.id}`, body });
   try {
     const full = await api("GET", `/admin/api/logs/${encodeURIComponent(row.id)}`);
-    body.replaceChildren(...detailBody(full, keyNames));
+    body.replaceChildren(...detailBody(full, keyNames).flat());
   } catch (error) {
     body.replaceChildren(errorBox(error));
   }
