@@ -4,6 +4,7 @@
 
 pub(crate) mod body;
 mod handlers;
+mod stats;
 pub mod throttle;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -73,6 +74,8 @@ pub fn routes(gate: AdminGate) -> Router<Arc<App>> {
         .route("/logs", get(h::recent_logs))
         .route("/logs/{id}", get(h::get_log))
         .route("/cluster", get(h::cluster))
+        .route("/usage", get(stats::usage))
+        .route("/summary", get(stats::summary))
         .layer(middleware::from_fn_with_state(gate, require_admin))
 }
 
