@@ -4,6 +4,7 @@
 
 pub(crate) mod body;
 mod handlers;
+mod imports;
 mod stats;
 pub mod throttle;
 
@@ -34,6 +35,7 @@ pub struct AdminGate {
 
 pub fn routes(gate: AdminGate) -> Router<Arc<App>> {
     use handlers as h;
+    let imports = imports::Imports::new(Arc::clone(&gate.app));
     Router::new()
         .route("/keys", get(h::list_keys).post(h::create_key))
         .route(
@@ -76,6 +78,11 @@ pub fn routes(gate: AdminGate) -> Router<Arc<App>> {
         .route("/cluster", get(h::cluster))
         .route("/usage", get(stats::usage))
         .route("/summary", get(stats::summary))
+        .route(
+            "/import",
+            axum::routing::post(imports::start).with_state(imports.clone()),
+        )
+        .route("/import/{job}", get(imports::status).with_state(imports))
         .layer(middleware::from_fn_with_state(gate, require_admin))
 }
 
