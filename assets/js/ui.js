@@ -352,11 +352,16 @@ const BADGE_KIND = {
   failed: "bad",
   down: "bad",
   error: "bad",
+  caughtUp: "ok",
+  shipping: "info",
+  retrying: "warn",
+  starting: "muted",
 };
 
 export function statusBadge(state) {
   const text = String(state ?? "unknown");
-  return h("span", { class: `badge badge-${BADGE_KIND[text] || "muted"}` }, text.replace(/_/g, " "));
+  const words = text.replace(/_/g, " ").replace(/([a-z])([A-Z])/g, "$1 $2").toLowerCase();
+  return h("span", { class: `badge badge-${BADGE_KIND[text] || "muted"}` }, words);
 }
 
 /** A muted "Loading…" placeholder. */
