@@ -206,3 +206,49 @@ def test_the_nav_collapses_into_a_menu_on_a_phone(logged_in: Page):
     page.get_by_role("link", name="Logs").click()
     expect(page.get_by_role("heading", name="Logs", level=1)).to_be_visible()
     expect(nav).to_be_hidden()
+
+
+def test_a_throttled_login_says_when_to_retry(page: Page):
+    # The server's throttle is shared by every story of this run (one client address), so the
+    # 429 comes from a stand-in answer here; the throttle itself is tested against the server.
+    page.route(
+        "**/admin/session",
+        lambda route: route.fulfill(
+            status=429,
+            headers={"Retry-After": "17", "Content-Type": "application/json"},
+            body='{"error": {"code": "throttled", "message": "too many failed attempts"}}',
+        )
+        if route.request.method == "POST"
+        else route.continue_(),
+    )
+    page.goto("/#/login")
+    page.get_by_label("Admin key").fill("any-key-at-all")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("alert")).to_have_text("Too many attempts, retry in 17 s.")
+    expect(page).to_have_url(re.compile(r"#/login"))
+
+
+def test_the_dashboard_follows_its_range_and_refreshes_every_30_seconds_while_visible(logged_in: Page):
+    page = logged_in
+    page.clock.install()
+    page.reload()
+    expect(page.get_by_role("heading", name="Dashboard", level=1)).to_be_visible()
+    expect(page.locator("[data-figure=today_requests] .value")).not_to_have_text("—")
+
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+
+    # The range switch asks for days over 7 days (the 24 h view groups by hour).
+    with page.expect_request(lambda request: "/admin/api/usage" in request.url and "group_by=day" in request.url):
+        page.get_by_role("button", name="7 d").click()
+    expect(page.get_by_role("button", name="7 d")).to_have_attribute("aria-pressed", "true")
+
+    # 30 s later, with the page visible, it asks again on its own.
+    before = sum("/admin/api/summary" in url for url in asked)
+    with page.expect_request(lambda request: "/admin/api/summary" in request.url, timeout=5_000):
+        page.clock.run_for("00:31")
+    assert sum("/admin/api/summary" in url for url in asked) >= before + 1
+
+    # The choice of range is kept for the next visit (a preference, not a secret).
+    page.reload()
+    expect(page.get_by_role("button", name="7 d")).to_have_attribute("aria-pressed", "true")
