@@ -1,7 +1,7 @@
 // Form helpers shared by the keys, channels, pricing, settings and import pages: reading typed
 // values, dialogs that submit a form, and the one place that turns an API error into what the
 // user sees (a conflict notice with Reload, or the message next to its field).
-import { h, openDialog, showErrors, conflictNotice } from './ui.js';
+import { h, field, openDialog, showErrors, conflictNotice } from './ui.js';
 
 /** An error of the user's input, shaped like an ApiError so `showErrors` places it. */
 export class InputError extends Error {
@@ -13,41 +13,24 @@ export class InputError extends Error {
   }
 }
 
-let uid = 0;
-const nextId = (name) => `f-${name.replace(/[^a-zA-Z0-9]/g, '-')}-${++uid}`;
-
 /**
- * A labelled control: `kind` is text, number, password, textarea, select, checkbox or
- * datetime-local; `options` ([value, label] pairs or plain values) for a select.
+ * A labelled control (A's `field` underneath, so errors land in its error slot): `kind` is
+ * text, number, password, textarea, select, checkbox or datetime-local; `options` are
+ * [value, label] pairs or plain values.
  */
-export function control({ label, name, kind = 'text', value = '', help, options, placeholder, rows }) {
-  const id = nextId(name);
-  let input;
-  if (kind === 'textarea') {
-    input = h('textarea', { id, name, rows: rows || 3, placeholder: placeholder || null });
-    input.value = value ?? '';
-  } else if (kind === 'select') {
-    input = h('select', { id, name },
-      (options || []).map((o) => {
-        const [v, text] = Array.isArray(o) ? o : [o, o];
-        return h('option', { value: v, text });
-      }));
-    input.value = value ?? '';
-  } else if (kind === 'checkbox') {
-    input = h('input', { id, name, type: 'checkbox' });
-    input.checked = Boolean(value);
-  } else {
-    input = h('input', {
-      id, name, type: kind, placeholder: placeholder || null,
-      step: kind === 'number' ? 'any' : null, autocomplete: 'off',
-    });
-    input.value = value ?? '';
-  }
-  const helpNode = help ? h('small', { class: 'help', text: help }) : null;
-  if (kind === 'checkbox') {
-    return h('div', { class: 'field field-check' }, input, h('label', { for: id, text: label }), helpNode);
-  }
-  return h('div', { class: 'field' }, h('label', { for: id, text: label }), input, helpNode);
+export function control({ label, name, kind = 'text', value = '', help, options, placeholder, rows, wide }) {
+  const wrapper = field({
+    label,
+    name,
+    type: kind,
+    value,
+    help,
+    placeholder,
+    options: (options || []).map((o) => (Array.isArray(o) ? { value: o[0], label: o[1] } : o)),
+    attrs: rows ? { rows } : {},
+  });
+  if (wide) wrapper.classList.add('span-2');
+  return wrapper;
 }
 
 /** The raw value of the control named `name` in `form` (checkbox → boolean, else trimmed text). */
@@ -91,9 +74,9 @@ export function mappingText(mapping) {
   return Object.entries(mapping || {}).map(([from, to]) => `${from}=${to}`).join('\n');
 }
 
-/** A 409 from a stale version (as opposed to, say, a taken name). */
+/** A 409 answered to an edit that carried a version: someone else changed the record. */
 export function isStale(error) {
-  return error && error.status === 409 && /someone else/i.test(error.message || '');
+  return Boolean(error) && error.status === 409;
 }
 
 /**
@@ -136,13 +119,13 @@ export function formDialog({ title, fields, submitLabel = 'Save', onSubmit, onRe
   };
   form.addEventListener('submit', submit);
   // A hidden submit button makes Enter submit the form even though the visible one is outside.
-  form.append(h('button', { type: 'submit', class: 'visually-hidden', tabindex: '-1', 'aria-hidden': 'true', text: submitLabel }));
+  form.append(h('button', { type: 'submit', class: 'offscreen', tabindex: '-1', 'aria-hidden': 'true', text: submitLabel }));
   dialog = openDialog({
     title,
     body: form,
     actions: [
-      { label: 'Cancel', onClick: () => dialog.close() },
-      { label: submitLabel, primary: true, onClick: () => submit() },
+      { label: 'Cancel', class: 'button', onClick: () => dialog.close() },
+      { label: submitLabel, class: 'button button-primary', onClick: () => submit() },
     ],
   });
   const first = form.querySelector('input:not([type=hidden]):not([disabled]), select, textarea');
@@ -164,8 +147,8 @@ export function confirmAction({ title, message, confirmLabel = 'Confirm', danger
       title,
       body: h('p', { text: message }),
       actions: [
-        { label: 'Cancel', onClick: () => done(false) },
-        { label: confirmLabel, primary: true, danger, onClick: () => done(true) },
+        { label: 'Cancel', class: 'button', onClick: () => done(false) },
+        { label: confirmLabel, class: danger ? 'button button-danger' : 'button button-primary', onClick: () => done(true) },
       ],
       onClose: () => { if (!settled) { settled = true; resolve(false); } },
     });
@@ -174,7 +157,7 @@ export function confirmAction({ title, message, confirmLabel = 'Confirm', danger
 
 /** A small definition list of label → value (nodes or text). */
 export function facts(pairs) {
-  return h('dl', { class: 'facts' },
+  return h('dl', { class: 'details' },
     pairs.filter(Boolean).flatMap(([label, value]) => [h('dt', { text: label }), h('dd', {}, value ?? '—')]));
 }
 

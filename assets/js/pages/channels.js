@@ -37,7 +37,7 @@ export async function render(root, params) {
   const body = h('div', { class: 'page-body' }, h('p', { class: 'muted', text: 'Loading…' }));
   const reload = () => render(root, params);
   root.replaceChildren(
-    pageHeader('Channels', h('button', { class: 'primary', text: 'New channel', on: { click: () => editChannel(null, reload) } })),
+    pageHeader('Channels', h('button', { class: 'button button-primary', text: 'New channel', on: { click: () => editChannel(null, reload) } })),
     slot,
     body,
   );
@@ -121,10 +121,10 @@ async function act(slot, work, reload) {
 }
 
 function channelActions(c, slot, reload) {
-  const button = (text, click, cls = '') => h('button', { class: `small ${cls}`.trim(), text, on: { click } });
+  const button = (text, click, cls = '') => h('button', { class: `button button-small ${cls}`.trim(), text, on: { click } });
   const setStatus = (status) => act(slot, async () => {
     await api('PATCH', path(c.id), { body: { status }, version: c.version });
-    toast(`${c.name}: ${status === 'active' ? 'resumed' : status}`, 'success');
+    toast(`${c.name}: ${status === 'active' ? 'resumed' : status}`, 'ok');
   }, reload);
   return h('span', { class: 'row-actions' },
     button('Edit', () => editChannel(c, reload)),
@@ -146,7 +146,7 @@ function channelActions(c, slot, reload) {
         confirmLabel: 'Delete',
       });
       if (ok) act(slot, () => api('DELETE', path(c.id), { version: c.version }), reload);
-    }, 'danger'));
+    }, 'button-danger'));
 }
 
 // ---- test -------------------------------------------------------------------------------------
@@ -157,7 +157,7 @@ function testChannel(c) {
   dialog = openDialog({
     title: `Test "${c.name}"`,
     body: result,
-    actions: [{ label: 'Close', primary: true, onClick: () => dialog.close() }],
+    actions: [{ label: 'Close', class: 'button button-primary', onClick: () => dialog.close() }],
   });
   api('POST', `${path(c.id)}/test`, { body: {} }).then((report) => {
     const ok = report.status != null && report.status >= 200 && report.status < 300;
@@ -252,10 +252,10 @@ function editChannel(c, reload) {
       const body = channelBody(f, c);
       if (c) {
         await api('PATCH', path(c.id), { body, version: c.version });
-        toast(`Channel "${body.name}" saved`, 'success');
+        toast(`Channel "${body.name}" saved`, 'ok');
       } else {
         await api('POST', '/admin/api/channels', { body });
-        toast(`Channel "${body.name}" created`, 'success');
+        toast(`Channel "${body.name}" created`, 'ok');
       }
       await reload();
     },

@@ -30,8 +30,8 @@ export async function render(root) {
   source.querySelector('select').addEventListener('change', showSource);
   showSource();
 
-  const dryRun = h('button', { type: 'submit', class: 'primary', text: 'Dry run', value: 'dry' });
-  const run = h('button', { type: 'button', text: 'Import', value: 'run' });
+  const dryRun = h('button', { type: 'submit', class: 'button button-primary', text: 'Dry run', value: 'dry' });
+  const run = h('button', { type: 'button', class: 'button', text: 'Import', value: 'run' });
   const form = h('form', { class: 'import-form', novalidate: '' },
     h('p', { class: 'muted', text: 'A dry run reads everything and reports what an import would do, without changing anything. Then import.' }),
     source, ccBridge, crs,
@@ -104,7 +104,7 @@ async function follow(job, progress, form, onDone) {
   if (status.state === 'failed' && status.error) {
     showErrors(form, { message: status.error.message, field: status.error.field, status: 400 });
   } else if (status.state === 'done') {
-    toast(status.dry_run ? 'Dry run finished: nothing was changed' : 'Import finished', 'success');
+    toast(status.dry_run ? 'Dry run finished: nothing was changed' : 'Import finished', 'ok');
   }
   onDone();
 }
@@ -135,7 +135,7 @@ function valueView(value, depth = 0) {
     if (depth > 2) return h('code', { text: JSON.stringify(value) });
     const columns = [...new Set(value.flatMap((v) => (v && typeof v === 'object' ? Object.keys(v) : [])))];
     const shown = value.slice(0, 200);
-    return h('div', { class: 'table-wrap' }, h('table', { class: 'report-table' },
+    return h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
       h('thead', {}, h('tr', {}, columns.map((c) => h('th', { text: label(c) })))),
       h('tbody', {}, shown.map((row) => h('tr', {}, columns.map((c) => h('td', {}, valueView(row ? row[c] : null, depth + 1))))))),
     value.length > shown.length ? h('p', { class: 'muted', text: `and ${value.length - shown.length} more` }) : null);

@@ -52,7 +52,13 @@ function badges(key) {
   return h('span', { class: 'badges' },
     statusBadge(key.status),
     isExpired(key) ? statusBadge('expired') : null,
-    key.isAdmin ? h('span', { class: 'badge badge-admin', text: 'admin' }) : null);
+    key.isAdmin ? h('span', { class: 'badge badge-info', text: 'admin' }) : null);
+}
+
+/** The key's first characters as stored (already ending in "…"). */
+function shownPrefix(key) {
+  const prefix = key.displayPrefix || '';
+  return prefix.endsWith('…') ? prefix : `${prefix}…`;
 }
 
 function expiryText(key) {
@@ -98,7 +104,7 @@ async function renderList(root) {
   const body = h('div', { class: 'page-body' }, h('p', { class: 'muted', text: 'Loading…' }));
   const reload = () => renderList(root);
   root.replaceChildren(
-    pageHeader('Keys', h('button', { class: 'primary', text: 'New key', on: { click: () => createKey(reload) } })),
+    pageHeader('Keys', h('button', { class: 'button button-primary', text: 'New key', on: { click: () => createKey(reload) } })),
     slot,
     body,
   );
@@ -114,13 +120,12 @@ async function renderList(root) {
     table({
       columns: [
         { label: 'Name', value: (k) => h('a', { href: `#/keys?id=${encodeURIComponent(k.id)}`, text: k.name }) },
-        { label: 'Key', value: (k) => h('code', { text: `${k.displayPrefix}…` }) },
+        { label: 'Key', value: (k) => h('code', { text: shownPrefix(k) }) },
         { label: 'Status', value: badges },
         { label: 'Requests 24 h', class: 'num', value: (k) => (usage ? fmtInt(today.get(k.id)?.requests || 0) : '—') },
         { label: 'Cost 24 h', class: 'num', value: (k) => (usage ? fmtMoney(today.get(k.id)?.cost || '0') : '—') },
         { label: 'Limits', value: (k) => limitsText(k.limits || {}) },
         { label: 'Expires', value: expiryText },
-        { label: 'Created', value: (k) => fmtTime(k.createdAt) },
         { label: '', class: 'actions', value: (k) => keyActions(k, slot, reload) },
       ],
       rows: keys,
@@ -130,7 +135,7 @@ async function renderList(root) {
 }
 
 function keyActions(key, slot, reload) {
-  const button = (text, click, cls = '') => h('button', { class: `small ${cls}`.trim(), text, on: { click } });
+  const button = (text, click, cls = '') => h('button', { class: `button button-small ${cls}`.trim(), text, on: { click } });
   const setStatus = (status) => act(slot, () => api('PATCH', path(key.id), { body: { status }, version: key.version }), reload);
   return h('span', { class: 'row-actions' },
     key.status !== 'revoked' ? button('Edit', () => editKey(key, reload)) : null,
@@ -143,7 +148,7 @@ function keyActions(key, slot, reload) {
         confirmLabel: 'Revoke',
       });
       if (ok) setStatus('revoked');
-    }, 'danger') : null,
+    }, 'button-danger') : null,
     button('Delete', async () => {
       const ok = await confirmAction({
         title: `Delete "${key.name}"?`,
@@ -151,7 +156,7 @@ function keyActions(key, slot, reload) {
         confirmLabel: 'Delete',
       });
       if (ok) act(slot, () => api('DELETE', path(key.id), { version: key.version }), reload);
-    }, 'danger'));
+    }, 'button-danger'));
 }
 
 // ---- the form ---------------------------------------------------------------------------------
@@ -266,12 +271,12 @@ function showOnce(created, reload) {
   dialog = openDialog({
     title: `Key "${created.key.name}" created`,
     body: h('div', { class: 'key-once' },
-      h('p', { class: 'warning', text: 'Copy the key now: this is the only time it is shown. relaybox stores only its hash.' }),
+      h('p', { class: 'notice notice-warn', role: 'alert', text: 'Copy the key now: this is the only time it is shown. relaybox stores only its hash.' }),
       h('div', { class: 'key-once-value' },
         h('code', { class: 'one-time-key', text: created.plaintext }),
         copyButton(created.plaintext)),
       h('p', { class: 'muted', text: `Use it as the API key of any client (Authorization: Bearer … or x-api-key). Id: ${created.key.id}` })),
-    actions: [{ label: 'Done', primary: true, onClick: () => dialog.close() }],
+    actions: [{ label: 'Done', class: 'button button-primary', onClick: () => dialog.close() }],
     onClose: reload,
   });
 }
@@ -283,7 +288,7 @@ function editKey(key, reload) {
     wide: true,
     onSubmit: async (form) => {
       await api('PATCH', path(key.id), { body: keyBody(form), version: key.version });
-      toast(`Key "${key.name}" saved`, 'success');
+      toast(`Key "${key.name}" saved`, 'ok');
       await reload();
     },
     onReload: reload,
@@ -302,9 +307,9 @@ async function renderDetail(root, id) {
     api('GET', `${path(id)}/usage`).catch(() => null),
     api('GET', '/admin/api/usage', { query: { key: id, group_by: 'day', from: from.toISOString() } }).catch((e) => e),
   ]);
-  const back = h('a', { href: '#/keys', class: 'button small', text: '← All keys' });
+  const back = h('a', { href: '#/keys', class: 'button button-small', text: '← All keys' });
   root.replaceChildren(
-    pageHeader(`Key "${key.name}"`, back, key.status !== 'revoked' ? h('button', { class: 'primary', text: 'Edit', on: { click: () => editKey(key, reload) } }) : null),
+    pageHeader(`Key "${key.name}"`, back, key.status !== 'revoked' ? h('button', { class: 'button button-primary', text: 'Edit', on: { click: () => editKey(key, reload) } }) : null),
     slot,
     h('div', { class: 'cards' },
       h('section', { class: 'card' },
@@ -312,7 +317,7 @@ async function renderDetail(root, id) {
         facts([
           ['Status', badges(key)],
           ['Id', h('code', { text: key.id })],
-          ['Key', h('code', { text: `${key.displayPrefix}…` })],
+          ['Key', h('code', { text: shownPrefix(key) })],
           key.description ? ['Description', key.description] : null,
           ['Created', fmtTime(key.createdAt)],
           ['First used', key.firstUsedAt ? fmtTime(key.firstUsedAt) : 'never'],

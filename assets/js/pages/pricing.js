@@ -39,7 +39,7 @@ export async function render(root) {
   ]);
   const models = Object.entries(pricing.models || {}).map(([model, price]) => ({ model, ...price }));
   root.replaceChildren(
-    pageHeader('Pricing and aliases', h('button', { class: 'primary', text: 'New price', on: { click: () => editPrice(null, reload) } })),
+    pageHeader('Pricing and aliases', h('button', { class: 'button button-primary', text: 'New price', on: { click: () => editPrice(null, reload) } })),
     slot,
     h('section', { class: 'card' },
       h('h2', { text: `Prices (${pricing.currency || 'USD'} per million tokens)` }),
@@ -50,8 +50,8 @@ export async function render(root) {
           ...PRICE_FIELDS.map(([field, label]) => ({ label, class: 'num', value: (p) => perMillion(p[field]) })),
           { label: 'Description', value: (p) => p.description || '' },
           { label: '', class: 'actions', value: (p) => h('span', { class: 'row-actions' },
-            h('button', { class: 'small', text: 'Edit', on: { click: () => editPrice(p, reload) } }),
-            h('button', { class: 'small danger', text: 'Delete', on: { click: () => deletePrice(p, slot, reload) } })) },
+            h('button', { class: 'button button-small', text: 'Edit', on: { click: () => editPrice(p, reload) } }),
+            h('button', { class: 'button button-small button-danger', text: 'Delete', on: { click: () => deletePrice(p, slot, reload) } })) },
         ],
         rows: models,
         empty: 'No configured prices: costs come from the built-in list.',
@@ -105,7 +105,7 @@ function editPrice(p, reload) {
         for (const field of ['cacheCreationPrice', 'cacheReadPrice']) if (body[field] === null) delete body[field];
         await api('POST', '/admin/api/pricing', { body: { model, ...body } });
       }
-      toast('Price saved', 'success');
+      toast('Price saved', 'ok');
       await reload();
     },
     onReload: reload,
@@ -129,7 +129,7 @@ function aliasPool(pool, label, list, reload) {
   const form = h('form', { class: 'inline-form', novalidate: '' },
     control({ label: `New ${label.toLowerCase()} alias`, name: 'value', placeholder: 'model name' }),
     control({ label: 'Description', name: 'description' }),
-    h('button', { type: 'submit', text: 'Add' }));
+    h('button', { type: 'submit', class: 'button', text: 'Add' }));
   form.noValidate = true;
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
@@ -138,7 +138,7 @@ function aliasPool(pool, label, list, reload) {
     try {
       if (!value) throw new InputError('value', 'give the model name to list');
       await api('POST', '/admin/api/aliases', { body: { pool, value, ...(description ? { description } : {}) } });
-      toast(`${value} added to ${label}`, 'success');
+      toast(`${value} added to ${label}`, 'ok');
       await reload();
     } catch (error) {
       showFailure(form, error, reload);
@@ -151,7 +151,7 @@ function aliasPool(pool, label, list, reload) {
         h('code', { text: a.value }),
         a.description ? h('span', { class: 'muted', text: ` ${a.description}` }) : null,
         h('button', {
-          class: 'small danger', text: 'Delete', 'aria-label': `Delete alias ${a.value}`,
+          class: 'button button-small button-danger', text: 'Delete', 'aria-label': `Delete alias ${a.value}`,
           on: { click: async () => {
             try {
               await api('DELETE', `/admin/api/aliases/${pool}/${encodeURIComponent(a.value)}`);

@@ -56,12 +56,12 @@ export async function render(root) {
       control({ label: 'Failover rules apply', name: 'failover.enabled', kind: 'checkbox', value: failover.enabled !== false }),
       FAILOVER_SECONDS.map(([name, label]) => control({ label, name: `failover.${name}`, kind: 'number', value: failover[name] ?? '', help: '0 – 86400; empty = default' })),
       control({
-        label: 'Rules (JSON)', name: 'failover.rules', kind: 'textarea', rows: 6,
+        label: 'Rules (JSON)', name: 'failover.rules', kind: 'textarea', rows: 6, wide: true,
         value: JSON.stringify(failover.rules || [], null, 2),
         help: '[{"errorCodes": "429", "actionChain": [{"action": "retry", "waitSeconds": 5, "maxAttempts": 2}, {"action": "failover"}]}]',
       })),
     h('div', { class: 'form-actions' },
-      h('button', { type: 'submit', class: 'primary', text: 'Save settings' }),
+      h('button', { type: 'submit', class: 'button button-primary', text: 'Save settings' }),
       h('span', { class: 'muted', text: `version ${settings.version}` })));
   form.noValidate = true;
   form.addEventListener('submit', async (event) => {
@@ -73,7 +73,7 @@ export async function render(root) {
         return;
       }
       await api('PUT', '/admin/api/settings', { body: patch, version: settings.version });
-      toast('Settings saved', 'success');
+      toast('Settings saved', 'ok');
       await render(root);
     } catch (error) {
       showFailure(form, fieldOnForm(error), () => render(root));
