@@ -92,6 +92,27 @@ impl Health {
         None
     }
 
+    /// What holds the channel back right now, for the admin views: `("suspended", why)` (a
+    /// failover rule's `suspend`) or `("circuit_open", why)`; `None` when nothing does.
+    #[must_use]
+    pub fn held_back(&self, id: &str) -> Option<(&'static str, String)> {
+        let now = Instant::now();
+        let why = self.unavailable(id, now)?;
+        let suspended = self
+            .lock()
+            .get(id)
+            .and_then(|health| health.suspended_until)
+            .is_some_and(|until| until > now);
+        Some((
+            if suspended {
+                "suspended"
+            } else {
+                "circuit_open"
+            },
+            why,
+        ))
+    }
+
     pub fn record_success(&self, id: &str) {
         let mut map = self.lock();
         if let Some(health) = map.get_mut(id) {

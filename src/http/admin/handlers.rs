@@ -13,7 +13,7 @@ use crate::app::server::App;
 use crate::config::Configuration;
 use crate::config::services::{self, ChannelView, KeyView, NewKey, ServiceError};
 use crate::domain::pricing::ModelAlias;
-use crate::domain::{ModelAliases, ModelPrice, Pool, Settings};
+use crate::domain::{Channel, ChannelStatus, ModelAliases, ModelPrice, Pool, Settings};
 use crate::http::admin::body::AdminJson;
 use crate::http::error::AdminError;
 use crate::store::blocking;
@@ -118,6 +118,58 @@ fn parse_pool(text: Option<&str>) -> Reply<Option<Pool>> {
     .transpose()
 }
 
+/// The channel's health as the dashboard shows it: its configured status first, then what the
+/// relay's in-memory health holds against it (a failover rule's suspension, an open circuit),
+/// then its quota.
+fn channel_health(app: &App, channel: &Channel) -> Value {
+    let (state, detail) = match channel.status {
+        ChannelStatus::Disabled => (
+            "disabled",
+            Some("disabled in the configuration (standby: never routed to)".to_string()),
+        ),
+        ChannelStatus::Suspended => (
+            "suspended",
+            Some("suspended in the configuration until resumed".to_string()),
+        ),
+        ChannelStatus::Active => match app.relay.health.held_back(&channel.id) {
+            Some(("suspended", why)) => ("suspended", Some(format!("{why} (failover rule)"))),
+            Some((state, why)) => (state, Some(why)),
+            None => match app.relay.limits.channel_usage(channel).quota {
+                Some(quota) if quota.used >= quota.limit => (
+                    "over_quota",
+                    Some(quota_detail(
+                        &quota.kind,
+                        quota.used,
+                        quota.limit,
+                        quota.resets_at.as_deref(),
+                    )),
+                ),
+                _ => ("up", None),
+            },
+        },
+    };
+    json!({ "state": state, "detail": detail })
+}
+
+fn quota_detail(kind: &str, used: f64, limit: f64, resets_at: Option<&str>) -> String {
+    let figures = if kind == "credit" {
+        format!("${used:.2} of ${limit:.2}")
+    } else {
+        format!("{used:.0} of {limit:.0} requests")
+    };
+    match resets_at {
+        Some(at) => format!("quota used up ({figures}) until {at}"),
+        None => format!("quota used up ({figures})"),
+    }
+}
+
+fn with_health(app: &App, mut view: ChannelView, channel: &Channel) -> ChannelView {
+    if let Some(object) = view.channel.as_object_mut() {
+        object.insert("health".into(), channel_health(app, channel));
+    }
+    view
+}
+
 pub async fn list_channels(
     State(app): State<Arc<App>>,
     Query(filter): Query<PoolFilter>,
@@ -125,7 +177,7 @@ pub async fn list_channels(
     let pool = parse_pool(filter.pool.as_deref())?;
     let channels = services::list_channels(&app.config, pool)
         .iter()
-        .map(|c| services::channel_view(&app.config, c))
+        .map(|c| services::channel_view(&app.config, c).map(|view| with_health(&app, view, c)))
         .collect::<Result<Vec<ChannelView>, _>>()?;
     Ok(Json(json!({ "channels": channels })))
 }
@@ -134,12 +186,13 @@ pub async fn create_channel(
     State(app): State<Arc<App>>,
     AdminJson(payload): AdminJson,
 ) -> Reply<(StatusCode, Json<ChannelView>)> {
-    let view = run(&app, move |config| {
+    let (channel, view) = run(&app, move |config| {
         let channel = services::create_channel(config, payload)?;
-        services::channel_view(config, &channel)
+        let view = services::channel_view(config, &channel)?;
+        Ok((channel, view))
     })
     .await?;
-    Ok((StatusCode::CREATED, Json(view)))
+    Ok((StatusCode::CREATED, Json(with_health(&app, view, &channel))))
 }
 
 /// `POST /channels/{id}/test` (`relaybox channels test` while a server runs): one tiny request
@@ -177,7 +230,8 @@ pub async fn get_channel(
     Path(id): Path<String>,
 ) -> Reply<Json<ChannelView>> {
     let channel = services::get_channel(&app.config, &id)?;
-    Ok(Json(services::channel_view(&app.config, &channel)?))
+    let view = services::channel_view(&app.config, &channel)?;
+    Ok(Json(with_health(&app, view, &channel)))
 }
 
 pub async fn update_channel(
@@ -188,12 +242,13 @@ pub async fn update_channel(
 ) -> Reply<Json<ChannelView>> {
     let version = if_match(&headers)?;
     let patch = payload;
-    let view = run(&app, move |config| {
+    let (channel, view) = run(&app, move |config| {
         let channel = services::update_channel(config, &id, &patch, version)?;
-        services::channel_view(config, &channel)
+        let view = services::channel_view(config, &channel)?;
+        Ok((channel, view))
     })
     .await?;
-    Ok(Json(view))
+    Ok(Json(with_health(&app, view, &channel)))
 }
 
 pub async fn delete_channel(

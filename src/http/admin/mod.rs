@@ -4,6 +4,7 @@
 
 mod body;
 mod handlers;
+mod imports;
 mod throttle;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -23,6 +24,7 @@ use crate::crypto::digests_equal;
 
 pub fn routes(app: Arc<App>) -> Router<Arc<App>> {
     use handlers as h;
+    let imports = imports::Imports::new(Arc::clone(&app));
     Router::new()
         .route("/keys", get(h::list_keys).post(h::create_key))
         .route(
@@ -63,6 +65,11 @@ pub fn routes(app: Arc<App>) -> Router<Arc<App>> {
         .route("/logs", get(h::recent_logs))
         .route("/logs/{id}", get(h::get_log))
         .route("/cluster", get(h::cluster))
+        .route(
+            "/import",
+            axum::routing::post(imports::start).with_state(imports.clone()),
+        )
+        .route("/import/{job}", get(imports::status).with_state(imports))
         .layer(middleware::from_fn_with_state(
             (app, Arc::new(AuthThrottle::default())),
             require_admin,
