@@ -13,6 +13,16 @@ use crate::store::StoreError;
 pub enum AdminError {
     #[error("missing or invalid admin key: send `Authorization: Bearer <admin key>`")]
     Unauthorized,
+    #[error(
+        "not an active admin key: log in with an admin key (the control token is for the local CLI)"
+    )]
+    LoginRefused,
+    #[error("no live session: log in again (POST /admin/session with an admin key)")]
+    SessionEnded,
+    #[error(
+        "missing or wrong X-CSRF-Token header: a change made with the session cookie must carry the csrf_token of its session"
+    )]
+    Csrf,
     #[error("too many failed admin authentications from this address; retry in {retry_after} s")]
     Throttled { retry_after: u64 },
     #[error("{0}")]
@@ -25,7 +35,10 @@ impl AdminError {
     #[must_use]
     pub fn status(&self) -> StatusCode {
         match self {
-            AdminError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AdminError::Unauthorized | AdminError::LoginRefused | AdminError::SessionEnded => {
+                StatusCode::UNAUTHORIZED
+            }
+            AdminError::Csrf => StatusCode::FORBIDDEN,
             AdminError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AdminError::Service(err) => match err {
@@ -49,6 +62,7 @@ impl AdminError {
     fn code(&self) -> &'static str {
         match self.status() {
             StatusCode::UNAUTHORIZED => "unauthorized",
+            StatusCode::FORBIDDEN => "csrf",
             StatusCode::NOT_FOUND => "not_found",
             StatusCode::CONFLICT => "conflict",
             StatusCode::BAD_REQUEST => "invalid_request",

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod connections;
 pub mod error;
 pub mod health;
+pub mod ui;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -20,10 +21,22 @@ use crate::app::server::App;
 use crate::relay::Relay;
 
 pub fn router(app: Arc<App>) -> Router {
+    router_with_sessions(app, ui::SessionPolicy::default())
+}
+
+/// [`router`] with browser sessions that live as long as `policy` says (tests shorten it).
+/// The sessions belong to the router: one per server, in memory.
+pub fn router_with_sessions(app: Arc<App>, policy: ui::SessionPolicy) -> Router {
+    let gate = admin::AdminGate {
+        app: Arc::clone(&app),
+        throttle: Arc::default(),
+        sessions: Arc::new(ui::Sessions::new(policy)),
+    };
     Router::new()
         .merge(crate::relay::routes().with_state(Arc::clone(&app.relay)))
         .merge(health::routes())
-        .nest("/admin/api", admin::routes(Arc::clone(&app)))
+        .merge(ui::routes(gate.clone()))
+        .nest("/admin/api", admin::routes(gate))
         // Unknown relay paths and wrong methods answer in the caller's protocol.
         .fallback(crate::relay::unknown_path)
         .method_not_allowed_fallback(crate::relay::wrong_method)

@@ -2,10 +2,10 @@
 //! (`Authorization: Bearer`) or the local control token. Route table only; handlers are in
 //! `handlers.rs`.
 
-mod body;
+pub(crate) mod body;
 mod handlers;
 mod imports;
-mod throttle;
+pub mod throttle;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -19,12 +19,22 @@ use axum::routing::get;
 
 use self::throttle::AuthThrottle;
 use super::error::AdminError;
+use super::ui::Sessions;
 use crate::app::server::App;
 use crate::crypto::digests_equal;
 
-pub fn routes(app: Arc<App>) -> Router<Arc<App>> {
+/// What admin authentication needs, shared by the admin API and the browser login: failed
+/// attempts of both count toward one throttle.
+#[derive(Debug, Clone)]
+pub struct AdminGate {
+    pub app: Arc<App>,
+    pub throttle: Arc<AuthThrottle>,
+    pub sessions: Arc<Sessions>,
+}
+
+pub fn routes(gate: AdminGate) -> Router<Arc<App>> {
     use handlers as h;
-    let imports = imports::Imports::new(Arc::clone(&app));
+    let imports = imports::Imports::new(Arc::clone(&gate.app));
     Router::new()
         .route("/keys", get(h::list_keys).post(h::create_key))
         .route(
@@ -70,24 +80,26 @@ pub fn routes(app: Arc<App>) -> Router<Arc<App>> {
             axum::routing::post(imports::start).with_state(imports.clone()),
         )
         .route("/import/{job}", get(imports::status).with_state(imports))
-        .layer(middleware::from_fn_with_state(
-            (app, Arc::new(AuthThrottle::default())),
-            require_admin,
-        ))
+        .layer(middleware::from_fn_with_state(gate, require_admin))
 }
 
 /// Admin auth: an active, unexpired admin client key (the relay's rule,
-/// [`ClientKey::grants_admin`](crate::domain::ClientKey::grants_admin)), or the control token
-/// of `data/control.json`. Failures are throttled per client address ([`throttle`]).
+/// [`ClientKey::grants_admin`](crate::domain::ClientKey::grants_admin)) or the control token
+/// of `data/control.json` as `Authorization: Bearer`; without one, a live browser session
+/// cookie (changes must carry its CSRF token). Failures are throttled per client address
+/// ([`throttle`]); a dead session cookie is not counted (it is not a guess: browsers resend
+/// it after a restart).
 async fn require_admin(
-    State((app, throttle)): State<(Arc<App>, Arc<AuthThrottle>)>,
+    State(gate): State<AdminGate>,
     request: Request,
     next: Next,
 ) -> Result<Response, AdminError> {
-    let address = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |peer| peer.0.ip());
+    let AdminGate {
+        app,
+        throttle,
+        sessions,
+    } = &gate;
+    let address = client_address(&request);
     let now = Instant::now();
     let metrics = &app.relay.metrics;
     if let Some(retry_after) = throttle.blocked(address, now) {
@@ -100,6 +112,15 @@ async fn require_admin(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
+    if presented.is_none()
+        && let Some(cookie) = crate::http::ui::session::cookie_value(request.headers())
+    {
+        let csrf = crate::http::ui::csrf_for(&request);
+        sessions
+            .use_session(cookie, csrf, &app.config.snapshot(), now)
+            .map_err(crate::http::ui::refused)?;
+        return Ok(next.run(request).await);
+    }
     let granted = presented.is_some_and(|presented| {
         digests_equal(presented, &app.control_token)
             || app
@@ -115,4 +136,12 @@ async fn require_admin(
         return Err(AdminError::Unauthorized);
     }
     Ok(next.run(request).await)
+}
+
+/// The peer address of a request (unspecified when served without a socket, as in tests).
+pub(crate) fn client_address(request: &Request) -> IpAddr {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |peer| peer.0.ip())
 }
