@@ -249,7 +249,7 @@ def test_channel_test_suspend_resume_quota_and_delete(logged_in: Page, relay: Re
     result = dialog(page)
     expect(result).to_contain_text("OK: HTTP 200")
     expect(result).to_contain_text("Hello from the mock upstream")
-    result.get_by_role("button", name="Close").click()
+    result.locator(".dialog-actions").get_by_role("button", name="Close").click()
 
     row.get_by_role("button", name="Suspend").click()
     expect(row.get_by_role("button", name="Resume")).to_be_visible()

@@ -2,7 +2,7 @@
 // + its encryption key): a dry run shows the report, the import runs it; the job's steps are
 // polled until it ends, then its report and links to the keys and channels.
 import { api } from '../api.js';
-import { h, pageHeader, statusBadge, showErrors, toast } from '../ui.js';
+import { h, pageHeader, statusBadge, showErrors, clearErrors, toast } from '../ui.js';
 import { control, raw, confirmAction, facts, InputError, sleep, usePageStyles } from '../forms.js';
 
 export const title = 'Import';
@@ -40,7 +40,7 @@ export async function render(root) {
 
   const buttons = [dryRun, run];
   const start = async (dry) => {
-    form.querySelectorAll('.field-error, .form-error').forEach((n) => n.remove());
+    clearErrors(form);
     let body;
     try {
       body = requestBody(form);

@@ -103,8 +103,10 @@ async function renderList(root) {
   const slot = noticeSlot();
   const body = h('div', { class: 'page-body' }, h('p', { class: 'muted', text: 'Loading…' }));
   const reload = () => renderList(root);
+  // Key names are unique: said next to the name before anything is sent.
+  const taken = new Map();
   root.replaceChildren(
-    pageHeader('Keys', h('button', { class: 'button button-primary', text: 'New key', on: { click: () => createKey(reload) } })),
+    pageHeader('Keys', h('button', { class: 'button button-primary', text: 'New key', on: { click: () => createKey(reload, taken) } })),
     slot,
     body,
   );
@@ -113,6 +115,7 @@ async function renderList(root) {
     api('GET', '/admin/api/usage', { query: { group_by: 'key' } }).catch(() => null),
   ]);
   const today = new Map((usage ? usage.rows : []).map((row) => [row.key_id, row]));
+  for (const k of keys) taken.set(k.name, k.id);
   keys.sort((a, b) => a.name.localeCompare(b.name));
   const active = keys.filter((k) => k.status === 'active' && !isExpired(k)).length;
   body.replaceChildren(
@@ -138,7 +141,7 @@ function keyActions(key, slot, reload) {
   const button = (text, click, cls = '') => h('button', { class: `button button-small ${cls}`.trim(), text, on: { click } });
   const setStatus = (status) => act(slot, () => api('PATCH', path(key.id), { body: { status }, version: key.version }), reload);
   return h('span', { class: 'row-actions' },
-    key.status !== 'revoked' ? button('Edit', () => editKey(key, reload)) : null,
+    key.status !== 'revoked' ? button('Edit', () => editKey(key, reload, taken)) : null,
     key.status === 'active' ? button('Disable', () => setStatus('disabled')) : null,
     key.status === 'disabled' ? button('Enable', () => setStatus('active')) : null,
     key.status !== 'revoked' ? button('Revoke', async () => {
@@ -250,7 +253,12 @@ function keyBody(form) {
   return { name, description: raw(form, 'description'), isAdmin: raw(form, 'isAdmin'), limits, allow, expiry };
 }
 
-function createKey(reload) {
+function nameIsFree(taken, name, id) {
+  const other = taken && taken.get(name);
+  if (other && other !== id) throw new InputError('name', `a key named "${name}" exists already; choose another name`);
+}
+
+function createKey(reload, taken) {
   formDialog({
     title: 'New key',
     fields: keyFields(null),
@@ -258,6 +266,7 @@ function createKey(reload) {
     wide: true,
     onSubmit: async (form) => {
       const body = keyBody(form);
+      nameIsFree(taken, body.name, null);
       if (!body.expiry) delete body.expiry;
       const created = await api('POST', '/admin/api/keys', { body });
       showOnce(created, reload);
@@ -281,13 +290,15 @@ function showOnce(created, reload) {
   });
 }
 
-function editKey(key, reload) {
+function editKey(key, reload, taken) {
   formDialog({
     title: `Edit key "${key.name}"`,
     fields: keyFields(key),
     wide: true,
     onSubmit: async (form) => {
-      await api('PATCH', path(key.id), { body: keyBody(form), version: key.version });
+      const body = keyBody(form);
+      nameIsFree(taken, body.name, key.id);
+      await api('PATCH', path(key.id), { body, version: key.version });
       toast(`Key "${key.name}" saved`, 'ok');
       await reload();
     },

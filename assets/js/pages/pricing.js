@@ -137,11 +137,12 @@ function aliasPool(pool, label, list, reload) {
     const description = raw(form, 'description');
     try {
       if (!value) throw new InputError('value', 'give the model name to list');
+      if (list.some((a) => a.value === value)) throw new InputError('value', `the ${pool} pool already offers ${value}`);
       await api('POST', '/admin/api/aliases', { body: { pool, value, ...(description ? { description } : {}) } });
       toast(`${value} added to ${label}`, 'ok');
       await reload();
     } catch (error) {
-      showFailure(form, error, reload);
+      showFailure(form, error);
     }
   });
   return h('div', { class: 'alias-pool' },
