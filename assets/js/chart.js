@@ -106,7 +106,7 @@ export function lineChart({ series, yFormat = plain, xFormat = plain, height = 2
         }
       }
       if (series.length > 1) {
-        const lx = pad.left + index * 130;
+        const lx = pad.left + series.slice(0, index).reduce((x, other) => x + other.name.length * 6.5 + 30, 0);
         nodes.push(s("rect", { class: `bar series-${index % 4}`, x: lx, y: 6, width: 10, height: 10, rx: 2 }));
         nodes.push(s("text", { x: lx + 14, y: 15, text: line.name }));
       }

@@ -24,7 +24,13 @@ function singleMode() {
   return card(
     "Single instance",
     h("p", { "data-mode": "single" }, "This relaybox runs in single mode: its configuration and logs live in its own data folder, and no other instance shares them."),
-    h("p", { class: "muted" }, "Cluster mode starts with `relaybox serve --postgres-url …`: instances then share the configuration, budgets and request logs through PostgreSQL."),
+    h(
+      "p",
+      { class: "muted" },
+      "Cluster mode starts with ",
+      h("code", {}, "relaybox serve --postgres-url …"),
+      ": instances then share the configuration, budgets and request logs through PostgreSQL.",
+    ),
   );
 }
 

@@ -234,7 +234,7 @@ export async function render(root) {
   );
   const grouping = h(
     "select",
-    { id: "dashboard-grouping", "aria-label": "Group the charts by" },
+    { id: "dashboard-grouping" },
     h("option", { value: "auto" }, "auto"),
     h("option", { value: "hour" }, "by hour"),
     h("option", { value: "day" }, "by day"),

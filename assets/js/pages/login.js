@@ -1,5 +1,5 @@
 import { ApiError, login } from "../api.js";
-import { clearErrors, h } from "../ui.js";
+import { h } from "../ui.js";
 
 export const title = "Log in";
 
@@ -31,7 +31,6 @@ export async function render(root, params) {
   );
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    clearErrors(form);
     message.hidden = true;
     const key = input.value.trim();
     if (!key) {
