@@ -209,7 +209,7 @@ fn rpm_refusal_names_the_limit_in_each_protocol() {
 
 fn cost_of_one_request(s: &Setup) -> f64 {
     let row = &s.rows(1)[0];
-    row["price"].as_f64().unwrap()
+    row["price"].as_str().unwrap().parse::<f64>().unwrap()
 }
 
 #[test]

@@ -14,7 +14,7 @@ use common::bare_env::{Bare, start};
 const TOKENS: &str = "input_tokens=1000,output_tokens=1000";
 
 fn price_of(row: &serde_json::Value) -> f64 {
-    row["price"].as_f64().unwrap()
+    row["price"].as_str().unwrap().parse::<f64>().unwrap()
 }
 
 fn assert_close(actual: f64, expected: f64, what: &str) {
@@ -46,7 +46,7 @@ fn a_current_model_without_any_configured_price_costs_its_builtin_list_price() {
     assert_eq!(status, 200, "{body}");
     let row = &env.rows(1)[0];
     assert_close(price_of(row), cost(3.0, 15.0), "built-in price");
-    assert_close(row["input_cost"].as_f64().unwrap(), 0.003, "input cost");
+    assert_close(row["input_cost"].as_str().unwrap().parse::<f64>().unwrap(), 0.003, "input cost");
     assert_eq!(row["unpriced"], false, "{row}");
 
     assert_eq!(env.messages(&key, "claude-sonnet-4-5-20250929").0, 200);

@@ -7,6 +7,7 @@ pub mod bounds;
 pub mod channel;
 pub mod failover;
 pub mod key;
+pub mod money;
 pub mod pricing;
 pub mod settings;
 

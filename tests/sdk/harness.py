@@ -315,7 +315,8 @@ def assert_costs(row: dict[str, Any], model: str) -> None:
     }
     expected["price"] = sum(expected.values())
     for column, value in expected.items():
-        assert math.isclose(row[column], value, rel_tol=1e-9, abs_tol=1e-15), (
+        # Costs are decimal strings rounded to nano-dollars.
+        assert math.isclose(float(row[column]), value, rel_tol=1e-9, abs_tol=1e-9), (
             f"{column}: expected {value!r}, got {row[column]!r} (row {row})"
         )
 

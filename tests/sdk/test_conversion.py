@@ -838,7 +838,7 @@ def test_upstream_429_is_a_rate_limit_error(relay, pair):
     assert recorded["status"] == 429
     assert_upstream_protocol(relay, lane, client, recorded, stream=False)
     row = relay.logs.row_after(mark, lane)
-    assert (row["status"], row["http_status"], row["channel_name"], row["price"]) == ("error", 429, lane.channel_name, 0)
+    assert (row["status"], row["http_status"], row["channel_name"], float(row["price"])) == ("error", 429, lane.channel_name, 0)
     assert "QUOTA_EXHAUSTED" in row["upstream_error"]
 
 
@@ -855,7 +855,7 @@ def test_upstream_400_is_a_bad_request_error(relay, pair):
     assert recorded["status"] == 400
     assert_upstream_protocol(relay, lane, client, recorded, stream=False)
     row = relay.logs.row_after(mark, lane)
-    assert (row["status"], row["http_status"], row["channel_name"], row["model"], row["price"]) == (
+    assert (row["status"], row["http_status"], row["channel_name"], row["model"], float(row["price"])) == (
         "error", 400, lane.channel_name, client.model, 0,
     )
 
@@ -877,7 +877,7 @@ def test_log_row_tokens_and_cost(relay, pair):
         input_tokens=tokens.input, output_tokens=tokens.output,
         cache_read=tokens.cache_read, cache_creation=tokens.cache_creation,
     )
-    assert row["price"] > 0
+    assert float(row["price"]) > 0
 
 
 # ---- the mock's own count endpoint, as the SDK reads it ----------------------------------------

@@ -238,7 +238,7 @@ def test_upstream_400_is_bad_request(relay, lanes):
     assert relay.mock.last_request()["path"] == "/s/status=400/v1/chat/completions"
 
     row = relay.logs.row_after(mark, lane)
-    assert (row["status"], row["http_status"], row["channel_name"], row["client_id"], row["model"], row["price"]) == (
+    assert (row["status"], row["http_status"], row["channel_name"], row["client_id"], row["model"], float(row["price"])) == (
         "error",
         400,
         lane.channel_name,

@@ -146,7 +146,7 @@ def test_upstream_400_is_bad_request(relay, lanes):
     assert caught.value.body["message"] == "mock-upstream scenario: invalid request"
 
     row = relay.logs.row_after(mark, lane)
-    assert (row["status"], row["http_status"], row["endpoint"], row["channel_name"], row["price"]) == (
+    assert (row["status"], row["http_status"], row["endpoint"], row["channel_name"], float(row["price"])) == (
         "error",
         400,
         "/v1/responses",

@@ -427,7 +427,7 @@ pub async fn reload_now(State(app): State<Arc<App>>) -> (StatusCode, Json<Value>
 const LOG_PAGE_DEFAULT: u32 = 50;
 const LOG_PAGE_MAX: u32 = 500;
 
-fn bad_field(field: &str, rule: impl Into<String>) -> AdminError {
+pub(super) fn bad_field(field: &str, rule: impl Into<String>) -> AdminError {
     AdminError::Service(ServiceError::Field(
         crate::domain::bounds::InvalidField::new(field, rule),
     ))
@@ -440,7 +440,7 @@ fn parse_log_time(field: &str, text: &str) -> Reply<String> {
         .map_err(|_| bad_field(field, "must be an RFC 3339 time, e.g. 2026-11-21T10:00:00Z"))
 }
 
-fn parse_status(text: &str) -> Reply<StatusFilter> {
+pub(super) fn parse_status(text: &str) -> Reply<StatusFilter> {
     let rule = "must be a status class (2xx, 4xx, 5xx, …) or a status code (100-599)";
     let lower = text.to_ascii_lowercase();
     if let Some(class) = lower.strip_suffix("xx") {
@@ -457,7 +457,7 @@ fn parse_status(text: &str) -> Reply<StatusFilter> {
 
 /// A key or channel given by id or name → its id. A value that names nothing in the
 /// configuration is taken as an id as it is (rows of deleted keys and channels keep theirs).
-fn resolve_id<T>(
+pub(super) fn resolve_id<T>(
     field: &str,
     value: String,
     resolve: impl FnOnce(&str) -> Result<T, ServiceError>,

@@ -5,6 +5,7 @@
 pub(crate) mod body;
 mod handlers;
 mod imports;
+mod stats;
 pub mod throttle;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -75,6 +76,8 @@ pub fn routes(gate: AdminGate) -> Router<Arc<App>> {
         .route("/logs", get(h::recent_logs))
         .route("/logs/{id}", get(h::get_log))
         .route("/cluster", get(h::cluster))
+        .route("/usage", get(stats::usage))
+        .route("/summary", get(stats::summary))
         .route(
             "/import",
             axum::routing::post(imports::start).with_state(imports.clone()),

@@ -28,6 +28,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0006_log_search",
         include_str!("migrations/0006_log_search.sql"),
     ),
+    (
+        "0007_usage_rollups",
+        include_str!("migrations/0007_usage_rollups.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.
@@ -64,6 +68,18 @@ pub fn run_to(conn: &mut Connection, target: u64) -> Result<(), StoreError> {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)
             .map_err(|e| StoreError::Backend(format!("logs.sqlite migration {name}: {e}")))?;
+        if *name == "0007_usage_rollups" {
+            // The new roll-ups start with the history already logged, in the same transaction.
+            let started = std::time::Instant::now();
+            let rows = super::rollup::backfill(&tx).map_err(|e| {
+                StoreError::Backend(format!("logs.sqlite migration {name} (back-fill): {e}"))
+            })?;
+            tracing::info!(
+                rows,
+                elapsed_ms = started.elapsed().as_millis(),
+                "usage roll-ups back-filled"
+            );
+        }
         tx.pragma_update(
             None,
             "user_version",

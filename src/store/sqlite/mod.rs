@@ -14,6 +14,7 @@
 pub mod migrate;
 pub mod outbox;
 mod reader;
+pub mod rollup;
 mod search;
 mod seed;
 mod sink;
@@ -29,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 pub use reader::LogReader;
+pub use rollup::{Dimension, Figures, UsageGroup, UsageQuery, UsageReport};
 pub use search::{LogCursor, LogPage, LogSearch, StatusFilter};
 pub use sink::LogSink;
 
@@ -86,10 +88,31 @@ pub struct RequestLog {
     pub cache_creation_input_tokens: i64,
     pub cache_read_input_tokens: i64,
     pub total_tokens: i64,
+    /// USD; the costs serialize as decimal strings ("0.0008617"), see [`crate::domain::money`].
+    #[serde(
+        serialize_with = "crate::domain::money::serialize_usd",
+        deserialize_with = "crate::domain::money::deserialize_usd"
+    )]
     pub price: f64,
+    #[serde(
+        serialize_with = "crate::domain::money::serialize_usd",
+        deserialize_with = "crate::domain::money::deserialize_usd"
+    )]
     pub input_cost: f64,
+    #[serde(
+        serialize_with = "crate::domain::money::serialize_usd",
+        deserialize_with = "crate::domain::money::deserialize_usd"
+    )]
     pub output_cost: f64,
+    #[serde(
+        serialize_with = "crate::domain::money::serialize_usd",
+        deserialize_with = "crate::domain::money::deserialize_usd"
+    )]
     pub cache_creation_cost: f64,
+    #[serde(
+        serialize_with = "crate::domain::money::serialize_usd",
+        deserialize_with = "crate::domain::money::deserialize_usd"
+    )]
     pub cache_read_cost: f64,
     pub http_status: i64,
     pub stream: bool,
@@ -363,7 +386,8 @@ const ADD_TO_USAGE_DAILY: &str = "INSERT INTO usage_daily (key_id, model, day, r
        cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
        cost = cost + excluded.cost";
 
-/// Insert rows (skipping known ids) and add them to `usage_daily`, inside the caller's transaction.
+/// Insert rows (skipping known ids) and add them to `usage_daily` and the statistics roll-ups
+/// ([`rollup`]), inside the caller's transaction.
 pub(crate) fn insert_logs_tx(
     tx: &rusqlite::Transaction<'_>,
     rows: &[RequestLog],
@@ -493,6 +517,7 @@ pub(crate) fn insert_logs_tx_pacing(
             row.get(0)
         })?;
     let mut roll_up = RollUp::default();
+    let mut roll_ups = rollup::RollUps::default();
     let mut inserted = 0;
     // Prepared once per batch: handing a statement back to the cache resets it and clears all
     // of its 240 parameters, which cost as much again as binding a row.
@@ -514,7 +539,10 @@ pub(crate) fn insert_logs_tx_pacing(
             added
         };
         if added == slice.len() {
-            slice.iter().for_each(|r| roll_up.add(r));
+            slice.iter().for_each(|r| {
+                roll_up.add(r);
+                roll_ups.add(r);
+            });
         } else if added > 0 {
             // Some ids were known already (a repeated import): count only the rows added now.
             let mut find = tx.prepare_cached("SELECT seq FROM request_log WHERE id = ?1")?;
@@ -523,6 +551,7 @@ pub(crate) fn insert_logs_tx_pacing(
                 let seq: i64 = find.query_row([&r.id], |row| row.get(0))?;
                 if seq > last_seq && counted.insert(r.id.as_str()) {
                     roll_up.add(r);
+                    roll_ups.add(r);
                 }
             }
         }
@@ -532,6 +561,7 @@ pub(crate) fn insert_logs_tx_pacing(
         inserted += added;
     }
     roll_up.write(tx)?;
+    roll_ups.write(tx)?;
     Ok(inserted)
 }
 

@@ -295,6 +295,15 @@ impl LogReader {
         })
     }
 
+    /// Usage figures from the roll-up tables (never `request_log`), at most `limit` groups.
+    pub fn usage(
+        &self,
+        query: &super::UsageQuery,
+        limit: usize,
+    ) -> Result<super::UsageReport, StoreError> {
+        self.read(|conn| super::rollup::read_usage(conn, query, limit))
+    }
+
     /// Consistent online copy of the database (`VACUUM INTO`), of the last committed state.
     pub fn backup_to(&self, target: &Path) -> Result<(), StoreError> {
         // A read-only connection may `VACUUM INTO` (it writes only the target), but
