@@ -103,7 +103,10 @@ def test_create_key_copy_it_and_use_it_with_the_sdk(
     expect(page.locator("main")).to_contain_text("First used")
     expect(page.locator("main")).not_to_contain_text("First used never")
     usage = page.locator("section", has=page.get_by_role("heading", name="Last 30 days"))
-    expect(usage).to_contain_text(re.compile(r"Requests\s*1\b"))
+    figures = usage.locator("dl.details").first
+    expect(figures.locator("dt").first).to_have_text("Requests")
+    expect(figures.locator("dd").first).to_have_text("1")
+    expect(usage.locator("tbody tr")).to_have_count(1)
     shot(page, "key-usage")
 
 

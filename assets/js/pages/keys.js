@@ -129,7 +129,7 @@ async function renderList(root) {
         { label: 'Cost 24 h', class: 'num', value: (k) => (usage ? fmtMoney(today.get(k.id)?.cost || '0') : '—') },
         { label: 'Limits', value: (k) => limitsText(k.limits || {}) },
         { label: 'Expires', value: expiryText },
-        { label: '', class: 'actions', value: (k) => keyActions(k, slot, reload) },
+        { label: '', class: 'actions', value: (k) => keyActions(k, slot, reload, taken) },
       ],
       rows: keys,
       empty: 'No keys yet. Create one to let a client use the relay.',
@@ -137,7 +137,7 @@ async function renderList(root) {
   );
 }
 
-function keyActions(key, slot, reload) {
+function keyActions(key, slot, reload, taken) {
   const button = (text, click, cls = '') => h('button', { class: `button button-small ${cls}`.trim(), text, on: { click } });
   const setStatus = (status) => act(slot, () => api('PATCH', path(key.id), { body: { status }, version: key.version }), reload);
   return h('span', { class: 'row-actions' },
