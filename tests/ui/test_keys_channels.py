@@ -192,7 +192,7 @@ def test_channel_created_edited_and_a_stale_tab_gets_the_conflict(
     row = row_of(page, "ui-chan")
     expect(row).to_contain_text("sk-u…ghij")
     expect(row).not_to_contain_text("0123456789")
-    expect(row.locator("td[data-label='Health']")).to_have_text("up")
+    expect(row.locator("td[data-label='State']")).to_have_text("up")
 
     # A second tab opens the same channel's edit form before the first tab saves.
     second = page.context.new_page()

@@ -213,10 +213,9 @@ def test_import_cc_bridge_dry_run_then_import(
     report = job.locator(".report")
     expect(report).to_contain_text("config.json")
     expect(report).to_contain_text("would apply")
-    imported_channels = report.locator(
-        "xpath=.//dt[normalize-space()='Channels']/following-sibling::dd[1]//dt[normalize-space()='Imported']/following-sibling::dd[1]"
-    )
-    expect(imported_channels).to_have_text(str(len(names)))
+    channels = report.locator(".report-counts tbody tr").filter(has=page.get_by_role("rowheader", name="Channels"))
+    expect(channels.locator("td[data-label='Found']")).to_have_text(str(len(names)))
+    expect(channels.locator("td[data-label='Imported']")).to_have_text(str(len(names)))
     assert relay.admin("GET", "/channels", expect=200)["channels"] == [], "a dry run writes nothing"
     shot(page, "import")
 

@@ -53,13 +53,11 @@ export async function render(root, params) {
       h('h2', {}, label, h('span', { class: 'muted', text: ` · ${up} of ${inPool.length} up` })),
       table({
         columns: [
-          { label: 'Name', value: (c) => h('span', {}, h('strong', { text: c.name }), c.description ? h('div', { class: 'muted small', text: c.description }) : null) },
+          { label: 'Name', value: (c) => h('span', {}, h('strong', { text: c.name }), h('div', { class: 'muted small url', text: c.baseUrl || '(no upstream URL)' }), c.description ? h('div', { class: 'muted small', text: c.description }) : null) },
           { label: 'Type', value: (c) => c.serviceType },
-          { label: 'Base URL', value: (c) => h('code', { class: 'url', text: c.baseUrl || '—' }) },
           { label: 'Upstream keys', value: (c) => maskedKeys(c) },
           { label: 'Priority', class: 'num', value: (c) => String(c.priority ?? 0) },
-          { label: 'Status', value: (c) => statusBadge(c.status) },
-          { label: 'Health', value: (c) => healthCell(c) },
+          { label: 'State', value: (c) => healthCell(c) },
           { label: 'Quota', value: (c) => quotaCell(c, quotas.get(c.id)) },
           { label: '', class: 'actions', value: (c) => channelActions(c, slot, reload) },
         ],

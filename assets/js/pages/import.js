@@ -118,7 +118,7 @@ function jobView(status) {
       statusBadge(step.state), ' ', h('strong', { text: step.name }),
       step.detail ? h('span', { class: 'muted', text: ` — ${step.detail}` }) : null))),
     status.error ? h('p', { class: 'form-error', role: 'alert', text: status.error.message }) : null,
-    status.report ? h('div', { class: 'report' }, h('h3', { text: 'Report' }), valueView(status.report)) : null,
+    status.report ? h('div', { class: 'report' }, h('h3', { text: 'Report' }), reportView(status.report)) : null,
     status.state === 'done' && !status.dry_run
       ? h('p', { class: 'next-links' }, 'See the ', h('a', { href: '#/keys', text: 'keys' }), ' and ', h('a', { href: '#/channels', text: 'channels' }), '.')
       : null);
@@ -126,7 +126,32 @@ function jobView(status) {
 
 const label = (name) => name.replace(/_/g, ' ').replace(/([a-z])([A-Z])/g, '$1 $2').replace(/^./, (c) => c.toUpperCase());
 
-/** Any JSON report as nested facts, lists and tables. */
+const COUNTS = ['found', 'imported', 'unchanged', 'removed', 'skipped'];
+const isCounts = (v) => v && typeof v === 'object' && !Array.isArray(v) && 'found' in v && 'imported' in v;
+
+/**
+ * The importers' report: one row of counts per kind of record (found, imported, …), then what
+ * was skipped and why, then everything else (files, source, …) as it comes.
+ */
+function reportView(report) {
+  if (!report || typeof report !== 'object' || Array.isArray(report)) return valueView(report);
+  const kinds = Object.entries(report).filter(([, v]) => isCounts(v));
+  const rest = Object.entries(report).filter(([, v]) => !isCounts(v));
+  const remarks = kinds.flatMap(([kind, v]) => [
+    ...(v.skipped_items || v.skippedItems || []).map((item) => `${label(kind)}: skipped ${typeof item === 'string' ? item : JSON.stringify(item)}`),
+    ...(v.notes || []).map((note) => `${label(kind)}: ${typeof note === 'string' ? note : JSON.stringify(note)}`),
+  ]);
+  return h('div', { class: 'report-parts' },
+    kinds.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'table report-counts' },
+      h('thead', {}, h('tr', {}, h('th', { text: 'Records' }), COUNTS.map((c) => h('th', { class: 'num', text: label(c) })))),
+      h('tbody', {}, kinds.map(([kind, v]) => h('tr', {},
+        h('th', { scope: 'row', text: label(kind) }),
+        COUNTS.map((c) => h('td', { class: 'num', 'data-label': label(c), text: v[c] ?? '—' }))))))) : null,
+    remarks.length ? h('ul', { class: 'report-remarks' }, remarks.map((r) => h('li', { text: r }))) : null,
+    rest.length ? valueView(Object.fromEntries(rest)) : null);
+}
+
+/** Any JSON value as nested facts, lists and tables. */
 function valueView(value, depth = 0) {
   if (value === null || value === undefined) return '—';
   if (Array.isArray(value)) {
