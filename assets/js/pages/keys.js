@@ -3,10 +3,10 @@
 // (`#/keys?id=…`) with a chart of the last 30 days.
 import { api } from '../api.js';
 import {
-  h, fmtMoney, fmtInt, fmtTime, toast, openDialog, table, pageHeader, statusBadge, copyButton,
+  h, fmtMoney, fmtInt, fmtCompact, fmtTime, toast, openDialog, table, pageHeader, statusBadge, copyButton,
   conflictNotice,
 } from '../ui.js';
-import { barChart } from '../chart.js';
+import { lineChart } from '../chart.js';
 import {
   control, raw, numberOf, listOf, formDialog, confirmAction, facts, isStale, InputError,
   usePageStyles,
@@ -322,7 +322,7 @@ async function renderDetail(root, id) {
   root.replaceChildren(
     pageHeader(`Key "${key.name}"`, back, key.status !== 'revoked' ? h('button', { class: 'button button-primary', text: 'Edit', on: { click: () => editKey(key, reload) } }) : null),
     slot,
-    h('div', { class: 'cards' },
+    h('div', { class: 'grid-2' },
       h('section', { class: 'card' },
         h('h2', { text: 'Key' }),
         facts([
@@ -369,11 +369,20 @@ function usageSection(usage) {
     section.append(h('p', { class: 'muted', text: 'No requests with this key in the last 30 days.' }));
     return section;
   }
+  // Every day of the range, a day without requests as zero, so the line shows the gaps.
+  const byDay = new Map(rows.map((r) => [r.day, r]));
+  const days = [];
+  for (let t = Date.parse(usage.from); t < Date.parse(usage.to); t += 86400000) days.push(t - (t % 86400000));
+  const day = (t) => new Date(t).toISOString().slice(0, 10);
+  const xFormat = (t) => day(t).slice(5);
+  const points = (pick) => [...new Set(days)].map((t) => [t, byDay.has(day(t)) ? pick(byDay.get(day(t))) : 0]);
   section.append(
-    h('h3', { text: 'Requests per day' }),
-    barChart({ bars: rows.map((r) => ({ label: r.day, value: r.requests })), format: fmtInt }),
-    h('h3', { text: 'Cost per day' }),
-    barChart({ bars: rows.map((r) => ({ label: r.day, value: Number(r.cost) })), format: (v) => fmtMoney(String(v)) }),
+    h('div', { class: 'grid-2' },
+      h('div', {}, h('h3', { text: 'Requests per day' }),
+        lineChart({ series: [{ name: 'requests', points: points((r) => r.requests) }], yFormat: fmtCompact, xFormat, label: 'Requests per day' })),
+      h('div', {}, h('h3', { text: 'Cost per day' }),
+        // A chart's height only: the figures shown are the API's decimal strings.
+        lineChart({ series: [{ name: 'cost', points: points((r) => Number(r.cost)) }], yFormat: (v) => `$${Number(Number(v).toPrecision(2))}`, xFormat, label: 'Cost per day' }))),
     table({
       columns: [
         { label: 'Day (UTC)', value: (r) => r.day },
