@@ -231,3 +231,41 @@ def test_import_cc_bridge_dry_run_then_import(
     expect(page.get_by_role("heading", name="Channels", level=1)).to_be_visible()
     for name in names:
         expect(page.locator("main")).to_contain_text(name)
+
+
+CRS_DUMP = ROOT.parent / "shared" / "fixtures" / "claude-relay-service" / "redis-dump.json"
+CRS_ENCRYPTION_KEY = "CRS-fixture-encryption-key-32chr"  # the fixture deployment's (its README)
+
+
+@pytest.mark.skipif(not CRS_DUMP.is_file(), reason="the shared claude-relay-service fixture is not next to the repository")
+def test_import_claude_relay_service_dump_wrong_key_then_dry_run(import_page: Page, fresh_relay: Relay) -> None:
+    page, relay = import_page, fresh_relay
+    keys_before = relay.admin("GET", "/keys", expect=200)
+    page.goto("/#/import")
+    page.get_by_label("Import from").select_option("claude-relay-service")
+    expect(page.get_by_label("cc-bridge folder")).to_be_hidden()
+
+    # Both sources at once: said before anything is sent.
+    page.get_by_label("Redis URL").fill("redis://127.0.0.1:6379/0")
+    page.get_by_label("or a dump file").fill(str(CRS_DUMP))
+    page.get_by_label("Its ENCRYPTION_KEY").fill("not-the-deployment-key-000000000")
+    page.get_by_role("button", name="Dry run").click()
+    dump_field = page.locator(".field", has=page.get_by_label("or a dump file"))
+    expect(dump_field.locator(".field-error")).to_contain_text("not both")
+
+    # The wrong key: the job fails, says why, and nothing is written.
+    page.get_by_label("Redis URL").fill("")
+    page.get_by_role("button", name="Dry run").click()
+    job = page.locator(".import-job")
+    expect(job).to_contain_text("failed", timeout=30_000)
+    expect(job).to_contain_text("ENCRYPTION_KEY")
+    assert relay.admin("GET", "/keys", expect=200) == keys_before
+
+    page.get_by_label("Its ENCRYPTION_KEY").fill(CRS_ENCRYPTION_KEY)
+    page.get_by_role("button", name="Dry run").click()
+    expect(job).to_contain_text("done — nothing was changed", timeout=30_000)
+    keys_row = job.locator(".report-counts tbody tr").filter(has=page.get_by_role("rowheader", name="Keys"))
+    expect(keys_row.locator("td[data-label='Found']")).to_have_text("13")
+    expect(keys_row.locator("td[data-label='New']")).to_have_text("13")
+    expect(job.locator(".report-remarks")).to_contain_text("imported disabled")
+    assert relay.admin("GET", "/keys", expect=200) == keys_before, "a dry run writes nothing"

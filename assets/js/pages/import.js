@@ -126,27 +126,31 @@ function jobView(status) {
 
 const label = (name) => name.replace(/_/g, ' ').replace(/([a-z])([A-Z])/g, '$1 $2').replace(/^./, (c) => c.toUpperCase());
 
-const COUNTS = ['found', 'imported', 'unchanged', 'removed', 'skipped'];
-const isCounts = (v) => v && typeof v === 'object' && !Array.isArray(v) && 'found' in v && 'imported' in v;
+// The importers report each kind of record as counts (cc-bridge: found/imported/…,
+// claude-relay-service: found/new/changed/…) plus lists of what was skipped and why.
+const COUNT_ORDER = ['found', 'new', 'imported', 'changed', 'unchanged', 'removed', 'skipped', 'failed', 'target'];
+const isCounts = (v) => v && typeof v === 'object' && !Array.isArray(v) && typeof v.found === 'number';
+const text = (item) => (typeof item === 'string' ? item : JSON.stringify(item));
 
 /**
- * The importers' report: one row of counts per kind of record (found, imported, …), then what
- * was skipped and why, then everything else (files, source, …) as it comes.
+ * The importers' report: one row of counts per kind of record, then what was skipped and the
+ * notes, then everything else (files, source, …) as it comes.
  */
 function reportView(report) {
   if (!report || typeof report !== 'object' || Array.isArray(report)) return valueView(report);
   const kinds = Object.entries(report).filter(([, v]) => isCounts(v));
   const rest = Object.entries(report).filter(([, v]) => !isCounts(v));
-  const remarks = kinds.flatMap(([kind, v]) => [
-    ...(v.skipped_items || v.skippedItems || []).map((item) => `${label(kind)}: skipped ${typeof item === 'string' ? item : JSON.stringify(item)}`),
-    ...(v.notes || []).map((note) => `${label(kind)}: ${typeof note === 'string' ? note : JSON.stringify(note)}`),
-  ]);
+  const numeric = new Set(kinds.flatMap(([, v]) => Object.keys(v).filter((k) => typeof v[k] === 'number')));
+  const columns = [...COUNT_ORDER.filter((c) => numeric.has(c)), ...[...numeric].filter((c) => !COUNT_ORDER.includes(c))];
+  const remarks = kinds.flatMap(([kind, v]) => Object.entries(v)
+    .filter(([, list]) => Array.isArray(list))
+    .flatMap(([, list]) => list.map((item) => `${label(kind)}: ${text(item)}`)));
   return h('div', { class: 'report-parts' },
     kinds.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'table report-counts' },
-      h('thead', {}, h('tr', {}, h('th', { text: 'Records' }), COUNTS.map((c) => h('th', { class: 'num', text: label(c) })))),
+      h('thead', {}, h('tr', {}, h('th', { text: 'Records' }), columns.map((c) => h('th', { class: 'num', text: label(c) })))),
       h('tbody', {}, kinds.map(([kind, v]) => h('tr', {},
         h('th', { scope: 'row', text: label(kind) }),
-        COUNTS.map((c) => h('td', { class: 'num', 'data-label': label(c), text: v[c] ?? '—' }))))))) : null,
+        columns.map((c) => h('td', { class: 'num', 'data-label': label(c), text: v[c] ?? '—' }))))))) : null,
     remarks.length ? h('ul', { class: 'report-remarks' }, remarks.map((r) => h('li', { text: r }))) : null,
     rest.length ? valueView(Object.fromEntries(rest)) : null);
 }
