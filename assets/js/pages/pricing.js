@@ -29,6 +29,15 @@ function perMillion(value) {
   return `$${Number(value.toPrecision(12))}`;
 }
 
+// What relaybox charges for cache tokens when a price names none: a share of the input price.
+const DERIVED = { cacheCreationPrice: [1.25, '1.25 × input'], cacheReadPrice: [0.1, '0.1 × input'] };
+
+function priceCell(p, field) {
+  if (p[field] != null || !DERIVED[field]) return perMillion(p[field]);
+  const [share, rule] = DERIVED[field];
+  return h('span', { title: rule }, perMillion(p.inputPrice * share), h('span', { class: 'muted small', text: ' (derived)' }));
+}
+
 export async function render(root) {
   usePageStyles();
   const slot = h('div', { class: 'page-notice' });
@@ -47,7 +56,7 @@ export async function render(root) {
       table({
         columns: [
           { label: 'Model', value: (p) => h('code', { text: p.model }) },
-          ...PRICE_FIELDS.map(([field, label]) => ({ label, class: 'num', value: (p) => perMillion(p[field]) })),
+          ...PRICE_FIELDS.map(([field, label]) => ({ label, class: 'num', value: (p) => priceCell(p, field) })),
           { label: 'Description', value: (p) => p.description || '' },
           { label: '', class: 'actions', value: (p) => h('span', { class: 'row-actions' },
             h('button', { class: 'button button-small', text: 'Edit', on: { click: () => editPrice(p, reload) } }),
@@ -69,7 +78,7 @@ function priceFields(p) {
     h('div', { class: 'grid-2' },
       PRICE_FIELDS.map(([field, label]) => control({
         label: `${label} (USD / M tokens)`, name: field, kind: 'number', value: p && p[field] != null ? p[field] : '',
-        help: field.startsWith('cache') ? 'empty = derived from the input price' : null,
+        help: DERIVED[field] ? `empty = ${DERIVED[field][1]}` : null,
       }))),
     control({ label: 'Description', name: 'description', value: p ? p.description || '' : '' }),
   ];
