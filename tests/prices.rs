@@ -46,7 +46,11 @@ fn a_current_model_without_any_configured_price_costs_its_builtin_list_price() {
     assert_eq!(status, 200, "{body}");
     let row = &env.rows(1)[0];
     assert_close(price_of(row), cost(3.0, 15.0), "built-in price");
-    assert_close(row["input_cost"].as_str().unwrap().parse::<f64>().unwrap(), 0.003, "input cost");
+    assert_close(
+        row["input_cost"].as_str().unwrap().parse::<f64>().unwrap(),
+        0.003,
+        "input cost",
+    );
     assert_eq!(row["unpriced"], false, "{row}");
 
     assert_eq!(env.messages(&key, "claude-sonnet-4-5-20250929").0, 200);
