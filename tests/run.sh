@@ -4,13 +4,15 @@
 #   bash tests/run.sh
 #
 # As root (CI) or as a user with sudo (used only for apt-get). Safe to run again: it installs
-# only what is missing (redis-server, postgresql, python3-venv, a C compiler), starts a
+# only what is missing (redis-server, postgresql, python3-venv, a C compiler, chromium), starts a
 # throwaway Redis and PostgreSQL on 127.0.0.1 (tests/services.sh), stops them on exit, and
 # fails at the first failing step:
 #   1. cargo fmt --check   2. cargo clippy -D warnings   3. cargo build (debug)
 #   4. cargo test          5. pytest tests/sdk (when it has tests)
-#   6. tests/agents.sh: Claude Code and Codex CLI through converted channels, offline
-#   7. tests/container.sh: packaging lints, then the image built and run with podman
+#   6. pytest tests/ui: the web console in Debian's Chromium (Playwright; no browser download),
+#      screenshots in $UI_SCREENSHOTS (default target/ui-screenshots)
+#   7. tests/agents.sh: Claude Code and Codex CLI through converted channels, offline
+#   8. tests/container.sh: packaging lints, then the image built and run with podman
 # Needs a Rust toolchain (cargo, rustfmt, clippy) on PATH.
 set -euo pipefail
 
@@ -42,6 +44,13 @@ trap on_exit EXIT
 section "system packages"
 t=$SECONDS
 services_install
+# The browser stories drive Debian's Chromium (Playwright never downloads a browser here).
+if [[ ! -x /usr/bin/chromium ]]; then
+    printf 'installing: chromium\n'
+    svc_as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    svc_as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+fi
 step_done "system packages" "$t"
 
 section "Redis and PostgreSQL (throwaway, 127.0.0.1)"
@@ -63,7 +72,15 @@ fi
 if [[ -f $SDK_DIR/requirements.txt ]]; then
     "$ROOT/.venv/bin/python" -m pip install -q --disable-pip-version-check -r "$SDK_DIR/requirements.txt"
 fi
-if ((${#SDK_TESTS[@]} > 0)) && ! "$ROOT/.venv/bin/python" -c 'import pytest' 2>/dev/null; then
+UI_DIR="$ROOT/tests/ui"
+UI_TESTS=()
+if [[ -d $UI_DIR ]]; then
+    mapfile -t UI_TESTS < <(find "$UI_DIR" -type f -name 'test_*.py' | sort)
+fi
+if [[ -f $UI_DIR/requirements.txt ]]; then
+    "$ROOT/.venv/bin/python" -m pip install -q --disable-pip-version-check -r "$UI_DIR/requirements.txt"
+fi
+if ((${#SDK_TESTS[@]} + ${#UI_TESTS[@]} > 0)) && ! "$ROOT/.venv/bin/python" -c 'import pytest' 2>/dev/null; then
     "$ROOT/.venv/bin/python" -m pip install -q --disable-pip-version-check pytest
 fi
 step_done "virtualenv" "$t"
@@ -119,6 +136,26 @@ if ((${#SDK_TESTS[@]} > 0)); then
     step_done "pytest" "$t"
 else
     printf 'no test files in tests/sdk; skipped\n'
+fi
+
+section "pytest tests/ui (browser stories)"
+if ((${#UI_TESTS[@]} > 0)); then
+    t=$SECONDS
+    if [[ -z ${UI_SCREENSHOTS:-} ]]; then
+        # The default folder holds this run's pictures only (a folder of the caller's is kept).
+        export UI_SCREENSHOTS="$ROOT/target/ui-screenshots"
+        rm -rf "$UI_SCREENSHOTS"
+    fi
+    PY_LOG="$(mktemp "${TMPDIR:-/tmp}/relaybox-pytest-ui.XXXXXX")"
+    "$ROOT/.venv/bin/python" -m pytest -q "$UI_DIR" 2>&1 | tee "$PY_LOG"
+    summary="$(tail -n 1 "$PY_LOG")"
+    [[ $summary =~ ([0-9]+)\ passed ]] && py_passed=$((py_passed + BASH_REMATCH[1]))
+    [[ $summary =~ ([0-9]+)\ skipped ]] && py_skipped=$((py_skipped + BASH_REMATCH[1]))
+    rm -f "$PY_LOG"
+    printf 'screenshots: %s\n' "$UI_SCREENSHOTS"
+    step_done "pytest ui" "$t"
+else
+    printf 'no test files in tests/ui; skipped\n'
 fi
 
 section "coding agents (tests/agents.sh)"

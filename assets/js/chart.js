@@ -17,9 +17,9 @@ function s(tag, attrs = {}, ...children) {
 const plain = (v) => String(v);
 
 /** 0, 25, 50, 75, 100 — ticks at 1/2/2.5/5 × 10^n. */
-function niceTicks(max, count = 4) {
+function niceTicks(max, count = 4, integer = false) {
   if (!(max > 0)) return [0, 1];
-  const raw = max / count;
+  const raw = integer ? Math.max(1, max / count) : max / count;
   const magnitude = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 2.5, 5, 10].map((m) => m * magnitude).find((candidate) => candidate >= raw) || raw;
   const ticks = [];
@@ -53,7 +53,7 @@ function responsive(svg, draw, height) {
 }
 
 /** A line chart. series: [{name, points: [[x, y], …]}] with numeric x (e.g. ms since epoch). */
-export function lineChart({ series, yFormat = plain, xFormat = plain, height = 220, label = "Chart" }) {
+export function lineChart({ series, yFormat = plain, xFormat = plain, height = 220, label = "Chart", integer = false }) {
   const all = series.flatMap((line) => line.points);
   const summary = series
     .map((line) => {
@@ -69,7 +69,7 @@ export function lineChart({ series, yFormat = plain, xFormat = plain, height = 2
   const xs = all.map(([x]) => Number(x));
   const xMin = Math.min(...xs);
   const xMax = Math.max(...xs);
-  const ticks = niceTicks(Math.max(...all.map(([, y]) => Number(y) || 0)));
+  const ticks = niceTicks(Math.max(...all.map(([, y]) => Number(y) || 0)), 4, integer);
   const yMax = ticks[ticks.length - 1] || 1;
 
   const draw = (width) => {

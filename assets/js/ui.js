@@ -290,12 +290,14 @@ export function copyButton(text, label = "Copy") {
 }
 
 /** A table with a sticky header in a horizontally scrolling box. columns: [{label, value: row →
- * node|string, class}]; onRow(row) makes rows clickable and reachable with Tab + Enter. */
-export function table({ columns, rows, empty = "Nothing here yet.", onRow, caption }) {
+ * node|string, class}]; onRow(row) makes rows clickable and reachable with Tab + Enter;
+ * stack: true lays rows out as cards on a phone. The returned box has addRows(rows). */
+export function table({ columns, rows, empty = "Nothing here yet.", onRow, caption, stack = false }) {
   const head = h("thead", {}, h("tr", {}, columns.map((column) => h("th", { scope: "col", class: column.class }, column.label))));
   const body = h("tbody");
   appendRows(body, columns, rows, onRow);
-  const tableEl = h("table", { class: ["table", onRow ? "table-clickable" : null] }, caption ? h("caption", {}, caption) : null, head, body);
+  // stack: on a phone each row becomes a small card of "label value" lines.
+  const tableEl = h("table", { class: ["table", onRow ? "table-clickable" : null, stack ? "table-stack" : null] }, caption ? h("caption", {}, caption) : null, head, body);
   const wrap = h("div", { class: "table-wrap" }, tableEl);
   if (!rows.length) wrap.appendChild(h("p", { class: "empty" }, empty));
   wrap.addRows = (more) => {
@@ -350,11 +352,16 @@ const BADGE_KIND = {
   failed: "bad",
   down: "bad",
   error: "bad",
+  caughtUp: "ok",
+  shipping: "info",
+  retrying: "warn",
+  starting: "muted",
 };
 
 export function statusBadge(state) {
   const text = String(state ?? "unknown");
-  return h("span", { class: `badge badge-${BADGE_KIND[text] || "muted"}` }, text.replace(/_/g, " "));
+  const words = text.replace(/_/g, " ").replace(/([a-z])([A-Z])/g, "$1 $2").toLowerCase();
+  return h("span", { class: `badge badge-${BADGE_KIND[text] || "muted"}` }, words);
 }
 
 /** A muted "Loading…" placeholder. */

@@ -134,5 +134,5 @@ function clusterMode(report) {
 export async function render(root) {
   const report = await api("GET", "/admin/api/cluster");
   const mode = report.mode === "cluster" ? "cluster" : "single";
-  root.append(pageHeader("Cluster", statusBadge(mode === "cluster" ? "cluster mode" : "single mode")), mode === "cluster" ? clusterMode(report) : singleMode());
+  root.append(pageHeader("Cluster", statusBadge(mode === "cluster" ? "cluster mode" : "single mode")), ...(mode === "cluster" ? clusterMode(report) : [singleMode()]));
 }

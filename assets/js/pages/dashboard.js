@@ -45,7 +45,12 @@ const dayLabel = (ms) => {
   const d = new Date(ms);
   return `${d.getMonth() + 1}/${d.getDate()}`;
 };
-const moneyAxis = (value) => fmtMoney(value.toFixed(9));
+// Axis ticks need two significant digits ($0.00015 next to $0.0002), not the table's rounding.
+function moneyAxis(value) {
+  if (!(value > 0 && value < 1)) return fmtMoney(value.toFixed(9));
+  const digits = Math.min(9, Math.max(2, 1 - Math.floor(Math.log10(value))));
+  return `$${value.toFixed(digits).replace(/0+$/, "")}`;
+}
 // Figures drawn in a chart may be floats (a chart is a picture); sums shown as text never are.
 const toNumber = (text) => Number(text) || 0;
 
@@ -103,6 +108,7 @@ function timeCharts(usage, grouping) {
         ],
         yFormat: fmtCompact,
         xFormat,
+        integer: true,
       }),
     ),
     card(
@@ -121,6 +127,7 @@ function timeCharts(usage, grouping) {
         ],
         yFormat: fmtCompact,
         xFormat,
+        integer: true,
       }),
     ),
     card("Totals in this range", totalsList(usage.totals)),

@@ -39,10 +39,16 @@ function filterForm(params, keys) {
   const keyOptions = [{ value: "", label: "any key" }, ...keys.map((key) => ({ value: key.id, label: key.name || key.id }))];
   const current = params.get("key") || "";
   if (current && !keys.some((key) => key.id === current || key.name === current)) keyOptions.push({ value: current, label: current });
+  const active = FILTERS.filter((name) => params.get(name)).length;
+  const wide = window.matchMedia("(min-width: 761px)").matches;
   const form = h(
     "form",
     { class: "card filters", "aria-label": "Filters" },
     h(
+      "details",
+      { open: wide },
+      h("summary", {}, "Filters", active ? h("span", { class: "muted" }, ` · ${active} active`) : null),
+      h(
       "div",
       { class: "form-grid" },
       field({ label: "From", name: "from", type: "datetime-local", value: toLocalInput(params.get("from")) }),
@@ -89,6 +95,7 @@ function filterForm(params, keys) {
       { class: "form-actions" },
       h("button", { type: "submit", class: "button button-primary" }, "Search"),
       h("button", { type: "reset", class: "button" }, "Clear filters"),
+    ),
     ),
   );
   return form;
@@ -198,7 +205,7 @@ async function openDetail(row, keyNames) {
   openDialog({ title: `Request ${row.id}`, body });
   try {
     const full = await api("GET", `/admin/api/logs/${encodeURIComponent(row.id)}`);
-    body.replaceChildren(...detailBody(full, keyNames));
+    body.replaceChildren(...detailBody(full, keyNames).flat());
   } catch (error) {
     body.replaceChildren(errorBox(error));
   }
@@ -235,7 +242,7 @@ export async function render(root, params) {
       clearErrors(form);
       if (!next) {
         shown = 0;
-        tableEl = table({ columns: columns(keyNames), rows: page.logs, empty: "No request matches these filters.", onRow: (row) => openDetail(row, keyNames), caption: null });
+        tableEl = table({ columns: columns(keyNames), rows: page.logs, empty: "No request matches these filters.", onRow: (row) => openDetail(row, keyNames), stack: true });
         results.replaceChildren(tableEl);
       } else {
         tableEl.addRows(page.logs);
