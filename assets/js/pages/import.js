@@ -11,6 +11,8 @@ const POLL_MS = 400;
 
 export async function render(root) {
   usePageStyles();
+  // Polling stops when the user leaves the page (the router calls what render returns).
+  const life = { left: false };
   const progress = h('div', { class: 'import-progress', 'aria-live': 'polite' });
   const source = control({
     label: 'Import from', name: 'source', kind: 'select', value: 'cc-bridge',
@@ -59,9 +61,10 @@ export async function render(root) {
     buttons.forEach((b) => { b.disabled = true; });
     try {
       const { job } = await api('POST', '/admin/api/import', { body: { ...body, dry_run: dry } });
-      await follow(job, progress, form, () => { if (dry) run.focus(); });
+      await follow(job, progress, form, life, () => { if (dry) run.focus(); });
     } catch (error) {
-      showErrors(form, error);
+      // The only 409 here: another import is still running.
+      showErrors(form, error.status === 409 ? { message: 'Another import is still running; one import at a time. Try again when it has finished.' } : error);
     } finally {
       buttons.forEach((b) => { b.disabled = false; });
     }
@@ -70,6 +73,7 @@ export async function render(root) {
   run.addEventListener('click', () => start(false));
 
   root.replaceChildren(pageHeader('Import'), h('section', { class: 'card' }, form), progress);
+  return () => { life.left = true; };
 }
 
 function requestBody(form) {
@@ -93,9 +97,10 @@ function requestBody(form) {
 }
 
 /** Poll the job until it ends, showing its steps; then its report (or its error). */
-async function follow(job, progress, form, onDone) {
+async function follow(job, progress, form, life, onDone) {
   let status = null;
   for (;;) {
+    if (life.left) return;
     status = await api('GET', `/admin/api/import/${encodeURIComponent(job)}`);
     progress.replaceChildren(jobView(status));
     if (status.state !== 'running') break;
