@@ -142,6 +142,17 @@ def test_edit_key_limits_disable_enable_revoke_delete(logged_in: Page, admin: Ca
     assert saved["allow"] == {"models": ["claude-*", "gpt-4o-mini"]}
     expect(row).to_contain_text("30/min")
 
+    # An edit form opened before someone else's change: the conflict notice, never an overwrite.
+    row.get_by_role("button", name="Edit").click()
+    form = dialog(page)
+    form.get_by_label("Description").fill("from the stale form")
+    changed = admin("PATCH", f"/keys/{key_id}", {"description": "changed elsewhere"}, expect=200)
+    form.get_by_role("button", name="Save").click()
+    expect(form).to_contain_text(CONFLICT)
+    assert admin("GET", f"/keys/{key_id}", expect=200) == changed
+    form.get_by_role("button", name="Reload").click()
+    expect(dialog(page)).to_have_count(0)
+
     row.get_by_role("button", name="Disable").click()
     expect(row).to_contain_text("disabled")
     assert admin("GET", f"/keys/{key_id}", expect=200)["status"] == "disabled"
