@@ -218,12 +218,14 @@ def test_channel_created_edited_and_a_stale_tab_gets_the_conflict(
     expect(form.get_by_label("Upstream API keys")).to_have_attribute("placeholder", "unchanged")
     form.get_by_label("Priority").fill("7")
     form.get_by_label("Description").fill("first tab")
+    form.get_by_label("Response header timeout (s)").fill("90")
     shot(page, "channel-edit")
     form.get_by_role("button", name="Save").click()
     expect(dialog(page)).to_have_count(0)
     expect(row).to_contain_text("first tab")
     first = channel_by_name(admin, "ui-chan")
     assert first is not None and first["priority"] == 7 and first["description"] == "first tab"
+    assert first["responseHeaderTimeout"] == 90
     assert first["apiKeys"] == ["sk-u…ghij"], "an empty keys field keeps the stored key"
 
     stale_form.get_by_label("Priority").fill("1")

@@ -202,6 +202,14 @@ function channelFields(c) {
       control({ label: 'Resets every', name: 'quotaResetInterval', kind: 'number', value: c ? c.quotaResetInterval ?? '' : '', help: '1 – 1000 units' }),
       control({ label: 'Unit', name: 'quotaResetUnit', kind: 'select', value: c ? c.quotaResetUnit || 'days' : 'days', options: ['hours', 'days', 'weeks', 'months'] }),
       control({ label: 'Period', name: 'quotaResetMode', kind: 'select', value: c ? c.quotaResetMode || 'fixed' : 'fixed', options: [['fixed', 'fixed periods'], ['rolling', 'rolling window']] })),
+    h('fieldset', { class: 'grid-2' },
+      h('legend', { text: 'Advanced' }),
+      control({ label: 'Upstream keys used in turn', name: 'keyLoadBalance', kind: 'select', value: c ? c.keyLoadBalance || '' : '', options: [['', "the pool's strategy (default)"], ['failover', 'failover'], ['round-robin', 'round-robin'], ['random', 'random']] }),
+      control({ label: 'Response header timeout (s)', name: 'responseHeaderTimeout', kind: 'number', value: c ? c.responseHeaderTimeout ?? '' : '', help: '1 – 86400; empty = default' }),
+      control({ label: 'Queue requests over the rate limit', name: 'queueEnabled', kind: 'checkbox', value: c ? c.queueEnabled : false }),
+      control({ label: 'Queue timeout (s)', name: 'queueTimeout', kind: 'number', value: c ? c.queueTimeout ?? '' : '', help: '1 – 86400; empty = default' }),
+      control({ label: 'Skip TLS certificate checks', name: 'insecureSkipVerify', kind: 'checkbox', value: c ? c.insecureSkipVerify : false, help: 'Only for an upstream you trust on your own network.' }),
+      control({ label: 'Website', name: 'website', value: c ? c.website || '' : '' })),
   ];
 }
 
@@ -222,6 +230,12 @@ function channelBody(form, c) {
     quotaResetInterval: numberOf(form, 'quotaResetInterval', { integer: true }),
     quotaResetUnit: raw(form, 'quotaResetUnit'),
     quotaResetMode: raw(form, 'quotaResetMode'),
+    keyLoadBalance: raw(form, 'keyLoadBalance'),
+    responseHeaderTimeout: numberOf(form, 'responseHeaderTimeout', { integer: true }),
+    queueEnabled: raw(form, 'queueEnabled'),
+    queueTimeout: numberOf(form, 'queueTimeout', { integer: true }),
+    insecureSkipVerify: raw(form, 'insecureSkipVerify'),
+    website: raw(form, 'website'),
   };
   if (body.quotaType && !body.quotaLimit) throw new InputError('quotaLimit', 'give the quota limit (or choose no quota)');
   if (!body.quotaType) {
