@@ -57,7 +57,7 @@ def test_create_key_copy_it_and_use_it_with_the_sdk(
     form.get_by_label("Name", exact=True).fill("ui-laptop")
     form.get_by_label("Requests per minute").fill("120")
     form.get_by_label("Cost per day (USD)").fill("2.5")
-    form.get_by_label("Channels: messages pool").fill(channel["id"])
+    form.get_by_role("group", name="Channels: messages pool").get_by_label("ui-key-lane").check()
     form.get_by_label("Expiry").select_option("afterFirstUse")
     form.get_by_label("Days after first use").fill("30")
     form.get_by_role("button", name="Create key").click()

@@ -22,11 +22,14 @@ const WINDOWS = [
 const ALLOW = [
   ['endpoints', 'Endpoints', 'messages, responses, gemini, chat'],
   ['models', 'Models', 'globs such as claude-*'],
-  ['channelsMessages', 'Channels: messages pool', 'channel ids or names'],
-  ['channelsResponses', 'Channels: responses pool', null],
-  ['channelsGemini', 'Channels: gemini pool', null],
-  ['channelsChat', 'Channels: chat pool', null],
   ['userAgents', 'User agents', 'substrings the client must send'],
+];
+// The per-pool channel allowlists hold channel ids; the form offers the pool's channels by name.
+const CHANNEL_ALLOW = [
+  ['messages', 'channelsMessages', 'Channels: messages pool'],
+  ['responses', 'channelsResponses', 'Channels: responses pool'],
+  ['gemini', 'channelsGemini', 'Channels: gemini pool'],
+  ['chat', 'channelsChat', 'Channels: chat pool'],
 ];
 
 const path = (id) => `/admin/api/keys/${encodeURIComponent(id)}`;
@@ -171,7 +174,22 @@ function toLocalInput(rfc3339) {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
 }
 
-function keyFields(key) {
+/** Checkboxes of a pool's channels (ids the key names but no channel has are kept, marked). */
+function channelChoices(pool, field, legend, channels, chosen) {
+  const inPool = channels.filter((c) => c.pool === pool);
+  const known = new Set(inPool.map((c) => c.id));
+  const options = [...inPool.map((c) => [c.id, c.name]), ...chosen.filter((id) => !known.has(id)).map((id) => [id, `${id} (no such channel)`])];
+  if (!options.length) return null;
+  return h('fieldset', { class: 'choices' },
+    h('legend', { text: `${legend} (none ticked = all)` }),
+    options.map(([id, name]) => control({ label: name, name: `allow.${field}`, kind: 'checkbox', value: chosen.includes(id) }))
+      .map((wrapper, i) => {
+        wrapper.querySelector('input').value = options[i][0];
+        return wrapper;
+      }));
+}
+
+function keyFields(key, channels = []) {
   const limits = (key && key.limits) || {};
   const allow = (key && key.allow) || {};
   const expiry = (key && key.expiry) || null;
@@ -208,6 +226,7 @@ function keyFields(key) {
     h('fieldset', {},
       h('legend', { text: 'Allowlists (one per line or comma; empty = everything)' }),
       ALLOW.map(([name, label, help]) => control({ label, name: `allow.${name}`, kind: 'textarea', rows: 1, value: (allow[name] || []).join(', '), help })),
+      CHANNEL_ALLOW.map(([pool, field, legend]) => channelChoices(pool, field, legend, channels, allow[field] || [])),
     ),
   ];
 }
@@ -238,6 +257,10 @@ function keyBody(form) {
     const list = listOf(raw(form, `allow.${field}`));
     if (list.length) allow[field] = list;
   }
+  for (const [, field] of CHANNEL_ALLOW) {
+    const ids = [...form.querySelectorAll(`input[name="allow.${field}"]:checked`)].map((input) => input.value);
+    if (ids.length) allow[field] = ids;
+  }
   let expiry = null;
   const mode = raw(form, 'expiry.mode');
   if (mode === 'fixedAt') {
@@ -258,10 +281,20 @@ function nameIsFree(taken, name, id) {
   if (other && other !== id) throw new InputError('name', `a key named "${name}" exists already; choose another name`);
 }
 
-function createKey(reload, taken) {
+async function channelList() {
+  try {
+    return (await api('GET', '/admin/api/channels')).channels;
+  } catch (error) {
+    toast(`Channels could not be listed: ${error.message}`, 'error');
+    return [];
+  }
+}
+
+async function createKey(reload, taken) {
+  const channels = await channelList();
   formDialog({
     title: 'New key',
-    fields: keyFields(null),
+    fields: keyFields(null, channels),
     submitLabel: 'Create key',
     wide: true,
     onSubmit: async (form) => {
@@ -290,10 +323,11 @@ function showOnce(created, reload) {
   });
 }
 
-function editKey(key, reload, taken) {
+async function editKey(key, reload, taken) {
+  const channels = await channelList();
   formDialog({
     title: `Edit key "${key.name}"`,
-    fields: keyFields(key),
+    fields: keyFields(key, channels),
     wide: true,
     onSubmit: async (form) => {
       const body = keyBody(form);
