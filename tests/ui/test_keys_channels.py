@@ -135,11 +135,12 @@ def test_edit_key_limits_disable_enable_revoke_delete(logged_in: Page, admin: Ca
     expect(form).to_contain_text("give the window length in seconds too")
     form.locator("[name='limits.tokensPerWindow.windowSeconds']").fill("3600")
     form.get_by_label("Models").fill("claude-*, gpt-4o-mini")
+    form.get_by_role("group", name="Endpoints").get_by_label("chat", exact=True).check()
     form.get_by_role("button", name="Save").click()
     expect(dialog(page)).to_have_count(0)
     saved = admin("GET", f"/keys/{key_id}", expect=200)
     assert saved["limits"] == {"requestsPerMinute": 30, "tokensPerWindow": {"limit": 100000, "windowSeconds": 3600}}
-    assert saved["allow"] == {"models": ["claude-*", "gpt-4o-mini"]}
+    assert saved["allow"] == {"models": ["claude-*", "gpt-4o-mini"], "endpoints": ["chat"]}
     expect(row).to_contain_text("30/min")
 
     # An edit form opened before someone else's change: the conflict notice, never an overwrite.

@@ -19,8 +19,8 @@ const WINDOWS = [
   ['requestsPerWindow', 'Requests per window'],
   ['costPerWindow', 'Cost per window (USD)'],
 ];
+const ENDPOINTS = ['messages', 'responses', 'gemini', 'chat'];
 const ALLOW = [
-  ['endpoints', 'Endpoints', 'messages, responses, gemini, chat'],
   ['models', 'Models', 'globs such as claude-*'],
   ['userAgents', 'User agents', 'substrings the client must send'],
 ];
@@ -224,7 +224,14 @@ function keyFields(key, channels = []) {
         control({ label: 'Window (seconds)', name: `limits.${name}.windowSeconds`, kind: 'number', value: limits[name] ? limits[name].windowSeconds : '', help: '3600 = 1 h, 86400 = 1 day' }),
       ])),
     h('fieldset', {},
-      h('legend', { text: 'Allowlists (one per line or comma; empty = everything)' }),
+      h('legend', { text: 'Allowlists (lists: one per line or comma; empty = everything)' }),
+      h('fieldset', { class: 'choices' },
+        h('legend', { text: 'Endpoints (none ticked = all)' }),
+        ENDPOINTS.map((endpoint) => {
+          const wrapper = control({ label: endpoint, name: 'allow.endpoints', kind: 'checkbox', value: (allow.endpoints || []).includes(endpoint) });
+          wrapper.querySelector('input').value = endpoint;
+          return wrapper;
+        })),
       ALLOW.map(([name, label, help]) => control({ label, name: `allow.${name}`, kind: 'textarea', rows: 1, value: (allow[name] || []).join(', '), help })),
       CHANNEL_ALLOW.map(([pool, field, legend]) => channelChoices(pool, field, legend, channels, allow[field] || [])),
     ),
@@ -257,7 +264,7 @@ function keyBody(form) {
     const list = listOf(raw(form, `allow.${field}`));
     if (list.length) allow[field] = list;
   }
-  for (const [, field] of CHANNEL_ALLOW) {
+  for (const field of ['endpoints', ...CHANNEL_ALLOW.map(([, f]) => f)]) {
     const ids = [...form.querySelectorAll(`input[name="allow.${field}"]:checked`)].map((input) => input.value);
     if (ids.length) allow[field] = ids;
   }
