@@ -195,9 +195,15 @@ function detailBody(row, keyNames) {
   }
   const blocks = BLOCK_FIELDS.map(([name, label]) => {
     const text = prettyJson(row[name]);
-    return h("section", { class: "detail-block", "data-field": name }, h("h3", {}, label), text ? h("pre", { class: "code-block" }, text) : h("p", { class: "muted" }, "none"));
+    const block = h("section", { class: "detail-block", "data-field": name }, h("h3", {}, label), text ? h("pre", { class: "code-block" }, text) : h("p", { class: "muted" }, "none"));
+    return { block, filled: !!text };
   });
-  return [h("dl", { class: "details" }, items), blocks];
+  // What went wrong comes first; empty blocks go last.
+  return [
+    blocks.filter((b) => b.filled).map((b) => b.block),
+    h("dl", { class: "details details-wide" }, items),
+    blocks.filter((b) => !b.filled).map((b) => b.block),
+  ];
 }
 
 async function openDetail(row, keyNames) {
