@@ -12,6 +12,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use common::in_process::InProcessApp;
+use common::relay_env::setup;
 use relaybox::http::ui::SessionPolicy;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
@@ -431,4 +432,82 @@ async fn sessions_end_when_idle_and_at_their_maximum_age() {
         StatusCode::UNAUTHORIZED,
         "in use, but past its maximum age"
     );
+}
+
+/// One HTTP/1.1 request to the real server: (status, head with its case kept, body).
+fn over_socket(
+    url: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, Vec<u8>) {
+    use std::io::{Read as _, Write as _};
+    let host = url.strip_prefix("http://").unwrap();
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\ncontent-length: {}\r\ncontent-type: application/json\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8(raw[..end].to_vec()).unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, head, raw[end + 4..].to_vec())
+}
+
+#[test]
+fn the_real_server_serves_the_ui_and_sessions_over_its_socket() {
+    let env = setup(json!({}));
+    let url = &env.server.url;
+    let (status, head, body) = over_socket(url, "GET", "/", &[], "");
+    assert_eq!(status, 200, "{head}");
+    assert_eq!(body, on_disk("index.html"));
+    assert!(
+        head.to_ascii_lowercase()
+            .contains(&format!("content-security-policy: {CSP}").to_ascii_lowercase()),
+        "{head}"
+    );
+
+    let login = json!({ "key": common::ADMIN_KEY }).to_string();
+    let (status, head, body) = over_socket(url, "POST", "/admin/session", &[], &login);
+    assert_eq!(status, 200, "{head}");
+    let csrf = serde_json::from_slice::<Value>(&body).unwrap()["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cookie = head
+        .lines()
+        .find_map(|line| line.strip_prefix("set-cookie: "))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let (status, _, _) = over_socket(url, "GET", "/admin/api/keys", &[("cookie", &cookie)], "");
+    assert_eq!(status, 200);
+    let new_key = json!({"name": "socket"}).to_string();
+    let (status, _, _) = over_socket(
+        url,
+        "POST",
+        "/admin/api/keys",
+        &[("cookie", &cookie)],
+        &new_key,
+    );
+    assert_eq!(status, 403);
+    let (status, _, _) = over_socket(
+        url,
+        "POST",
+        "/admin/api/keys",
+        &[("cookie", &cookie), ("x-csrf-token", &csrf)],
+        &new_key,
+    );
+    assert_eq!(status, 201);
 }
