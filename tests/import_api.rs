@@ -160,6 +160,23 @@ async fn channel_views_say_up_disabled_suspended_and_circuit_open() {
         .await;
     assert_eq!(status, StatusCode::OK, "{view}");
     assert_eq!(view["health"], json!({"state": "up", "detail": null}));
+
+    // A view sent back as it was read is accepted: health is shown, never set.
+    let version = view["version"].to_string();
+    let mut edited = view.clone();
+    edited["priority"] = json!(7);
+    edited["health"] = json!({"state": "disabled", "detail": "not from a client"});
+    let (status, view) = t
+        .admin_with(
+            "PATCH",
+            &format!("/channels/{good}"),
+            &[("if-match", &version)],
+            Some(edited),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["priority"], 7);
+    assert_eq!(view["health"], json!({"state": "up", "detail": null}));
     t.close().await;
 }
 

@@ -403,7 +403,8 @@ fn channel_from_json(
     let object = body
         .as_object_mut()
         .ok_or_else(|| invalid("a channel must be a JSON object"))?;
-    for forbidden in ["version", "origin", "credentialsVersion"] {
+    // What a view shows but a client cannot set (a view sent back as it was read is fine).
+    for forbidden in ["version", "origin", "credentialsVersion", "health"] {
         object.remove(forbidden);
     }
     let id = match existing {

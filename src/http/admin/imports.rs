@@ -226,8 +226,15 @@ fn parse(body: &Value) -> Result<(Request, bool), AdminError> {
     } else {
         let source = match (text(body, "redis_url")?, text(body, "dump_path")?) {
             (Some(url), None) => {
-                if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                    return Err(field("redis_url", "must start with redis:// or rediss://"));
+                if url.starts_with("rediss://") {
+                    // The importer's Redis client has no TLS: say so now, not in a failed job.
+                    return Err(field(
+                        "redis_url",
+                        "rediss:// (TLS) is not supported: reach Redis through a local tunnel, or use a JSON dump (dump_path)",
+                    ));
+                }
+                if !url.starts_with("redis://") {
+                    return Err(field("redis_url", "must start with redis://"));
                 }
                 crs::Source::Redis(url.to_string())
             }
@@ -461,6 +468,10 @@ mod tests {
         };
         assert_eq!(field_of(crs(json!({}))), "redis_url");
         assert_eq!(field_of(crs(json!({"redis_url": "http://x"}))), "redis_url");
+        assert_eq!(
+            field_of(crs(json!({"redis_url": "rediss://x"}))),
+            "redis_url"
+        );
         assert_eq!(
             field_of(crs(json!({"redis_url": "redis://x", "dump_path": dir}))),
             "dump_path"
