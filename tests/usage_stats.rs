@@ -33,7 +33,7 @@ fn seed_row(i: usize, start_ms: i64, laptop: &str, alpha: &str) -> RequestLog {
     let status = match (http_status, i % 11) {
         (200, 0) => "client_disconnect",
         (200, _) => "success",
-        (429, _) if i % 3 == 0 => "rejected",
+        (429, _) if i.is_multiple_of(3) => "rejected",
         _ => "error",
     };
     let stream = i % 3 != 1;
@@ -44,14 +44,24 @@ fn seed_row(i: usize, start_ms: i64, laptop: &str, alpha: &str) -> RequestLog {
         first_token_time: stream.then(|| rfc3339_ms(start_ms + (n * 37) % 3000 + 5)),
         duration_ms: (n * n * 7) % 20_000 + 1,
         model: ["claude-a", "claude-b", "gpt-x"][i % 3].into(),
-        channel_id: if i % 4 == 0 { alpha } else { "ch-other" }.into(),
-        endpoint: if i % 5 == 0 {
+        channel_id: if i.is_multiple_of(4) {
+            alpha
+        } else {
+            "ch-other"
+        }
+        .into(),
+        endpoint: if i.is_multiple_of(5) {
             "openai_chat"
         } else {
             "messages"
         }
         .into(),
-        client_id: if i % 2 == 0 { laptop } else { "key-gone" }.into(),
+        client_id: if i.is_multiple_of(2) {
+            laptop
+        } else {
+            "key-gone"
+        }
+        .into(),
         input_tokens: 10 + n,
         output_tokens: 3 * n % 50,
         cache_creation_input_tokens: n % 4,
@@ -318,6 +328,9 @@ async fn check_query(
     body
 }
 
+/// Which seeded rows a filter keeps.
+type Keep = Box<dyn Fn(&RequestLog) -> bool>;
+
 const ALL_DAYS: (&str, &str) = ("2026-11-25T00:00:00Z", "2026-11-29T00:00:00Z");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -348,7 +361,7 @@ async fn every_grouping_matches_the_seeded_rows() {
 async fn every_filter_matches_the_seeded_rows() {
     let seed = seeded().await;
     let (laptop, alpha) = (seed.laptop.clone(), seed.alpha.clone());
-    let cases: Vec<(String, Box<dyn Fn(&RequestLog) -> bool>)> = vec![
+    let cases: Vec<(String, Keep)> = vec![
         (
             "key=laptop".into(),
             Box::new(move |r| r.client_id == laptop),
@@ -635,4 +648,105 @@ fn rows_logged_before_the_upgrade_are_back_filled() {
     assert!(body["rows"][1]["key_name"].is_null(), "{body}");
     assert_eq!(body["rows"][1]["requests"], json!(old), "{body}");
     server.stop();
+}
+
+/// Throughput of the writer path with the roll-ups, and the back-fill of a million rows.
+/// `cargo test --release --test usage_stats -- --ignored --nocapture`
+#[test]
+#[ignore = "a measurement, run by hand in release mode"]
+fn measure_writer_and_back_fill() {
+    use relaybox::store::sqlite::{LogDb, OpenOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let rows: Vec<RequestLog> = (0..200_000)
+        .map(|i| {
+            let mut r = seed_row(i, BASE_MS + i as i64 * 400, "key-1", "ch-1");
+            r.id = format!("bench-{i:07}");
+            r
+        })
+        .collect();
+    let db = LogDb::open(&tmp.path().join("writer.sqlite"), OpenOptions::default()).unwrap();
+    let started = std::time::Instant::now();
+    for batch in rows.chunks(500) {
+        db.insert_logs(batch).unwrap();
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "insert_logs: {} rows in {:.2} s = {:.0} rows/s (batches of 500)",
+        rows.len(),
+        elapsed.as_secs_f64(),
+        rows.len() as f64 / elapsed.as_secs_f64()
+    );
+
+    let path = tmp.path().join("old.sqlite");
+    {
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        relaybox::store::sqlite::migrate::run_to(&mut conn, 6).unwrap();
+        let tx = conn.transaction().unwrap();
+        {
+            let mut insert = tx
+                .prepare(
+                    "INSERT INTO request_log (id, status, initial_time, first_token_time, duration_ms, model,
+                       input_tokens, output_tokens, total_tokens, price, http_status, stream, channel_id, endpoint, client_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                )
+                .unwrap();
+            for i in 0..1_000_000usize {
+                // 90 days of traffic: one row every ~7.8 s.
+                let r = seed_row(
+                    i,
+                    BASE_MS + i as i64 * 7_776,
+                    ["k1", "k2", "k3", "k4"][i % 4],
+                    "ch-1",
+                );
+                insert
+                    .execute(rusqlite::params![
+                        format!("old-{i:07}"),
+                        &*r.status,
+                        r.initial_time,
+                        r.first_token_time,
+                        r.duration_ms,
+                        r.model,
+                        r.input_tokens,
+                        r.output_tokens,
+                        r.total_tokens,
+                        r.price,
+                        r.http_status,
+                        r.stream,
+                        r.channel_id,
+                        &*r.endpoint,
+                        r.client_id,
+                    ])
+                    .unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    let started = std::time::Instant::now();
+    let db = LogDb::open(&path, OpenOptions::default()).unwrap();
+    println!(
+        "back-fill of 1,000,000 rows over 90 days: {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    let hourly: i64 = db
+        .lock()
+        .query_row("SELECT COUNT(*) FROM usage_hourly", [], |r| r.get(0))
+        .unwrap();
+    let daily: i64 = db
+        .lock()
+        .query_row("SELECT COUNT(*) FROM usage_daily_detail", [], |r| r.get(0))
+        .unwrap();
+    println!("roll-up rows: {hourly} hourly, {daily} daily");
+    let reader = db.reader();
+    let query = relaybox::store::sqlite::UsageQuery::totals(
+        time::OffsetDateTime::from_unix_timestamp(BASE_MS / 1000).unwrap(),
+        time::OffsetDateTime::from_unix_timestamp(BASE_MS / 1000 + 91 * 86_400).unwrap(),
+    );
+    let started = std::time::Instant::now();
+    let report = reader.usage(&query, 10_000).unwrap();
+    println!(
+        "90-day totals: {} requests in {:.1} ms",
+        report.totals.requests,
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    assert_eq!(report.totals.requests, 1_000_000);
 }
