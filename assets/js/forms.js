@@ -14,7 +14,7 @@ export class InputError extends Error {
 }
 
 /**
- * A labelled control (A's `field` underneath, so errors land in its error slot): `kind` is
+ * A labelled control (ui.js `field` underneath, so errors land in its error slot): `kind` is
  * text, number, password, textarea, select, checkbox or datetime-local; `options` are
  * [value, label] pairs or plain values.
  */
@@ -89,6 +89,9 @@ export function showFailure(form, error, onReload) {
     const slot = h('div', { class: 'conflict-slot' }, conflictNotice(onReload));
     form.prepend(slot);
     form.dataset.stale = 'true';
+    // The notice is at the top of a form that may be scrolled down to its Save button.
+    slot.scrollIntoView({ block: 'nearest' });
+    slot.querySelector('button')?.focus();
     return;
   }
   showErrors(form, error);
@@ -99,8 +102,8 @@ export function showFailure(form, error, onReload) {
  * `onSubmit(form)`; when it resolves the dialog closes, when it throws the error is shown in
  * the form (a stale edit: the conflict notice, whose Reload runs `onReload`).
  */
-export function formDialog({ title, fields, submitLabel = 'Save', onSubmit, onReload, wide = false }) {
-  const form = h('form', { class: wide ? 'dialog-form wide' : 'dialog-form', novalidate: '' }, fields);
+export function formDialog({ title, fields, submitLabel = 'Save', onSubmit, onReload }) {
+  const form = h('form', { class: 'dialog-form', novalidate: '' }, fields);
   form.noValidate = true;
   let dialog = null;
   let busy = false;

@@ -259,7 +259,6 @@ function editChannel(c, reload) {
     title: c ? `Edit channel "${c.name}"` : 'New channel',
     fields,
     submitLabel: c ? 'Save' : 'Create channel',
-    wide: true,
     onSubmit: async (f) => {
       const body = channelBody(f, c);
       if (c) {

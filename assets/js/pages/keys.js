@@ -303,7 +303,6 @@ async function createKey(reload, taken) {
     title: 'New key',
     fields: keyFields(null, channels),
     submitLabel: 'Create key',
-    wide: true,
     onSubmit: async (form) => {
       const body = keyBody(form);
       nameIsFree(taken, body.name, null);
@@ -335,7 +334,6 @@ async function editKey(key, reload, taken) {
   formDialog({
     title: `Edit key "${key.name}"`,
     fields: keyFields(key, channels),
-    wide: true,
     onSubmit: async (form) => {
       const body = keyBody(form);
       nameIsFree(taken, body.name, key.id);
