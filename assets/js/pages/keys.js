@@ -140,7 +140,7 @@ async function renderList(root) {
   );
 }
 
-function keyActions(key, slot, reload, taken) {
+function keyActions(key, slot, reload, taken, afterDelete = reload) {
   const button = (text, click, cls = '') => h('button', { class: `button button-small ${cls}`.trim(), text, on: { click } });
   const setStatus = (status) => act(slot, () => api('PATCH', path(key.id), { body: { status }, version: key.version }), reload);
   return h('span', { class: 'row-actions' },
@@ -161,7 +161,7 @@ function keyActions(key, slot, reload, taken) {
         message: 'The key is removed for good; its request logs stay.',
         confirmLabel: 'Delete',
       });
-      if (ok) act(slot, () => api('DELETE', path(key.id), { version: key.version }), reload);
+      if (ok) act(slot, () => api('DELETE', path(key.id), { version: key.version }), afterDelete);
     }, 'button-danger'));
 }
 
@@ -359,7 +359,7 @@ async function renderDetail(root, id) {
   ]);
   const back = h('a', { href: '#/keys', class: 'button button-small', text: '← All keys' });
   root.replaceChildren(
-    pageHeader(`Key "${key.name}"`, back, key.status !== 'revoked' ? h('button', { class: 'button button-primary', text: 'Edit', on: { click: () => editKey(key, reload) } }) : null),
+    pageHeader(`Key "${key.name}"`, back),
     slot,
     h('div', { class: 'grid-2' },
       h('section', { class: 'card' },
@@ -374,7 +374,7 @@ async function renderDetail(root, id) {
           ['Expires', expiryText(key)],
           ['Limits', limitsText(key.limits || {})],
         ]),
-        h('div', { class: 'row-actions' }, keyActions(key, slot, () => { location.hash = '#/keys'; }))),
+        h('div', { class: 'row-actions' }, keyActions(key, slot, reload, null, () => { location.hash = '#/keys'; }))),
       live ? h('section', { class: 'card' },
         h('h2', { text: 'Now' }),
         facts([
