@@ -208,7 +208,7 @@ function detailBody(row, keyNames) {
 
 async function openDetail(row, keyNames) {
   const body = h("div", {}, loading());
-  openDialog({ title: `Request ${row.id}`, body });
+  openDialog({ title: "Request details", body });
   try {
     const full = await api("GET", `/admin/api/logs/${encodeURIComponent(row.id)}`);
     body.replaceChildren(...detailBody(full, keyNames).flat());
