@@ -172,7 +172,7 @@ async fn logout(State(gate): State<AdminGate>, headers: HeaderMap) -> Result<Res
 
 /// The CSRF token a change made with the session cookie must carry: `Some(token or None)`
 /// for every method but GET and HEAD, `None` (no check) for those.
-pub fn csrf_for(request: &Request) -> Option<Option<&str>> {
+pub(crate) fn csrf_for(request: &Request) -> Option<Option<&str>> {
     let method = request.method();
     (method != axum::http::Method::GET && method != axum::http::Method::HEAD).then(|| {
         request
@@ -182,7 +182,7 @@ pub fn csrf_for(request: &Request) -> Option<Option<&str>> {
     })
 }
 
-pub fn refused(refusal: SessionRefused) -> AdminError {
+pub(crate) fn refused(refusal: SessionRefused) -> AdminError {
     match refusal {
         SessionRefused::NotLive => AdminError::SessionEnded,
         SessionRefused::Csrf => AdminError::Csrf,
