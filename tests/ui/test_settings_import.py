@@ -108,11 +108,14 @@ def test_prices_and_aliases(logged_in: Page, admin: Callable[..., Any], shot: Ca
     stored = admin("GET", "/pricing/ui-model-x", expect=200)
     assert (stored["inputPrice"], stored["outputPrice"], stored["description"]) == (1.25, 10, "console price")
 
+    # Cache prices it does not name are shown as relaybox computes them: from the input price.
+    expect(row.locator("td[data-label='Cache read']")).to_have_text("$0.125 (derived)")
     row.get_by_role("button", name="Edit").click()
-    dialog(page).get_by_label("Cache read (USD / M tokens)").fill("0.125")
+    dialog(page).get_by_label("Cache read (USD / M tokens)").fill("0.2")
     dialog(page).get_by_role("button", name="Save").click()
-    expect(row).to_contain_text("$0.125")
-    assert admin("GET", "/pricing/ui-model-x", expect=200)["cacheReadPrice"] == 0.125
+    expect(dialog(page)).to_have_count(0)
+    expect(row.locator("td[data-label='Cache read']")).to_have_text("$0.2")
+    assert admin("GET", "/pricing/ui-model-x", expect=200)["cacheReadPrice"] == 0.2
 
     pool = page.locator(".alias-pool").filter(has=page.get_by_role("heading", name="Chat"))
     pool.get_by_label("New chat alias").fill("ui-alias-model")
