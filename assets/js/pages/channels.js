@@ -53,7 +53,7 @@ export async function render(root, params) {
       h('h2', {}, label, h('span', { class: 'muted', text: ` · ${up} of ${inPool.length} up` })),
       table({
         columns: [
-          { label: 'Name', value: (c) => h('span', {}, h('strong', { text: c.name }), h('div', { class: 'muted small url', text: c.baseUrl || '(no upstream URL)' }), c.description ? h('div', { class: 'muted small', text: c.description }) : null) },
+          { label: 'Name', class: 'wrap-text', value: (c) => h('span', {}, h('strong', { text: c.name }), h('div', { class: 'muted small url', text: c.baseUrl || '(no upstream URL)' }), c.description ? h('div', { class: 'muted small', text: c.description }) : null) },
           { label: 'Type', value: (c) => c.serviceType },
           { label: 'Upstream keys', value: (c) => maskedKeys(c) },
           { label: 'Priority', class: 'num', value: (c) => String(c.priority ?? 0) },

@@ -125,13 +125,12 @@ async function renderList(root) {
     h('p', { class: 'muted', text: `${fmtInt(keys.length)} keys, ${fmtInt(active)} active. Requests and cost: last 24 h.` }),
     table({
       columns: [
-        { label: 'Name', value: (k) => h('a', { href: `#/keys?id=${encodeURIComponent(k.id)}`, text: k.name }) },
-        { label: 'Key', value: (k) => h('code', { text: shownPrefix(k) }) },
+        { label: 'Name', class: 'wrap-text', value: (k) => h('span', {}, h('a', { href: `#/keys?id=${encodeURIComponent(k.id)}`, text: k.name }), h('div', {}, h('code', { class: 'muted small', text: shownPrefix(k) }))) },
         { label: 'Status', value: badges },
-        { label: 'Requests 24 h', class: 'num', value: (k) => (usage ? fmtInt(today.get(k.id)?.requests || 0) : '—') },
-        { label: 'Cost 24 h', class: 'num', value: (k) => (usage ? fmtMoney(today.get(k.id)?.cost || '0') : '—') },
-        { label: 'Limits', value: (k) => limitsText(k.limits || {}) },
-        { label: 'Expires', value: expiryText },
+        { label: 'Requests', class: 'num', value: (k) => (usage ? fmtInt(today.get(k.id)?.requests || 0) : '—') },
+        { label: 'Cost', class: 'num', value: (k) => (usage ? fmtMoney(today.get(k.id)?.cost || '0') : '—') },
+        { label: 'Limits', class: 'wrap-text', value: (k) => limitsText(k.limits || {}) },
+        { label: 'Expires', class: 'wrap-text', value: expiryText },
         { label: '', class: 'actions', value: (k) => keyActions(k, slot, reload, taken) },
       ],
       rows: keys,
