@@ -291,23 +291,24 @@ export function copyButton(text, label = "Copy") {
 
 /** A table with a sticky header in a horizontally scrolling box. columns: [{label, value: row →
  * node|string, class}]; onRow(row) makes rows clickable and reachable with Tab + Enter;
- * stack: true lays rows out as cards on a phone. The returned box has addRows(rows). */
-export function table({ columns, rows, empty = "Nothing here yet.", onRow, caption, stack = false }) {
+ * stack: true lays rows out as cards on a phone; rowKey(row) → the row's data-key. The returned
+ * box has addRows(rows). */
+export function table({ columns, rows, empty = "Nothing here yet.", onRow, caption, stack = false, rowKey }) {
   const head = h("thead", {}, h("tr", {}, columns.map((column) => h("th", { scope: "col", class: column.class }, column.label))));
   const body = h("tbody");
-  appendRows(body, columns, rows, onRow);
+  appendRows(body, columns, rows, onRow, rowKey);
   // stack: on a phone each row becomes a small card of "label value" lines.
   const tableEl = h("table", { class: ["table", onRow ? "table-clickable" : null, stack ? "table-stack" : null] }, caption ? h("caption", {}, caption) : null, head, body);
   const wrap = h("div", { class: "table-wrap" }, tableEl);
   if (!rows.length) wrap.appendChild(h("p", { class: "empty" }, empty));
   wrap.addRows = (more) => {
     wrap.querySelector(":scope > .empty")?.remove();
-    appendRows(body, columns, more, onRow);
+    appendRows(body, columns, more, onRow, rowKey);
   };
   return wrap;
 }
 
-function appendRows(body, columns, rows, onRow) {
+function appendRows(body, columns, rows, onRow, rowKey) {
   for (const row of rows) {
     const tr = h(
       "tr",
@@ -317,6 +318,7 @@ function appendRows(body, columns, rows, onRow) {
         return h("td", { class: column.class, "data-label": column.label }, value ?? DASH);
       }),
     );
+    if (rowKey) tr.dataset.key = rowKey(row);
     if (onRow) {
       tr.tabIndex = 0;
       tr.addEventListener("click", () => onRow(row, tr));

@@ -6,6 +6,7 @@ detail and cluster, each at desktop and phone width."""
 from __future__ import annotations
 
 import re
+import time
 from decimal import ROUND_HALF_UP, Decimal
 
 import anthropic
@@ -253,3 +254,32 @@ def test_the_dashboard_follows_its_range_and_refreshes_every_30_seconds_while_vi
     # The choice of range is kept for the next visit (a preference, not a secret).
     page.reload()
     expect(page.get_by_role("button", name="7 d")).to_have_attribute("aria-pressed", "true")
+
+
+def test_load_more_follows_the_cursor_to_the_last_row(logged_in: Page, relay):
+    lane = relay.lane("messages", "claude", name="ui-more")
+    client = anthropic.Anthropic(api_key=lane.key, base_url=relay.url, max_retries=0, timeout=30)
+    sent = 55  # one page (50) and a part of the next
+    mark = relay.logs.mark()
+    for n in range(sent):
+        client.messages.create(model=MODEL, max_tokens=16, messages=[{"role": "user", "content": f"row {n}"}])
+    deadline = time.monotonic() + 5
+    while len(relay.logs.rows_after(mark, lane.key_id)) < sent and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(relay.logs.rows_after(mark, lane.key_id)) == sent
+
+    page = logged_in
+    page.goto(f"/#/logs?key={lane.key_id}")
+    rows = page.locator("table tbody tr")
+    expect(rows).to_have_count(50)
+    more = page.get_by_role("button", name="Load more")
+    expect(more).to_be_visible()
+    more.click()
+    expect(rows).to_have_count(sent)
+    expect(more).to_be_hidden()
+    expect(page.get_by_text(f"{sent} requests shown")).to_be_visible()
+    # Each request once, and newest first: the times shown never go up.
+    shown = [row.get_attribute("data-key") for row in rows.all()]
+    assert sorted(shown) == sorted(row["id"] for row in relay.logs.rows_after(mark, lane.key_id))
+    times = rows.locator("td[data-label=Time]").all_inner_texts()
+    assert times == sorted(times, reverse=True)

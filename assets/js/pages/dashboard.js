@@ -282,8 +282,12 @@ export async function render(root) {
   };
 
   let running = null;
+  let again = false; // a refresh asked for while one runs (a new range) runs right after it
   async function refresh() {
-    if (running) return running;
+    if (running) {
+      again = true;
+      return running;
+    }
     const { from, to, group } = rangeParams();
     const usage = (groupBy) => api("GET", "/admin/api/usage", { query: { from, to, group_by: groupBy } });
     running = Promise.all([
@@ -300,6 +304,10 @@ export async function render(root) {
       running = null;
       const now = new Date();
       updated.textContent = `Updated ${pad(now.getHours())}:${pad(now.getMinutes())}:${pad(now.getSeconds())}`;
+      if (again && root.isConnected) {
+        again = false;
+        refresh();
+      }
     });
     return running;
   }

@@ -248,7 +248,7 @@ export async function render(root, params) {
       clearErrors(form);
       if (!next) {
         shown = 0;
-        tableEl = table({ columns: columns(keyNames), rows: page.logs, empty: "No request matches these filters.", onRow: (row) => openDetail(row, keyNames), stack: true });
+        tableEl = table({ columns: columns(keyNames), rows: page.logs, empty: "No request matches these filters.", onRow: (row) => openDetail(row, keyNames), stack: true, rowKey: (row) => row.id });
         results.replaceChildren(tableEl);
       } else {
         tableEl.addRows(page.logs);
