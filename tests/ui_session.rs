@@ -154,9 +154,9 @@ async fn ui_files_are_served_with_their_types_etags_and_security_headers() {
     assert_eq!(stale.status, StatusCode::OK);
     assert_eq!(stale.body, on_disk("index.html"));
 
-    let script = ui.send("GET", "/assets/js/placeholder.js", &[], None).await;
+    let script = ui.send("GET", "/assets/js/api.js", &[], None).await;
     assert_eq!(script.status, StatusCode::OK);
-    assert_eq!(script.body, on_disk("js/placeholder.js"));
+    assert_eq!(script.body, on_disk("js/api.js"));
     assert_eq!(
         script.header("content-type"),
         Some("text/javascript; charset=utf-8")
