@@ -2,13 +2,16 @@
 // The session itself is the HttpOnly cookie; the CSRF token lives only in this module's memory.
 
 export class ApiError extends Error {
-  constructor({ status, code, message, field = null, retryAfter = null }) {
+  constructor({ status, code, message, field = null, retryAfter = null, stale = false }) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.code = code;
     this.field = field;
     this.retryAfter = retryAfter;
+    // An edit sent with the record's version that someone else changed or deleted meanwhile
+    // (a 409 for a taken name or a running import is not stale: its message says what to do).
+    this.stale = stale;
   }
 }
 
@@ -37,7 +40,7 @@ function buildQuery(query) {
   return text ? `?${text}` : "";
 }
 
-async function errorFrom(response) {
+async function errorFrom(response, sentVersion = false) {
   let body = null;
   try {
     body = await response.json();
@@ -50,15 +53,16 @@ async function errorFrom(response) {
   let message = detail.message || response.statusText || `HTTP ${response.status}`;
   if (response.status === 429) {
     message = `Too many attempts, retry in ${retryAfter ?? "a few"} s.`;
-  } else if (response.status === 409 && detail.code === "conflict") {
-    message = "This record was changed by someone else.";
   }
+  const stale =
+    response.status === 409 && sentVersion && / by someone else\b/.test(detail.message || "");
   return new ApiError({
     status: response.status,
     code: detail.code || `http_${response.status}`,
     message,
     field: detail.field || null,
     retryAfter,
+    stale,
   });
 }
 
@@ -81,7 +85,7 @@ async function send(method, path, { body, query, version } = {}, { redirectOn401
     session = null;
     loginRedirect();
   }
-  if (!response.ok) throw await errorFrom(response);
+  if (!response.ok) throw await errorFrom(response, version !== undefined && version !== null);
   if (response.status === 204) return null;
   const text = await response.text();
   return text ? JSON.parse(text) : null;

@@ -76,7 +76,7 @@ export function mappingText(mapping) {
 
 /** A 409 answered to an edit that carried a version: someone else changed the record. */
 export function isStale(error) {
-  return Boolean(error) && error.status === 409;
+  return Boolean(error) && error.stale === true;
 }
 
 /**

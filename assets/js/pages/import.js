@@ -63,8 +63,7 @@ export async function render(root) {
       const { job } = await api('POST', '/admin/api/import', { body: { ...body, dry_run: dry } });
       await follow(job, progress, form, life, () => { if (dry) run.focus(); });
     } catch (error) {
-      // The only 409 here: another import is still running.
-      showErrors(form, error.status === 409 ? { message: 'Another import is still running; one import at a time. Try again when it has finished.' } : error);
+      showErrors(form, error);
     } finally {
       buttons.forEach((b) => { b.disabled = false; });
     }
