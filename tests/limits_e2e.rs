@@ -255,7 +255,7 @@ fn a_cost_budget_survives_restart_and_kill_9() {
         .admin("GET", &format!("/keys/{key_id}/usage"), None)
         .1;
     assert!(
-        (usage["costTotal"].as_f64().unwrap() - one * 3.0).abs() < 1e-12,
+        (usage["costTotal"].as_str().unwrap().parse::<f64>().unwrap() - one * 3.0).abs() < 1e-12,
         "{usage}"
     );
 
@@ -294,7 +294,7 @@ fn a_cost_budget_survives_restart_and_kill_9() {
         .admin("GET", &format!("/keys/{fresh_id}/usage"), None)
         .1;
     assert!(
-        (usage["costTotal"].as_f64().unwrap() - one * 4.0).abs() < 1e-12,
+        (usage["costTotal"].as_str().unwrap().parse::<f64>().unwrap() - one * 4.0).abs() < 1e-12,
         "nothing acknowledged was lost: {usage}"
     );
     drop(server);

@@ -153,7 +153,10 @@ impl Drop for KeyPermit {
 pub struct KeyUsage {
     pub requests_last_minute: u64,
     pub in_flight: u32,
+    /// Dollars, as decimal strings in JSON (no float noise).
+    #[serde(serialize_with = "crate::domain::money::serialize_usd")]
     pub cost_today: f64,
+    #[serde(serialize_with = "crate::domain::money::serialize_usd")]
     pub cost_total: f64,
     pub windows: Vec<WindowUsage>,
     pub limits: KeyLimits,
