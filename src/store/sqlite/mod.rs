@@ -11,6 +11,7 @@
 //! [`LogDb`] holds both and offers every operation; [`LogDb::sink`] and [`LogDb::reader`] hand
 //! out one side.
 
+pub mod histogram;
 pub mod migrate;
 pub mod outbox;
 mod reader;
@@ -187,6 +188,8 @@ impl LogDb {
         // FULL + group commit: an acknowledged batch survives power loss, and batching keeps
         // it cheap (see DESIGN.md).
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // The roll-up upserts merge their histograms with it (the back-fill too).
+        histogram::register(&conn)?;
         migrate::run(&mut conn)?;
         // The file SQLite resolved, so the readers open the same one whatever the working
         // directory.
