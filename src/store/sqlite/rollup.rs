@@ -245,9 +245,19 @@ impl<'a> RollUps<'a> {
                 days.entry(day).or_default().merge(&figures);
             }
         }
+        let mut touched: Vec<&str> = days.keys().map(|key| key.period).collect();
+        touched.sort_unstable();
+        touched.dedup();
         let mut upsert = tx.prepare_cached(&UPSERT_DAILY)?;
         for (key, figures) in days {
             upsert_group(&mut upsert, &key, &figures)?;
+        }
+        let mut bump = tx.prepare_cached(
+            "INSERT INTO usage_day_generation (day, generation) VALUES (?1, 1)
+             ON CONFLICT (day) DO UPDATE SET generation = generation + 1",
+        )?;
+        for day in touched {
+            bump.execute([day])?;
         }
         Ok(())
     }

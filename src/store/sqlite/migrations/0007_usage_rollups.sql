@@ -50,3 +50,11 @@ CREATE TABLE usage_daily_detail (
     ttft                  BLOB NOT NULL DEFAULT x'',
     PRIMARY KEY (period, key_id, model, channel_id, endpoint, http_status)
 ) WITHOUT ROWID;
+
+-- A counter per UTC day, raised by every write that adds to that day's roll-ups (in the same
+-- transaction): a reader that reads it in the snapshot it sums from knows whether figures it
+-- computed earlier for that day still hold (the in-memory cache of completed days).
+CREATE TABLE usage_day_generation (
+    day        TEXT PRIMARY KEY,
+    generation INTEGER NOT NULL
+) WITHOUT ROWID;
