@@ -19,6 +19,7 @@ pub mod rollup;
 mod search;
 mod seed;
 mod sink;
+mod usage_cache;
 pub mod writer;
 
 use std::borrow::Cow;

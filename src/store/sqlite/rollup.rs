@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 
 use super::RequestLog;
 use super::histogram;
+use super::usage_cache::{DayFigures, UsageCache};
 use super::search::StatusFilter;
 use crate::domain::money::nanos_from_usd;
 
@@ -532,15 +533,25 @@ type Groups = crate::FastMap<String, (UsageGroup, Figures)>;
 
 /// Read a usage report, at most `limit` groups: the matching roll-up rows are read in period
 /// order and summed here, so SQLite sorts nothing and sums no histogram.
+/// Whole days before today come from `cache` when they have not changed since.
 pub(crate) fn read_usage(
     conn: &Connection,
     query: &UsageQuery,
     limit: usize,
+    cache: &UsageCache,
 ) -> rusqlite::Result<UsageReport> {
+    // One snapshot, so the day counters read agree with the figures summed.
+    let snapshot = conn.unchecked_transaction()?;
+    let today = day_period(crate::domain::now());
     let mut groups = Groups::default();
     for (table, from, to) in segments(query) {
-        read_segment(conn, table, &from, &to, query, &mut groups)?;
+        if table == DAILY_TABLE {
+            read_days(&snapshot, &from, &to, &today, query, cache, &mut groups)?;
+        } else {
+            read_segment(&snapshot, table, &from, &to, query, &mut groups)?;
+        }
     }
+    drop(snapshot);
     let mut rows: Vec<(UsageGroup, Figures)> = groups.into_values().collect();
     rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut report = UsageReport::default();
@@ -551,6 +562,87 @@ pub(crate) fn read_usage(
     rows.truncate(limit);
     report.rows = rows;
     Ok(report)
+}
+
+const DAILY_TABLE: &str = "usage_daily_detail";
+
+/// The day after a `YYYY-MM-DD` day.
+fn next_day(day: &str) -> Option<String> {
+    let number = |range: std::ops::Range<usize>| day.get(range)?.parse::<u16>().ok();
+    let month = time::Month::try_from(u8::try_from(number(5..7)?).ok()?).ok()?;
+    let date = time::Date::from_calendar_date(
+        i32::from(number(0..4)?),
+        month,
+        u8::try_from(number(8..10)?).ok()?,
+    )
+    .ok()?
+    .next_day()?;
+    Some(format!(
+        "{:04}-{:02}-{:02}",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    ))
+}
+
+/// The whole days `[from, to)` of the daily table, day by day: a day before `today` whose
+/// counter has not moved since it was cached is taken from `cache`, any other is summed (and
+/// cached when complete).
+fn read_days(
+    conn: &Connection,
+    from: &str,
+    to: &str,
+    today: &str,
+    query: &UsageQuery,
+    cache: &UsageCache,
+    groups: &mut Groups,
+) -> rusqlite::Result<()> {
+    let mut generations: crate::FastMap<String, i64> = crate::FastMap::default();
+    {
+        let mut statement = conn.prepare_cached(
+            "SELECT day, generation FROM usage_day_generation WHERE day >= ?1 AND day < ?2",
+        )?;
+        let mut rows = statement.query([from, to])?;
+        while let Some(row) = rows.next()? {
+            generations.insert(row.get(0)?, row.get(1)?);
+        }
+    }
+    let (sql, filters) = segment_sql(DAILY_TABLE, query);
+    let shape = format!("{sql}\u{1f}{filters:?}");
+    let mut day = from.to_string();
+    while day.as_str() < to {
+        let Some(next) = next_day(&day) else {
+            break;
+        };
+        if day.as_str() >= today {
+            read_segment(conn, DAILY_TABLE, &day, &next, query, groups)?;
+        } else {
+            let generation = generations.get(&day).copied().unwrap_or(0);
+            let figures = if let Some(cached) = cache.get(&shape, &day, generation) {
+                cached
+            } else {
+                let mut day_groups = Groups::default();
+                read_segment(conn, DAILY_TABLE, &day, &next, query, &mut day_groups)?;
+                let figures = DayFigures {
+                    generation,
+                    groups: day_groups
+                        .into_iter()
+                        .map(|(key, (group, figures))| (key, group, figures))
+                        .collect(),
+                };
+                cache.put(&shape, &day, figures)
+            };
+            for (key, group, day_figures) in &figures.groups {
+                if let Some((_, figures)) = groups.get_mut(key.as_str()) {
+                    figures.merge(day_figures);
+                } else {
+                    groups.insert(key.clone(), (group.clone(), day_figures.clone()));
+                }
+            }
+        }
+        day = next;
+    }
+    Ok(())
 }
 
 fn column_of(dimension: Dimension) -> &'static str {
