@@ -93,8 +93,7 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
             let blob = |i: usize| -> rusqlite::Result<&[u8]> {
                 Ok(ctx.get_raw(i).as_blob_or_null()?.unwrap_or_default())
             };
-            add(blob(0)?, blob(1)?)
-                .map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))
+            add(blob(0)?, blob(1)?).map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))
         },
     )
 }

@@ -15,8 +15,8 @@ use time::OffsetDateTime;
 
 use super::RequestLog;
 use super::histogram;
-use super::usage_cache::{DayFigures, UsageCache};
 use super::search::StatusFilter;
+use super::usage_cache::{DayFigures, UsageCache};
 use crate::domain::money::nanos_from_usd;
 
 /// Upper bounds (exclusive, ms) of the latency and time-to-first-token buckets: 1 ms to 10 min,
@@ -700,7 +700,11 @@ fn text<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'r str> {
 }
 
 /// Add one roll-up row's figures (from column `base` on) into `figures`.
-fn add_figures(row: &rusqlite::Row<'_>, base: usize, figures: &mut Figures) -> rusqlite::Result<()> {
+fn add_figures(
+    row: &rusqlite::Row<'_>,
+    base: usize,
+    figures: &mut Figures,
+) -> rusqlite::Result<()> {
     let at = |n: usize| row.get::<_, i64>(base + n);
     figures.requests += at(0)?;
     figures.errors += at(1)?;
@@ -712,12 +716,12 @@ fn add_figures(row: &rusqlite::Row<'_>, base: usize, figures: &mut Figures) -> r
     figures.cost_nanos = figures.cost_nanos.saturating_add(at(7)?);
     for (offset, counts) in [(8, &mut figures.latency), (9, &mut figures.ttft)] {
         let i = base + offset;
-        let blob = row.get_ref(i)?.as_blob().map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(i, Type::Blob, Box::new(e))
-        })?;
-        histogram::add_into(blob, counts).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(i, Type::Blob, Box::new(e))
-        })?;
+        let blob = row
+            .get_ref(i)?
+            .as_blob()
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, Type::Blob, Box::new(e)))?;
+        histogram::add_into(blob, counts)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, Type::Blob, Box::new(e)))?;
     }
     Ok(())
 }

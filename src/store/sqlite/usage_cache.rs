@@ -94,7 +94,10 @@ mod tests {
         let _ = cache.put("q", "2026-11-20", day_of(2, 5));
         assert_eq!(cache.get("q", "2026-11-20", 5).unwrap().groups.len(), 2);
         let _ = cache.put("q", "2026-11-21", day_of(MAX_CACHED_GROUPS - 1, 1));
-        assert!(cache.get("q", "2026-11-20", 5).is_none(), "dropped when full");
+        assert!(
+            cache.get("q", "2026-11-20", 5).is_none(),
+            "dropped when full"
+        );
         assert!(cache.get("q", "2026-11-21", 1).is_some());
         let big = cache.put("q", "2026-11-22", day_of(MAX_CACHED_GROUPS + 1, 1));
         assert_eq!(big.groups.len(), MAX_CACHED_GROUPS + 1, "handed back whole");
