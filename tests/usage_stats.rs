@@ -458,6 +458,84 @@ async fn partial_days_at_the_edges_equal_the_hourly_sums() {
     seed.app.close().await;
 }
 
+/// Completed days are answered from memory once summed; a row written into one of them later
+/// (a late or imported row) shows up in the next answer, for every question shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_written_into_a_cached_past_day_shows_up_in_the_next_read() {
+    let mut seed = seeded().await;
+    let laptop = seed.laptop.clone();
+    let asks: [(&[&str], String); 3] = [
+        (&["day", "model"], String::new()),
+        (&["key"], String::new()),
+        (&[], format!("key={laptop}")),
+    ];
+    let keep_for = |filter: &str| -> Keep {
+        let laptop = laptop.clone();
+        if filter.is_empty() {
+            Box::new(|_| true)
+        } else {
+            Box::new(move |r| r.client_id == laptop)
+        }
+    };
+    for (group_by, filter) in &asks {
+        check_query(&seed, ALL_DAYS, group_by, filter, &*keep_for(filter)).await;
+    }
+    // Asked again: the same answers (now from the cached days).
+    let before = usage(
+        &seed.app,
+        "from=2026-11-25T00:00:00Z&to=2026-11-29T00:00:00Z&group_by=day",
+    )
+    .await;
+    for (group_by, filter) in &asks {
+        check_query(&seed, ALL_DAYS, group_by, filter, &*keep_for(filter)).await;
+    }
+    let mut late = seed_row(8, BASE_MS + 20 * 3_600_000, &seed.laptop, &seed.alpha);
+    late.id = "req_late".into();
+    late.model = "claude-late".into();
+    assert!(
+        late.initial_time.starts_with("2026-11-26T"),
+        "{}",
+        late.initial_time
+    );
+    assert_eq!(
+        seed.app
+            .app
+            .data
+            .stores
+            .logs
+            .insert_logs(std::slice::from_ref(&late))
+            .unwrap(),
+        1
+    );
+    seed.rows.push(late);
+    for (group_by, filter) in &asks {
+        check_query(&seed, ALL_DAYS, group_by, filter, &*keep_for(filter)).await;
+    }
+    let after = usage(
+        &seed.app,
+        "from=2026-11-25T00:00:00Z&to=2026-11-29T00:00:00Z&group_by=day",
+    )
+    .await;
+    let requests_of = |body: &Value, day: &str| {
+        body["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["day"] == json!(day))
+            .map(|r| r["requests"].as_i64().unwrap())
+            .unwrap()
+    };
+    assert_eq!(
+        requests_of(&after, "2026-11-26"),
+        requests_of(&before, "2026-11-26") + 1
+    );
+    assert_eq!(
+        requests_of(&after, "2026-11-25"),
+        requests_of(&before, "2026-11-25")
+    );
+    seed.app.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_parameters_are_refused_naming_them() {
     let seed = seeded().await;

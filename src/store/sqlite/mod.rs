@@ -11,6 +11,7 @@
 //! [`LogDb`] holds both and offers every operation; [`LogDb::sink`] and [`LogDb::reader`] hand
 //! out one side.
 
+pub mod histogram;
 pub mod migrate;
 pub mod outbox;
 mod reader;
@@ -18,6 +19,7 @@ pub mod rollup;
 mod search;
 mod seed;
 mod sink;
+mod usage_cache;
 pub mod writer;
 
 use std::borrow::Cow;
@@ -187,6 +189,8 @@ impl LogDb {
         // FULL + group commit: an acknowledged batch survives power loss, and batching keeps
         // it cheap (see DESIGN.md).
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // The roll-up upserts merge their histograms with it (the back-fill too).
+        histogram::register(&conn)?;
         migrate::run(&mut conn)?;
         // The file SQLite resolved, so the readers open the same one whatever the working
         // directory.

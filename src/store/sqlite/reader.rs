@@ -39,6 +39,8 @@ const MAX_IDLE: usize = 4;
 #[derive(Clone)]
 pub struct LogReader {
     source: Source,
+    /// Shared by every clone: usage figures of completed days.
+    usage_cache: Arc<super::usage_cache::UsageCache>,
 }
 
 #[derive(Clone)]
@@ -135,6 +137,7 @@ impl LogReader {
                 path: path.to_path_buf(),
                 idle: Mutex::new(vec![first]),
             })),
+            usage_cache: Arc::default(),
         })
     }
 
@@ -142,6 +145,7 @@ impl LogReader {
     pub(super) fn shared(conn: Arc<Mutex<Connection>>) -> Self {
         Self {
             source: Source::Shared(conn),
+            usage_cache: Arc::default(),
         }
     }
 
@@ -301,7 +305,7 @@ impl LogReader {
         query: &super::UsageQuery,
         limit: usize,
     ) -> Result<super::UsageReport, StoreError> {
-        self.read(|conn| super::rollup::read_usage(conn, query, limit))
+        self.read(|conn| super::rollup::read_usage(conn, query, limit, &self.usage_cache))
     }
 
     /// Consistent online copy of the database (`VACUUM INTO`), of the last committed state.

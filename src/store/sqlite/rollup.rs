@@ -6,16 +6,17 @@
 //! the daily table and the partial days at a range's edges (or everything, when grouped by
 //! hour) from the hourly one.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::LazyLock;
 
-use rusqlite::types::Value;
+use rusqlite::types::{Type, Value};
 use rusqlite::{Connection, Transaction, params_from_iter};
 use time::OffsetDateTime;
 
 use super::RequestLog;
+use super::histogram;
 use super::search::StatusFilter;
+use super::usage_cache::{DayFigures, UsageCache};
 use crate::domain::money::nanos_from_usd;
 
 /// Upper bounds (exclusive, ms) of the latency and time-to-first-token buckets: 1 ms to 10 min,
@@ -245,9 +246,19 @@ impl<'a> RollUps<'a> {
                 days.entry(day).or_default().merge(&figures);
             }
         }
+        let mut touched: Vec<&str> = days.keys().map(|key| key.period).collect();
+        touched.sort_unstable();
+        touched.dedup();
         let mut upsert = tx.prepare_cached(&UPSERT_DAILY)?;
         for (key, figures) in days {
             upsert_group(&mut upsert, &key, &figures)?;
+        }
+        let mut bump = tx.prepare_cached(
+            "INSERT INTO usage_day_generation (day, generation) VALUES (?1, 1)
+             ON CONFLICT (day) DO UPDATE SET generation = generation + 1",
+        )?;
+        for day in touched {
+            bump.execute([day])?;
         }
         Ok(())
     }
@@ -264,29 +275,18 @@ const FIGURE_COLUMNS: [&str; 8] = [
     "cost_nanos",
 ];
 
-/// Every figure column in order: the eight sums, then the latency and ttft buckets.
-static ALL_FIGURE_COLUMNS: LazyLock<Vec<String>> = LazyLock::new(|| {
-    let mut columns: Vec<String> = FIGURE_COLUMNS.iter().map(|c| (*c).to_string()).collect();
-    columns.extend((0..BUCKETS).map(|i| format!("lat_{i:02}")));
-    columns.extend((0..BUCKETS).map(|i| format!("ttft_{i:02}")));
-    columns
-});
-
 fn upsert_sql(table: &str) -> String {
-    let figures = &*ALL_FIGURE_COLUMNS;
-    let columns = figures.join(", ");
-    let placeholders = (1..=6 + figures.len())
-        .map(|i| format!("?{i}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let sums = figures
+    let sums = FIGURE_COLUMNS
         .iter()
         .map(|c| format!("{c} = {c} + excluded.{c}"))
         .collect::<Vec<_>>()
         .join(", ");
     format!(
-        "INSERT INTO {table} (period, key_id, model, channel_id, endpoint, http_status, {columns}) VALUES ({placeholders})
-         ON CONFLICT (period, key_id, model, channel_id, endpoint, http_status) DO UPDATE SET {sums}"
+        "INSERT INTO {table} (period, key_id, model, channel_id, endpoint, http_status, {columns}, latency, ttft)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+         ON CONFLICT (period, key_id, model, channel_id, endpoint, http_status) DO UPDATE SET {sums},
+           latency = hist_add(latency, excluded.latency), ttft = hist_add(ttft, excluded.ttft)",
+        columns = FIGURE_COLUMNS.join(", ")
     )
 }
 
@@ -314,14 +314,11 @@ fn upsert_group(
         f.total_tokens,
         f.cost_nanos,
     ];
-    for (i, value) in sums
-        .iter()
-        .chain(f.latency.iter())
-        .chain(f.ttft.iter())
-        .enumerate()
-    {
+    for (i, value) in sums.iter().enumerate() {
         statement.raw_bind_parameter(7 + i, *value)?;
     }
+    statement.raw_bind_parameter(15, histogram::encode(&f.latency))?;
+    statement.raw_bind_parameter(16, histogram::encode(&f.ttft))?;
     statement.raw_execute()?;
     Ok(())
 }
@@ -333,6 +330,7 @@ const BACKFILL_CHUNK: i64 = 50_000;
 /// inside the migration's transaction, a chunk of rows at a time in `seq` order, each chunk
 /// through the same path as a writer batch.
 pub(crate) fn backfill(tx: &Transaction<'_>) -> rusqlite::Result<u64> {
+    histogram::register(tx)?;
     let mut after = i64::MIN;
     let mut total = 0u64;
     let mut read = tx.prepare(
@@ -529,56 +527,147 @@ fn segments(query: &UsageQuery) -> Vec<(&'static str, String, String)> {
     parts
 }
 
-/// Read a usage report, at most `limit` groups.
+/// Groups being summed, found by a key made of the row's grouped values (each followed by a
+/// unit separator), so a row of a group already seen allocates nothing.
+type Groups = crate::FastMap<String, (UsageGroup, Figures)>;
+
+/// Read a usage report, at most `limit` groups: the matching roll-up rows are read in period
+/// order and summed here, so SQLite sorts nothing and sums no histogram.
+/// Whole days before today come from `cache` when they have not changed since.
 pub(crate) fn read_usage(
     conn: &Connection,
     query: &UsageQuery,
     limit: usize,
+    cache: &UsageCache,
 ) -> rusqlite::Result<UsageReport> {
-    let mut groups: BTreeMap<UsageGroup, Figures> = BTreeMap::new();
+    // One snapshot, so the day counters read agree with the figures summed.
+    let snapshot = conn.unchecked_transaction()?;
+    let today = day_period(crate::domain::now());
+    let mut groups = Groups::default();
     for (table, from, to) in segments(query) {
-        read_segment(conn, table, &from, &to, query, &mut groups)?;
+        if table == DAILY_TABLE {
+            read_days(&snapshot, &from, &to, &today, query, cache, &mut groups)?;
+        } else {
+            read_segment(&snapshot, table, &from, &to, query, &mut groups)?;
+        }
     }
+    drop(snapshot);
+    let mut rows: Vec<(UsageGroup, Figures)> = groups.into_values().collect();
+    rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut report = UsageReport::default();
-    for figures in groups.values() {
+    for (_, figures) in &rows {
         report.totals.merge(figures);
     }
-    report.truncated = groups.len() > limit;
-    report.rows = groups.into_iter().take(limit).collect();
+    report.truncated = rows.len() > limit;
+    rows.truncate(limit);
+    report.rows = rows;
     Ok(report)
 }
 
-fn read_segment(
+const DAILY_TABLE: &str = "usage_daily_detail";
+
+/// The day after a `YYYY-MM-DD` day.
+fn next_day(day: &str) -> Option<String> {
+    let number = |range: std::ops::Range<usize>| day.get(range)?.parse::<u16>().ok();
+    let month = time::Month::try_from(u8::try_from(number(5..7)?).ok()?).ok()?;
+    let date = time::Date::from_calendar_date(
+        i32::from(number(0..4)?),
+        month,
+        u8::try_from(number(8..10)?).ok()?,
+    )
+    .ok()?
+    .next_day()?;
+    Some(format!(
+        "{:04}-{:02}-{:02}",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    ))
+}
+
+/// The whole days `[from, to)` of the daily table, day by day: a day before `today` whose
+/// counter has not moved since it was cached is taken from `cache`, any other is summed (and
+/// cached when complete).
+fn read_days(
     conn: &Connection,
-    table: &str,
     from: &str,
     to: &str,
+    today: &str,
     query: &UsageQuery,
-    groups: &mut BTreeMap<UsageGroup, Figures>,
+    cache: &UsageCache,
+    groups: &mut Groups,
 ) -> rusqlite::Result<()> {
-    let mut select: Vec<&str> = Vec::new();
-    for dimension in &query.group_by {
-        select.push(match dimension {
-            Dimension::Hour => "period",
-            Dimension::Day => "substr(period, 1, 10)",
-            Dimension::Key => "key_id",
-            Dimension::Model => "model",
-            Dimension::Channel => "channel_id",
-            Dimension::Endpoint => "endpoint",
-            Dimension::Status => "http_status",
-        });
+    let mut generations: crate::FastMap<String, i64> = crate::FastMap::default();
+    {
+        let mut statement = conn.prepare_cached(
+            "SELECT day, generation FROM usage_day_generation WHERE day >= ?1 AND day < ?2",
+        )?;
+        let mut rows = statement.query([from, to])?;
+        while let Some(row) = rows.next()? {
+            generations.insert(row.get(0)?, row.get(1)?);
+        }
     }
+    let (sql, filters) = segment_sql(DAILY_TABLE, query);
+    let shape = format!("{sql}\u{1f}{filters:?}");
+    let mut day = from.to_string();
+    while day.as_str() < to {
+        let Some(next) = next_day(&day) else {
+            break;
+        };
+        if day.as_str() >= today {
+            read_segment(conn, DAILY_TABLE, &day, &next, query, groups)?;
+        } else {
+            let generation = generations.get(&day).copied().unwrap_or(0);
+            let figures = if let Some(cached) = cache.get(&shape, &day, generation) {
+                cached
+            } else {
+                let mut day_groups = Groups::default();
+                read_segment(conn, DAILY_TABLE, &day, &next, query, &mut day_groups)?;
+                let figures = DayFigures {
+                    generation,
+                    groups: day_groups
+                        .into_iter()
+                        .map(|(key, (group, figures))| (key, group, figures))
+                        .collect(),
+                };
+                cache.put(&shape, &day, figures)
+            };
+            for (key, group, day_figures) in &figures.groups {
+                if let Some((_, figures)) = groups.get_mut(key.as_str()) {
+                    figures.merge(day_figures);
+                } else {
+                    groups.insert(key.clone(), (group.clone(), day_figures.clone()));
+                }
+            }
+        }
+        day = next;
+    }
+    Ok(())
+}
+
+fn column_of(dimension: Dimension) -> &'static str {
+    match dimension {
+        Dimension::Hour | Dimension::Day => "period",
+        Dimension::Key => "key_id",
+        Dimension::Model => "model",
+        Dimension::Channel => "channel_id",
+        Dimension::Endpoint => "endpoint",
+        Dimension::Status => "http_status",
+    }
+}
+
+/// The `SELECT` of one segment: the grouped columns, the figures, then both histograms.
+fn segment_sql(table: &str, query: &UsageQuery) -> (String, Vec<Value>) {
     let mut sql = String::from("SELECT ");
-    for expression in &select {
-        let _ = write!(sql, "{expression}, ");
+    for dimension in &query.group_by {
+        let _ = write!(sql, "{}, ", column_of(*dimension));
     }
-    let sums = ALL_FIGURE_COLUMNS
-        .iter()
-        .map(|c| format!("SUM({c})"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let _ = write!(sql, "{sums} FROM {table} WHERE period >= ? AND period < ?");
-    let mut values = vec![Value::Text(from.into()), Value::Text(to.into())];
+    let _ = write!(
+        sql,
+        "{}, latency, ttft FROM {table} WHERE period >= ? AND period < ?",
+        FIGURE_COLUMNS.join(", ")
+    );
+    let mut values = Vec::new();
     let mut equal = |column: &str, value: &Option<String>| {
         if let Some(value) = value {
             let _ = write!(sql, " AND {column} = ?");
@@ -601,48 +690,95 @@ fn read_segment(
         }
         None => {}
     }
-    if !select.is_empty() {
-        let _ = write!(sql, " GROUP BY {}", select.join(", "));
-    } else {
-        // Without GROUP BY an aggregate answers one row even over nothing; skip that one.
-        sql.push_str(" HAVING COUNT(*) > 0");
+    (sql, values)
+}
+
+fn text<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'r str> {
+    row.get_ref(i)?
+        .as_str()
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, Type::Text, Box::new(e)))
+}
+
+/// Add one roll-up row's figures (from column `base` on) into `figures`.
+fn add_figures(
+    row: &rusqlite::Row<'_>,
+    base: usize,
+    figures: &mut Figures,
+) -> rusqlite::Result<()> {
+    let at = |n: usize| row.get::<_, i64>(base + n);
+    figures.requests += at(0)?;
+    figures.errors += at(1)?;
+    figures.input_tokens += at(2)?;
+    figures.output_tokens += at(3)?;
+    figures.cache_creation_tokens += at(4)?;
+    figures.cache_read_tokens += at(5)?;
+    figures.total_tokens += at(6)?;
+    figures.cost_nanos = figures.cost_nanos.saturating_add(at(7)?);
+    for (offset, counts) in [(8, &mut figures.latency), (9, &mut figures.ttft)] {
+        let i = base + offset;
+        let blob = row
+            .get_ref(i)?
+            .as_blob()
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, Type::Blob, Box::new(e)))?;
+        histogram::add_into(blob, counts)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, Type::Blob, Box::new(e)))?;
     }
+    Ok(())
+}
+
+fn read_segment(
+    conn: &Connection,
+    table: &str,
+    from: &str,
+    to: &str,
+    query: &UsageQuery,
+    groups: &mut Groups,
+) -> rusqlite::Result<()> {
+    let (sql, filters) = segment_sql(table, query);
     let mut statement = conn.prepare_cached(&sql)?;
+    let values = [Value::Text(from.into()), Value::Text(to.into())]
+        .into_iter()
+        .chain(filters);
     let mut rows = statement.query(params_from_iter(values))?;
+    let base = query.group_by.len();
+    let mut key = String::new();
     while let Some(row) = rows.next()? {
+        key.clear();
+        for (i, dimension) in query.group_by.iter().enumerate() {
+            match dimension {
+                Dimension::Status => {
+                    let _ = write!(key, "{}", row.get::<_, i64>(i)?);
+                }
+                Dimension::Day => {
+                    let period = text(row, i)?;
+                    key.push_str(period.get(..10).unwrap_or(period));
+                }
+                _ => key.push_str(text(row, i)?),
+            }
+            key.push('\u{1f}');
+        }
+        if let Some((_, figures)) = groups.get_mut(key.as_str()) {
+            add_figures(row, base, figures)?;
+            continue;
+        }
         let mut group = UsageGroup::default();
         for (i, dimension) in query.group_by.iter().enumerate() {
             match dimension {
-                Dimension::Hour => group.hour = Some(row.get(i)?),
-                Dimension::Day => group.day = Some(row.get(i)?),
-                Dimension::Key => group.key_id = Some(row.get(i)?),
-                Dimension::Model => group.model = Some(row.get(i)?),
-                Dimension::Channel => group.channel_id = Some(row.get(i)?),
-                Dimension::Endpoint => group.endpoint = Some(row.get(i)?),
+                Dimension::Hour => group.hour = Some(text(row, i)?.to_string()),
+                Dimension::Day => {
+                    let period = text(row, i)?;
+                    group.day = Some(period.get(..10).unwrap_or(period).to_string());
+                }
+                Dimension::Key => group.key_id = Some(text(row, i)?.to_string()),
+                Dimension::Model => group.model = Some(text(row, i)?.to_string()),
+                Dimension::Channel => group.channel_id = Some(text(row, i)?.to_string()),
+                Dimension::Endpoint => group.endpoint = Some(text(row, i)?.to_string()),
                 Dimension::Status => group.status = Some(row.get(i)?),
             }
         }
-        let base = select.len();
-        let at = |n: usize| {
-            row.get::<_, Option<i64>>(base + n)
-                .map(Option::unwrap_or_default)
-        };
-        let mut figures = Figures {
-            requests: at(0)?,
-            errors: at(1)?,
-            input_tokens: at(2)?,
-            output_tokens: at(3)?,
-            cache_creation_tokens: at(4)?,
-            cache_read_tokens: at(5)?,
-            total_tokens: at(6)?,
-            cost_nanos: at(7)?,
-            ..Figures::default()
-        };
-        for bucket in 0..BUCKETS {
-            figures.latency[bucket] = at(8 + bucket)?;
-            figures.ttft[bucket] = at(8 + BUCKETS + bucket)?;
-        }
-        groups.entry(group).or_default().merge(&figures);
+        let mut figures = Figures::default();
+        add_figures(row, base, &mut figures)?;
+        groups.insert(key.clone(), (group, figures));
     }
     Ok(())
 }
