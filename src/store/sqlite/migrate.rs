@@ -33,8 +33,8 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0007_usage_rollups.sql"),
     ),
     (
-        "0008_session_index",
-        include_str!("migrations/0008_session_index.sql"),
+        "0008_session_hours",
+        include_str!("migrations/0008_session_hours.sql"),
     ),
 ];
 
