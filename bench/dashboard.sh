@@ -195,6 +195,12 @@ def queries(db_path, ids_path, generated_at):
         ("logs: 1-day window 45 d ago", logs(**{"from": rfc3339(day_start),
                                                  "to": rfc3339(day_start + dt.timedelta(days=1))})),
         ("logs: stream=false", logs(stream="false")),
+        # Selective filters whose matches are old or absent (each a full scan without the
+        # roll-up hours / session hours).
+        ("logs: key never used (deleted id)", logs(key="key-deleted-long-ago")),
+        ("logs: status 418 (never occurred)", logs(status="418")),
+        (f"logs: model {rare_model} + 5xx", logs(model=rare_model, status="5xx")),
+        ("logs: session (unknown)", logs(session="session-never-seen")),
     ]
 
 

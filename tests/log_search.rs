@@ -369,3 +369,172 @@ async fn one_row_by_id_has_everything_and_unknown_ids_are_404() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     app.close().await;
 }
+
+/// Rows over 40 days, one an hour: the busy key's traffic every hour, and a rare key, model
+/// and status only in a few old hours (two rows at the same instant there, so pages split
+/// inside an hour and order by id).
+fn spread_rows(laptop: &str) -> Vec<RequestLog> {
+    let start = time::macros::datetime!(2026-10-01 00:00 UTC);
+    let mut rows = Vec::new();
+    for hour in 0..40 * 24 {
+        let at = start + time::Duration::hours(hour);
+        let minute = hour % 60;
+        let stamp = |second: i64| {
+            format!(
+                "{:04}-{:02}-{:02}T{:02}:{minute:02}:{second:02}.000Z",
+                at.year(),
+                u8::from(at.month()),
+                at.day(),
+                at.hour()
+            )
+        };
+        let busy = RequestLog {
+            id: format!("busy_{hour:04}"),
+            status: "success".into(),
+            initial_time: stamp(0),
+            model: "claude-busy".into(),
+            channel_id: "ch-busy".into(),
+            endpoint: "messages".into(),
+            client_id: "key-busy".into(),
+            http_status: 200,
+            stream: true,
+            ..RequestLog::default()
+        };
+        rows.push(busy.clone());
+        // Rare rows: every 19th hour up to day 30 (more days than one roll-up read), two at
+        // the same instant.
+        if hour % 19 == 0 && hour < 30 * 24 {
+            for n in 0..2 {
+                let failed = hour % 38 == 0;
+                rows.push(RequestLog {
+                    id: format!("rare_{hour:04}_{n}"),
+                    status: if failed { "error" } else { "success" }.into(),
+                    initial_time: stamp(30),
+                    model: "claude-rare".into(),
+                    client_id: laptop.into(),
+                    http_status: if failed { 503 } else { 200 },
+                    stream: n == 0,
+                    error: if failed {
+                        "Service Unavailable".into()
+                    } else {
+                        String::new()
+                    },
+                    session_id: format!("sess-day-{}", hour / 24),
+                    ..busy.clone()
+                });
+            }
+        }
+    }
+    rows
+}
+
+/// Every page of `query` (`limit` rows each), concatenated; panics past 1,000 pages.
+async fn all_pages(app: &InProcessApp, query: &str, limit: u32) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..1000 {
+        let mut path = format!("/logs?limit={limit}&{query}");
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let (status, body) = app.admin("GET", &path, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        let page = ids(&body);
+        assert!(page.len() <= limit as usize, "{path}");
+        seen.extend(page);
+        match body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => return seen,
+        }
+    }
+    panic!("{query}: the pages end");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_and_absent_matches_are_found_exactly_through_the_hours_that_hold_them() {
+    let app = InProcessApp::start().await;
+    let (laptop, _) = app.create_key(json!({ "name": "laptop" })).await;
+    let rows = spread_rows(&laptop);
+    assert_eq!(
+        app.app.data.stores.logs.insert_logs(&rows).unwrap(),
+        rows.len()
+    );
+    let expect =
+        |keep: &dyn Fn(&RequestLog) -> bool| newest_first(rows.iter().filter(|r| keep(r)).cloned());
+    let rare = |r: &RequestLog| r.model == "claude-rare";
+    let cases: Vec<(&str, Vec<String>)> = vec![
+        ("key=laptop", expect(&|r| r.client_id == laptop)),
+        ("model=claude-rare", expect(&rare)),
+        ("status=5xx", expect(&|r| r.http_status >= 500)),
+        (
+            "status=503&stream=true",
+            expect(&|r| r.http_status == 503 && r.stream),
+        ),
+        (
+            "model=claude-rare&error=unavailable&key=laptop",
+            expect(&|r| rare(r) && r.http_status == 503),
+        ),
+        // A window whose edges cut through hours, with the rare model.
+        (
+            "model=claude-rare&from=2026-10-05T02:10:00Z&to=2026-10-20T14:45:00Z",
+            expect(&|r| {
+                rare(r)
+                    && r.initial_time.as_str() >= "2026-10-05T02:10:00.000Z"
+                    && r.initial_time.as_str() < "2026-10-20T14:45:00.000Z"
+            }),
+        ),
+        (
+            "channel=ch-busy&status=2xx",
+            expect(&|r| r.http_status == 200),
+        ),
+        ("endpoint=messages", expect(&|_| true)),
+    ];
+    for (query, expected) in &cases {
+        assert!(!expected.is_empty(), "{query} matches seeded rows");
+        let limits: &[u32] = if expected.len() < 200 {
+            &[1, 3, 500]
+        } else {
+            &[7, 500]
+        };
+        for &limit in limits {
+            let found = all_pages(&app, query, limit).await;
+            assert_eq!(
+                &found, expected,
+                "{query}, {limit} a page: every match once, in order"
+            );
+        }
+    }
+    // The reference: the same rows through a filter the roll-ups cannot narrow (outcome),
+    // read in one scan.
+    assert_eq!(
+        all_pages(&app, "outcome=error", 500).await,
+        expect(&|r| r.status == "error")
+    );
+    // Values that never occurred: an empty page at once, also combined with others.
+    for query in [
+        "key=key-deleted-long-ago",
+        "model=claude-never",
+        "status=418",
+        "status=1xx",
+        "channel=ch-none",
+        "endpoint=gemini",
+        "model=claude-rare&status=429",
+        "key=key-busy&model=claude-rare",
+        "model=claude-rare&from=2026-11-01T00:00:00Z",
+        "model=claude-rare&to=2026-10-01T00:00:00Z",
+    ] {
+        let (status, body) = app.admin("GET", &format!("/logs?{query}"), None).await;
+        assert_eq!(status, StatusCode::OK, "{query}: {body}");
+        assert_eq!(body, json!({ "logs": [], "next_cursor": null }), "{query}");
+    }
+    // Sessions (their own index, no roll-up): an old one, paged.
+    let session = expect(&|r| r.session_id == "sess-day-3");
+    assert_eq!(session.len(), 4, "two rare hours on day 3");
+    assert_eq!(all_pages(&app, "session=sess-day-3", 3).await, session);
+    assert_eq!(
+        all_pages(&app, "session=sess-day-3&model=claude-rare", 1).await,
+        session
+    );
+    assert!(all_pages(&app, "session=sess-none", 3).await.is_empty());
+    app.close().await;
+}

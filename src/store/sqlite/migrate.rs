@@ -32,6 +32,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0007_usage_rollups",
         include_str!("migrations/0007_usage_rollups.sql"),
     ),
+    (
+        "0008_session_hours",
+        include_str!("migrations/0008_session_hours.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

@@ -566,6 +566,7 @@ pub(crate) fn insert_logs_tx_pacing(
     }
     roll_up.write(tx)?;
     roll_ups.write(tx)?;
+    search::SessionHours::of(rows).write(tx)?;
     Ok(inserted)
 }
 
