@@ -458,7 +458,7 @@ pub(super) fn parse_status(text: &str) -> Reply<StatusFilter> {
 
 /// A key or channel given by id or name → its id. A value that names nothing in the
 /// configuration is taken as an id as it is (rows of deleted keys and channels keep theirs).
-pub(super) fn resolve_id<T>(
+fn resolve_id<T>(
     field: &str,
     value: String,
     resolve: impl FnOnce(&str) -> Result<T, ServiceError>,
@@ -469,6 +469,37 @@ pub(super) fn resolve_id<T>(
         Err(ServiceError::NotFound { .. }) => Ok(value),
         Err(err) => Err(bad_field(field, err.to_string())),
     }
+}
+
+/// The `key` query parameter (id or name) → the key's id.
+pub(super) fn key_param(app: &App, value: String) -> Reply<String> {
+    resolve_id(
+        "key",
+        value,
+        |v| services::resolve_key(&app.config, v),
+        |k| k.id,
+    )
+}
+
+/// The `channel` query parameter (id or name) → the channel's id.
+pub(super) fn channel_param(app: &App, value: String) -> Reply<String> {
+    resolve_id(
+        "channel",
+        value,
+        |v| services::resolve_channel(&app.config, v),
+        |c| c.id,
+    )
+}
+
+/// Query parameters, each at most once (a repeated one is refused, naming it).
+pub(super) fn distinct_params(pairs: Vec<(String, String)>) -> Reply<Vec<(String, String)>> {
+    let mut seen = std::collections::BTreeSet::new();
+    for (name, _) in &pairs {
+        if !seen.insert(name.as_str()) {
+            return Err(bad_field(name, "is given more than once"));
+        }
+    }
+    Ok(pairs)
 }
 
 /// `GET /admin/api/logs`: the log search (every filter must hold), newest first, one page at a
@@ -482,31 +513,13 @@ pub async fn recent_logs(
         limit: LOG_PAGE_DEFAULT,
         ..LogSearch::default()
     };
-    let mut seen = std::collections::BTreeSet::new();
-    for (name, value) in pairs {
-        if !seen.insert(name.clone()) {
-            return Err(bad_field(&name, "is given more than once"));
-        }
+    for (name, value) in distinct_params(pairs)? {
         let text = Some(value.clone());
         match name.as_str() {
             "from" => search.from = Some(parse_log_time("from", &value)?),
             "to" => search.to = Some(parse_log_time("to", &value)?),
-            "key" => {
-                search.client_id = Some(resolve_id(
-                    "key",
-                    value,
-                    |v| services::resolve_key(&app.config, v),
-                    |k| k.id,
-                )?);
-            }
-            "channel" => {
-                search.channel_id = Some(resolve_id(
-                    "channel",
-                    value,
-                    |v| services::resolve_channel(&app.config, v),
-                    |c| c.id,
-                )?);
-            }
+            "key" => search.client_id = Some(key_param(&app, value)?),
+            "channel" => search.channel_id = Some(channel_param(&app, value)?),
             "model" => search.model = text,
             "endpoint" => search.endpoint = text,
             "outcome" => search.outcome = text,

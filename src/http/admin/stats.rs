@@ -9,9 +9,9 @@ use axum::extract::{Query, State};
 use serde_json::{Map, Value, json};
 use time::{Duration, OffsetDateTime};
 
-use super::handlers::{bad_field, parse_status, resolve_id};
+use super::handlers::{bad_field, channel_param, distinct_params, key_param, parse_status};
 use crate::app::server::App;
-use crate::config::services::{self, ServiceError};
+use crate::config::services::ServiceError;
 use crate::domain::KeyStatus;
 use crate::domain::money::format_usd;
 use crate::http::error::AdminError;
@@ -61,31 +61,13 @@ pub async fn usage(
     let mut from = None;
     let mut to = None;
     let mut query = UsageQuery::totals(now, now);
-    let mut seen = std::collections::BTreeSet::new();
-    for (name, value) in pairs {
-        if !seen.insert(name.clone()) {
-            return Err(bad_field(&name, "is given more than once"));
-        }
+    for (name, value) in distinct_params(pairs)? {
         match name.as_str() {
             "from" => from = Some(parse_time("from", &value)?),
             "to" => to = Some(parse_time("to", &value)?),
             "group_by" => query.group_by = parse_group_by(&value)?,
-            "key" => {
-                query.key_id = Some(resolve_id(
-                    "key",
-                    value,
-                    |v| services::resolve_key(&app.config, v),
-                    |k| k.id,
-                )?);
-            }
-            "channel" => {
-                query.channel_id = Some(resolve_id(
-                    "channel",
-                    value,
-                    |v| services::resolve_channel(&app.config, v),
-                    |c| c.id,
-                )?);
-            }
+            "key" => query.key_id = Some(key_param(&app, value)?),
+            "channel" => query.channel_id = Some(channel_param(&app, value)?),
             "model" => query.model = Some(value),
             "endpoint" => query.endpoint = Some(value),
             "status" => query.status = Some(parse_status(&value)?),
